@@ -86,10 +86,13 @@ public final class DataSet {
         return i < 0 ? -1 : offsets[i];
     }
 
-    /** The raw value bytes (a view, not a copy), or null when absent or of undefined length. */
+    /**
+     * The raw value bytes (a view, not a copy), or null when absent, of undefined length, or not loaded
+     * (the Pixel Data of a data set read by {@link DicomFile#open}: use {@link DicomFile#pixelData()}).
+     */
     public MemorySegment value(int tag) {
         int i = indexOf(tag);
-        if (i < 0 || lengths[i] < 0) return null;
+        if (i < 0 || lengths[i] < 0 || offsets[i] + lengths[i] > data.byteSize()) return null;
         return data.asSlice(offsets[i], lengths[i]);
     }
 

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -12,11 +13,16 @@ import java.util.zip.Inflater;
 
 /**
  * A DICOM file: a Part 10 file (128-byte preamble, "DICM", File Meta Information; PS3.10 7.1) or a bare
- * data set without them. The file is memory-mapped; header values and native pixel data are views into
- * the mapping, valid until {@link #close()}.
+ * data set without them.
+ *
+ * <p>{@link #open(Path)} reads only the first bytes of the file, enough for the header of a typical image,
+ * so that scanning headers costs one small read per file. The file is memory-mapped when the pixels are
+ * asked for; native pixel data is then a view of the mapping, valid until {@link #close()}.
  */
 public final class DicomFile implements AutoCloseable {
     private static final long PREAMBLE = 128;
+    /** Enough for the header of a CT slice (the RSNA files need 1.3 KB); longer headers fall back to mapping. */
+    private static final int HEADER_PROBE_BYTES = 16 * 1024;
     /** Deflate cannot expand more than 1032:1; a larger claimed size is a decompression bomb. */
     private static final long MAX_INFLATE_RATIO = 1032;
     private static final long MAX_INFLATED_BYTES = 1L << 30;
@@ -24,18 +30,21 @@ public final class DicomFile implements AutoCloseable {
     private final String name;
     private final Arena arena;
     private final boolean ownsArena;
-    private final MemorySegment bytes;
+    private final Path path;
     private final DataSet fileMeta;
-    private final DataSet dataSet;
     private final String transferSyntaxUid;
     private final TransferSyntax transferSyntax;
+    /** All of the file, once read or mapped; null while only the header has been read. */
+    private MemorySegment bytes;
+    private DataSet dataSet;
     private ImageHeader header;
 
-    private DicomFile(String name, Arena arena, boolean ownsArena, MemorySegment bytes, DataSet fileMeta, DataSet dataSet,
-                      String transferSyntaxUid, TransferSyntax transferSyntax) {
+    private DicomFile(String name, Arena arena, boolean ownsArena, Path path, MemorySegment bytes, DataSet fileMeta,
+                      DataSet dataSet, String transferSyntaxUid, TransferSyntax transferSyntax) {
         this.name = name;
         this.arena = arena;
         this.ownsArena = ownsArena;
+        this.path = path;
         this.bytes = bytes;
         this.fileMeta = fileMeta;
         this.dataSet = dataSet;
@@ -43,39 +52,64 @@ public final class DicomFile implements AutoCloseable {
         this.transferSyntax = transferSyntax;
     }
 
-    /** Maps and parses a file; the mapping lives until {@link #close()}. */
+    /** Reads the header of a file; the pixels are mapped on demand and live until {@link #close()}. */
     public static DicomFile open(Path path) throws IOException {
-        Arena arena = Arena.ofConfined();
-        try {
-            return open(path, arena, true);
-        } catch (IOException | RuntimeException | Error e) {
-            arena.close();
-            throw e;
-        }
+        return open(path, Arena.ofConfined(), true);
     }
 
-    /** Maps and parses a file into a caller-owned arena (e.g. a shared one, to hand pixels to other threads). */
+    /** As {@link #open(Path)}, mapping into a caller-owned arena (e.g. a shared one, to hand pixels to other threads). */
     public static DicomFile open(Path path, Arena arena) throws IOException {
         return open(path, arena, false);
     }
 
     private static DicomFile open(Path path, Arena arena, boolean ownsArena) throws IOException {
-        MemorySegment seg;
-        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-            long size = ch.size();
-            seg = size == 0 ? MemorySegment.ofArray(new byte[0]) : ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+        String name = path.toString();
+        try {
+            byte[] head;
+            long size;
+            try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+                size = ch.size();
+                head = new byte[(int) Math.min(size, HEADER_PROBE_BYTES)];
+                ByteBuffer buf = ByteBuffer.wrap(head);
+                while (buf.hasRemaining() && ch.read(buf, buf.position()) > 0) {
+                    // read until the probe is full
+                }
+                if (buf.hasRemaining()) throw new DicomFormatException(name, buf.position(), Tag.NONE, "file shrank while being read");
+            }
+            if (head.length == size) return parse(MemorySegment.ofArray(head), name, arena, ownsArena, path, -1);
+            DicomFile probed;
+            try {
+                probed = parse(MemorySegment.ofArray(head), name, arena, ownsArena, path, size);
+            } catch (DicomFormatException e) {
+                probed = null; // perhaps only the probe was too short: parsing the whole file tells
+            }
+            return probed != null ? probed : parse(map(path, arena), name, arena, ownsArena, path, -1);
+        } catch (IOException | RuntimeException | Error e) {
+            if (ownsArena) arena.close();
+            throw e;
         }
-        return parse(seg, path.toString(), arena, ownsArena);
+    }
+
+    private static MemorySegment map(Path path, Arena arena) throws IOException {
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+            return ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
+        }
     }
 
     /** Parses bytes already in memory (tests, fuzzing, network input). */
     public static DicomFile parse(byte[] data, String name) throws DicomFormatException {
-        return parse(MemorySegment.ofArray(data), name, Arena.ofAuto(), false);
+        return parse(MemorySegment.ofArray(data), name, Arena.ofAuto(), false, null, -1);
     }
 
-    static DicomFile parse(MemorySegment seg, String name, Arena arena, boolean ownsArena) throws DicomFormatException {
+    /**
+     * @param headerOfFileSize -1 to parse all of {@code seg}; else {@code seg} holds the first bytes of a file of
+     *                         this size, and the result is null when they do not reach the top-level Pixel Data
+     */
+    private static DicomFile parse(MemorySegment seg, String name, Arena arena, boolean ownsArena, Path path,
+                                   long headerOfFileSize) throws DicomFormatException {
+        boolean probe = headerOfFileSize >= 0;
         long size = seg.byteSize();
-        DicomParser parser = new DicomParser(seg, name, 0);
+        DicomParser parser = new DicomParser(seg, name);
         DataSet meta = null;
         long dataStart;
         if (size >= PREAMBLE + 4 && seg.get(ValueLayout.JAVA_INT_UNALIGNED, PREAMBLE) == 0x4D434944 /* "DICM" */) {
@@ -106,12 +140,16 @@ public final class DicomFile implements AutoCloseable {
 
         DataSet ds;
         if (enc == TransferSyntax.Encoding.DEFLATED_EXPLICIT_LE) {
+            if (probe) return null; // the whole stream must be inflated
             MemorySegment inflated = MemorySegment.ofArray(inflate(seg, dataStart, name));
-            ds = new DicomParser(inflated, name + " (inflated data set)", 0).parseDataSet(0, true, false);
+            ds = new DicomParser(inflated, name + " (inflated data set)").parseDataSet(0, true, false);
+        } else if (probe) {
+            ds = parser.parseHeader(dataStart, enc.explicitVr, enc.bigEndian, headerOfFileSize);
+            if (!parser.reachedPixelData()) return null;
         } else {
             ds = parser.parseDataSet(dataStart, enc.explicitVr, enc.bigEndian);
         }
-        return new DicomFile(name, arena, ownsArena, seg, meta, ds, tsUid, ts);
+        return new DicomFile(name, arena, ownsArena, path, probe ? null : seg, meta, ds, tsUid, ts);
     }
 
     /**
@@ -164,15 +202,16 @@ public final class DicomFile implements AutoCloseable {
     /** File Meta Information, or null for a bare data set. */
     public DataSet fileMeta() { return fileMeta; }
 
+    /**
+     * The data set. After {@link #open(Path)} it ends at the Pixel Data element, whose value is read by
+     * {@link #pixelData()}; after {@link #pixelData()} or {@link #parse(byte[], String)} it is complete.
+     */
     public DataSet dataSet() { return dataSet; }
 
     public String transferSyntaxUid() { return transferSyntaxUid; }
 
     /** The transfer syntax, or null when the UID is not one this reader knows. */
     public TransferSyntax transferSyntax() { return transferSyntax; }
-
-    /** The whole file as mapped. */
-    public MemorySegment bytes() { return bytes; }
 
     Arena arena() { return arena; }
 
@@ -181,11 +220,27 @@ public final class DicomFile implements AutoCloseable {
         return header;
     }
 
+    /** Maps the whole file and parses all of it, once: what pixel decoding needs. */
+    void loadAll() throws IOException {
+        if (bytes != null) return;
+        MemorySegment all = map(path, arena);
+        DicomFile full = parse(all, name, arena, false, path, -1);
+        bytes = all;
+        dataSet = full.dataSet;
+    }
+
     /**
      * The Pixel Data in native little-endian layout: a view of the mapped file for Implicit/Explicit VR Little
      * Endian, else a decoded buffer allocated in this file's arena.
      */
     public PixelData pixelData() throws DicomFormatException {
+        try {
+            loadAll();
+        } catch (DicomFormatException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new DicomFormatException(name, -1, Tag.PIXEL_DATA, "cannot map the file: " + e, e);
+        }
         return PixelDecoder.decode(this);
     }
 

@@ -36,23 +36,23 @@ final class DicomParser {
 
     private final MemorySegment seg;
     private final String file;
-    private final long fileOffsetBias;
     private long pos;
+    /** Header mode: {@code seg} is the start of a file of {@code fileSize} bytes; stop at the top-level Pixel Data. */
+    private long fileSize = -1;
+    private boolean reachedPixelData;
 
-    /**
-     * @param fileOffsetBias added to segment offsets in error messages (the inflated part of a deflated
-     *                       file reports offsets within the inflated stream, marked as such)
-     */
-    DicomParser(MemorySegment seg, String file, long fileOffsetBias) {
+    DicomParser(MemorySegment seg, String file) {
         this.seg = seg;
         this.file = file;
-        this.fileOffsetBias = fileOffsetBias;
     }
 
     long position() { return pos; }
 
+    /** In header mode: whether parsing stopped at the top-level Pixel Data element. */
+    boolean reachedPixelData() { return reachedPixelData; }
+
     private DicomFormatException error(long at, int tag, String problem) {
-        return new DicomFormatException(file, at + fileOffsetBias, tag, problem);
+        return new DicomFormatException(file, at, tag, problem);
     }
 
     int u16(long at, boolean big) { return Short.toUnsignedInt(seg.get(big ? U16_BE : U16_LE, at)); }
@@ -77,6 +77,19 @@ final class DicomParser {
 
     /** The data set from {@code start} to the end of the segment. */
     DataSet parseDataSet(long start, boolean explicitVr, boolean bigEndian) throws DicomFormatException {
+        pos = start;
+        return parseItems(seg.byteSize(), explicitVr, bigEndian, 0, false);
+    }
+
+    /**
+     * The elements before the top-level Pixel Data, from a segment holding only the first bytes of a file
+     * of {@code fileSize} bytes. The Pixel Data element is recorded (its length checked against the file
+     * size) but not read. A failure may only mean that the header is longer than the segment: callers then
+     * parse the whole file, which reports real errors.
+     */
+    DataSet parseHeader(long start, boolean explicitVr, boolean bigEndian, long fileSize) throws DicomFormatException {
+        this.fileSize = fileSize;
+        this.reachedPixelData = false;
         pos = start;
         return parseItems(seg.byteSize(), explicitVr, bigEndian, 0, false);
     }
@@ -132,6 +145,17 @@ final class DicomParser {
             vr = KNOWN_SEQUENCES.contains(tag) ? VR.SQ : VR.NONE;
         }
 
+        if (fileSize >= 0 && depth == 0 && tag == Tag.PIXEL_DATA) {
+            long remaining = fileSize - valuePos;
+            if (length != UNDEFINED_LENGTH && Integer.toUnsignedLong(length) > remaining) {
+                throw error(start, tag, "value length " + Integer.toUnsignedLong(length) + " exceeds the " + Math.max(0, remaining) + " bytes that remain");
+            }
+            ds.add(tag, vr, valuePos, length, null);
+            reachedPixelData = true;
+            pos = end;
+            return;
+        }
+
         if (length == UNDEFINED_LENGTH) {
             if (!allowNested) throw error(start, tag, "undefined length in the File Meta Information");
             if (depth >= MAX_DEPTH) throw error(start, tag, "sequences nested deeper than " + MAX_DEPTH + " levels");
@@ -153,6 +177,7 @@ final class DicomParser {
         if (len > end - valuePos) {
             throw error(start, tag, "value length " + len + " exceeds the " + Math.max(0, end - valuePos) + " bytes that remain");
         }
+        if (length < 0) throw error(start, tag, "value length " + len + " is 2 GiB or more, which this reader does not support");
         if (allowNested && vr == VR.SQ) {
             if (depth >= MAX_DEPTH) throw error(start, tag, "sequences nested deeper than " + MAX_DEPTH + " levels");
             pos = valuePos;

@@ -32,7 +32,8 @@ import java.util.Objects;
  * colour conversion; subsampled components are upsampled by replication (libjpeg would use its
  * "fancy" triangular upsampling for 2:1 ratios, so only 1x1-sampled colour images match it).
  *
- * <p>Instances are not shared: {@link #decode} is thread-safe.
+ * <p>{@link #decode} keeps all decoding state in a fresh instance per call, so concurrent calls
+ * are safe.
  */
 public final class JpegDctDecoder {
 
@@ -223,12 +224,8 @@ public final class JpegDctDecoder {
                         singleScanImage = true;
                     }
                 }
-                case 0xD9 -> {
-                    if (!allDone()) {
-                        throw error(frameSeen ? "EOI before all image components were decoded"
-                                : "EOI before any frame header (SOF)", markerAt);
-                    }
-                }
+                case 0xD9 -> throw error(frameSeen ? "EOI before all image components were decoded"
+                        : "EOI before any frame header (SOF)", markerAt); // (EOI after them ends the loop above)
                 case 0xD8 -> throw error("duplicate SOI marker", markerAt);
                 case 0xCC, 0xDC, 0xFE -> skipSegment(markerAt); // DAC, DNL, COM
                 case 0x01, 0xD0, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7 -> {
@@ -242,7 +239,7 @@ public final class JpegDctDecoder {
                     }
                 }
             }
-            if (singleScanImage || (m == 0xD9)) {
+            if (singleScanImage) {
                 break;
             }
         }
@@ -480,22 +477,31 @@ public final class JpegDctDecoder {
     }
 
     /**
-     * Builds the post-IDCT range-limit table exactly as libjpeg's prepare_range_limit_table +
-     * IDCT_range_limit: the IDCT output x is looked up at (x & RANGE_MASK); indices in
-     * [0, 2N) are x >= 0 and clamp to x + CENTER <= MAXJSAMPLE, indices in [2N, 4N) stand for the
-     * negative values x - 4N and clamp to 0. (N = MAXJSAMPLE + 1, RANGE_MASK = 4N - 1.)
+     * Post-IDCT range-limit tables, built as libjpeg's prepare_range_limit_table + IDCT_range_limit
+     * behave: the IDCT output x is looked up at (x &amp; RANGE_MASK); indices in [0, 2N) stand for
+     * x &gt;= 0 and give min(x + CENTER, MAXJSAMPLE), indices in [2N, 4N) stand for the negative
+     * values x - 4N and give max(x + CENTER, 0). (N = MAXJSAMPLE + 1, RANGE_MASK = 4N - 1.)
+     * Shared and never modified.
      */
-    private void setUpRangeLimit(int p) {
+    private static final short[] RANGE_LIMIT_8 = buildRangeLimit(8);
+    private static final short[] RANGE_LIMIT_12 = buildRangeLimit(12);
+
+    private static short[] buildRangeLimit(int p) {
         int n = 1 << p;
         int center = n >> 1;
         int maxSample = n - 1;
-        rangeMask = 4 * n - 1;
-        rangeLimit = new short[4 * n];
+        short[] t = new short[4 * n];
         for (int i = 0; i < 4 * n; i++) {
             int x = i < 2 * n ? i : i - 4 * n;
             int v = x + center;
-            rangeLimit[i] = (short) (v < 0 ? 0 : Math.min(v, maxSample));
+            t[i] = (short) (v < 0 ? 0 : Math.min(v, maxSample));
         }
+        return t;
+    }
+
+    private void setUpRangeLimit(int p) {
+        rangeLimit = p == 8 ? RANGE_LIMIT_8 : RANGE_LIMIT_12;
+        rangeMask = rangeLimit.length - 1;
         pass1Bits = p == 8 ? 2 : 1; // jidctint.c: PASS1_BITS 2 for 8-bit, 1 for 12-bit samples
     }
 
@@ -892,9 +898,40 @@ public final class JpegDctDecoder {
         dcPred[predIndex] = dcv;
         blk[0] = (short) dcv; // libjpeg stores coefficients as 16-bit JCOEF
         boolean any = false;
+        final int[] look = ac.look;
         for (int k = 1; k < 64; k++) {
-            int rs = decodeSymbol(ac);
-            int r = rs >> 4;
+            int rs;
+            int r;
+            if (bitsLeft < 25 && !hitMarker && !hitEnd) {
+                fill();
+            }
+            if (bitsLeft >= 25) {
+                // Fast path: a code of at most LOOKAHEAD bits and its <= 15 extra bits are buffered.
+                int e = look[(int) (bitBuf >>> (bitsLeft - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1)];
+                if (e != 0) {
+                    int bl = bitsLeft - (e >>> 8);
+                    r = (e >> 4) & 15;
+                    s = e & 15;
+                    if (s != 0) {
+                        k += r;
+                        bl -= s;
+                        int v = (int) (bitBuf >>> bl) & ((1 << s) - 1);
+                        bitsLeft = bl;
+                        blk[NATURAL_ORDER[k]] = v < (1 << (s - 1)) ? v - (1 << s) + 1 : v;
+                        any = true;
+                        continue;
+                    }
+                    bitsLeft = bl;
+                    if (r != 15) {
+                        break; // EOB
+                    }
+                    k += 15; // ZRL
+                    continue;
+                }
+            }
+            // General path (long codes, end of segment)
+            rs = decodeSymbol(ac);
+            r = rs >> 4;
             s = rs & 15;
             if (s != 0) {
                 k += r;

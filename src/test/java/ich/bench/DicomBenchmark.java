@@ -1,0 +1,90 @@
+package ich.bench;
+
+import ich.dicom.DicomFile;
+import ich.dicom.ImageHeader;
+import ich.dicom.PixelData;
+import ich.hu.HounsfieldTransform;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Reader throughput on a real RSNA head-CT slice (512 x 512, 16-bit, Implicit VR Little Endian).
+ * Run with scripts/bench-dicom, which runs it on one thread and on all threads.
+ *
+ * <ul>
+ *   <li>{@code headerFromFile}: open (mmap), parse the whole data set, typed header, close: files/s.</li>
+ *   <li>{@code headerFromMemory}: the same without the file system, to separate parsing from syscalls.</li>
+ *   <li>{@code hounsfield}: stored values to HU (fp32) for the whole slice: 512 KiB of pixel data per op.</li>
+ * </ul>
+ */
+@BenchmarkMode(Mode.Throughput)
+@OutputTimeUnit(TimeUnit.SECONDS)
+@Warmup(iterations = 3, time = 2)
+@Measurement(iterations = 5, time = 2)
+@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED"})
+@State(Scope.Thread)
+public class DicomBenchmark {
+    /** The file to read; by default the RSNA slice of the sample corpus. */
+    @Param({"../shared/dicom-samples/files/ID_000a2d7b0.dcm"})
+    public String file;
+
+    private Path path;
+    private byte[] bytes;
+    private Arena arena;
+    private MemorySegment pixels;
+    private HounsfieldTransform transform;
+    private float[] hu;
+
+    @Setup(Level.Trial)
+    public void setUp() throws IOException {
+        path = Path.of(file);
+        if (!Files.isRegularFile(path)) throw new IllegalStateException("benchmark input " + path.toAbsolutePath() + " not found");
+        bytes = Files.readAllBytes(path);
+        arena = Arena.ofConfined();
+        DicomFile f = DicomFile.open(path, arena);
+        ImageHeader h = f.header();
+        PixelData px = f.pixelData();
+        pixels = px.frame(0);
+        transform = HounsfieldTransform.of(h, 0);
+        hu = new float[h.rows() * h.columns()];
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() { arena.close(); }
+
+    @Benchmark
+    public ImageHeader headerFromFile() throws IOException {
+        try (DicomFile f = DicomFile.open(path)) {
+            return f.header();
+        }
+    }
+
+    @Benchmark
+    public ImageHeader headerFromMemory() throws IOException {
+        return DicomFile.parse(bytes, "memory").header();
+    }
+
+    @Benchmark
+    public float[] hounsfield() {
+        transform.apply(pixels, 0, hu.length, hu, 0);
+        return hu;
+    }
+}
