@@ -10,7 +10,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.IOException;
-import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -54,6 +54,9 @@ final class DicomCommand implements Runnable {
     @Command(name = "dump", mixinStandardHelpOptions = true,
             description = "Print the header fields the pipeline uses, and a hash and range of the decoded pixels.")
     static final class Dump implements Callable<Integer> {
+        @picocli.CommandLine.Spec
+        picocli.CommandLine.Model.CommandSpec spec;
+
         @Option(names = "--json", description = "One JSON object per line and file.")
         boolean json;
 
@@ -62,7 +65,7 @@ final class DicomCommand implements Runnable {
 
         @Override
         public Integer call() {
-            PrintStream out = System.out;
+            PrintWriter out = spec.commandLine().getOut();
             int failures = 0;
             for (Path p : files) {
                 try (DicomFile f = DicomFile.open(p)) {
@@ -76,6 +79,7 @@ final class DicomCommand implements Runnable {
                             : p + "\n  error: " + message);
                 }
             }
+            out.flush();
             return failures == 0 ? 0 : 1;
         }
 
@@ -159,6 +163,9 @@ final class DicomCommand implements Runnable {
     @Command(name = "check", mixinStandardHelpOptions = true,
             description = "Decode every file under the paths on all cores; print a summary. Never stops at a bad file.")
     static final class Check implements Callable<Integer> {
+        @picocli.CommandLine.Spec
+        picocli.CommandLine.Model.CommandSpec spec;
+
         @Option(names = "--report", paramLabel = "FILE.csv", description = "Write each failure (file, reason, message) to this CSV.")
         Path report;
 
@@ -172,16 +179,19 @@ final class DicomCommand implements Runnable {
 
         @Override
         public Integer call() throws Exception {
+            PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
             List<Path> files = new ArrayList<>();
             for (Path root : paths) {
                 if (!Files.exists(root)) {
-                    System.err.println("ich dicom check: " + root + " does not exist");
+                    err.println("ich dicom check: " + root + " does not exist");
+                    err.flush();
                     return 2;
                 }
                 try (Stream<Path> walk = Files.walk(root)) {
                     walk.filter(Files::isRegularFile).sorted().forEach(files::add);
                 } catch (UncheckedIOException e) {
-                    System.err.println("ich dicom check: cannot list " + root + ": " + e.getCause().getMessage());
+                    err.println("ich dicom check: cannot list " + root + ": " + e.getCause().getMessage());
+                    err.flush();
                     return 2;
                 }
             }
@@ -197,11 +207,15 @@ final class DicomCommand implements Runnable {
             Map<String, Integer> byReason = new TreeMap<>();
             for (Failure f : failures) byReason.merge(f.reason(), 1, Integer::sum);
             int failed = failures.size();
-            System.out.printf("files    %d%nok       %d%nfailed   %d%n", files.size(), files.size() - failed, failed);
-            byReason.forEach((reason, n) -> System.out.printf("  %6d  %s%n", n, reason));
-            System.out.printf("speed    %.1f files/s, %.1f MB/s of decoded pixels (%d threads, %.2f s)%n",
+            out.printf("files    %d%nok       %d%nfailed   %d%n", files.size(), files.size() - failed, failed);
+            byReason.forEach((reason, n) -> out.printf("  %6d  %s%n", n, reason));
+            out.printf("speed    %.1f files/s, %.1f MB/s of decoded pixels (%d threads, %.2f s)%n",
                     files.size() / Math.max(seconds, 1e-9), bytes.get() / 1e6 / Math.max(seconds, 1e-9), threads, seconds);
-            if (report != null) writeReport(failures);
+            if (report != null) {
+                writeReport(failures);
+                out.printf("report   %s%n", report);
+            }
+            out.flush();
             return failed == 0 ? 0 : 1;
         }
 

@@ -2,23 +2,29 @@ package ich.cli;
 
 import picocli.CommandLine.Command;
 
+import java.io.PrintWriter;
 import java.lang.management.ManagementFactory;
 
 @Command(name = "info", mixinStandardHelpOptions = true, description = "Show the runtime: JDK, OS, cores, memory.")
 final class InfoCommand implements Runnable {
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
     @Override
     public void run() {
+        PrintWriter out = spec.commandLine().getOut();
         Runtime rt = Runtime.getRuntime();
         long physical = -1;
         if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
             physical = os.getTotalMemorySize();
         }
-        System.out.printf("ich       %s%n", Main.version());
-        System.out.printf("jdk       %s %s (%s)%n", System.getProperty("java.vm.name"), Runtime.version(), System.getProperty("java.home"));
-        System.out.printf("os        %s %s %s%n", System.getProperty("os.name"), System.getProperty("os.version"), System.getProperty("os.arch"));
-        System.out.printf("cores     %d%n", rt.availableProcessors());
-        System.out.printf("memory    %s physical, %s max heap%n", physical < 0 ? "unknown" : gib(physical), gib(rt.maxMemory()));
-        System.out.printf("gpu       not probed: this build has no GPU runtime yet; the CPU path is used%n");
+        out.printf("ich       %s%n", Main.version());
+        out.printf("jdk       %s %s (%s)%n", System.getProperty("java.vm.name"), Runtime.version(), System.getProperty("java.home"));
+        out.printf("os        %s %s %s%n", System.getProperty("os.name"), System.getProperty("os.version"), System.getProperty("os.arch"));
+        out.printf("cores     %d%n", rt.availableProcessors());
+        out.printf("memory    %s physical, %s max heap%n", physical < 0 ? "unknown" : gib(physical), gib(rt.maxMemory()));
+        out.printf("gpu       not probed: this build has no GPU runtime yet; the CPU path is used%n");
+        out.flush();
     }
 
     private static String gib(long bytes) {

@@ -25,6 +25,8 @@ public final class DataSet {
     private int[] lengths = new int[32];
     /** For SQ: {@code List<DataSet>}; for encapsulated Pixel Data: {@link Fragments}; else null. */
     private Object[] nested = new Object[32];
+    /** True while tags arrived in ascending order, as PS3.5 7.1 requires: lookups can then bisect. */
+    private boolean ascending = true;
 
     DataSet(MemorySegment data, ByteOrder order, String file) {
         this.data = data;
@@ -41,6 +43,7 @@ public final class DataSet {
             lengths = Arrays.copyOf(lengths, n);
             nested = Arrays.copyOf(nested, n);
         }
+        if (size > 0 && Integer.compareUnsigned(tags[size - 1], tag) >= 0) ascending = false;
         tags[size] = tag;
         vrs[size] = vr;
         offsets[size] = valueOffset;
@@ -61,8 +64,18 @@ public final class DataSet {
     String file() { return file; }
 
     private int indexOf(int tag) {
-        // Elements arrive in ascending tag order in valid files (PS3.5 7.1), but we do not rely on it.
-        for (int i = 0; i < size; i++) if (tags[i] == tag) return i;
+        if (!ascending) { // out-of-order files exist; they are read, only more slowly
+            for (int i = 0; i < size; i++) if (tags[i] == tag) return i;
+            return -1;
+        }
+        int lo = 0, hi = size - 1;
+        while (lo <= hi) {
+            int mid = (lo + hi) >>> 1;
+            int c = Integer.compareUnsigned(tags[mid], tag);
+            if (c < 0) lo = mid + 1;
+            else if (c > 0) hi = mid - 1;
+            else return mid;
+        }
         return -1;
     }
 

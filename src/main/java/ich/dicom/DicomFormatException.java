@@ -10,6 +10,7 @@ public class DicomFormatException extends IOException {
     private final String file;
     private final long offset;
     private final int tag;
+    private final String problem;
 
     public DicomFormatException(String file, long offset, int tag, String problem) {
         this(file, offset, tag, problem, null);
@@ -20,6 +21,7 @@ public class DicomFormatException extends IOException {
         this.file = file;
         this.offset = offset;
         this.tag = tag;
+        this.problem = problem;
     }
 
     private static String format(String file, long offset, int tag, String problem) {
@@ -38,6 +40,14 @@ public class DicomFormatException extends IOException {
     /** The tag being read when the problem was found, or {@link Tag#NONE}. */
     public int tag() { return tag; }
 
-    /** A short category for summaries (the class of problem, without file and offset). */
-    public String reason() { return "malformed DICOM"; }
+    /** The problem alone, without file, offset and tag. */
+    public String problem() { return problem; }
+
+    /** A short category for summaries: truncated, bad pixel data, or otherwise malformed. */
+    public String reason() {
+        if (problem.contains("bytes that remain") || problem.contains("bytes left") || problem.contains("truncated")) {
+            return "truncated file or impossible length";
+        }
+        return tag == Tag.PIXEL_DATA ? "pixel data cannot be decoded" : "malformed DICOM";
+    }
 }

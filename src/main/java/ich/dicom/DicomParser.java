@@ -5,7 +5,6 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
 
 /**
  * Reads data sets from a byte segment (PS3.5 Section 7). Every length is checked against the bytes that
@@ -25,7 +24,8 @@ final class DicomParser {
      * Sequences whose VR must be known to parse implicit VR data sets with defined-length sequences
      * (PS3.6 VR SQ). Unknown defined-length elements stay raw bytes, which is safe: we never need their content.
      */
-    private static final Set<Integer> KNOWN_SEQUENCES = Set.of(
+    private static final int[] KNOWN_SEQUENCES = sorted(
+
             Tag.MODALITY_LUT_SEQUENCE, Tag.VOI_LUT_SEQUENCE, Tag.SHARED_FUNCTIONAL_GROUPS_SEQUENCE,
             Tag.PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE, Tag.PIXEL_VALUE_TRANSFORMATION_SEQUENCE,
             Tag.FRAME_VOI_LUT_SEQUENCE, Tag.PLANE_POSITION_SEQUENCE, Tag.PLANE_ORIENTATION_SEQUENCE,
@@ -33,6 +33,12 @@ final class DicomParser {
             0x00081110, 0x00081111, 0x00081115, 0x00081120, 0x00081140, 0x00082112, 0x00089215, 0x00081032,
             0x00081250, 0x00400275, 0x00400260, 0x00209111, 0x00209071, 0x00189341, 0x00189346, 0x00189321,
             0x00189301, 0x00189326, 0x00189325, 0x00189304, 0x00189308, 0x00189312, 0x00189314);
+
+    private static int[] sorted(int... tags) {
+        int[] t = tags.clone();
+        java.util.Arrays.sort(t);
+        return t;
+    }
 
     private final MemorySegment seg;
     private final String file;
@@ -142,7 +148,7 @@ final class DicomParser {
         } else {
             length = u32(pos + 4, big);
             valuePos = pos + 8;
-            vr = KNOWN_SEQUENCES.contains(tag) ? VR.SQ : VR.NONE;
+            vr = java.util.Arrays.binarySearch(KNOWN_SEQUENCES, tag) >= 0 ? VR.SQ : VR.NONE;
         }
 
         if (fileSize >= 0 && depth == 0 && tag == Tag.PIXEL_DATA) {
