@@ -27,7 +27,7 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Reader throughput on a real RSNA head-CT slice (512 x 512, 16-bit, Implicit VR Little Endian).
- * Run with scripts/bench-dicom, which runs it on one thread and on all threads.
+ * Run with scripts/bench, which runs it on one thread and on all threads.
  *
  * <ul>
  *   <li>{@code headerFromFile}: open (mmap), parse the whole data set, typed header, close: files/s.</li>
