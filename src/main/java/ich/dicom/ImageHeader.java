@@ -139,10 +139,13 @@ public record ImageHeader(
             throw new DicomFormatException(file, lut.valueOffset(Tag.LUT_DESCRIPTOR), Tag.LUT_DESCRIPTOR,
                     "LUT Descriptor has " + desc.length + " values, 3 expected (PS3.3 C.11.1.1.1)");
         }
-        int entries = desc[0] == 0 ? 65536 : (int) desc[0];
+        // The VR is "US or SS" (PS3.6), but the first and third values are always unsigned and only the second
+        // follows Pixel Representation (PS3.3 C.11.1.1.1): take the 16 bits as stored and interpret each.
+        int count = (int) desc[0] & 0xFFFF;
+        int entries = count == 0 ? 65536 : count;
         // The first mapped value is SS when Pixel Representation is 1 (PS3.3 C.11.1.1.1).
-        int firstMapped = pixelRepresentation == 1 ? (short) (int) desc[1] : (int) desc[1];
-        int bits = (int) desc[2];
+        int firstMapped = pixelRepresentation == 1 ? (short) (int) desc[1] : (int) desc[1] & 0xFFFF;
+        int bits = (int) desc[2] & 0xFFFF;
         double[] data = lut.numbers(Tag.LUT_DATA, VR.OW);
         if (data.length < entries) {
             throw new DicomFormatException(file, lut.valueOffset(Tag.LUT_DATA), Tag.LUT_DATA,

@@ -23,6 +23,10 @@ public final class RleDecoder {
         if (bitsAllocated % 8 != 0) throw new IOException("RLE: Bits Allocated " + bitsAllocated + " is not a multiple of 8");
         int bytesPerSample = bitsAllocated / 8;
         int expectedSegments = samplesPerPixel * bytesPerSample;
+        if (expectedSegments > 15) {
+            throw new IOException("RLE: " + samplesPerPixel + " samples x " + bytesPerSample + " bytes need " + expectedSegments
+                    + " segments, but the RLE header holds at most 15 (G.5)");
+        }
         long n = in.byteSize();
         if (n < 64) throw new IOException("RLE: frame of " + n + " bytes is shorter than the 64-byte RLE header (G.5)");
         int segments = in.get(U32, 0);
