@@ -230,13 +230,13 @@ public final class DataSet {
 
     /**
      * A 16-bit value whose VR depends on Pixel Representation (US when 0, SS when 1; PS3.3 C.7.5.1.1.2),
-     * e.g. (0028,0120) Pixel Padding Value. The encoded VR wins when explicit.
+     * e.g. (0028,0120) Pixel Padding Value. Pixel Representation decides even when the file encodes the other
+     * VR: the value is compared with stored pixel values, which Pixel Representation defines.
      */
     public Integer usOrSs(int tag, int pixelRepresentation) throws DicomFormatException {
         int i = indexOf(tag);
         if (i < 0 || lengths[i] < 2) return null;
-        VR vr = vrs[i];
-        if (vr != VR.US && vr != VR.SS) vr = pixelRepresentation == 1 ? VR.SS : VR.US;
-        return (int) numbers(tag, vr)[0];
+        int raw = (int) numbers(tag, VR.US)[0];
+        return pixelRepresentation == 1 ? (int) (short) raw : raw;
     }
 }

@@ -149,6 +149,7 @@ public final class DicomFile implements AutoCloseable {
         } else {
             ds = parser.parseDataSet(dataStart, enc.explicitVr, enc.bigEndian);
         }
+        if (ds.size() == 0) throw new DicomFormatException(name, dataStart, Tag.NONE, "no data set after the File Meta Information");
         return new DicomFile(name, arena, ownsArena, path, probe ? null : seg, meta, ds, tsUid, ts);
     }
 

@@ -11,7 +11,8 @@ import java.util.HexFormat;
  * unused high bits as stored.
  *
  * @param bytes    exactly {@code frames * frameBytes()} bytes
- * @param zeroCopy true when {@code bytes} is a view of the mapped file rather than a decoded copy
+ * @param zeroCopy true when {@code bytes} is a view of the file's own bytes (the mapping; for files under 16 KB
+ *                 the bytes read) rather than a decoded copy
  */
 public record PixelData(int frames, int rows, int columns, int samplesPerPixel, int bitsAllocated,
                         int planarConfiguration, MemorySegment bytes, boolean zeroCopy) {

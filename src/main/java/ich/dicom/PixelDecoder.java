@@ -144,6 +144,10 @@ final class PixelDecoder {
             }
         }
         List<int[]> result = new ArrayList<>(frames);
+        if (starts != null && starts[0] != 0) {
+            throw new DicomFormatException(name, fr.basicOffsetTableOffset(), Tag.PIXEL_DATA,
+                    "the first offset table entry is " + starts[0] + ", not 0 (PS3.5 A.4): fragments before it would be lost");
+        }
         if (starts != null) {
             int[] first = new int[frames];
             int k = 0;

@@ -147,10 +147,11 @@ class DicomParserTest {
         }
 
         @Test
-        void part10FileWithOnlyFileMeta() throws Exception {
-            DicomFile f = parse(DicomBytes.part10(DicomBytes.EXPLICIT_LE).bytes());
-            assertEquals(0, f.dataSet().size());
-            assertFalse(f.header().hasPixelData());
+        void part10FileWithOnlyFileMetaIsRejected() {
+            // A Part 10 file must carry a data set (PS3.10 7.1); an empty one is not an image we could use.
+            DicomFormatException e = assertThrows(DicomFormatException.class,
+                    () -> parse(DicomBytes.part10(DicomBytes.EXPLICIT_LE).bytes()));
+            assertTrue(e.getMessage().contains("no data set"), e.getMessage());
         }
     }
 
