@@ -23,9 +23,9 @@ final class LabelsCommand implements Runnable {
     public void run() { spec.commandLine().usage(spec.commandLine().getOut()); }
 
     @Command(name = "summary", mixinStandardHelpOptions = true,
-            description = {"Read a training label CSV (ID,Label) and print, per subtype, how many images are labelled 0 and 1,",
-                    "then the number of images, of positive images (any = 1) and of identical duplicate rows merged.",
-                    "Images are counted once: duplicate rows are merged before counting."})
+            description = {"Per subtype the images labelled 0 and 1, then images, positives (any = 1) and duplicate rows.",
+                    "Reads a training label CSV (ID,Label). Each image counts once: identical duplicate rows are merged "
+                            + "first, so the counts are of images, not of rows as pandas' value_counts on the raw file gives."})
     static final class Summary implements Callable<Integer> {
         @picocli.CommandLine.Spec
         picocli.CommandLine.Model.CommandSpec spec;
