@@ -64,7 +64,7 @@ public final class Preprocessor {
     }
 
     private final Config config;
-    private final ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> new float[0]);
+    private final ThreadLocal<SliceKernel.Scratch> scratch = ThreadLocal.withInitial(SliceKernel.Scratch::new);
 
     public Preprocessor(Config config) { this.config = config; }
 
@@ -95,13 +95,8 @@ public final class Preprocessor {
     public void process(MemorySegment framePixels, int rows, int columns, HounsfieldTransform hu, Window[] windows,
                         long sampleKey, long seed, int epoch, MemorySegment out, long offset) {
         Augmentation.Sample s = config.augmentation().sample(columns, rows, seed, epoch, sampleKey);
-        float[] buf = scratch.get();
-        if (buf.length < rows * columns) {
-            buf = new float[rows * columns];
-            scratch.set(buf);
-        }
         SliceKernel.run(framePixels, rows, columns, hu, windows, s.box(), s.flip(), config.size(), config.size(),
-                config.normalization(), config.layout(), out, offset, buf);
+                config.normalization(), config.layout(), out, offset, scratch.get());
     }
 
     /** A batch on all cores. Failed samples are listed and their slots filled with NaN; the others are kept. */

@@ -26,7 +26,7 @@ import java.util.concurrent.TimeUnit;
 /**
  * Reading and pivoting a training label file the size of stage_1_train.csv: 674,262 images x 6 lines
  * (4,045,572) plus a few dozen identical duplicate rows, 14.4 % of the images positive, generated once into a
- * temporary file. Run with scripts/bench-labels.
+ * temporary file. Run with scripts/bench LabelsBenchmark.
  *
  * <ul>
  *   <li>{@code parseFile}: from the file (page cache warm), as {@code ich labels summary} does.</li>

@@ -41,7 +41,7 @@ class SliceKernelTest {
         MemorySegment out = Arena.ofAuto().allocate(4L * (n + 2));
         out.fill((byte) 0xFF); // poison: NaN everywhere
         SliceKernel.run(pixels(hu), rows, columns, HounsfieldTransform.of(header(rows, columns), 0), windows, box, flip,
-                outH, outW, norm, layout, out, 4, new float[rows * columns]);
+                outH, outW, norm, layout, out, 4, new SliceKernel.Scratch());
         float[] result = new float[n];
         for (int i = 0; i < n; i++) result[i] = out.getAtIndex(ValueLayout.JAVA_FLOAT, i + 1);
         assertTrue(Float.isNaN(out.getAtIndex(ValueLayout.JAVA_FLOAT, 0)) && Float.isNaN(out.getAtIndex(ValueLayout.JAVA_FLOAT, n + 1)),
