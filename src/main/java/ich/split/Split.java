@@ -1,0 +1,190 @@
+package ich.split;
+
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Objects;
+import java.util.SplittableRandom;
+
+/**
+ * A train/validation split of n images: {@code train} and {@code test} are ascending indices into the input,
+ * together holding each of 0..n-1 exactly once. ("test" is the held-out side, written as {@code validation} in
+ * split.csv; the name follows the shuffle-split convention of the seed notebook.)
+ *
+ * <p>Two ways to make one, both by {@link IterativeStratification multi-label iterative stratification} and both
+ * deterministic for a seed:
+ * <ul>
+ *   <li>{@link #grouped}, the project's default: all images of a group (a patient, and so all of the patient's
+ *       studies) fall on the same side. The seed notebook's image-level split puts neighbouring slices of one
+ *       patient on both sides, so validation scores measured on it are optimistic.</li>
+ *   <li>{@link #stratified}: image by image, as the seed notebook's {@code MultilabelStratifiedShuffleSplit}
+ *       (n_splits=1); kept to reproduce the seed's numbers.</li>
+ * </ul>
+ *
+ * <p>Labels are a matrix with one row per image and one 0/1 column per label (for RSNA: any, epidural,
+ * intraparenchymal, intraventricular, subarachnoid, subdural; the order does not matter).
+ *
+ * <p>The held-out side is asked for {@code ceil(testFraction * images)} images (as scikit-learn sizes a shuffle
+ * split); both sides must get at least one image. An image-level split hits that count exactly whenever some
+ * images have no positive label; a grouped one is within one group's size of it.
+ *
+ * <p>The arrays are not copied: do not change them after building a split.
+ */
+public record Split(int[] train, int[] test) {
+
+    public Split {
+        Objects.requireNonNull(train, "train");
+        Objects.requireNonNull(test, "test");
+    }
+
+    /** Image-level multi-label stratified split: the seed notebook's split, images of a patient on both sides. */
+    public static Split stratified(byte[][] labels, double testFraction, long seed) {
+        int labelCount = checkLabels(labels);
+        checkFraction(testFraction);
+        int n = labels.length;
+        long[] foldSizes = foldSizes(n, testFraction);
+        int[] positives = new int[Math.multiplyExact(n, labelCount)];
+        for (int i = 0; i < n; i++) {
+            for (int l = 0; l < labelCount; l++) positives[i * labelCount + l] = labels[i][l];
+        }
+        int[] fold = IterativeStratification.assign(n, labelCount, positives, null, foldSizes, new SplittableRandom(seed));
+        return fromFolds(fold, null);
+    }
+
+    /**
+     * Grouped multi-label stratified split: no group on both sides. {@code groupIds[i]} names the group (patient)
+     * of image i; any non-null strings, compared with equals.
+     */
+    public static Split grouped(byte[][] labels, String[] groupIds, double testFraction, long seed) {
+        Objects.requireNonNull(groupIds, "groupIds");
+        Map<String, Integer> index = new HashMap<>();
+        int[] group = new int[groupIds.length];
+        for (int i = 0; i < groupIds.length; i++) {
+            if (groupIds[i] == null) throw new IllegalArgumentException("image " + i + " has no group id");
+            Integer g = index.putIfAbsent(groupIds[i], index.size());
+            group[i] = g == null ? index.size() - 1 : g;
+        }
+        return groupedByIndex(labels, group, index.size(), testFraction, seed);
+    }
+
+    /** {@link #grouped(byte[][], String[], double, long)} with numeric group ids (any ints, not necessarily dense). */
+    public static Split grouped(byte[][] labels, int[] groupIds, double testFraction, long seed) {
+        Objects.requireNonNull(groupIds, "groupIds");
+        Map<Integer, Integer> index = new HashMap<>();
+        int[] group = new int[groupIds.length];
+        for (int i = 0; i < groupIds.length; i++) {
+            Integer g = index.putIfAbsent(groupIds[i], index.size());
+            group[i] = g == null ? index.size() - 1 : g;
+        }
+        return groupedByIndex(labels, group, index.size(), testFraction, seed);
+    }
+
+    /**
+     * Groups are stratified as units: a group's label vector counts its positive images per label and its size is
+     * its image count, so the desires of the algorithm are in images and the held-out share of images, overall and
+     * per label, stays near the request.
+     */
+    private static Split groupedByIndex(byte[][] labels, int[] group, int groupCount, double testFraction, long seed) {
+        int labelCount = checkLabels(labels);
+        checkFraction(testFraction);
+        int n = labels.length;
+        if (group.length != n) {
+            throw new IllegalArgumentException(group.length + " group ids for " + n + " images: need one per image");
+        }
+        if (groupCount < 2) {
+            throw new IllegalArgumentException("all " + n + " images are in one group: a grouped split needs at least two groups");
+        }
+        long[] foldSizes = foldSizes(n, testFraction);
+        int[] sizes = new int[groupCount];
+        int[] positives = new int[Math.multiplyExact(groupCount, labelCount)];
+        for (int i = 0; i < n; i++) {
+            int g = group[i];
+            sizes[g]++;
+            for (int l = 0; l < labelCount; l++) positives[g * labelCount + l] += labels[i][l];
+        }
+        int[] groupFold = IterativeStratification.assign(groupCount, labelCount, positives, sizes, foldSizes, new SplittableRandom(seed));
+        return fromFolds(groupFold, group);
+    }
+
+    /**
+     * Image i goes to fold {@code unitFold[unitOf[i]]}, or {@code unitFold[i]} when unitOf is null (one image per
+     * unit); fold 0 is train, fold 1 the held-out side.
+     */
+    private static Split fromFolds(int[] unitFold, int[] unitOf) {
+        int n = unitOf == null ? unitFold.length : unitOf.length;
+        int testCount = 0;
+        for (int i = 0; i < n; i++) testCount += unitFold[unitOf == null ? i : unitOf[i]];
+        int[] train = new int[n - testCount], test = new int[testCount];
+        int a = 0, b = 0;
+        for (int i = 0; i < n; i++) {
+            if (unitFold[unitOf == null ? i : unitOf[i]] == 0) train[a++] = i;
+            else test[b++] = i;
+        }
+        return new Split(train, test);
+    }
+
+    /** Train and held-out sizes: ceil(f*n) held out, the rest for training; both must be at least 1. */
+    static long[] foldSizes(long n, double testFraction) {
+        // The 1e-9 keeps a product like 0.7 * 10 = 7.000000000000001 from rounding up to 8.
+        long test = (long) Math.ceil(testFraction * n - 1e-9);
+        long train = n - test;
+        if (test < 1 || train < 1) {
+            throw new IllegalArgumentException(n + " images cannot be split with test fraction " + testFraction
+                    + ": the " + (test < 1 ? "validation" : "train") + " side would be empty");
+        }
+        return new long[]{train, test};
+    }
+
+    private static void checkFraction(double testFraction) {
+        if (!(testFraction > 0 && testFraction < 1)) {
+            throw new IllegalArgumentException("test fraction must be in (0, 1), got " + testFraction);
+        }
+    }
+
+    /** A non-empty rectangular matrix of 0/1 with at least one column; returns the column count. */
+    private static int checkLabels(byte[][] labels) {
+        Objects.requireNonNull(labels, "labels");
+        if (labels.length == 0) throw new IllegalArgumentException("no images to split");
+        if (labels[0] == null) throw new IllegalArgumentException("label row 0 is null");
+        int columns = labels[0].length;
+        if (columns == 0) throw new IllegalArgumentException("label rows have no columns");
+        for (int i = 0; i < labels.length; i++) {
+            byte[] row = labels[i];
+            if (row == null) throw new IllegalArgumentException("label row " + i + " is null");
+            if (row.length != columns) {
+                throw new IllegalArgumentException("label matrix is not rectangular: row " + i + " has " + row.length
+                        + " columns, row 0 has " + columns);
+            }
+            for (int l = 0; l < columns; l++) {
+                if (row[l] != 0 && row[l] != 1) {
+                    throw new IllegalArgumentException("label [" + i + "][" + l + "] is " + row[l] + ": labels must be 0 or 1");
+                }
+            }
+        }
+        return columns;
+    }
+
+    /** Number of images split. */
+    public int size() { return train.length + test.length; }
+
+    /** Held-out share of the images. */
+    public double testShare() { return (double) test.length / size(); }
+
+    /** Whether image i is on the held-out side, for every image. */
+    public boolean[] testMask() {
+        boolean[] mask = new boolean[size()];
+        for (int i : test) mask[i] = true;
+        return mask;
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof Split s && Arrays.equals(train, s.train) && Arrays.equals(test, s.test);
+    }
+
+    @Override
+    public int hashCode() { return 31 * Arrays.hashCode(train) + Arrays.hashCode(test); }
+
+    @Override
+    public String toString() { return "Split[train=" + train.length + ", test=" + test.length + "]"; }
+}
