@@ -39,15 +39,23 @@ public record Split(int[] train, int[] test) {
 
     /** Image-level multi-label stratified split: the seed notebook's split, images of a patient on both sides. */
     public static Split stratified(byte[][] labels, double testFraction, long seed) {
-        int labelCount = checkLabels(labels);
+        return stratified(LabelMatrix.of(labels), testFraction, seed);
+    }
+
+    /**
+     * {@link #stratified(byte[][], double, long)} with the labels as one row-major array, {@code labelsPerImage}
+     * values per image (no per-image arrays: 674k images take 4 MB).
+     */
+    public static Split stratified(byte[] labelMatrix, int labelsPerImage, double testFraction, long seed) {
+        return stratified(LabelMatrix.of(labelMatrix, labelsPerImage), testFraction, seed);
+    }
+
+    private static Split stratified(LabelMatrix labels, double testFraction, long seed) {
         checkFraction(testFraction);
-        int n = labels.length;
-        long[] foldSizes = foldSizes(n, testFraction);
-        int[] positives = new int[Math.multiplyExact(n, labelCount)];
-        for (int i = 0; i < n; i++) {
-            for (int l = 0; l < labelCount; l++) positives[i * labelCount + l] = labels[i][l];
-        }
-        int[] fold = IterativeStratification.assign(n, labelCount, positives, null, foldSizes, new SplittableRandom(seed));
+        long[] foldSizes = foldSizes(labels.images(), testFraction);
+        int[] positives = new int[labels.values().length];
+        for (int k = 0; k < positives.length; k++) positives[k] = labels.values()[k];
+        int[] fold = IterativeStratification.assign(labels.images(), labels.columns(), positives, null, foldSizes, new SplittableRandom(seed));
         return fromFolds(fold, null);
     }
 
@@ -56,27 +64,17 @@ public record Split(int[] train, int[] test) {
      * of image i; any non-null strings, compared with equals.
      */
     public static Split grouped(byte[][] labels, String[] groupIds, double testFraction, long seed) {
-        Objects.requireNonNull(groupIds, "groupIds");
-        Map<String, Integer> index = new HashMap<>();
-        int[] group = new int[groupIds.length];
-        for (int i = 0; i < groupIds.length; i++) {
-            if (groupIds[i] == null) throw new IllegalArgumentException("image " + i + " has no group id");
-            Integer g = index.putIfAbsent(groupIds[i], index.size());
-            group[i] = g == null ? index.size() - 1 : g;
-        }
-        return groupedByIndex(labels, group, index.size(), testFraction, seed);
+        return grouped(LabelMatrix.of(labels), GroupIndex.of(groupIds), testFraction, seed);
     }
 
     /** {@link #grouped(byte[][], String[], double, long)} with numeric group ids (any ints, not necessarily dense). */
     public static Split grouped(byte[][] labels, int[] groupIds, double testFraction, long seed) {
-        Objects.requireNonNull(groupIds, "groupIds");
-        Map<Integer, Integer> index = new HashMap<>();
-        int[] group = new int[groupIds.length];
-        for (int i = 0; i < groupIds.length; i++) {
-            Integer g = index.putIfAbsent(groupIds[i], index.size());
-            group[i] = g == null ? index.size() - 1 : g;
-        }
-        return groupedByIndex(labels, group, index.size(), testFraction, seed);
+        return grouped(LabelMatrix.of(labels), GroupIndex.of(groupIds), testFraction, seed);
+    }
+
+    /** {@link #grouped(byte[][], String[], double, long)} with the labels as one row-major array. */
+    public static Split grouped(byte[] labelMatrix, int labelsPerImage, String[] groupIds, double testFraction, long seed) {
+        return grouped(LabelMatrix.of(labelMatrix, labelsPerImage), GroupIndex.of(groupIds), testFraction, seed);
     }
 
     /**
@@ -84,26 +82,93 @@ public record Split(int[] train, int[] test) {
      * its image count, so the desires of the algorithm are in images and the held-out share of images, overall and
      * per label, stays near the request.
      */
-    private static Split groupedByIndex(byte[][] labels, int[] group, int groupCount, double testFraction, long seed) {
-        int labelCount = checkLabels(labels);
+    private static Split grouped(LabelMatrix labels, GroupIndex groups, double testFraction, long seed) {
         checkFraction(testFraction);
-        int n = labels.length;
-        if (group.length != n) {
-            throw new IllegalArgumentException(group.length + " group ids for " + n + " images: need one per image");
+        int n = labels.images(), columns = labels.columns();
+        if (groups.of().length != n) {
+            throw new IllegalArgumentException(groups.of().length + " group ids for " + n + " images: need one per image");
         }
-        if (groupCount < 2) {
+        if (groups.count() < 2) {
             throw new IllegalArgumentException("all " + n + " images are in one group: a grouped split needs at least two groups");
         }
         long[] foldSizes = foldSizes(n, testFraction);
-        int[] sizes = new int[groupCount];
-        int[] positives = new int[Math.multiplyExact(groupCount, labelCount)];
+        int[] sizes = new int[groups.count()];
+        int[] positives = new int[Math.multiplyExact(groups.count(), columns)];
+        byte[] values = labels.values();
         for (int i = 0; i < n; i++) {
-            int g = group[i];
+            int g = groups.of()[i];
             sizes[g]++;
-            for (int l = 0; l < labelCount; l++) positives[g * labelCount + l] += labels[i][l];
+            for (int l = 0; l < columns; l++) positives[g * columns + l] += values[i * columns + l];
         }
-        int[] groupFold = IterativeStratification.assign(groupCount, labelCount, positives, sizes, foldSizes, new SplittableRandom(seed));
-        return fromFolds(groupFold, group);
+        int[] groupFold = IterativeStratification.assign(groups.count(), columns, positives, sizes, foldSizes, new SplittableRandom(seed));
+        return fromFolds(groupFold, groups.of());
+    }
+
+    /** A validated images x labels matrix of 0 and 1, row-major. */
+    private record LabelMatrix(int images, int columns, byte[] values) {
+
+        /** A non-empty rectangular matrix of 0/1 with at least one column. */
+        static LabelMatrix of(byte[][] labels) {
+            Objects.requireNonNull(labels, "labels");
+            if (labels.length == 0) throw new IllegalArgumentException("no images to split");
+            if (labels[0] == null) throw new IllegalArgumentException("label row 0 is null");
+            int columns = labels[0].length;
+            if (columns == 0) throw new IllegalArgumentException("label rows have no columns");
+            byte[] values = new byte[Math.multiplyExact(labels.length, columns)];
+            for (int i = 0; i < labels.length; i++) {
+                byte[] row = labels[i];
+                if (row == null) throw new IllegalArgumentException("label row " + i + " is null");
+                if (row.length != columns) {
+                    throw new IllegalArgumentException("label matrix is not rectangular: row " + i + " has " + row.length
+                            + " columns, row 0 has " + columns);
+                }
+                System.arraycopy(row, 0, values, i * columns, columns);
+            }
+            return checked(labels.length, columns, values);
+        }
+
+        static LabelMatrix of(byte[] values, int columns) {
+            Objects.requireNonNull(values, "labelMatrix");
+            if (columns < 1) throw new IllegalArgumentException("labels per image must be at least 1, got " + columns);
+            if (values.length == 0) throw new IllegalArgumentException("no images to split");
+            if (values.length % columns != 0) {
+                throw new IllegalArgumentException("label matrix of " + values.length + " values is not a whole number of rows of " + columns);
+            }
+            return checked(values.length / columns, columns, values);
+        }
+
+        private static LabelMatrix checked(int images, int columns, byte[] values) {
+            for (int k = 0; k < values.length; k++) {
+                if (values[k] != 0 && values[k] != 1) {
+                    throw new IllegalArgumentException("label [" + k / columns + "][" + k % columns + "] is " + values[k]
+                            + ": labels must be 0 or 1");
+                }
+            }
+            return new LabelMatrix(images, columns, values);
+        }
+    }
+
+    /** Group ids mapped to 0..count-1 in order of first appearance, so the mapping (and the split) is reproducible. */
+    private record GroupIndex(int[] of, int count) {
+
+        static GroupIndex of(String[] ids) {
+            Objects.requireNonNull(ids, "groupIds");
+            Map<String, Integer> index = new HashMap<>();
+            int[] of = new int[ids.length];
+            for (int i = 0; i < ids.length; i++) {
+                if (ids[i] == null) throw new IllegalArgumentException("image " + i + " has no group id");
+                of[i] = index.computeIfAbsent(ids[i], id -> index.size());
+            }
+            return new GroupIndex(of, index.size());
+        }
+
+        static GroupIndex of(int[] ids) {
+            Objects.requireNonNull(ids, "groupIds");
+            Map<Integer, Integer> index = new HashMap<>();
+            int[] of = new int[ids.length];
+            for (int i = 0; i < ids.length; i++) of[i] = index.computeIfAbsent(ids[i], id -> index.size());
+            return new GroupIndex(of, index.size());
+        }
     }
 
     /**
@@ -139,29 +204,6 @@ public record Split(int[] train, int[] test) {
         if (!(testFraction > 0 && testFraction < 1)) {
             throw new IllegalArgumentException("test fraction must be in (0, 1), got " + testFraction);
         }
-    }
-
-    /** A non-empty rectangular matrix of 0/1 with at least one column; returns the column count. */
-    private static int checkLabels(byte[][] labels) {
-        Objects.requireNonNull(labels, "labels");
-        if (labels.length == 0) throw new IllegalArgumentException("no images to split");
-        if (labels[0] == null) throw new IllegalArgumentException("label row 0 is null");
-        int columns = labels[0].length;
-        if (columns == 0) throw new IllegalArgumentException("label rows have no columns");
-        for (int i = 0; i < labels.length; i++) {
-            byte[] row = labels[i];
-            if (row == null) throw new IllegalArgumentException("label row " + i + " is null");
-            if (row.length != columns) {
-                throw new IllegalArgumentException("label matrix is not rectangular: row " + i + " has " + row.length
-                        + " columns, row 0 has " + columns);
-            }
-            for (int l = 0; l < columns; l++) {
-                if (row[l] != 0 && row[l] != 1) {
-                    throw new IllegalArgumentException("label [" + i + "][" + l + "] is " + row[l] + ": labels must be 0 or 1");
-                }
-            }
-        }
-        return columns;
     }
 
     /** Number of images split. */

@@ -155,6 +155,25 @@ class SplitEdgeCaseTest {
     }
 
     @Test
+    void aRowMajorMatrixGivesTheSameSplitAsRows() {
+        SyntheticLabels.Cohort cohort = SyntheticLabels.patients(5_000, 6);
+        byte[][] rows = cohort.labels();
+        byte[] flat = new byte[rows.length * 6];
+        for (int i = 0; i < rows.length; i++) System.arraycopy(rows[i], 0, flat, i * 6, 6);
+        assertEquals(Split.stratified(rows, 0.2, 4), Split.stratified(flat, 6, 0.2, 4));
+        assertEquals(Split.grouped(rows, cohort.groups(), 0.2, 4), Split.grouped(flat, 6, cohort.groups(), 0.2, 4));
+    }
+
+    @Test
+    void badRowMajorMatricesAreRefused() {
+        assertMessage("not a whole number of rows of 6", () -> Split.stratified(new byte[13], 6, 0.5, 1));
+        assertMessage("labels per image must be at least 1", () -> Split.stratified(new byte[12], 0, 0.5, 1));
+        assertMessage("no images", () -> Split.stratified(new byte[0], 6, 0.5, 1));
+        assertMessage("label [1][2] is 5", () -> Split.stratified(new byte[]{0, 0, 0, 0, 0, 5}, 3, 0.5, 1));
+        assertMessage("3 group ids for 2 images", () -> Split.grouped(new byte[4], 2, new String[]{"a", "b", "c"}, 0.5, 1));
+    }
+
+    @Test
     void badGroupsAreRefused() {
         byte[][] labels = zeros(4, 2);
         assertMessage("3 group ids for 4 images", () -> Split.grouped(labels, new String[]{"a", "b", "c"}, 0.5, 1));
