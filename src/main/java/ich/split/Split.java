@@ -28,6 +28,10 @@ import java.util.SplittableRandom;
  * split); both sides must get at least one image. An image-level split hits that count exactly whenever some
  * images have no positive label; a grouped one is within one group's size of it.
  *
+ * <p>Every label but one ends within half an image (image-level) or half its largest group's count (grouped) of
+ * its share on each side. The exception is a consequence of {@code any} being the OR of the subtypes; see
+ * {@link IterativeStratification}.
+ *
  * <p>The arrays are not copied: do not change them after building a split.
  */
 public record Split(int[] train, int[] test) {
@@ -190,7 +194,7 @@ public record Split(int[] train, int[] test) {
 
     /** Train and held-out sizes: ceil(f*n) held out, the rest for training; both must be at least 1. */
     static long[] foldSizes(long n, double testFraction) {
-        // The 1e-9 keeps a product like 0.7 * 10 = 7.000000000000001 from rounding up to 8.
+        // The 1e-9 keeps a product like 0.07 * 100 = 7.000000000000001 from rounding up to 8.
         long test = (long) Math.ceil(testFraction * n - 1e-9);
         long train = n - test;
         if (test < 1 || train < 1) {

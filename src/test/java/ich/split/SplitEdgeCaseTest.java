@@ -92,6 +92,13 @@ class SplitEdgeCaseTest {
     }
 
     @Test
+    void floatingPointNoiseDoesNotAddAnImage() {
+        // 0.07 * 100 is 7.000000000000001 in binary floating point; the request is 7 images, not 8.
+        assertEquals(7, Split.stratified(zeros(100, 1), 0.07, 1).test().length);
+        assertEquals(29, Split.stratified(zeros(100, 1), 0.29, 1).test().length); // 28.999999999999996
+    }
+
+    @Test
     void threeImagesWithThreeLabelsStillHoldOneOut() {
         // Each image is the first of its label and train desires each label more, so the paper's rule alone sends
         // all three to train; the empty held-out side then takes one image back.

@@ -15,10 +15,10 @@ import static org.junit.jupiter.api.Assertions.*;
  *
  * <p>Tolerances come from how the algorithm places examples, not from tuning:
  * <ul>
- *   <li>While a label is dealt (its own turn, paper line 6), the two sides' desires for it add up to the label's
- *       positives not yet placed, at least 1. The next image goes to the side desiring more, which therefore desires
- *       at least 1/2, and after taking it desires at least -1/2. So at the end each side is within half an image
- *       of its share: at 50,000 images and 10 % held out, 0.5 / 5,000 = 0.01 percentage points.</li>
+ *   <li>While a label is dealt (its own turn, as the label with the fewest remaining positives), the two sides'
+ *       desires for it add up to its positives not yet placed, at least 1. The next image goes to the side
+ *       desiring more, which therefore desires at least 1/2, and after taking it at least -1/2. So each side ends
+ *       within half an image of its share: with 5,000 held out, 0.5 / 5,000 = 0.01 percentage points.</li>
  *   <li>{@code any} is the OR of the subtypes, so once all other subtypes are placed, the images left for {@code any}
  *       are exactly those left for the last subtype: the two labels tie and share one turn, and the label not
  *       drawn (paper: ties at random) is placed by the other's desire. It is only as good as a random split of the
