@@ -19,7 +19,7 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Train/validation split of an RSNA-sized training set (674,258 images, 6 labels, RSNA prevalences; ~17,000
- * synthetic patients of 20-60 slices for the grouped split), 10 % held out. Run with scripts/bench-split.
+ * synthetic patients of 20-60 slices for the grouped split), 10 % held out. Run with scripts/bench SplitBenchmark.
  *
  * <ul>
  *   <li>{@code stratified}: image-level iterative stratification, the seed notebook's split.</li>
