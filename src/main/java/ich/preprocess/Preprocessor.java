@@ -65,6 +65,7 @@ public final class Preprocessor {
 
     private final Config config;
     private final ThreadLocal<SliceKernel.Scratch> scratch = ThreadLocal.withInitial(SliceKernel.Scratch::new);
+    private final ThreadLocal<DicomFile.ReadBuffer> files = ThreadLocal.withInitial(DicomFile.ReadBuffer::new);
 
     public Preprocessor(Config config) { this.config = config; }
 
@@ -72,7 +73,7 @@ public final class Preprocessor {
 
     /** Preprocesses one sample into {@code out} at byte offset {@code offset}. */
     public void process(Input in, long seed, int epoch, MemorySegment out, long offset) throws IOException {
-        try (DicomFile f = DicomFile.open(in.file())) {
+        try (DicomFile f = DicomFile.read(in.file(), files.get())) {
             ImageHeader h = f.header();
             if (in.frame() < 0 || in.frame() >= h.numberOfFrames()) {
                 throw new DicomFormatException(in.file().toString(), -1, ich.dicom.Tag.NUMBER_OF_FRAMES,

@@ -117,6 +117,30 @@ class SampleCorpusTest {
         }
     }
 
+    /** Reading whole files into one reused buffer gives what mapping gives, file after file. */
+    @org.junit.jupiter.api.Test
+    void readIntoAReusedBufferEqualsOpen() throws Exception {
+        SampleCorpus.assumePresent();
+        DicomFile.ReadBuffer buffer = new DicomFile.ReadBuffer();
+        int compared = 0;
+        for (String name : SampleCorpus.names()) {
+            String viaOpen, viaRead;
+            try (DicomFile f = DicomFile.open(SampleCorpus.file(name))) {
+                viaOpen = f.header().hasPixelData() ? f.pixelData().sha256() : "no pixels";
+            } catch (DicomFormatException e) {
+                viaOpen = "error: " + e.getMessage();
+            }
+            try (DicomFile f = DicomFile.read(SampleCorpus.file(name), buffer)) {
+                viaRead = f.header().hasPixelData() ? f.pixelData().sha256() : "no pixels";
+            } catch (DicomFormatException e) {
+                viaRead = "error: " + e.getMessage();
+            }
+            assertEquals(viaOpen, viaRead, name);
+            compared++;
+        }
+        assertEquals(SampleCorpus.names().size(), compared);
+    }
+
     /**
      * RG3_J2KI.dcm is lossy JPEG 2000 (irreversible 9/7 wavelet), where decoders may round differently.
      * jai-imageio differs from OpenJPEG (whose output is the GDCM ground truth) by exactly 1 in the samples
