@@ -240,7 +240,7 @@ final class PixelDecoder {
 
     private static void decodeJpeg2000(byte[] codestream, ImageHeader h, MemorySegment out, long offset) throws IOException {
         checkGeometry(CodestreamInfo.jpeg2000(codestream), h, "JPEG 2000");
-        store(ImageIoDecoder.decodeJpeg2000(codestream).samples(), h, out, offset);
+        store(ImageIoDecoder.decodeJpeg2000(codestream, (long) h.rows() * h.columns() * h.samplesPerPixel()).samples(), h, out, offset);
     }
 
     /** Samples in the codec's int form, written with Bits Allocated width; the bit pattern is kept as decoded. */

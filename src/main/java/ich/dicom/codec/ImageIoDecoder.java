@@ -11,6 +11,11 @@ import javax.imageio.stream.MemoryCacheImageInputStream;
 import java.awt.image.Raster;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Codecs from maintained libraries, called through ImageIO with a fixed reader (never whatever plug-in
@@ -38,7 +43,41 @@ public final class ImageIoDecoder {
 
     public static Image decodeJpeg(byte[] codestream) throws IOException { return decode(JPEG, codestream, "JPEG"); }
 
-    public static Image decodeJpeg2000(byte[] codestream) throws IOException { return decode(JPEG_2000, codestream, "JPEG 2000"); }
+    /**
+     * JPEG 2000 under a watchdog. JJ2000 can loop forever on a corrupt codestream (reading packet headers past
+     * their end, it takes the end-of-data value as an endless run of 1 bits), and a Java thread cannot be
+     * stopped. So the decode runs on a daemon thread and the caller waits at most a time proportional to the
+     * image; a decode that overruns is abandoned and reported as a corrupt codestream. After
+     * {@link #MAX_RUNAWAY_DECODES} such runaways this JVM stops decoding JPEG 2000, so that hostile input can
+     * cost a few cores at most, never the whole batch.
+     */
+    public static Image decodeJpeg2000(byte[] codestream, long samples) throws IOException {
+        if (RUNAWAYS.get() >= MAX_RUNAWAY_DECODES) {
+            throw new IOException("JPEG 2000 decoding is disabled in this process after " + MAX_RUNAWAY_DECODES
+                    + " decodes of corrupt codestreams that never finished");
+        }
+        long limitMs = 10_000 + samples / 1_000; // 10 s plus 1 s per megasample: 100x what a real slice needs
+        FutureTask<Image> task = new FutureTask<>(() -> decode(JPEG_2000, codestream, "JPEG 2000"));
+        Thread t = Thread.ofPlatform().daemon().name("jpeg2000-decode").unstarted(task);
+        t.setPriority(Thread.MIN_PRIORITY);
+        t.start();
+        try {
+            return task.get(limitMs, TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            RUNAWAYS.incrementAndGet();
+            throw new IOException("JPEG 2000 decoder did not finish within " + limitMs / 1000 + " s: corrupt codestream (decode abandoned)");
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof IOException io) throw io;
+            if (e.getCause() instanceof Error err) throw err;
+            throw new IOException("JPEG 2000 decoder: " + e.getCause(), e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while decoding JPEG 2000", e);
+        }
+    }
+
+    static final int MAX_RUNAWAY_DECODES = 4;
+    private static final AtomicInteger RUNAWAYS = new AtomicInteger();
 
     private static Image decode(ImageReaderSpi spi, byte[] codestream, String what) throws IOException {
         ImageReader reader = spi.createReaderInstance();
@@ -50,8 +89,13 @@ public final class ImageIoDecoder {
             return new Image(w, h, c, raster.getPixels(raster.getMinX(), raster.getMinY(), w, h, (int[]) null));
         } catch (IOException e) {
             throw new IOException(what + " decoder: " + e.getMessage(), e);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | StackOverflowError e) {
             // Third-party decoders signal corrupt codestreams with unchecked exceptions; callers get an IOException.
+            throw new IOException(what + " decoder failed on a corrupt codestream: " + e, e);
+        } catch (Error e) {
+            // JJ2000 throws java.lang.Error("Corrupted Bitstream: ...") for bad markers. Running out of memory
+            // is not the file's fault and stays an error.
+            if (e instanceof VirtualMachineError) throw e;
             throw new IOException(what + " decoder failed on a corrupt codestream: " + e, e);
         } finally {
             reader.dispose();
