@@ -2,10 +2,7 @@ package ich.cli;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -13,16 +10,7 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /** {@code ich labels ...} as a user runs it. */
 class LabelsCommandTest {
-    record Run(int exit, String out, String err) {}
-
-    static Run run(String... args) {
-        CommandLine cmd = Main.commandLine();
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        cmd.setOut(new PrintWriter(out, true));
-        cmd.setErr(new PrintWriter(err, true));
-        int exit = cmd.execute(args);
-        return new Run(exit, out.toString(), err.toString());
-    }
+    private static CliTest.Run run(String... args) { return CliTest.run(args); }
 
     @Test
     void summaryCountsZerosAndOnesPerSubtype(@TempDir Path dir) throws Exception {
@@ -56,7 +44,7 @@ class LabelsCommandTest {
                 ID_d_any,0
                 ID_a_subdural,1
                 """);
-        Run r = run("labels", "summary", csv.toString());
+        CliTest.Run r = run("labels", "summary", csv.toString());
         assertEquals(0, r.exit(), r.err());
         assertEquals("""
                 any 2 2
@@ -76,16 +64,16 @@ class LabelsCommandTest {
     void errorsNameTheFileAndLine(@TempDir Path dir) throws Exception {
         Path csv = dir.resolve("train.csv");
         Files.writeString(csv, "ID,Label\nID_a_epidural,0\nID_a_any,yes\n");
-        Run r = run("labels", "summary", csv.toString());
+        CliTest.Run r = run("labels", "summary", csv.toString());
         assertEquals(1, r.exit());
         assertEquals("ich labels summary: " + csv + ": line 3: label 'yes' is not 0 or 1", r.err().strip());
         assertEquals("", r.out());
 
-        Run missing = run("labels", "summary", dir.resolve("nope.csv").toString());
+        CliTest.Run missing = run("labels", "summary", dir.resolve("nope.csv").toString());
         assertEquals(2, missing.exit());
         assertTrue(missing.err().contains("nope.csv is not a file"), missing.err());
 
-        Run usage = run("labels", "summary");
+        CliTest.Run usage = run("labels", "summary");
         assertEquals(2, usage.exit());
         assertTrue(usage.err().contains("CSV"), usage.err());
     }
