@@ -349,10 +349,12 @@ public final class EdaReport {
 
     static String n(long count, String singular, String plural) { return count + " " + (count == 1 ? singular : plural); }
 
-    /** The hemorrhage subtypes with this many positives, e.g. "subdural (3 images)" or "epidural and subarachnoid (0 images)". */
+    /** The hemorrhage subtypes with this many positives, e.g. "subdural (3 images)" or "epidural and subarachnoid (0 images each)". */
     private static String withCount(LabelStats s, int positives) {
         List<String> names = LabelStats.HEMORRHAGES.stream().filter(t -> s.positives(t) == positives).map(Subtype::csvName).toList();
-        return String.join(" and ", names) + " (" + n(positives, "image") + (names.size() > 1 ? " each" : "") + ")";
+        String joined = names.size() == 1 ? names.getFirst()
+                : String.join(", ", names.subList(0, names.size() - 1)) + " and " + names.getLast();
+        return joined + " (" + n(positives, "image") + (names.size() > 1 ? " each" : "") + ")";
     }
 
     /** "12.50%"; "0.00%" of nothing. */

@@ -109,7 +109,9 @@ public final class HeaderScan {
         String id = imageId(file);
         try (DicomFile f = DicomFile.open(file)) {
             ImageHeader h = f.header();
-            return new FileFacts(file, id, h.studyInstanceUid(), h.hasPixelData(), h.bitsStored(), h.pixelRepresentation(),
+            // Interned: a study UID repeats for each of its slices, and a scan may hold a million of them.
+            String study = h.studyInstanceUid() == null ? null : h.studyInstanceUid().intern();
+            return new FileFacts(file, id, study, h.hasPixelData(), h.bitsStored(), h.pixelRepresentation(),
                     h.rescaleIntercept(), h.hasPixelData() && rsna12BitFix(h), first(h.windowCenter()), first(h.windowWidth()));
         } catch (ich.dicom.DicomFormatException e) {
             return new Unreadable(file, id, e.getMessage());

@@ -118,8 +118,8 @@ public final class Preview {
             FrameTransform t = h.frameTransform(0);
             if (t.windowCenter().length == 0 || t.windowWidth().length == 0) {
                 notes.add("no Window Center/Width in the header: " + name + "_window.png not written");
-            } else if (!(t.windowWidth()[0] > 0)) {
-                notes.add("header Window Width is " + t.windowWidth()[0] + ", not positive: " + name + "_window.png not written");
+            } else if (!(t.windowWidth()[0] > 0) || !Double.isFinite(t.windowWidth()[0]) || !Double.isFinite(t.windowCenter()[0])) {
+                notes.add("header window " + t.windowCenter()[0] + "/" + t.windowWidth()[0] + " is not usable: " + name + "_window.png not written");
             } else {
                 Window w = Window.linear("header", t.windowCenter()[0], t.windowWidth()[0]);
                 byte[] win = new byte[n];
