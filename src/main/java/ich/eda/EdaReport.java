@@ -210,7 +210,7 @@ public final class EdaReport {
         int[] hist = c.studySizeHistogram();
         int studies = c.slicesPerStudy().size();
         if (studies == 0) {
-            md.append("No image has a Study Instance UID.\n\n");
+            md.append(c.images() == 0 ? "No images (files with Pixel Data).\n\n" : "No image has a Study Instance UID.\n\n");
             return;
         }
         List<Charts.Bin> bins = Charts.bins(hist, 60);

@@ -1,6 +1,7 @@
 package ich.eda;
 
 import ich.dicom.DicomFile;
+import ich.dicom.DicomFormatException;
 import ich.dicom.ImageHeader;
 import ich.hu.HounsfieldTransform;
 
@@ -113,7 +114,7 @@ public final class HeaderScan {
             String study = h.studyInstanceUid() == null ? null : h.studyInstanceUid().intern();
             return new FileFacts(file, id, study, h.hasPixelData(), h.bitsStored(), h.pixelRepresentation(),
                     h.rescaleIntercept(), h.hasPixelData() && rsna12BitFix(h), first(h.windowCenter()), first(h.windowWidth()));
-        } catch (ich.dicom.DicomFormatException e) {
+        } catch (DicomFormatException e) {
             return new Unreadable(file, id, e.getMessage());
         } catch (IOException e) {
             return new Unreadable(file, id, file + ": " + e);
