@@ -61,7 +61,10 @@ public record HounsfieldTransform(int bitsAllocated, int bitsStored, int highBit
         double intercept = Double.isNaN(t.rescaleIntercept()) ? 0 : t.rescaleIntercept();
         boolean signed = h.pixelRepresentation() == 1;
         ModalityLut lut = t.hasRescale() ? null : h.modalityLut();
-        boolean fix = options.rsna12BitFix() && needsRsna12BitFix(h.bitsStored(), h.pixelRepresentation(), intercept) && lut == null;
+        // The raw intercept: a file without (0028,1052) (MR, CR, ...) is not the broken CT encoding, even though
+        // its modality transform defaults the intercept to 0.
+        boolean fix = options.rsna12BitFix() && lut == null
+                && needsRsna12BitFix(h.bitsStored(), h.pixelRepresentation(), t.rescaleIntercept());
         if (fix) intercept = -1000;
         boolean mask = options.maskPadding() && h.pixelPaddingValue() != null;
         int low = 0, high = -1;
@@ -75,9 +78,12 @@ public record HounsfieldTransform(int bitsAllocated, int bitsStored, int highBit
                 (float) intercept, lut, mask, low, high, options.paddingHu(), "MONOCHROME1".equals(h.photometricInterpretation()));
     }
 
-    /** The RSNA 12-bit fix applies to unsigned 12-bit data whose intercept is not a plausible CT intercept. */
+    /**
+     * The RSNA 12-bit fix applies to unsigned 12-bit data whose Rescale Intercept is present (NaN when absent)
+     * and not a plausible CT intercept.
+     */
     public static boolean needsRsna12BitFix(int bitsStored, int pixelRepresentation, double intercept) {
-        return bitsStored == 12 && pixelRepresentation == 0 && intercept > -100;
+        return bitsStored == 12 && pixelRepresentation == 0 && intercept > -100; // NaN > -100 is false
     }
 
     /** The stored value of a raw sample word: mask to Bits Stored below High Bit, sign-extend if signed. */

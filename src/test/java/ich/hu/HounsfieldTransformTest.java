@@ -73,6 +73,11 @@ class HounsfieldTransformTest {
         assertFalse(HounsfieldTransform.needsRsna12BitFix(12, 0, -100));
         assertFalse(HounsfieldTransform.needsRsna12BitFix(12, 1, 0));
         assertFalse(HounsfieldTransform.needsRsna12BitFix(16, 0, 0));
+        assertFalse(HounsfieldTransform.needsRsna12BitFix(12, 0, Double.NaN), "no intercept, not the broken CT encoding");
+        // An unsigned 12-bit image without Rescale Intercept (MR, CR): values stay as stored.
+        HounsfieldTransform noRescale = HounsfieldTransform.of(header(12, 11, 0, Double.NaN, Double.NaN, null, null), 0);
+        assertFalse(noRescale.rsna12BitFix());
+        assertArrayEquals(new float[]{3096}, noRescale.apply(words(3096)));
     }
 
     @Test
