@@ -23,7 +23,7 @@ public record Anatomy(double halfWidth, double halfLength, double height, double
         double atrophy = StrictMath.pow(r.nextDouble(), 1.6);
         return new Anatomy(
                 r.uniform(68, 80), r.uniform(86, 100), r.uniform(172, 192), r.uniform(0, 0.12),
-                r.uniform(1.2, 2.0), r.uniform(1.5, 4.0), r.uniform(0.8, 1.6), r.uniform(1.3, 2.0), r.uniform(2.0, 4.5), r.uniform(1.1, 1.7),
+                r.uniform(1.2, 2.0), r.uniform(0.8, 2.5), r.uniform(0.8, 1.6), r.uniform(1.3, 2.0), r.uniform(2.0, 4.5), r.uniform(1.1, 1.7),
                 0.8 + 2.4 * atrophy + r.uniform(0, 0.4), atrophy, 0.8 + 0.7 * atrophy + r.uniform(-0.05, 0.15),
                 1.3 + 1.8 * atrophy + r.uniform(0, 0.3), r.between(32, 40), r.uniform(9, 15), r.uniform(2.5, 3.4),
                 (float) r.uniform(35, 55), (float) r.uniform(-110, -70), (float) r.uniform(1550, 1850), (float) r.uniform(820, 1000),

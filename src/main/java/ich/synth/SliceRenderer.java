@@ -24,9 +24,11 @@ import java.util.Arrays;
  * A subtype counts as visible on the slice when its blood covers at least {@link #MIN_VISIBLE_MM2}; a smaller
  * remnant is not drawn at all, so that a slice shows blood of a subtype exactly when its label says so.
  *
- * <p>Noise: white Gaussian noise of the study's sigma (5-10 HU), smoothed by [1 4 1]/6 in each direction
- * (leaving half the sigma, correlated between neighbours, as reconstruction kernels do), three times stronger in
- * bone. Blood is 50-90 HU after noise: clamped there, so the range holds for every blood pixel.
+ * <p>Hounsfield units: each tissue's density (per patient) with a smooth variation, edges blurred by [1 2 1]/4 in
+ * each direction (partial volume), plus noise: white Gaussian noise of the study's sigma (5-10 HU) smoothed by
+ * [1 4 1]/6 in each direction (leaving half the sigma, correlated between neighbours, as reconstruction kernels
+ * do), three times stronger in bone. Blood is 50-90 HU after all that: clamped there, so the range holds for
+ * every blood pixel.
  */
 public final class SliceRenderer {
     public static final byte AIR = 0, OUTSIDE = 1, SUPPORT = 2, SOFT = 3, FAT = 4, BONE = 5, DIPLOE = 6, CSF = 7, VENTRICLE = 8,
@@ -59,11 +61,17 @@ public final class SliceRenderer {
     private final int size;
     private final short[] hu;
     private final byte[] tissue, mask;
-    private final float[] variation, white, noise;
+    private final float[] variation, base;
+    private float[] white, noise;
     private final float[] rowFields, samples;
     private final double[] depth;
     private final int[] counts = new int[Subtype.COUNT];
     private final float[] baseHu = new float[TISSUES], noiseScale = new float[TISSUES];
+    /** Per tissue, the lowest HU kept: the encoding's, or -2000 outside the reconstruction circle. */
+    private final int[] floorHu = new int[TISSUES];
+    /** Head u and v of the first pixel of each row, and their change along a row. */
+    private double[] rowU = new double[0], rowV = new double[0];
+    private double du, dv;
     private final float[] bloodHu = new float[Subtype.COUNT];
 
     private SynthStudy study;
@@ -86,6 +94,7 @@ public final class SliceRenderer {
         tissue = new byte[n];
         mask = new byte[n];
         variation = new float[n];
+        base = new float[n];
         white = new float[n];
         noise = new float[n];
         rowFields = new float[C * size];
@@ -124,7 +133,15 @@ public final class SliceRenderer {
         study = s;
         anatomy = s.anatomy();
         acq = s.acquisition();
-        stride = Math.max(2, (int) Math.round(4 / acq.pixelSpacing()));
+        stride = Math.max(2, (int) Math.round(6 / acq.pixelSpacing()));
+        rowU = new double[size];
+        rowV = new double[size];
+        for (int j = 0; j < size; j++) {
+            rowU[j] = acq.rowU(j);
+            rowV[j] = acq.rowV(j);
+        }
+        du = acq.du();
+        dv = acq.dv();
         Rng r = Rng.derive(s.seed(), 0x6875L);
         Anatomy a = anatomy;
         float[] b = baseHu;
@@ -144,6 +161,8 @@ public final class SliceRenderer {
         b[SINUS] = (float) r.uniform(-980, -930);
         Arrays.fill(noiseScale, 1);
         noiseScale[OUTSIDE] = 0;
+        Arrays.fill(floorHu, acq.encoding().minHu);
+        floorHu[OUTSIDE] = acq.encoding().holdsOutside() ? PixelEncoding.OUTSIDE_HU : acq.encoding().minHu;
         noiseScale[BONE] = noiseScale[DIPLOE] = noiseScale[BASE_BONE] = 3;
         Arrays.fill(bloodHu, 0);
         for (Lesion l : s.lesions()) bloodHu[l.type().ordinal()] = l.bloodHu();
@@ -151,16 +170,22 @@ public final class SliceRenderer {
 
     // ---- noise ----
 
-    /** White noise (sum of four uniforms: near-Gaussian, and cheap) smoothed with [1 4 1]/6 along rows, then columns. */
+    /**
+     * White noise, smoothed with [1 4 1]/6 along rows, then columns. Each white value is the sum of two uniform
+     * 16-bit numbers (a triangular distribution: one random word gives two pixels); the nine-pixel smoothing
+     * sums make the result Gaussian for all practical purposes.
+     */
     private void noise(long seed) {
         int n = size * size;
-        float k = (float) (acq.noiseSigma() / 37837.2);  // the sd of a sum of four uniform 16-bit values
+        float k = (float) (acq.noiseSigma() / 26754.9);  // the sd of a sum of two uniform 16-bit values
         long state = seed;
-        for (int p = 0; p < n; p++) {
+        int p = 0;
+        for (; p + 1 < n; p += 2) {
             long z = Rng.mix(state += GOLDEN);
-            long sum = (z & 0xFFFF) + ((z >>> 16) & 0xFFFF) + ((z >>> 32) & 0xFFFF) + (z >>> 48);
-            white[p] = (sum - 131070) * k;
+            white[p] = ((z & 0xFFFF) + ((z >>> 16) & 0xFFFF) - 65535) * k;
+            white[p + 1] = (((z >>> 32) & 0xFFFF) + (z >>> 48) - 65535) * k;
         }
+        if (p < n) white[p] = ((Rng.mix(state + GOLDEN) & 0xFFFF) * 2 - 65535) * k;
         final float a = 1 / 6f, b = 4 / 6f;
         for (int j = 0; j < size; j++) {
             int o = j * size;
@@ -172,7 +197,9 @@ public final class SliceRenderer {
             int up = Math.max(j - 1, 0) * size, at = j * size, down = Math.min(j + 1, size - 1) * size;
             for (int i = 0; i < size; i++) white[at + i] = a * noise[up + i] + b * noise[at + i] + a * noise[down + i];
         }
-        System.arraycopy(white, 0, noise, 0, n);
+        float[] t = noise;  // the result is in white: swap
+        noise = white;
+        white = t;
     }
 
     // ---- one row ----
@@ -183,7 +210,7 @@ public final class SliceRenderer {
         Arrays.fill(mask, off, off + size, (byte) 0);
         Arrays.fill(variation, off, off + size, 0f);
         double z = acq.rowZ(slice, j);
-        double u0 = acq.rowU(j), v0 = acq.rowV(j), du = acq.du(), dv = acq.dv();
+        double u0 = rowU[j], v0 = rowV[j];
         if (acq.support()) support(off, u0, v0, du, dv);
         double hs = anatomy.scaleAt(z);
         int lo = 0, hi = -1;
@@ -209,11 +236,17 @@ public final class SliceRenderer {
             head.fields.sample(u0 + i * du, v0 + i * dv, z, samples, s * C);
         }
         float inv = 1f / stride;
-        for (int i = lo; i <= hi; i++) {
-            int s = (i - lo) / stride;
-            float w = ((i - lo) - s * stride) * inv;
-            int a = s * C, o = i * C;
-            for (int c = 0; c < C; c++) rowFields[o + c] = samples[a + c] + (samples[a + C + c] - samples[a + c]) * w;
+        for (int s = 0, i = lo; i <= hi; s++) {
+            int a = s * C, end = Math.min(hi, i + stride - 1);
+            float d0 = (samples[a + C] - samples[a]) * inv, d1 = (samples[a + C + 1] - samples[a + 1]) * inv;
+            float d2 = (samples[a + C + 2] - samples[a + 2]) * inv, d3 = (samples[a + C + 3] - samples[a + 3]) * inv;
+            for (int w = 0; i <= end; i++, w++) {
+                int o = i * C;
+                rowFields[o] = samples[a] + d0 * w;
+                rowFields[o + 1] = samples[a + 1] + d1 * w;
+                rowFields[o + 2] = samples[a + 2] + d2 * w;
+                rowFields[o + 3] = samples[a + 3] + d3 * w;
+            }
         }
     }
 
@@ -396,35 +429,73 @@ public final class SliceRenderer {
 
     // ---- output ----
 
-    /** Hounsfield units: tissue density, its variation and noise; blood where a kept subtype lies. */
+    /**
+     * Hounsfield units: tissue density and its variation, blood where a kept subtype lies, blurred by [1 2 1]/4 in
+     * each direction (the partial volume of edges), then noise. Blood pixels end within 50-90 HU.
+     */
     private void compose(byte keep) {
-        PixelEncoding enc = acq.encoding();
-        int n = size * size;
+        int max = acq.encoding().maxHu, n = size * size;
+        boolean oedemaAlone = (keep & Subtype.INTRAPARENCHYMAL.bit()) == 0;
         for (int p = 0; p < n; p++) {
-            byte t = tissue[p];
+            int t = tissue[p];
             int m = mask[p];
-            float v;
-            if (m != 0 && (m &= keep) == 0) mask[p] = 0;  // a remnant too small to count is not drawn
             if (m != 0) {
-                mask[p] = (byte) m;
-                v = Math.max(BLOOD_MIN_HU, Math.min(BLOOD_MAX_HU, bloodHu[Integer.numberOfTrailingZeros(m)] + noise[p]));
-            } else if (t == OUTSIDE) {
-                hu[p] = PixelEncoding.OUTSIDE_HU;
-                continue;
-            } else {
-                if (t == EDEMA && (keep & Subtype.INTRAPARENCHYMAL.bit()) == 0) t = tissue[p] = WHITE;
-                v = baseHu[t] + variation[p] + noise[p] * noiseScale[t];
+                m &= keep;
+                mask[p] = (byte) m;  // a remnant too small to count is not drawn
             }
-            hu[p] = (short) enc.representable(Math.round(v));
+            if (m != 0) {
+                base[p] = bloodHu[Integer.numberOfTrailingZeros(m)];
+            } else {
+                if (t == EDEMA && oedemaAlone) tissue[p] = (byte) (t = WHITE);  // oedema without its blood: white matter
+                base[p] = t == OUTSIDE ? baseHu[AIR] : baseHu[t] + variation[p];
+            }
+        }
+        blur(base, white);
+        for (int p = 0; p < n; p++) {
+            int t = tissue[p];
+            float v = base[p] + noise[p] * noiseScale[t];
+            if (mask[p] != 0) v = Math.max(BLOOD_MIN_HU, Math.min(BLOOD_MAX_HU, v));
+            else if (t == OUTSIDE) v = PixelEncoding.OUTSIDE_HU;
+            hu[p] = (short) Math.max(floorHu[t], Math.min(max, (int) Math.floor(v + 0.5f)));
+        }
+    }
+
+    /** [1 2 1]/4 along rows into {@code temp}, then along columns back into {@code image}; edges repeat. */
+    private void blur(float[] image, float[] temp) {
+        for (int j = 0; j < size; j++) {
+            int o = j * size;
+            temp[o] = 0.75f * image[o] + 0.25f * image[o + 1];
+            for (int i = 1; i < size - 1; i++) temp[o + i] = 0.25f * image[o + i - 1] + 0.5f * image[o + i] + 0.25f * image[o + i + 1];
+            temp[o + size - 1] = 0.25f * image[o + size - 2] + 0.75f * image[o + size - 1];
+        }
+        for (int j = 0; j < size; j++) {
+            int up = Math.max(j - 1, 0) * size, at = j * size, down = Math.min(j + 1, size - 1) * size;
+            for (int i = 0; i < size; i++) image[at + i] = 0.25f * temp[up + i] + 0.5f * temp[at + i] + 0.25f * temp[down + i];
         }
     }
 
     /** The stored pixel words of a slice, little endian, into {@code out} (2 bytes per pixel). */
     public static void encode(short[] hu, PixelEncoding encoding, byte[] out) {
-        for (int p = 0; p < hu.length; p++) {
-            int s = encoding.stored(hu[p]);
-            out[2 * p] = (byte) s;
-            out[2 * p + 1] = (byte) (s >>> 8);
+        int n = hu.length;
+        switch (encoding) {
+            case SIGNED_16, UNSIGNED_12 -> {
+                // As PixelEncoding.stored, unrolled: the renderer's HU are in range already, the clamp keeps callers honest.
+                int lo = encoding.minHu, hi = encoding.maxHu;
+                boolean outside = encoding.holdsOutside();
+                for (int p = 0; p < n; p++) {
+                    int h = hu[p];
+                    int s = (outside && h == PixelEncoding.OUTSIDE_HU ? h : Math.max(lo, Math.min(hi, h))) + 1024;
+                    out[2 * p] = (byte) s;
+                    out[2 * p + 1] = (byte) (s >> 8);
+                }
+            }
+            case UNSIGNED_12_MODULO -> {
+                for (int p = 0; p < n; p++) {
+                    int s = Math.max(encoding.minHu, Math.min(encoding.maxHu, hu[p])) & 0xFFF;
+                    out[2 * p] = (byte) s;
+                    out[2 * p + 1] = (byte) (s >> 8);
+                }
+            }
         }
     }
 

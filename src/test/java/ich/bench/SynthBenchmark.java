@@ -30,8 +30,9 @@ import java.util.stream.Stream;
 /**
  * {@code ich synth} per slice, at 512 x 512: render (anatomy, lesions, noise, HU), encode, and write the DICOM file
  * atomically, as the command does; ops/s are slices/s. Each thread renders its own studies, slice after slice
- * (a new study every 30 slices, as in a run), and writes into a temporary folder, reusing 64 file names per
- * thread so the disk use stays small. {@code render} leaves out the file: the difference is the I/O.
+ * (a new study every 30 slices, as in a run), and writes new files into a temporary folder, as a run does
+ * (replacing existing files costs more: the file system frees the old ones' blocks), deleted after each
+ * iteration, outside the measurement. {@code render} leaves out the file: the difference is the I/O.
  * Run with scripts/bench SynthBenchmark (1 thread, then all cores).
  */
 @BenchmarkMode(Mode.Throughput)
@@ -55,11 +56,16 @@ public class SynthBenchmark {
             studies = SynthDataset.plan(SynthConfig.of(dir, 64, 30, 42).withSize(size));
         }
 
-        @TearDown(Level.Trial)
-        public void tearDown() throws IOException {
+        @TearDown(Level.Iteration)
+        public void clear() throws IOException {
             try (Stream<Path> files = Files.list(dir)) {
                 for (Path p : files.toList()) Files.delete(p);
             }
+        }
+
+        @TearDown(Level.Trial)
+        public void tearDown() throws IOException {
+            clear();
             Files.delete(dir);
         }
     }
@@ -68,7 +74,8 @@ public class SynthBenchmark {
     public static class Worker {
         SliceRenderer renderer;
         byte[] pixels;
-        int thread, study, slice, file;
+        int thread, study, slice;
+        long file;
 
         @Setup(Level.Trial)
         public void setUp(Plan plan) {
@@ -94,7 +101,7 @@ public class SynthBenchmark {
         SynthStudy s = w.next(plan);
         SliceRenderer.Slice slice = w.renderer.render(s, k);
         SliceRenderer.encode(slice.hu(), s.acquisition().encoding(), w.pixels);
-        Path file = plan.dir.resolve("t" + w.thread + "_" + (w.file++ & 63) + ".dcm");
+        Path file = plan.dir.resolve("t" + w.thread + "_" + w.file++ + ".dcm");
         DicomWriter.ctImage(s.image(k, w.pixels)).write(file, s.acquisition().syntax());
         return slice.labelBits();
     }

@@ -180,9 +180,22 @@ class SynthDatasetTest {
 
         TissueStats() { for (int t = 0; t < SliceRenderer.TISSUES; t++) values.add(new ArrayList<>()); }
 
+        /**
+         * The pixels inside a region of one tissue, without blood: their eight neighbours (the reach of the
+         * renderer's 3 x 3 edge blur) of the same tissue. Edge pixels are partial volume of two tissues.
+         */
         void add(SliceRenderer.Slice slice, float[] hu) {
-            for (int p = 0; p < hu.length; p += 3) {  // every third pixel is plenty
-                if (slice.lesionMask()[p] == 0) values.get(slice.tissue()[p]).add(hu[p]);
+            byte[] t = slice.tissue();
+            for (int j = 1; j < SIZE - 1; j++) {
+                next:
+                for (int i = 1; i < SIZE - 1; i++) {
+                    int p = j * SIZE + i;
+                    if (slice.lesionMask()[p] != 0) continue;
+                    for (int dj = -SIZE; dj <= SIZE; dj += SIZE) {
+                        for (int di = -1; di <= 1; di++) if (t[p + dj + di] != t[p]) continue next;
+                    }
+                    values.get(t[p]).add(hu[p]);
+                }
             }
         }
 
@@ -211,7 +224,6 @@ class SynthDatasetTest {
             assertTrue(quantile(SliceRenderer.GREY, 0.5) > quantile(SliceRenderer.WHITE, 0.5) + 4, encoding + ": grey is denser than white");
             within(encoding, SliceRenderer.CSF, 0.5, 0, 15);
             within(encoding, SliceRenderer.VENTRICLE, 0.5, 0, 15);
-            within(encoding, SliceRenderer.FAT, 0.5, -120, -60);
         }
 
         private void within(String encoding, int tissue, double q, double lo, double hi) {
