@@ -61,8 +61,7 @@ public final class SliceRenderer {
     private final int size;
     private final short[] hu;
     private final byte[] tissue, mask;
-    private final float[] variation, base;
-    private float[] white, noise;
+    private final float[] variation, base, white, noise;
     private final float[] rowFields, samples;
     private final double[] depth;
     private final int[] counts = new int[Subtype.COUNT];
@@ -171,9 +170,10 @@ public final class SliceRenderer {
     // ---- noise ----
 
     /**
-     * White noise, smoothed with [1 4 1]/6 along rows, then columns. Each white value is the sum of two uniform
-     * 16-bit numbers (a triangular distribution: one random word gives two pixels); the nine-pixel smoothing
-     * sums make the result Gaussian for all practical purposes.
+     * White noise, smoothed with [1 4 1]/6 along rows into {@code noise}; {@link #compose} smooths it along columns
+     * as it adds it. Each white value is the sum of two uniform 16-bit numbers (a triangular distribution: one
+     * random word gives two pixels); the nine-pixel smoothing sums make the result Gaussian for all practical
+     * purposes.
      */
     private void noise(long seed) {
         int n = size * size;
@@ -193,13 +193,6 @@ public final class SliceRenderer {
             for (int i = 1; i < size - 1; i++) noise[o + i] = a * white[o + i - 1] + b * white[o + i] + a * white[o + i + 1];
             noise[o + size - 1] = a * white[o + size - 2] + (b + a) * white[o + size - 1];
         }
-        for (int j = 0; j < size; j++) {
-            int up = Math.max(j - 1, 0) * size, at = j * size, down = Math.min(j + 1, size - 1) * size;
-            for (int i = 0; i < size; i++) white[at + i] = a * noise[up + i] + b * noise[at + i] + a * noise[down + i];
-        }
-        float[] t = noise;  // the result is in white: swap
-        noise = white;
-        white = t;
     }
 
     // ---- one row ----
@@ -339,14 +332,22 @@ public final class SliceRenderer {
         }
     }
 
+    /** The head rest: a shell around the back of the head, from 6 to 10 mm below the scalp's widest outline. */
     private void support(int off, double u0, double v0, double du, double dv) {
         double a = anatomy.halfWidth() * 0.92 + 6, b = anatomy.halfLength() + 6;
+        if (!span(u0, v0, du, dv, 0, 0, a, b, 1, 0)) {
+            spanLo = Integer.MAX_VALUE;
+            spanHi = Integer.MIN_VALUE;
+        }
+        int innerLo = spanLo, innerHi = spanHi;
         if (!span(u0, v0, du, dv, 0, 0, a + 4, b + 4, 1, 0)) return;
         for (int i = spanLo; i <= spanHi; i++) {
-            double u = u0 + i * du, v = v0 + i * dv;
-            double x = x0 + i * x1, y = y0 + i * y1;
-            if (x * x + y * y >= 1 || v < 0.45 * b || (u / a) * (u / a) + (v / b) * (v / b) < 1) continue;
-            tissue[off + i] = SUPPORT;
+            if (i >= innerLo && i <= innerHi) {
+                i = innerHi;
+                continue;
+            }
+            double x = x0 + i * x1, y = y0 + i * y1, v = v0 + i * dv;
+            if (x * x + y * y < 1 && v >= 0.45 * b) tissue[off + i] = SUPPORT;
         }
     }
 
@@ -358,7 +359,10 @@ public final class SliceRenderer {
             return;
         }
         double half = Math.sqrt(r2);
-        for (int i = 0; i < size; i++) if (Math.abs(i + 0.5 - c) > half) tissue[off + i] = OUTSIDE;
+        // pixel i is inside when |i + 0.5 - c| <= half
+        int from = (int) Math.max(0, Math.ceil(c - half - 0.5)), to = (int) Math.min(size - 1, Math.floor(c + half - 0.5));
+        Arrays.fill(tissue, off, off + from, OUTSIDE);
+        if (to + 1 < size) Arrays.fill(tissue, off + to + 1, off + size, OUTSIDE);
     }
 
     // ---- lesions ----
@@ -431,7 +435,8 @@ public final class SliceRenderer {
 
     /**
      * Hounsfield units: tissue density and its variation, blood where a kept subtype lies, blurred by [1 2 1]/4 in
-     * each direction (the partial volume of edges), then noise. Blood pixels end within 50-90 HU.
+     * each direction (the partial volume of edges), then noise. Blood pixels end within 50-90 HU. Both separable
+     * filters take their column pass in the last loop, which also rounds and clamps.
      */
     private void compose(byte keep) {
         int max = acq.encoding().maxHu, n = size * size;
@@ -450,27 +455,25 @@ public final class SliceRenderer {
                 base[p] = t == OUTSIDE ? baseHu[AIR] : baseHu[t] + variation[p];
             }
         }
-        blur(base, white);
-        for (int p = 0; p < n; p++) {
-            int t = tissue[p];
-            float v = base[p] + noise[p] * noiseScale[t];
-            if (mask[p] != 0) v = Math.max(BLOOD_MIN_HU, Math.min(BLOOD_MAX_HU, v));
-            else if (t == OUTSIDE) v = PixelEncoding.OUTSIDE_HU;
-            hu[p] = (short) Math.max(floorHu[t], Math.min(max, (int) Math.floor(v + 0.5f)));
-        }
-    }
-
-    /** [1 2 1]/4 along rows into {@code temp}, then along columns back into {@code image}; edges repeat. */
-    private void blur(float[] image, float[] temp) {
+        // The blur along rows into white; along columns, with the noise's smoothing along columns, in the last pass.
         for (int j = 0; j < size; j++) {
             int o = j * size;
-            temp[o] = 0.75f * image[o] + 0.25f * image[o + 1];
-            for (int i = 1; i < size - 1; i++) temp[o + i] = 0.25f * image[o + i - 1] + 0.5f * image[o + i] + 0.25f * image[o + i + 1];
-            temp[o + size - 1] = 0.25f * image[o + size - 2] + 0.75f * image[o + size - 1];
+            white[o] = 0.75f * base[o] + 0.25f * base[o + 1];
+            for (int i = 1; i < size - 1; i++) white[o + i] = 0.25f * base[o + i - 1] + 0.5f * base[o + i] + 0.25f * base[o + i + 1];
+            white[o + size - 1] = 0.25f * base[o + size - 2] + 0.75f * base[o + size - 1];
         }
+        final float na = 1 / 6f, nb = 4 / 6f;
         for (int j = 0; j < size; j++) {
             int up = Math.max(j - 1, 0) * size, at = j * size, down = Math.min(j + 1, size - 1) * size;
-            for (int i = 0; i < size; i++) image[at + i] = 0.25f * temp[up + i] + 0.5f * temp[at + i] + 0.25f * temp[down + i];
+            for (int i = 0; i < size; i++) {
+                int p = at + i, t = tissue[p];
+                float smooth = 0.25f * white[up + i] + 0.5f * white[p] + 0.25f * white[down + i];
+                float noisy = na * noise[up + i] + nb * noise[p] + na * noise[down + i];
+                float v = smooth + noisy * noiseScale[t];
+                if (mask[p] != 0) v = Math.max(BLOOD_MIN_HU, Math.min(BLOOD_MAX_HU, v));
+                else if (t == OUTSIDE) v = PixelEncoding.OUTSIDE_HU;
+                hu[p] = (short) Math.max(floorHu[t], Math.min(max, (int) Math.floor(v + 0.5f)));
+            }
         }
     }
 
