@@ -20,8 +20,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * height (at the centre of the slice), subarachnoid 14-90 %, intraparenchymal 18-84 %, intraventricular
  * 45-63 % (the lateral and third ventricles). Windows are cut to these ranges, so the naive rates come out low,
  * and by how much depends on the slices per study. Hence {@link #calibrate}: it simulates the plans of 20,000
- * studies (no pixels, only which slices each subtype spans) and rescales the knobs until the simulated rates
- * match the targets, a few rounds. The rates of a data set then differ from the targets by sampling error:
+ * studies, four times each (no pixels, only which slices each subtype spans), and rescales the knobs until the
+ * simulated rates match the targets, a few rounds. The rates of a data set then differ from the targets by sampling error:
  * positives come clustered in studies, so this is large for few studies (see the tests).
  */
 public final class LesionPlanner {
@@ -31,6 +31,7 @@ public final class LesionPlanner {
     private static final double[][] HEIGHTS = {null, {0.16, 0.88}, {0.18, 0.84}, {0.45, 0.63}, {0.14, 0.90}, {0.16, 0.88}};
     private static final int CALIBRATION_STUDIES = 20_000;
     private static final int CALIBRATION_ROUNDS = 8;
+    private static final int CALIBRATION_REPEATS = 4;
     private static final long CALIBRATION_SEED = 0x63616C6962726174L;
     private static final double MEAN_WINDOW = 0.36;
     private static final Map<String, Knobs> CALIBRATED = new ConcurrentHashMap<>();
@@ -63,7 +64,11 @@ public final class LesionPlanner {
 
     /** The spans of one study's lesions: the random draws of the model above. */
     static List<Span> spans(Rng r, int slices, int[][] allowed, Knobs k) {
-        if (!r.chance(k.positive())) return List.of();
+        return r.chance(k.positive()) ? positiveSpans(r, slices, allowed, k) : List.of();
+    }
+
+    /** The spans of a study known to be positive. */
+    static List<Span> positiveSpans(Rng r, int slices, int[][] allowed, Knobs k) {
         double[] w = k.dominant().clone();
         for (int s = 1; s < Subtype.COUNT; s++) if (allowed[s] == null) w[s] = 0;
         w[0] = 0;
@@ -177,19 +182,26 @@ public final class LesionPlanner {
         return k;
     }
 
-    /** Per-image rates of the plans of the calibration studies under {@code k}. */
+    /**
+     * Per-image rates of the plans of the calibration studies under {@code k}: each study planned as positive,
+     * {@link #CALIBRATION_REPEATS} times, and the counts weighted by the probability of being positive. (Drawing
+     * whether a study is positive would add most of the sampling error and nothing else.)
+     */
     static double[] simulate(Knobs k, int slices, int[][][] allowed) {
         long[] positives = new long[Subtype.COUNT];
         int[] bits = new int[slices];
         for (int i = 0; i < allowed.length; i++) {
-            java.util.Arrays.fill(bits, 0);
-            for (Span s : spans(Rng.derive(CALIBRATION_SEED + 1, i), slices, allowed[i], k)) {
-                for (int j = s.first(); j <= s.last(); j++) bits[j] |= 1 << s.type() | 1;
+            Rng r = Rng.derive(CALIBRATION_SEED + 1, i);
+            for (int repeat = 0; repeat < CALIBRATION_REPEATS; repeat++) {
+                java.util.Arrays.fill(bits, 0);
+                for (Span s : positiveSpans(r, slices, allowed[i], k)) {
+                    for (int j = s.first(); j <= s.last(); j++) bits[j] |= 1 << s.type() | 1;
+                }
+                for (int b : bits) for (int s = 0; s < Subtype.COUNT; s++) positives[s] += (b >>> s) & 1;
             }
-            for (int b : bits) for (int s = 0; s < Subtype.COUNT; s++) positives[s] += (b >>> s) & 1;
         }
         double[] rates = new double[Subtype.COUNT];
-        for (int s = 0; s < Subtype.COUNT; s++) rates[s] = positives[s] / ((double) allowed.length * slices);
+        for (int s = 0; s < Subtype.COUNT; s++) rates[s] = k.positive() * positives[s] / ((double) allowed.length * CALIBRATION_REPEATS * slices);
         return rates;
     }
 
