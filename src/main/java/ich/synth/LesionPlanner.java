@@ -126,7 +126,7 @@ public final class LesionPlanner {
                         rr * StrictMath.sin(theta), r.uniform(18, 38), r.uniform(18, 38));
             }
             case INTRAPARENCHYMAL -> {
-                double radius = Math.max(6, Math.min(26, spanMm / 2 * r.uniform(0.8, 1.2)));
+                double radius = Math.max(6, Math.min(24, spanMm / 2 * r.uniform(0.4, 0.9)));
                 double u, v;
                 if (t >= 0.38 && t <= 0.56 && r.chance(0.5)) {  // basal ganglia, thalamus
                     radius = Math.min(radius, 18);

@@ -41,6 +41,8 @@ public final class SliceRenderer {
     /** Smallest blood cross-section of a subtype that makes a slice positive for it. */
     public static final double MIN_VISIBLE_MM2 = 8;
     public static final float BLOOD_MIN_HU = 50, BLOOD_MAX_HU = 90;
+    /** Intraparenchymal blood keeps this many mm off the inner table. */
+    static final double MIN_PARENCHYMAL_DEPTH = 4;
 
     private static final int C = ValueNoise.CHANNELS;
     private static final long GOLDEN = 0x9E3779B97F4A7C15L;
@@ -401,7 +403,8 @@ public final class SliceRenderer {
                     for (int i = Math.max(spanLo, lo); i <= Math.min(spanHi, hi); i++) {
                         int p = off + i;
                         byte t = tissue[p];
-                        if (t != GREY && t != WHITE && t != DEEP_GREY && t != CSF && t != EDEMA) continue;
+                        // in the brain, and off the inner table: blood against the skull would look extra-axial
+                        if (t != GREY && t != WHITE && t != DEEP_GREY && t != CSF && t != EDEMA || depth[i] < MIN_PARENCHYMAL_DEPTH) continue;
                         double u = u0 + i * du - h.u(), v = v0 + i * dv - h.v();
                         double r = Math.sqrt(u * u + v * v), edge = radius * (1 + h.irregularity() * rowFields[i * C]);
                         if (r < edge) set(p, bit, ord);
