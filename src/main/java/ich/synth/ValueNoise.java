@@ -9,12 +9,11 @@ package ich.synth;
 final class ValueNoise {
     static final int CHANNELS = 4;
     private static final double U0 = -130, V0 = -140, Z0 = -40;
-    private final double cell, inv;
+    private final double inv;
     private final int nu, nv, nz;
     private final float[] nodes;
 
     ValueNoise(long seed, double cell) {
-        this.cell = cell;
         this.inv = 1 / cell;
         this.nu = (int) Math.ceil(260 / cell) + 2;
         this.nv = (int) Math.ceil(280 / cell) + 2;
@@ -38,8 +37,6 @@ final class ValueNoise {
             out[offset + c] = lerp(lerp(x00, x10, wv), lerp(x01, x11, wv), wz);
         }
     }
-
-    double cell() { return cell; }
 
     private static double clamp(double x, double max) { return x < 0 ? 0 : Math.min(x, max); }
 

@@ -174,6 +174,30 @@ class SynthDatasetTest {
         stats.forEach((encoding, st) -> st.check(encoding.toString()));
     }
 
+    /** DCMTK on one file per encoding and syntax: a Part 10 file, and the stored values we meant. */
+    @Test
+    void dcmtkReadsTheStoredValuesWeMeant() {
+        ich.dicom.Dcmtk.assumeInstalled("dcmftest", "dcm2pnm");
+        SliceRenderer renderer = new SliceRenderer(SIZE);
+        Set<String> done = new HashSet<>();
+        for (SynthStudy s : plan) {
+            Acquisition a = s.acquisition();
+            if (!done.add(a.encoding() + " " + a.syntax())) continue;
+            int k = s.slices() / 2;
+            Path file = out.resolve(SynthDataset.IMAGES).resolve(s.imageIds().get(k) + ".dcm");
+            ich.dicom.Dcmtk.Result test = ich.dicom.Dcmtk.run("dcmftest", file.toString());
+            assertEquals("yes: " + file, test.out().strip());
+            int[] stored = ich.dicom.Dcmtk.storedValues(file, a.encoding().bitsStored, a.encoding().pixelRepresentation == 1);
+            short[] hu = renderer.render(s, k).hu();
+            for (int p = 0; p < hu.length; p++) {
+                int expected = a.encoding().stored(hu[p]);
+                if (a.encoding().pixelRepresentation == 1) expected = (short) expected;
+                if (stored[p] != expected) fail(file + " pixel " + p + ": DCMTK reads " + stored[p] + ", we stored " + expected);
+            }
+        }
+        assertTrue(done.size() >= 4, "encodings and syntaxes covered: " + done);
+    }
+
     /** HU per tissue class (blood excluded), for the expected ranges. */
     static final class TissueStats {
         final List<List<Float>> values = new ArrayList<>();
