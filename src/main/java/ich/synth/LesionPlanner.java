@@ -130,7 +130,7 @@ public final class LesionPlanner {
                 double u, v;
                 if (t >= 0.38 && t <= 0.56 && r.chance(0.5)) {  // basal ganglia, thalamus
                     radius = Math.min(radius, 18);
-                    u = (r.chance(0.5) ? -1 : 1) * r.uniform(14, 26) * su;
+                    u = (r.chance(0.5) ? -1 : 1) * r.uniform(18, 28) * su;
                     v = r.uniform(-10, 12) * sv;
                 } else {                                         // lobar
                     double theta = r.uniform(-Math.PI, Math.PI), rr = a.brainRadius(theta, z);
@@ -151,7 +151,7 @@ public final class LesionPlanner {
 
     /** Knobs whose simulated rates match {@code target} for studies of {@code slices} slices; cached. */
     public static Knobs calibrate(int slices, Prevalence target) {
-        return CALIBRATED.computeIfAbsent(slices + ":" + target, key -> doCalibrate(slices, target));
+        return CALIBRATED.computeIfAbsent(slices + ":" + java.util.Arrays.toString(target.rates()), key -> doCalibrate(slices, target));
     }
 
     private static Knobs doCalibrate(int slices, Prevalence target) {

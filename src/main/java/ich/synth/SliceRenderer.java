@@ -18,8 +18,8 @@ import java.util.Arrays;
  *   <li>{@link HeadModel} structures (cisterns, brain stem, deep grey, ventricles, skull base, sinuses) and the
  *       interhemispheric fissure paint over the brain.</li>
  *   <li>Lesions, each only on tissue it can occupy: epidural and subdural blood from the inner table inwards,
- *       subarachnoid blood in CSF spaces (not the ventricles), intraparenchymal blood in the brain with an oedema
- *       ring, intraventricular blood in the ventricles.</li>
+ *       subarachnoid blood in CSF spaces (not the ventricles), intraparenchymal blood in the brain (pushing aside a
+ *       ventricle it meets) with an oedema ring, intraventricular blood in the ventricles.</li>
  * </ol>
  * A subtype counts as visible on the slice when its blood covers at least {@link #MIN_VISIBLE_MM2}; a smaller
  * remnant is not drawn at all, so that a slice shows blood of a subtype exactly when its label says so.
@@ -404,11 +404,17 @@ public final class SliceRenderer {
                         int p = off + i;
                         byte t = tissue[p];
                         // in the brain, and off the inner table: blood against the skull would look extra-axial
-                        if (t != GREY && t != WHITE && t != DEEP_GREY && t != CSF && t != EDEMA || depth[i] < MIN_PARENCHYMAL_DEPTH) continue;
+                        if (t != GREY && t != WHITE && t != DEEP_GREY && t != CSF && t != EDEMA && t != VENTRICLE
+                                || depth[i] < MIN_PARENCHYMAL_DEPTH) continue;
                         double u = u0 + i * du - h.u(), v = v0 + i * dv - h.v();
                         double r = Math.sqrt(u * u + v * v), edge = radius * (1 + h.irregularity() * rowFields[i * C]);
-                        if (r < edge) set(p, bit, ord);
-                        else if (r < edge + edema && t != CSF && (mask[p] & bit) == 0) tissue[p] = EDEMA;
+                        if (r < edge) {
+                            if (t == VENTRICLE && mask[p] != 0) continue;  // ventricular blood there already
+                            if (t == VENTRICLE) tissue[p] = WHITE;  // the haematoma pushes the ventricle aside
+                            set(p, bit, ord);
+                        } else if (r < edge + edema && t != CSF && t != VENTRICLE && (mask[p] & bit) == 0) {
+                            tissue[p] = EDEMA;
+                        }
                     }
                 }
                 case Lesion.Ventricular w -> {
