@@ -9,8 +9,12 @@ public final class Tag {
 
     // PS3.10 7.1 File Meta Information
     public static final int FILE_META_GROUP_LENGTH = 0x00020000;
+    public static final int FILE_META_INFORMATION_VERSION = 0x00020001;
     public static final int MEDIA_STORAGE_SOP_CLASS_UID = 0x00020002;
+    public static final int MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003;
     public static final int TRANSFER_SYNTAX_UID = 0x00020010;
+    public static final int IMPLEMENTATION_CLASS_UID = 0x00020012;
+    public static final int IMPLEMENTATION_VERSION_NAME = 0x00020013;
 
     public static final int SOP_CLASS_UID = 0x00080016;
     public static final int SOP_INSTANCE_UID = 0x00080018;
