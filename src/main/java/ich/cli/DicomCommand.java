@@ -5,6 +5,7 @@ import ich.dicom.DicomFormatException;
 import ich.dicom.ImageHeader;
 import ich.dicom.PixelData;
 import ich.dicom.StoredValues;
+import ich.io.AtomicFile;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -245,9 +246,11 @@ final class DicomCommand implements Runnable {
             sorted.sort((a, b) -> a.file().compareTo(b.file()));
             StringBuilder sb = new StringBuilder("file,reason,message\n");
             for (Failure f : sorted) sb.append(csv(f.file().toString())).append(',').append(csv(f.reason())).append(',').append(csv(f.message())).append('\n');
-            Path tmp = report.resolveSibling(report.getFileName() + ".tmp");
-            Files.writeString(tmp, sb);
-            Files.move(tmp, report, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            byte[] bytes = sb.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            AtomicFile.write(report, false, channel -> {
+                java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(bytes);
+                while (b.hasRemaining()) channel.write(b);
+            });
         }
 
         private static String csv(String s) {

@@ -1,21 +1,17 @@
 package ich.dicom;
 
+import ich.io.AtomicFile;
+
 import java.io.IOException;
 import java.math.BigDecimal;
 import java.math.MathContext;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeMap;
-import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Writes DICOM Part 10 files (PS3.10 7.1): a 128-byte preamble of zeros, {@code DICM}, the File Meta Information
@@ -205,27 +201,11 @@ public final class DicomWriter {
     /** As {@link #write(Path, TransferSyntax)}; {@code force} flushes the data to the device before the rename. */
     public void write(Path file, TransferSyntax syntax, boolean force) throws IOException {
         ByteBuffer[] parts = encode(syntax).toArray(ByteBuffer[]::new);
-        Path target = file.toAbsolutePath();
-        // Not Files.createTempFile: its owner-only permissions would carry over to the file.
-        Path temp = target.resolveSibling("." + target.getFileName() + "."
-                + Long.toUnsignedString(ThreadLocalRandom.current().nextLong(), 36) + ".tmp");
-        boolean moved = false;
-        try {
-            try (FileChannel ch = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                long left = 0;
-                for (ByteBuffer b : parts) left += b.remaining();
-                while (left > 0) left -= ch.write(parts);
-                if (force) ch.force(true);
-            }
-            try {
-                Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(temp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
-            moved = true;
-        } finally {
-            if (!moved) Files.deleteIfExists(temp);
-        }
+        AtomicFile.write(file, force, ch -> {
+            long left = 0;
+            for (ByteBuffer b : parts) left += b.remaining();
+            while (left > 0) left -= ch.write(parts);
+        });
     }
 
     private List<ByteBuffer> encode(TransferSyntax syntax) {

@@ -1,17 +1,15 @@
 package ich.labels;
 
+import ich.io.AtomicFile;
+
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.channels.Channels;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
-import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * The submission format: the header {@code ID,Label}, then six rows per image such as
@@ -93,39 +91,29 @@ public final class SubmissionCsv {
     /** Writes one row per cell (image * 6 + subtype) in the given order, atomically. */
     private static void writeCells(Path file, Predictions predictions, int[] cells) throws IOException {
         ImageIdIndex ids = predictions.index();
-        Path target = file.toAbsolutePath();
-        // Not Files.createTempFile: its owner-only permissions would carry over to the submission.
-        Path temp = target.resolveSibling("." + target.getFileName() + "."
-                + Long.toUnsignedString(ThreadLocalRandom.current().nextLong(), 36) + ".tmp");
-        try {
-            try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-                 OutputStream out = Channels.newOutputStream(channel)) {
-                byte[] buf = new byte[1 << 16];
-                System.arraycopy(HEADER, 0, buf, 0, HEADER.length);
-                int pos = HEADER.length;
-                for (int cell : cells) {
-                    int image = cell / Subtype.COUNT;
-                    byte[] suffix = SUFFIXES[cell % Subtype.COUNT];
-                    // id, suffix (at most 18 bytes), probability (at most 64 with its scratch room), newline
-                    int need = ids.byteLength(image) + suffix.length + 64 + 1;
-                    if (pos + need > buf.length) {
-                        out.write(buf, 0, pos);
-                        pos = 0;
-                        if (need > buf.length) buf = new byte[need];
-                    }
-                    pos = ids.copyTo(image, buf, pos);
-                    System.arraycopy(suffix, 0, buf, pos, suffix.length);
-                    pos = ProbabilityFormat.write(predictions.probabilityAt(cell), buf, pos + suffix.length);
-                    buf[pos++] = '\n';
+        AtomicFile.write(file, true, channel -> {
+            OutputStream out = Channels.newOutputStream(channel);
+            byte[] buf = new byte[1 << 16];
+            System.arraycopy(HEADER, 0, buf, 0, HEADER.length);
+            int pos = HEADER.length;
+            for (int cell : cells) {
+                int image = cell / Subtype.COUNT;
+                byte[] suffix = SUFFIXES[cell % Subtype.COUNT];
+                // id, suffix (at most 18 bytes), probability (at most 64 with its scratch room), newline
+                int need = ids.byteLength(image) + suffix.length + 64 + 1;
+                if (pos + need > buf.length) {
+                    out.write(buf, 0, pos);
+                    pos = 0;
+                    if (need > buf.length) buf = new byte[need];
                 }
-                out.write(buf, 0, pos);
-                out.flush();
-                channel.force(true);  // the rename must not reach the disk before the data does
+                pos = ids.copyTo(image, buf, pos);
+                System.arraycopy(suffix, 0, buf, pos, suffix.length);
+                pos = ProbabilityFormat.write(predictions.probabilityAt(cell), buf, pos + suffix.length);
+                buf[pos++] = '\n';
             }
-            Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } finally {
-            Files.deleteIfExists(temp);
-        }
+            out.write(buf, 0, pos);
+            out.flush();
+        });
     }
 
     /** Collects probabilities per image and the rows' order; rejects repeated IDs and incomplete images. */

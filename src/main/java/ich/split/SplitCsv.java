@@ -1,18 +1,17 @@
 package ich.split;
 
+import ich.io.AtomicFile;
+
 import java.io.BufferedReader;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.OutputStreamWriter;
 import java.io.Writer;
+
 import java.nio.channels.Channels;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -70,39 +69,21 @@ public final class SplitCsv {
      */
     public static void write(Path file, String[] images, String[] groups, Split split) throws IOException {
         List<Row> rows = rows(images, groups, split);
-        Path target = file.toAbsolutePath();
-        Path dir = target.getParent();
-        Files.createDirectories(dir);
-        // Not Files.createTempFile: its owner-only permissions would carry over to split.csv. CREATE_NEW keeps the
-        // usual permissions and still refuses to reuse a name a concurrent writer holds.
-        Path tmp = dir.resolve("." + target.getFileName() + "." + ProcessHandle.current().pid() + "."
-                + Long.toHexString(System.nanoTime()) + ".tmp");
-        boolean moved = false;
-        try {
-            try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.CREATE_NEW);
-                 Writer out = new BufferedWriter(new OutputStreamWriter(Channels.newOutputStream(channel), StandardCharsets.UTF_8), 1 << 16)) {
-                out.write(HEADER);
+        Files.createDirectories(file.toAbsolutePath().getParent());
+        AtomicFile.write(file, true, channel -> {
+            Writer out = new BufferedWriter(new OutputStreamWriter(Channels.newOutputStream(channel), StandardCharsets.UTF_8), 1 << 16);
+            out.write(HEADER);
+            out.write('\n');
+            for (Row r : rows) {
+                out.write(field(r.image()));
+                out.write(',');
+                out.write(field(r.group()));
+                out.write(',');
+                out.write(r.fold().text());
                 out.write('\n');
-                for (Row r : rows) {
-                    out.write(field(r.image()));
-                    out.write(',');
-                    out.write(field(r.group()));
-                    out.write(',');
-                    out.write(r.fold().text());
-                    out.write('\n');
-                }
-                out.flush();
-                channel.force(true); // on disk before the rename makes it visible
             }
-            try {
-                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
-            moved = true;
-        } finally {
-            if (!moved) Files.deleteIfExists(tmp);
-        }
+            out.flush();
+        });
     }
 
     /** The rows that {@link #write} writes, in image order; validates the inputs. */

@@ -8,13 +8,10 @@ import ich.eda.HeaderScan;
 import ich.labels.LabelCsv;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 import javax.imageio.ImageIO;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -30,16 +27,7 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /** {@code ich eda} as a user runs it: exact counts in report.md, charts that are real PNGs. */
 class EdaCommandTest {
-    record Run(int exit, String out, String err) {}
-
-    static Run run(String... args) {
-        CommandLine cmd = Main.commandLine();
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        cmd.setOut(new PrintWriter(out, true));
-        cmd.setErr(new PrintWriter(err, true));
-        int exit = cmd.execute(args);
-        return new Run(exit, out.toString(), err.toString());
-    }
+    private static CliTest.Run run(String... args) { return CliTest.run(args); }
 
     /**
      * Five images: ID_000a2d7b0 intraparenchymal + subdural; ID_b none; ID_c subarachnoid; ID_d none; ID_e
@@ -87,7 +75,7 @@ class EdaCommandTest {
     @Test
     void labelReportHasExactCountsAndRealCharts(@TempDir Path dir) throws Exception {
         Path out = dir.resolve("eda");
-        Run r = run("eda", "--labels", labels(dir).toString(), "--out", out.toString());
+        CliTest.Run r = run("eda", "--labels", labels(dir).toString(), "--out", out.toString());
         assertEquals(0, r.exit(), r.err());
         assertEquals("", r.err());
         assertTrue(r.out().contains("images     5 (3 positive)"), r.out());
@@ -142,7 +130,7 @@ class EdaCommandTest {
         SampleCorpus.assumePresent();
         Path root = SampleCorpus.root().resolve("files");
         Path out = dir.resolve("eda");
-        Run r = run("eda", "--labels", labels(dir).toString(), "--dicom", root.toString(), "--out", out.toString(), "--threads", "3");
+        CliTest.Run r = run("eda", "--labels", labels(dir).toString(), "--dicom", root.toString(), "--out", out.toString(), "--threads", "3");
         assertEquals(0, r.exit(), r.err());
         String md = Files.readString(out.resolve("report.md"));
 
@@ -191,20 +179,20 @@ class EdaCommandTest {
 
     @Test
     void errors(@TempDir Path dir) throws Exception {
-        Run missing = run("eda", "--labels", dir.resolve("nope.csv").toString(), "--out", dir.resolve("o").toString());
+        CliTest.Run missing = run("eda", "--labels", dir.resolve("nope.csv").toString(), "--out", dir.resolve("o").toString());
         assertEquals(2, missing.exit());
         assertTrue(missing.err().contains("nope.csv is not a file"), missing.err());
 
         Path bad = Files.writeString(dir.resolve("bad.csv"), "ID,Label\nID_a_epidural,2\n");
-        Run malformed = run("eda", "--labels", bad.toString(), "--out", dir.resolve("o").toString());
+        CliTest.Run malformed = run("eda", "--labels", bad.toString(), "--out", dir.resolve("o").toString());
         assertEquals(1, malformed.exit());
         assertTrue(malformed.err().contains("bad.csv") && malformed.err().contains("line 2"), malformed.err());
 
-        Run noDir = run("eda", "--labels", labels(dir).toString(), "--dicom", dir.resolve("none").toString(), "--out", dir.resolve("o").toString());
+        CliTest.Run noDir = run("eda", "--labels", labels(dir).toString(), "--dicom", dir.resolve("none").toString(), "--out", dir.resolve("o").toString());
         assertEquals(2, noDir.exit());
         assertTrue(noDir.err().contains("is not a folder"), noDir.err());
 
-        Run usage = run("eda", "--labels", labels(dir).toString());
+        CliTest.Run usage = run("eda", "--labels", labels(dir).toString());
         assertEquals(2, usage.exit());
         assertTrue(usage.err().contains("--out"), usage.err());
         assertFalse(Files.exists(dir.resolve("o")), "nothing written after an error");

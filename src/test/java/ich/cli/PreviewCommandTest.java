@@ -18,7 +18,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
-import static ich.cli.EdaCommandTest.run;
+import static ich.cli.CliTest.run;
 import static org.junit.jupiter.api.Assertions.*;
 
 /** {@code ich preview}: the PNGs are the windows the model sees, pixel for pixel. */
@@ -49,7 +49,7 @@ class PreviewCommandTest {
     void rsnaSliceMatchesTheWindowsPixelForPixel(@TempDir Path out) throws Exception {
         SampleCorpus.assumePresent();
         Path file = SampleCorpus.file("ID_000a2d7b0.dcm");
-        EdaCommandTest.Run r = run("preview", file.toString(), "--out", out.toString());
+        CliTest.Run r = run("preview", file.toString(), "--out", out.toString());
         assertEquals(0, r.exit(), r.err());
         assertEquals("", r.err());
         assertTrue(r.out().contains("ID_000a2d7b0_bsb.png"), r.out());
@@ -117,7 +117,7 @@ class PreviewCommandTest {
         Path good = new TinyDicom().write(dir.resolve("good.dcm"));
         Path missing = dir.resolve("missing.dcm");
         Path out = dir.resolve("out");
-        EdaCommandTest.Run r = run("preview", junk.toString(), missing.toString(), good.toString(), "--out", out.toString());
+        CliTest.Run r = run("preview", junk.toString(), missing.toString(), good.toString(), "--out", out.toString());
         assertEquals(1, r.exit());
         String[] errors = r.err().strip().split("\n");
         assertEquals(2, errors.length, r.err());
@@ -137,7 +137,7 @@ class PreviewCommandTest {
         t.pixels(0, 1000, 1024, 1064); // HU -1024, -24, 0, 40 (intercept -1024)
         Path file = t.write(dir.resolve("m1.dcm"));
         Path out = dir.resolve("out");
-        EdaCommandTest.Run r = run("preview", file.toString(), "--out", out.toString());
+        CliTest.Run r = run("preview", file.toString(), "--out", out.toString());
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.out().contains("MONOCHROME1"), r.out());
         assertArrayEquals(new int[]{255, 255 - round255(1000f / 1064), 255 - round255(1024f / 1064), 0}, grey(out.resolve("m1_raw.png"), 4, 1));
@@ -155,7 +155,7 @@ class PreviewCommandTest {
         t.windowWidth = null;
         Path file = t.write(dir.resolve("nowin.dcm"));
         Path out = dir.resolve("out");
-        EdaCommandTest.Run r = run("preview", file.toString(), "--out", out.toString());
+        CliTest.Run r = run("preview", file.toString(), "--out", out.toString());
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.out().contains("no Window Center/Width in the header: nowin_window.png not written"), r.out());
         assertFalse(Files.exists(out.resolve("nowin_window.png")));
@@ -171,7 +171,7 @@ class PreviewCommandTest {
         t.pixels(1024, 1064, 1064, 1024); // frame 1: 0 and 40 HU; frame 2 the other way round
         Path file = t.write(dir.resolve("mf.dcm"));
         Path out = dir.resolve("out");
-        EdaCommandTest.Run r = run("preview", file.toString(), "--out", out.toString());
+        CliTest.Run r = run("preview", file.toString(), "--out", out.toString());
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.out().contains("frame 1 of 2"), r.out());
         assertArrayEquals(new int[]{0, 128}, grey(out.resolve("mf_brain.png"), 2, 1));
@@ -182,7 +182,7 @@ class PreviewCommandTest {
     void twoFilesOfTheSameNameDoNotOverwriteEachOther(@TempDir Path dir) throws Exception {
         Path a = new TinyDicom().write(dir.resolve("a/x.dcm"));
         Path b = new TinyDicom().write(dir.resolve("b/x.dcm"));
-        EdaCommandTest.Run r = run("preview", a.toString(), b.toString(), "--out", dir.resolve("out").toString());
+        CliTest.Run r = run("preview", a.toString(), b.toString(), "--out", dir.resolve("out").toString());
         assertEquals(1, r.exit());
         assertTrue(r.err().contains(b.toString()) && r.err().contains("would overwrite"), r.err());
         assertTrue(Files.exists(dir.resolve("out/x_raw.png")));
@@ -190,7 +190,7 @@ class PreviewCommandTest {
 
     @Test
     void usage() {
-        EdaCommandTest.Run r = run("preview", "x.dcm");
+        CliTest.Run r = run("preview", "x.dcm");
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("--out"), r.err());
     }
