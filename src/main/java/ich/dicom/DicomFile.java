@@ -18,6 +18,9 @@ import java.util.zip.Inflater;
  * <p>{@link #open(Path)} reads only the first bytes of the file, enough for the header of a typical image,
  * so that scanning headers costs one small read per file. The file is memory-mapped when the pixels are
  * asked for; native pixel data is then a view of the mapping, valid until {@link #close()}.
+ *
+ * <p>One thread at a time: a file loads its pixels lazily. Opened with the default confined arena, its pixel
+ * views may only be read by the opening thread; pass a shared arena to hand them to others.
  */
 public final class DicomFile implements AutoCloseable {
     private static final long PREAMBLE = 128;
