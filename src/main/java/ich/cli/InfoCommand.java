@@ -1,11 +1,12 @@
 package ich.cli;
 
+import ich.gpu.Gpu;
 import picocli.CommandLine.Command;
 
 import java.io.PrintWriter;
 import java.lang.management.ManagementFactory;
 
-@Command(name = "info", mixinStandardHelpOptions = true, description = "Show the runtime: JDK, OS, cores, memory.")
+@Command(name = "info", mixinStandardHelpOptions = true, description = "Show the runtime: JDK, OS, cores, memory, GPU and NVIDIA libraries.")
 final class InfoCommand implements Runnable {
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
@@ -23,7 +24,7 @@ final class InfoCommand implements Runnable {
         out.printf("os        %s %s %s%n", System.getProperty("os.name"), System.getProperty("os.version"), System.getProperty("os.arch"));
         out.printf("cores     %d%n", rt.availableProcessors());
         out.printf("memory    %s physical, %s max heap%n", physical < 0 ? "unknown" : gib(physical), gib(rt.maxMemory()));
-        out.printf("gpu       not probed: this build has no GPU runtime yet; the CPU path is used%n");
+        for (String line : Gpu.probe().lines()) out.println(line);
         out.flush();
     }
 

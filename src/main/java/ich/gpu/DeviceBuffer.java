@@ -1,0 +1,46 @@
+package ich.gpu;
+
+import java.util.Objects;
+
+/** Device memory from {@code cuMemAlloc_v2}, freed on close. */
+public final class DeviceBuffer extends NativeResource {
+    private final long pointer;
+    private final long size;
+
+    private DeviceBuffer(Cuda cuda, long pointer, long size) {
+        super(cuda);
+        this.pointer = pointer;
+        this.size = size;
+    }
+
+    static DeviceBuffer allocate(Cuda cuda, long bytes) {
+        if (bytes <= 0) throw new IllegalArgumentException("size must be positive: " + bytes);
+        return new DeviceBuffer(cuda, cuda.longOut(cuda.cuMemAlloc, "cuMemAlloc_v2", bytes), bytes);
+    }
+
+    public long size() {
+        return size;
+    }
+
+    /** The device pointer ({@code CUdeviceptr}), e.g. as a kernel argument. */
+    public long pointer() {
+        checkOpen();
+        return pointer;
+    }
+
+    long address(long offset, long bytes) {
+        checkOpen();
+        Objects.checkFromIndexSize(offset, bytes, size);
+        return pointer + offset;
+    }
+
+    /** Sets every byte to {@code value} ({@code cuMemsetD8_v2}, synchronous with respect to the host). */
+    public void fill(byte value) {
+        cuda.check(cuda.call(cuda.cuMemsetD8, pointer(), value, size), "cuMemsetD8_v2");
+    }
+
+    @Override
+    void release() {
+        cuda.check(cuda.call(cuda.cuMemFree, pointer), "cuMemFree_v2");
+    }
+}

@@ -1,0 +1,66 @@
+package ich.gpu;
+
+import java.lang.foreign.MemorySegment;
+
+/** A CUDA stream: asynchronous copies and kernel launches run on it in order. */
+public final class Stream extends NativeResource {
+    final MemorySegment handle;
+
+    private Stream(Cuda cuda, MemorySegment handle) {
+        super(cuda);
+        this.handle = handle;
+    }
+
+    static Stream create(Cuda cuda) {
+        return new Stream(cuda, cuda.handleOut(cuda.cuStreamCreate, "cuStreamCreate", 0));
+    }
+
+    /** Copies {@code bytes} from pinned host memory to the device buffer, asynchronously. */
+    public void copyToDevice(PinnedBuffer src, long srcOffset, DeviceBuffer dst, long dstOffset, long bytes) {
+        checkOpen();
+        MemorySegment from = src.segment().asSlice(srcOffset, bytes);
+        long to = dst.address(dstOffset, bytes);
+        cuda.check(cuda.call(cuda.cuMemcpyHtoDAsync, to, from, bytes, handle), "cuMemcpyHtoDAsync_v2");
+    }
+
+    /** Copies {@code bytes} from the device buffer to pinned host memory, asynchronously. */
+    public void copyToHost(DeviceBuffer src, long srcOffset, PinnedBuffer dst, long dstOffset, long bytes) {
+        checkOpen();
+        long from = src.address(srcOffset, bytes);
+        MemorySegment to = dst.segment().asSlice(dstOffset, bytes);
+        cuda.check(cuda.call(cuda.cuMemcpyDtoHAsync, to, from, bytes, handle), "cuMemcpyDtoHAsync_v2");
+    }
+
+    public void record(Event event) {
+        checkOpen();
+        event.record(handle);
+    }
+
+    /** Launches a kernel on this stream; see {@link Module.Kernel#launch}. */
+    public void launch(Module.Kernel kernel, Dim3 grid, Dim3 block, int sharedBytes, Object... args) {
+        checkOpen();
+        kernel.launch(handle, grid, block, sharedBytes, args);
+    }
+
+    /** Waits until everything queued on the stream has finished. */
+    public void synchronize() {
+        checkOpen();
+        cuda.check(cuda.call(cuda.cuStreamSynchronize, handle), "cuStreamSynchronize");
+    }
+
+    @Override
+    void release() {
+        cuda.check(cuda.call(cuda.cuStreamDestroy, handle), "cuStreamDestroy_v2");
+    }
+
+    /** Grid or block dimensions. */
+    public record Dim3(int x, int y, int z) {
+        public Dim3 {
+            if (x < 1 || y < 1 || z < 1) throw new IllegalArgumentException("dimensions must be positive: " + x + "," + y + "," + z);
+        }
+
+        public static Dim3 of(int x) {
+            return new Dim3(x, 1, 1);
+        }
+    }
+}

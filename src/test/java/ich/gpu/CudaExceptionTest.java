@@ -1,0 +1,33 @@
+package ich.gpu;
+
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+class CudaExceptionTest {
+    @Test
+    void carriesTheLibrarysNameAndText() {
+        CudaException e = new CudaException(2, "cuMemAlloc_v2", "CUDA_ERROR_OUT_OF_MEMORY", "out of memory");
+        assertEquals("cuMemAlloc_v2 failed: CUDA_ERROR_OUT_OF_MEMORY (2): out of memory", e.getMessage());
+        assertEquals(2, e.status());
+        assertEquals("cuMemAlloc_v2", e.function());
+        assertEquals("CUDA_ERROR_OUT_OF_MEMORY", e.name());
+        assertEquals("out of memory", e.errorMessage());
+    }
+
+    @Test
+    void appendsTheJitLog() {
+        CudaException e = new CudaException(218, "cuModuleLoadDataEx", "CUDA_ERROR_INVALID_PTX",
+                "a PTX JIT compilation failed", "JIT error log:\nptxas application ptx input, line 3; error   : syntax\n");
+        assertEquals("cuModuleLoadDataEx failed: CUDA_ERROR_INVALID_PTX (218): a PTX JIT compilation failed\n"
+                + "JIT error log:\nptxas application ptx input, line 3; error   : syntax", e.getMessage());
+    }
+
+    @Test
+    void doesNotRepeatAMissingOrEchoedText() {
+        assertEquals("nvmlInit_v2 failed: NVML_ERROR_DRIVER_NOT_LOADED (9)",
+                new CudaException(9, "nvmlInit_v2", "NVML_ERROR_DRIVER_NOT_LOADED", "").getMessage());
+        assertEquals("cuInit failed: CUDA_ERROR_100 (100)",
+                new CudaException(100, "cuInit", "CUDA_ERROR_100", "CUDA_ERROR_100").getMessage());
+    }
+}
