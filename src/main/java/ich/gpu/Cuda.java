@@ -1,7 +1,6 @@
 package ich.gpu;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
@@ -114,18 +113,12 @@ public final class Cuda {
     }
 
     private MethodHandle fn(String name, MemoryLayout... args) {
-        return LINKER.downcallHandle(lookup.findOrThrow(name), FunctionDescriptor.of(JAVA_INT, args));
+        return Downcalls.statusFunction(LINKER, lookup, name, args);
     }
 
     /** Invokes a handle that returns a CUresult. */
     int call(MethodHandle handle, Object... args) {
-        try {
-            return (int) handle.invokeWithArguments(args);
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
+        return Downcalls.callStatus(handle, args);
     }
 
     /** Throws a {@link CudaException} with the driver's name and text for a non-zero status. */

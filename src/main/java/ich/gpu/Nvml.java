@@ -72,17 +72,11 @@ public final class Nvml implements AutoCloseable {
     }
 
     private static MethodHandle fn(Linker linker, SymbolLookup lookup, String name, MemoryLayout... args) {
-        return linker.downcallHandle(lookup.findOrThrow(name), FunctionDescriptor.of(JAVA_INT, args));
+        return Downcalls.statusFunction(linker, lookup, name, args);
     }
 
     private static int call(MethodHandle handle, Object... args) {
-        try {
-            return (int) handle.invokeWithArguments(args);
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
+        return Downcalls.callStatus(handle, args);
     }
 
     /** Throws a {@link CudaException} with NVML's text for a non-zero status. */
