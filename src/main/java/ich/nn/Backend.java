@@ -1,0 +1,138 @@
+package ich.nn;
+
+import java.lang.foreign.Arena;
+
+/**
+ * The operations a network is made of, each with its backward pass, on one device.
+ *
+ * <p>The CPU backend is the reference that defines every op; a CUDA backend (cuDNN convolutions and batch norm,
+ * cuBLAS for Linear, kernels of our own for the rest) implements the same contract, and tests hold the two
+ * together. The shape of this interface follows cuDNN so that mapping is direct: explicit geometry, saved
+ * batch statistics handed from forward to backward, and outputs that the caller allocates.
+ *
+ * <p>Contract for all methods: tensors are float32, images NCHW; outputs are allocated by the caller with the
+ * documented shape and are <em>overwritten</em> (never accumulated) unless the method says otherwise; inputs
+ * are not modified; an output may not alias an input unless the method says so. Shapes are checked and a
+ * mismatch is an {@link IllegalArgumentException} naming the op and the shapes.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** A short name for logs and benchmark tables, e.g. "cpu (2 threads)". */
+    String name();
+
+    /** A zero-filled tensor on this backend's device, owned by {@code arena}. */
+    Tensor allocate(Arena arena, int... shape);
+
+    /** Copies between any two tensors of the same size (host or device, either way). */
+    void copy(Tensor source, Tensor destination);
+
+    // ---- convolution (no bias: every convolution of EfficientNet is followed by batch norm) ----
+
+    /** y[n,k,p,q] = sum over c/groups, r, s of x[n, g*c/groups + c', p*stride + r - pad, ...] * w[k, c', r, s]. */
+    void conv2dForward(ConvGeometry g, Tensor x, Tensor w, Tensor y);
+
+    /** dx = gradient of the loss with respect to x, given dy (shape of y) and the weights. */
+    void conv2dBackwardData(ConvGeometry g, Tensor dy, Tensor w, Tensor dx);
+
+    /** dw = gradient of the loss with respect to w, given the forward input x and dy. */
+    void conv2dBackwardFilter(ConvGeometry g, Tensor x, Tensor dy, Tensor dw);
+
+    // ---- batch normalisation over (n, h, w) per channel; gamma, beta, statistics have shape [c] ----
+
+    /**
+     * Training-mode batch norm: normalises with the batch mean and biased variance, writes them to
+     * {@code saveMean} and {@code saveInvStd} (1 / sqrt(var + eps)) for the backward pass, and updates the
+     * running statistics in place as PyTorch does: running = (1 - momentum) * running + momentum * batch, with
+     * the <em>unbiased</em> batch variance for {@code runningVar}.
+     */
+    void batchNormForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                  double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd);
+
+    /** Inference-mode batch norm with the running statistics. */
+    void batchNormForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                   double eps, Tensor y);
+
+    /** Backward of the training-mode forward: dx, dgamma and dbeta (all overwritten). */
+    void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+                           Tensor dx, Tensor dgamma, Tensor dbeta);
+
+    // ---- element-wise ----
+
+    /** y = x * sigmoid(x); y may alias x. */
+    void silu(Tensor x, Tensor y);
+
+    /** dx = dy * d silu(x) / dx. */
+    void siluBackward(Tensor x, Tensor dy, Tensor dx);
+
+    /** y = 1 / (1 + exp(-x)); y may alias x. */
+    void sigmoid(Tensor x, Tensor y);
+
+    /** dx = dy * y * (1 - y), from the forward output y. */
+    void sigmoidBackward(Tensor y, Tensor dy, Tensor dx);
+
+    /** y = a + b (same shapes); y may alias a or b. */
+    void add(Tensor a, Tensor b, Tensor y);
+
+    /** into += from (same sizes): gradient accumulation where a tensor feeds two consumers. */
+    void accumulate(Tensor into, Tensor from);
+
+    /**
+     * y = x * mask, where mask has the shape of x (dropout) or shape [n] and is broadcast over each sample
+     * (drop-path). The caller builds the mask (0 or 1/keep) from its seeded random stream, so the backward
+     * pass is this same call on dy. y may alias x.
+     */
+    void multiplyByMask(Tensor x, Tensor mask, Tensor y);
+
+    /** Multiplies every element by {@code factor} in place (gradient clipping, loss scaling). */
+    void scale(Tensor t, float factor);
+
+    /** The sum of squares of all elements, in double (for gradient-norm clipping). */
+    double sumOfSquares(Tensor t);
+
+    // ---- squeeze-and-excitation and pooling ----
+
+    /** SE scaling: y[n,c,h,w] = x[n,c,h,w] * s[n,c]. */
+    void scaleChannels(Tensor x, Tensor s, Tensor y);
+
+    /** dx = dy * s; ds[n,c] = sum over h,w of dy * x. */
+    void scaleChannelsBackward(Tensor x, Tensor s, Tensor dy, Tensor dx, Tensor ds);
+
+    /** y[n,c] = mean over h,w of x[n,c,h,w]. */
+    void globalAveragePool(Tensor x, Tensor y);
+
+    /** dx[n,c,h,w] = dy[n,c] / (h * w). */
+    void globalAveragePoolBackward(Tensor dy, Tensor dx);
+
+    // ---- fully connected ----
+
+    /** y[n,o] = sum_i x[n,i] * w[o,i] + b[o] (PyTorch's Linear layout); b may be null. */
+    void linearForward(Tensor x, Tensor w, Tensor b, Tensor y);
+
+    /** dx (may be null when not needed), dw and db (db may be null when b is). */
+    void linearBackward(Tensor x, Tensor w, Tensor dy, Tensor dx, Tensor dw, Tensor db);
+
+    // ---- loss ----
+
+    /**
+     * Binary cross-entropy on logits, numerically stable (max(z,0) - z*t + log(1 + exp(-|z|))), weighted per
+     * label: loss = sum over i,l of w[l] * bce(z[i,l], t[i,l]) / (n * sum_l w[l]). With all weights 1 that is
+     * Keras' mean binary cross-entropy; with weights (2,1,1,1,1,1) it is the competition's weighted log loss
+     * (on unclipped probabilities). {@code labelWeights} null means all 1. Writes d loss / d logits to
+     * {@code dLogits} unless it is null, and returns the loss.
+     */
+    double bceWithLogits(Tensor logits, Tensor targets, Tensor labelWeights, Tensor dLogits);
+
+    // ---- optimiser ----
+
+    /**
+     * One Adam step on one parameter, in place on {@code param}, {@code m} and {@code v}. {@code step} counts
+     * from 1 (bias correction 1 - beta^step). {@code weightDecay} is L2 added to the gradient (Adam) unless
+     * {@code decoupled}, in which case the parameter decays by lr * weightDecay before the update (AdamW).
+     * Follows PyTorch's torch.optim.Adam/AdamW formulas (eps added to sqrt(v_hat)).
+     */
+    void adamStep(Tensor param, Tensor grad, Tensor m, Tensor v, long step, double lr, double beta1, double beta2,
+                  double eps, double weightDecay, boolean decoupled);
+
+    @Override
+    void close();
+}
