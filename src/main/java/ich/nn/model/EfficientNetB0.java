@@ -69,9 +69,29 @@ public final class EfficientNetB0 implements AutoCloseable {
     private final Sequential network;
 
     public EfficientNetB0(Backend backend, Config config) {
-        this.backend = backend;
+        this.backend = java.util.Objects.requireNonNull(backend, "backend");
         this.config = config;
         this.params = new ParameterSet(backend, arena);
+        this.network = build(params, config);
+    }
+
+    private EfficientNetB0(Config config) {
+        this.backend = null;
+        this.config = config;
+        this.params = new ParameterSet(null, arena);
+        this.network = build(params, config);
+    }
+
+    /**
+     * A model whose parameters are plain host tensors, for work that computes nothing on a device: the summary,
+     * initialising and converting checkpoints. Any backend that works on host tensors (the CPU backend) can
+     * run it.
+     */
+    public static EfficientNetB0 onHost(Config config) {
+        return new EfficientNetB0(config);
+    }
+
+    private static Sequential build(ParameterSet params, Config config) {
         double m = config.bnMomentum(), eps = config.bnEps();
         List<Layer> layers = new ArrayList<>();
         layers.add(new Conv2d(params, "conv_stem", 3, STEM_CHANNELS, 3, 2, 1));
@@ -98,7 +118,7 @@ public final class EfficientNetB0 implements AutoCloseable {
         layers.add(new GlobalAveragePool());
         layers.add(new Dropout("dropout", config.dropRate()));
         layers.add(new Linear(params, "classifier", FEATURES, config.numClasses()));
-        network = new Sequential("", layers);
+        return new Sequential("", layers);
     }
 
     /** A model with timm's initialisation drawn from {@code seed}. */
@@ -112,6 +132,7 @@ public final class EfficientNetB0 implements AutoCloseable {
         return config;
     }
 
+    /** The backend whose device holds the parameters, or null for a host model ({@link #onHost}). */
     public Backend backend() {
         return backend;
     }
@@ -128,7 +149,10 @@ public final class EfficientNetB0 implements AutoCloseable {
 
     /** Logits [n, classes] for images [n, 3, h, w]. */
     public Tensor forward(Tensor x, StepContext ctx) {
-        if (ctx.backend() != backend) throw new IllegalArgumentException("step runs on " + ctx.backend().name() + ", model on " + backend.name());
+        if (backend != null && ctx.backend() != backend) {
+            throw new IllegalArgumentException("step runs on " + ctx.backend().name() + ", model on " + backend.name());
+        }
+        if (backend == null && !x.isHost()) throw new IllegalArgumentException("a host model needs host input, got " + x);
         if (x.rank() != 4 || x.dim(1) != 3) throw new IllegalArgumentException("expected images [n, 3, h, w], got " + x);
         return network.forward(x, ctx);
     }
@@ -227,7 +251,8 @@ public final class EfficientNetB0 implements AutoCloseable {
             } else if (!p.value().sameShape(e.getValue())) {
                 misShaped.add(key + ": file " + Arrays.toString(e.getValue().shape()) + ", model " + Arrays.toString(p.value().shape()));
             } else {
-                backend.copy(e.getValue(), p.value());
+                if (backend == null) p.value().copyFrom(e.getValue());
+                else backend.copy(e.getValue(), p.value());
                 loaded.add(key);
             }
         }

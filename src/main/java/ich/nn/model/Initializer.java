@@ -19,6 +19,7 @@ public final class Initializer {
     private final Backend backend;
     private final long seed;
 
+    /** {@code backend} null: the parameters are host tensors. */
     public Initializer(Backend backend, long seed) {
         this.backend = backend;
         this.seed = seed;

@@ -2,6 +2,7 @@ package ich.nn.model;
 
 import ich.nn.Backend;
 import ich.nn.Parameter;
+import ich.nn.Tensor;
 
 import java.lang.foreign.Arena;
 import java.util.Collections;
@@ -17,6 +18,7 @@ public final class ParameterSet {
     private final Arena arena;
     private final Map<String, Parameter> byName = new LinkedHashMap<>();
 
+    /** {@code backend} null: host tensors (see {@link EfficientNetB0#onHost}). */
     public ParameterSet(Backend backend, Arena arena) {
         this.backend = backend;
         this.arena = arena;
@@ -28,18 +30,22 @@ public final class ParameterSet {
 
     /** A trainable weight (zero until initialised) with its gradient. */
     public Parameter weight(String name, int... shape) {
-        return register(Parameter.weight(name, backend.allocate(arena, shape), backend.allocate(arena, shape)));
+        return register(Parameter.weight(name, allocate(shape), allocate(shape)));
     }
 
     /** A buffer filled with {@code fill}. */
     public Parameter buffer(String name, float fill, int... shape) {
-        Parameter p = register(Parameter.buffer(name, backend.allocate(arena, shape)));
+        Parameter p = register(Parameter.buffer(name, allocate(shape)));
         if (fill != 0f) {
             float[] v = new float[Math.toIntExact(p.size())];
             java.util.Arrays.fill(v, fill);
             Initializer.upload(backend, p.value(), v);
         }
         return p;
+    }
+
+    private Tensor allocate(int... shape) {
+        return backend == null ? Tensor.allocate(arena, shape) : backend.allocate(arena, shape);
     }
 
     private Parameter register(Parameter p) {

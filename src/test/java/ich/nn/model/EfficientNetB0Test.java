@@ -336,4 +336,24 @@ class EfficientNetB0Test {
             }
         }
     }
+
+    @Test
+    void aHostModelInitialisesLikeABackendModelAndRunsOnAHostBackend() {
+        try (Arena arena = Arena.ofShared();
+             EfficientNetB0 host = EfficientNetB0.onHost(EfficientNetB0.Config.defaults());
+             EfficientNetB0 onBackend = EfficientNetB0.initialized(backend, EfficientNetB0.Config.defaults(), 5)) {
+            assertNull(host.backend());
+            host.initialize(5);
+            for (String name : host.namedParameters().keySet()) {
+                assertArrayEquals(onBackend.namedParameters().get(name).value().toArray(), host.namedParameters().get(name).value().toArray(), name);
+            }
+            Tensor x = images(arena, 1, 1, 32, 32);
+            try (StepContext c1 = StepContext.eval(backend); StepContext c2 = StepContext.eval(backend)) {
+                assertArrayEquals(onBackend.forward(x, c1).toArray(), host.forward(x, c2).toArray());
+            }
+            try (StepContext other = StepContext.eval(new NaiveBackend())) {
+                assertThrows(IllegalArgumentException.class, () -> onBackend.forward(x, other), "a model runs on its own backend");
+            }
+        }
+    }
 }
