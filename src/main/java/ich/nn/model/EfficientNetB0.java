@@ -41,6 +41,8 @@ public final class EfficientNetB0 implements AutoCloseable {
             if (numClasses <= 0) throw new IllegalArgumentException("numClasses must be positive: " + numClasses);
             if (!(dropRate >= 0 && dropRate < 1)) throw new IllegalArgumentException("dropRate must be in [0, 1): " + dropRate);
             if (!(dropPathRate >= 0 && dropPathRate < 1)) throw new IllegalArgumentException("dropPathRate must be in [0, 1): " + dropPathRate);
+            if (!(bnMomentum >= 0 && bnMomentum <= 1)) throw new IllegalArgumentException("bnMomentum must be in [0, 1]: " + bnMomentum);
+            if (!(bnEps > 0)) throw new IllegalArgumentException("bnEps must be positive: " + bnEps);
         }
 
         public static Config defaults() {

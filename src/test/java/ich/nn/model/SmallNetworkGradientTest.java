@@ -7,6 +7,7 @@ import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -20,18 +21,19 @@ import static org.junit.jupiter.api.Assertions.*;
  */
 class SmallNetworkGradientTest {
 
-    static Sequential miniature(ParameterSet p) {
+    static Sequential miniature(ParameterSet p, double dropPath, double dropRate) {
         double m = 0.1, eps = 1e-5;
         return new Sequential("", List.of(
                 new Conv2d(p, "conv_stem", 3, 8, 3, 2, 1),
                 new BatchNorm2d(p, "bn1", 8, m, eps),
                 new SiLU("bn1.act"),
-                new InvertedResidual(p, "blocks.0.0", 8, 8, 3, 1, 3, 0.25, 0, m, eps),
+                new InvertedResidual(p, "blocks.0.0", 8, 8, 3, 1, 3, 0.25, dropPath, m, eps),
                 new DepthwiseSeparable(p, "blocks.1.0", 8, 8, 3, 1, 0.25, 0, m, eps),
                 new Conv2d(p, "conv_head", 8, 16, 1, 1, 1),
                 new BatchNorm2d(p, "bn2", 16, m, eps),
                 new SiLU("bn2.act"),
                 new GlobalAveragePool(),
+                new Dropout("dropout", dropRate),
                 new Linear(p, "classifier", 16, 6)));
     }
 
@@ -43,13 +45,27 @@ class SmallNetworkGradientTest {
 
     @Test
     void lossGradientsMatchCentralDifferences() {
-        gradientCheck(new NaiveBackend());
+        gradientCheck(new NaiveBackend(), 0, 0);
     }
 
-    static void gradientCheck(Backend backend) {
+    /** With (seed, step) fixed the masks are too, so the loss is a smooth function to differentiate. */
+    @Test
+    void gradientsThroughDropPathAndDropoutMatchToo() {
+        gradientCheck(new NaiveBackend(), 0.5, 0.3);
+    }
+
+    static void gradientCheck(Backend backend, double dropPath, double dropRate) {
+        if (dropPath > 0) {
+            // The check only exercises the masks if step (1, 0) keeps one sample's branch and drops the other's.
+            try (StepContext ctx = StepContext.training(backend, 1, 0)) {
+                float[] mask = Masks.bernoulli(ctx, "blocks.0.0.drop_path", dropPath, 2).toArray();
+                assertEquals(0f, Math.min(mask[0], mask[1]), "one dropped: " + Arrays.toString(mask));
+                assertEquals((float) (1 / (1 - dropPath)), Math.max(mask[0], mask[1]), 1e-6, "one kept and scaled");
+            }
+        }
         try (Arena arena = Arena.ofShared()) {
             ParameterSet params = new ParameterSet(backend, arena);
-            Sequential net = miniature(params);
+            Sequential net = miniature(params, dropPath, dropRate);
             net.initialize(new Initializer(backend, 7));
             SplittableRandom rng = new SplittableRandom(11);
             // Non-trivial BN affine parameters and SE biases, so their gradients are not at a symmetric point.
