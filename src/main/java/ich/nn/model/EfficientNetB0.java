@@ -191,6 +191,13 @@ public final class EfficientNetB0 implements AutoCloseable {
         return params.asMap();
     }
 
+    /** The values of {@link #namedParameters}: the state dict a checkpoint writer stores. */
+    public Map<String, Tensor> stateDict() {
+        Map<String, Tensor> m = new java.util.LinkedHashMap<>();
+        for (Parameter p : namedParameters().values()) m.put(p.name(), p.value());
+        return java.util.Collections.unmodifiableMap(m);
+    }
+
     public List<Parameter> trainableParameters() {
         return namedParameters().values().stream().filter(Parameter::trainable).toList();
     }

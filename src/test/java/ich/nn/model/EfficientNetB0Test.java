@@ -327,8 +327,8 @@ class EfficientNetB0Test {
             assertFalse(Arrays.equals(source.namedParameters().get("classifier.weight").value().toArray(),
                     target.namedParameters().get("classifier.weight").value().toArray()), "mis-shaped keys are not loaded");
 
-            Map<String, Tensor> exact = new LinkedHashMap<>();
-            for (Parameter p : source.namedParameters().values()) exact.put(p.name(), p.value());
+            Map<String, Tensor> exact = source.stateDict();
+            assertEquals(List.copyOf(source.namedParameters().keySet()), List.copyOf(exact.keySet()));
             assertTrue(target.load(exact).exact());
             Tensor x = images(arena, 3, 1, 32, 32);
             try (StepContext c1 = StepContext.eval(backend); StepContext c2 = StepContext.eval(backend)) {
