@@ -2,6 +2,7 @@ package ich.train;
 
 import ich.labels.LabelCsv;
 import ich.labels.LabelTable;
+import ich.metrics.Evaluation;
 import ich.metrics.Metrics;
 import ich.nn.Backend;
 import ich.nn.Parameter;
@@ -119,10 +120,14 @@ public final class Trainer {
                      EfficientNetB0.Config.defaults().withDropRates(c.dropout(), c.dropPath()), c.seed());
              Arena state = Arena.ofShared()) {
             if (c.pretrained() != null) {
-                out.println("pretrained: " + PretrainedWeights.loadInto(model, c.pretrained()));
+                Map<String, int[]> shapes = new LinkedHashMap<>();
+                model.namedParameters().forEach((k, p) -> shapes.put(k, p.value().shape()));
+                PretrainedWeights.Result weights = PretrainedWeights.load(c.pretrained(), shapes, state);
+                model.load(weights.tensors());
+                out.print(weights.report());
             }
             Tensor labelWeights = c.labelWeights() == null ? null : upload(backend, state, c.labelWeights());
-            Adam adam = newOptimizer(backend, c);
+            Optimizer optimizer = newOptimizer(backend, c);
             TrainingLog log = new TrainingLog();
             int startEpoch = 0, startStep = 0;
             long globalStep = 0;
@@ -132,7 +137,7 @@ public final class Trainer {
                 Checkpoint.Contents ck = Checkpoint.read(last, state);
                 var report = model.load(ck.model());
                 if (!report.missing().isEmpty() || !report.misShaped().isEmpty()) throw new IllegalStateException(last + ": " + report);
-                adam.load(ck.optimizer(), ck.state().optimizerStep());
+                restore(optimizer.adam(), ck.optimizer(), ck.state());
                 Checkpoint.TrainingState s = ck.state();
                 startEpoch = s.epoch();
                 globalStep = s.step();
@@ -154,7 +159,8 @@ public final class Trainer {
                 if (e == c.schedule().headEpochs() && e > 0 && startStep == 0) {
                     // The seed compiles a new Adam for the second phase: fresh moments, bias correction from step 1.
                     // (Resumed in the middle of that epoch, the checkpoint already holds the new optimizer's state.)
-                    adam = newOptimizer(backend, c);
+                    optimizer.close();
+                    optimizer = newOptimizer(backend, c);
                 }
                 int[] rows = Schedule.rows(split.train(), epoch, c.batch(), c.seed());
                 long epochStart = System.nanoTime();
@@ -169,7 +175,7 @@ public final class Trainer {
                             try (LoadedBatch batch = loader.next()) {
                                 if (batch.n() > 0) {
                                     double lr = epoch.lr((int) globalStep, c.schedule().cosine());
-                                    double loss = trainStep(model, adam, batch, labelWeights, lr, globalStep);
+                                    double loss = trainStep(model, optimizer.adam(), batch, labelWeights, lr, globalStep);
                                     lossSum += loss * batch.n();
                                     lossImages += batch.n();
                                 }
@@ -186,7 +192,7 @@ public final class Trainer {
                     }
                 }
                 if (interrupted) {
-                    save(last, model, adam, e, globalStep, step, lossSum, lossImages, bestValLoss, bestEpoch, epoch.lr((int) globalStep, c.schedule().cosine()), configJson);
+                    save(last, model, optimizer.adam(), e, globalStep, step, lossSum, lossImages, bestValLoss, bestEpoch, epoch.lr((int) globalStep, c.schedule().cosine()), configJson);
                     out.printf("interrupted: saved %s at epoch %d, step %d; continue with --resume%n", last, e + 1, step);
                     break;
                 }
@@ -205,7 +211,7 @@ public final class Trainer {
                 startStep = 0;
                 lossSum = 0;
                 lossImages = 0;
-                save(last, model, adam, e + 1, globalStep, 0, 0, 0, bestValLoss, bestEpoch,
+                save(last, model, optimizer.adam(), e + 1, globalStep, 0, 0, 0, bestValLoss, bestEpoch,
                         e + 1 < plan.size() ? plan.get(e + 1).baseLr() : epoch.baseLr(), configJson);
                 if (best) Files.copy(last, run.resolve(BEST), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
                 log.write(run);
@@ -216,6 +222,7 @@ public final class Trainer {
                     out.printf("interrupted after epoch %d; continue with --resume%n", e + 1);
                 }
             }
+            optimizer.close();
             saved.countDown();
             return new Result(log.epochs().size(), bestValLoss, bestEpoch, interrupted, log.epochs());
         } finally {
@@ -246,7 +253,7 @@ public final class Trainer {
     }
 
     /** Validation loss (plain mean BCE, as the seed's checkpoint monitors) and the competition's metrics. */
-    record Validation(double loss, Metrics.Result metrics, double seconds) {}
+    record Validation(double loss, Evaluation metrics, double seconds) {}
 
     Validation validate(EfficientNetB0 model, Preprocessor pre, TrainingData data, int[] rows, Tensor labelWeights) throws InterruptedException {
         long start = System.nanoTime();
@@ -277,12 +284,49 @@ public final class Trainer {
         }
         probabilities = java.util.Arrays.copyOf(probabilities, n * TrainingData.LABELS);
         labels = java.util.Arrays.copyOf(labels, n * TrainingData.LABELS);
-        return new Validation(n == 0 ? Double.NaN : lossSum / n, Metrics.evaluate(probabilities, labels, TrainingData.LABELS),
+        return new Validation(n == 0 ? Double.NaN : lossSum / n, Metrics.evaluate(probabilities, labels, n),
                 (System.nanoTime() - start) / 1e9);
     }
 
-    private static Adam newOptimizer(Backend backend, TrainConfig c) {
-        return new Adam(backend, new Adam.Options(c.schedule().headLr(), 0.9, 0.999, c.adamEps(), c.weightDecay(), c.adamw()));
+    /** A fresh optimizer whose state lives in its own arena (closing the arena frees it). */
+    private record Optimizer(Adam adam, Arena arena) implements AutoCloseable {
+        @Override
+        public void close() {
+            arena.close();
+        }
+    }
+
+    private static Optimizer newOptimizer(Backend backend, TrainConfig c) {
+        Arena arena = Arena.ofShared();
+        return new Optimizer(new Adam(backend, arena, new Adam.Options(c.schedule().headLr(), 0.9, 0.999, c.adamEps(),
+                c.weightDecay(), c.adamw())), arena);
+    }
+
+    private static final String STEP_COUNTS = "adam_step_counts";
+
+    /** Adam's moments under {@code adam.<parameter>.exp_avg|exp_avg_sq}, its step counts in the metadata. */
+    private static Map<String, Tensor> optimizerTensors(Adam adam) {
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        adam.moments().forEach((k, v) -> out.put("adam." + k, v));
+        return out;
+    }
+
+    private static String stepCounts(Adam adam) {
+        StringBuilder sb = new StringBuilder();
+        adam.stepCounts().forEach((k, v) -> sb.append(sb.isEmpty() ? "" : ";").append(k).append('=').append(v));
+        return sb.toString();
+    }
+
+    private static void restore(Adam adam, Map<String, Tensor> tensors, Checkpoint.TrainingState state) {
+        String counts = state.extra().getOrDefault(STEP_COUNTS, "");
+        for (String entry : counts.isEmpty() ? new String[0] : counts.split(";")) {
+            int eq = entry.lastIndexOf('=');
+            String name = entry.substring(0, eq);
+            Tensor m = tensors.get("adam." + name + ".exp_avg"), v = tensors.get("adam." + name + ".exp_avg_sq");
+            if (m == null || v == null) throw new IllegalStateException("checkpoint lacks the Adam moments of " + name);
+            adam.restore(name, m, v, Long.parseLong(entry.substring(eq + 1)));
+        }
+        adam.restoreSteps(state.optimizerStep());
     }
 
     private static Tensor upload(Backend backend, Arena arena, double[] values) {
@@ -294,7 +338,7 @@ public final class Trainer {
         return t;
     }
 
-    private static void save(Path file, EfficientNetB0 model, Adam adam, int epochsDone, long globalStep, int epochStep,
+    private void save(Path file, EfficientNetB0 model, Adam adam, int epochsDone, long globalStep, int epochStep,
                              double lossSum, int lossImages, double bestValLoss, int bestEpoch, double lr, String configJson) throws IOException {
         Map<String, Tensor> weights = new LinkedHashMap<>();
         for (Parameter p : model.namedParameters().values()) weights.put(p.name(), p.value());
@@ -304,8 +348,9 @@ public final class Trainer {
         extra.put("epoch_images", Integer.toString(lossImages));
         extra.put("best_val_loss", Double.toString(bestValLoss));
         extra.put("best_epoch", Integer.toString(bestEpoch));
-        Checkpoint.write(file, weights, adam.state(), new Checkpoint.TrainingState(epochsDone, globalStep, adam.stepCount(), lr,
-                0, "", configJson, extra));
+        extra.put(STEP_COUNTS, stepCounts(adam));
+        Checkpoint.write(file, weights, optimizerTensors(adam), new Checkpoint.TrainingState(epochsDone, globalStep, adam.steps(), lr,
+                config.seed(), "", configJson, extra));
     }
 
     private static void writeProblems(Path file, List<TrainingData.Problem> problems) throws IOException {
