@@ -40,6 +40,7 @@ public final class CpuBackend implements Backend {
     private final int threads;
     private final ForkJoinPool pool;
     private final Sgemm gemm;
+    private final Activations activations;
     private final ThreadLocal<Scratch> scratch = ThreadLocal.withInitial(Scratch::new);
     /** Set by {@link #host} when the current op touches a tensor that only the calling thread may access. */
     private boolean callerOnly;
@@ -63,6 +64,7 @@ public final class CpuBackend implements Backend {
         this.threads = threads;
         this.pool = threads == 1 ? null : new ForkJoinPool(threads);
         this.gemm = new Sgemm(kernel == Kernel.VECTOR ? VectorKernel.create() : new ScalarKernel());
+        this.activations = Activations.create(kernel);
     }
 
     public int threads() {
@@ -457,7 +459,7 @@ public final class CpuBackend implements Backend {
         sameSize("silu", x, y);
         elementwise(x.size(), (from, len, sc) -> {
             float[] a = load(x, from, len, sc.get(Scratch.PLANE, len));
-            for (int i = 0; i < len; i++) a[i] = a[i] * sigmoid(a[i]);
+            activations.silu(a, len);
             store(a, y, from, len);
         });
     }
@@ -468,10 +470,7 @@ public final class CpuBackend implements Backend {
         elementwise(x.size(), (from, len, sc) -> {
             float[] a = load(x, from, len, sc.get(Scratch.PLANE, len));
             float[] d = load(dy, from, len, sc.get(Scratch.PLANE2, len));
-            for (int i = 0; i < len; i++) {
-                float s = sigmoid(a[i]);
-                d[i] = d[i] * s * (1 + a[i] * (1 - s));
-            }
+            activations.siluBackward(a, d, len);
             store(d, dx, from, len);
         });
     }
@@ -481,7 +480,7 @@ public final class CpuBackend implements Backend {
         sameSize("sigmoid", x, y);
         elementwise(x.size(), (from, len, sc) -> {
             float[] a = load(x, from, len, sc.get(Scratch.PLANE, len));
-            for (int i = 0; i < len; i++) a[i] = sigmoid(a[i]);
+            activations.sigmoid(a, len);
             store(a, y, from, len);
         });
     }
@@ -495,10 +494,6 @@ public final class CpuBackend implements Backend {
             for (int i = 0; i < len; i++) d[i] = d[i] * a[i] * (1 - a[i]);
             store(d, dx, from, len);
         });
-    }
-
-    private static float sigmoid(float v) {
-        return (float) (1 / (1 + Math.exp(-v)));
     }
 
     @Override
