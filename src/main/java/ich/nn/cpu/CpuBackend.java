@@ -40,7 +40,7 @@ public final class CpuBackend implements Backend {
     private final int threads;
     private final ForkJoinPool pool;
     private final Sgemm gemm;
-    private final Activations activations;
+    private final ElementOps elementOps;
     private final ThreadLocal<Scratch> scratch = ThreadLocal.withInitial(Scratch::new);
     /** Set by {@link #host} when the current op touches a tensor that only the calling thread may access. */
     private boolean callerOnly;
@@ -64,7 +64,7 @@ public final class CpuBackend implements Backend {
         this.threads = threads;
         this.pool = threads == 1 ? null : new ForkJoinPool(threads);
         this.gemm = new Sgemm(kernel == Kernel.VECTOR ? VectorKernel.create() : new ScalarKernel());
-        this.activations = Activations.create(kernel);
+        this.elementOps = ElementOps.create(kernel);
     }
 
     public int threads() {
@@ -101,7 +101,7 @@ public final class CpuBackend implements Backend {
     public void conv2dForward(ConvGeometry g, Tensor x, Tensor w, Tensor y) {
         checkConv("conv2dForward", g, x, w, y);
         if (g.depthwise()) {
-            Depthwise dw = new Depthwise(g);
+            Depthwise dw = new Depthwise(g, elementOps);
             parallel(g.n() * g.c(), (from, to, sc) -> dw.forward(x.data(), w.data(), y.data(), from, to, sc));
             return;
         }
@@ -138,7 +138,7 @@ public final class CpuBackend implements Backend {
     public void conv2dBackwardData(ConvGeometry g, Tensor dy, Tensor w, Tensor dx) {
         checkConv("conv2dBackwardData", g, dx, w, dy);
         if (g.depthwise()) {
-            Depthwise dw = new Depthwise(g);
+            Depthwise dw = new Depthwise(g, elementOps);
             parallel(g.n() * g.c(), (from, to, sc) -> dw.backwardData(dy.data(), w.data(), dx.data(), from, to, sc));
             return;
         }
@@ -185,7 +185,7 @@ public final class CpuBackend implements Backend {
     public void conv2dBackwardFilter(ConvGeometry g, Tensor x, Tensor dy, Tensor dw) {
         checkConv("conv2dBackwardFilter", g, x, dw, dy);
         if (g.depthwise()) {
-            Depthwise d = new Depthwise(g);
+            Depthwise d = new Depthwise(g, elementOps);
             parallel(g.c(), (from, to, sc) -> d.backwardFilter(x.data(), dy.data(), dw.data(), from, to, sc));
             return;
         }
@@ -459,7 +459,7 @@ public final class CpuBackend implements Backend {
         sameSize("silu", x, y);
         elementwise(x.size(), (from, len, sc) -> {
             float[] a = load(x, from, len, sc.get(Scratch.PLANE, len));
-            activations.silu(a, len);
+            elementOps.silu(a, len);
             store(a, y, from, len);
         });
     }
@@ -470,7 +470,7 @@ public final class CpuBackend implements Backend {
         elementwise(x.size(), (from, len, sc) -> {
             float[] a = load(x, from, len, sc.get(Scratch.PLANE, len));
             float[] d = load(dy, from, len, sc.get(Scratch.PLANE2, len));
-            activations.siluBackward(a, d, len);
+            elementOps.siluBackward(a, d, len);
             store(d, dx, from, len);
         });
     }
@@ -480,7 +480,7 @@ public final class CpuBackend implements Backend {
         sameSize("sigmoid", x, y);
         elementwise(x.size(), (from, len, sc) -> {
             float[] a = load(x, from, len, sc.get(Scratch.PLANE, len));
-            activations.sigmoid(a, len);
+            elementOps.sigmoid(a, len);
             store(a, y, from, len);
         });
     }

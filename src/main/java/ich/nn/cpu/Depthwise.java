@@ -28,15 +28,25 @@ final class Depthwise {
     private final int hq;
     /** Columns of one phase, and the row stride of the wide output. */
     private final int wq;
+    private final ElementOps ops;
+    /** Buffer index of each input pixel, for strided widths (a scatter without per-element arithmetic). */
+    private final int[] map;
 
-    Depthwise(ConvGeometry g) {
+    Depthwise(ConvGeometry g, ElementOps ops) {
         this.g = g;
+        this.ops = ops;
         this.p = g.p();
         this.q = g.q();
         int rowsPadded = Math.max(g.h() + 2 * g.padH(), (p - 1) * g.strideH() + g.r());
         int colsPadded = Math.max(g.w() + 2 * g.padW(), (q - 1) * g.strideW() + g.s());
         this.hq = (rowsPadded + g.strideH() - 1) / g.strideH();
         this.wq = (colsPadded + g.strideW() - 1) / g.strideW();
+        this.map = g.strideW() == 1 ? null : new int[g.h() * g.w()];
+        if (map != null) {
+            for (int hh = 0; hh < g.h(); hh++) {
+                for (int ww = 0; ww < g.w(); ww++) map[hh * g.w() + ww] = index(hh + g.padH(), ww + g.padW());
+            }
+        }
     }
 
     /** The phases and one row of slack that the junk columns of the last row run into. */
@@ -63,14 +73,11 @@ final class Depthwise {
         int h = g.h(), w = g.w();
         MemorySegment.copy(x, Tensor.FLOAT, (long) plane * h * w * Float.BYTES, raw, 0, h * w);
         Arrays.fill(buf, 0, bufferSize(), 0f);
-        for (int hh = 0; hh < h; hh++) {
-            int row = hh + g.padH();
-            if (g.strideW() == 1) {
-                System.arraycopy(raw, hh * w, buf, index(row, g.padW()), w);
-            } else {
-                for (int ww = 0; ww < w; ww++) buf[index(row, ww + g.padW())] = raw[hh * w + ww];
-            }
+        if (map != null) {
+            for (int i = 0, n = h * w; i < n; i++) buf[map[i]] = raw[i];
+            return;
         }
+        for (int hh = 0; hh < h; hh++) System.arraycopy(raw, hh * w, buf, index(hh + g.padH(), g.padW()), w);
     }
 
     /** dy of one plane, widened to wq columns with zeros beyond q. */
@@ -102,7 +109,7 @@ final class Depthwise {
                 for (int ss = 0; ss < s; ss++) {
                     float kv = k[rr * s + ss];
                     int off = tap(rr, ss);
-                    for (int i = 0; i < n; i++) out[i] += kv * buf[off + i];
+                    ops.axpy(kv, buf, off, out, 0, n);
                 }
             }
             for (int pp = 1; pp < p; pp++) System.arraycopy(out, pp * wq, out, pp * q, q);
@@ -124,16 +131,13 @@ final class Depthwise {
                 for (int ss = 0; ss < s; ss++) {
                     float kv = k[rr * s + ss];
                     int off = tap(rr, ss);
-                    for (int i = 0; i < n; i++) buf[off + i] += kv * grad[i];
+                    ops.axpy(kv, grad, 0, buf, off, n);
                 }
             }
-            for (int hh = 0; hh < h; hh++) {
-                int row = hh + g.padH();
-                if (g.strideW() == 1) {
-                    System.arraycopy(buf, index(row, g.padW()), raw, hh * w, w);
-                } else {
-                    for (int ww = 0; ww < w; ww++) raw[hh * w + ww] = buf[index(row, ww + g.padW())];
-                }
+            if (map != null) {
+                for (int i = 0, m = h * w; i < m; i++) raw[i] = buf[map[i]];
+            } else {
+                for (int hh = 0; hh < h; hh++) System.arraycopy(buf, index(hh + g.padH(), g.padW()), raw, hh * w, w);
             }
             MemorySegment.copy(raw, 0, dx, Tensor.FLOAT, (long) plane * h * w * Float.BYTES, h * w);
         }
@@ -157,7 +161,7 @@ final class Depthwise {
                     for (int ss = 0; ss < s; ss++) {
                         int off = tap(rr, ss);
                         int a = (rr * s + ss) * n;
-                        for (int i = 0; i < n; i++) acc[a + i] += grad[i] * buf[off + i];
+                        ops.multiplyAdd(grad, 0, buf, off, acc, a, n);
                     }
                 }
             }

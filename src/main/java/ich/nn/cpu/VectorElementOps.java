@@ -4,12 +4,12 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-/** {@link Activations} with the Vector API's lane-wise exp; the tail that does not fill a vector goes scalar. */
-final class VectorActivations extends Activations {
+/** {@link ElementOps} with the Vector API's lane-wise exp; the tail that does not fill a vector goes scalar. */
+final class VectorElementOps extends ElementOps {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
 
-    static Activations create() {
-        return new VectorActivations();
+    static ElementOps create() {
+        return new VectorElementOps();
     }
 
     @Override
@@ -49,5 +49,25 @@ final class VectorActivations extends Activations {
             one.div(x.neg().lanewise(VectorOperators.EXP).add(1f)).intoArray(a, i);
         }
         for (; i < len; i++) a[i] = sigmoid(a[i]);
+    }
+
+    @Override
+    void axpy(float a, float[] x, int xOff, float[] y, int yOff, int n) {
+        FloatVector av = FloatVector.broadcast(S, a);
+        int i = 0;
+        for (int upper = S.loopBound(n); i < upper; i += S.length()) {
+            FloatVector.fromArray(S, x, xOff + i).fma(av, FloatVector.fromArray(S, y, yOff + i)).intoArray(y, yOff + i);
+        }
+        for (; i < n; i++) y[yOff + i] += a * x[xOff + i];
+    }
+
+    @Override
+    void multiplyAdd(float[] a, int aOff, float[] b, int bOff, float[] y, int yOff, int n) {
+        int i = 0;
+        for (int upper = S.loopBound(n); i < upper; i += S.length()) {
+            FloatVector.fromArray(S, a, aOff + i).fma(FloatVector.fromArray(S, b, bOff + i),
+                    FloatVector.fromArray(S, y, yOff + i)).intoArray(y, yOff + i);
+        }
+        for (; i < n; i++) y[yOff + i] += a[aOff + i] * b[bOff + i];
     }
 }
