@@ -22,14 +22,20 @@ import java.util.concurrent.ForkJoinTask;
  * accumulated in double.
  */
 public final class CpuBackend implements Backend {
-    /** Which micro-kernel the GEMM uses. */
+    /**
+     * How the inner loops are vectorised: the GEMM micro-kernel, the depthwise taps, SiLU and sigmoid. On the
+     * development machine VECTOR was one to two orders of magnitude faster for the GEMM (C2 does not vectorise
+     * the plain-loop kernel: it cannot rule out that the accumulator and operand arrays alias) and about 2x
+     * for the depthwise convolution; see ich.bench.ConvBenchmark.
+     */
     public enum Kernel {
-        /** {@code jdk.incubator.vector} register-tiled FMAs, when the module is present (else {@link #SCALAR}). */
+        /** {@code jdk.incubator.vector}: register-tiled FMAs, vector exp. Needs the module loaded. */
         VECTOR,
-        /** Plain loops left to C2's auto-vectoriser. */
+        /** Plain loops left to C2's auto-vectoriser; what {@link #best()} picks without the module. */
         SCALAR;
 
-        static Kernel best() {
+        /** VECTOR where {@code --add-modules jdk.incubator.vector} was given, else SCALAR. */
+        public static Kernel best() {
             return ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent() ? VECTOR : SCALAR;
         }
     }
@@ -47,7 +53,7 @@ public final class CpuBackend implements Backend {
     /** A thread that owns nothing: a segment it may not access is confined to some other thread. */
     private static final Thread STRANGER = new Thread(() -> { });
 
-    /** All available cores, the best micro-kernel this JVM offers. */
+    /** All available cores, the best kernels this JVM offers. */
     public CpuBackend() {
         this(Runtime.getRuntime().availableProcessors());
     }
