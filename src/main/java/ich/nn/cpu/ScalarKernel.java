@@ -1,10 +1,10 @@
 package ich.nn.cpu;
 
 /**
- * Plain loops for C2's auto-vectoriser: the 64-wide inner loop over a row of the tile becomes vector FMAs on
- * the accumulator array, which stays in L1 (64 wide because C2 unrolls short constant loops completely, and
- * then does not vectorise them). Slower than {@link VectorKernel} (a load and a store of the accumulators per
- * FMA instead of registers); used where the Vector API module is absent.
+ * Plain loops meant for C2's auto-vectoriser, for JVMs without the Vector API module. Measured, it runs at
+ * scalar speed (10-25x below {@link VectorKernel} in ConvBenchmark): C2 does not vectorise the multiply-add
+ * of one float[] into another, most likely because it cannot rule out that the two arrays alias. It is the
+ * correctness fallback, not a fast path.
  */
 final class ScalarKernel implements MicroKernel {
     static final int MR = 4;
