@@ -1,13 +1,14 @@
 package ich.nn.cpu;
 
 /**
- * Plain loops for C2's auto-vectoriser: the 16-wide inner loop over a row of the tile becomes vector FMAs
- * on the accumulator array, which stays in L1. Slower than {@link VectorKernel} (loads and stores of the
- * accumulators every step instead of registers), used where the Vector API module is absent.
+ * Plain loops meant for C2's auto-vectoriser, for JVMs without the Vector API module. Measured, it runs at
+ * scalar speed (10-25x below {@link VectorKernel} in ConvBenchmark): C2 does not vectorise the multiply-add
+ * of one float[] into another, most likely because it cannot rule out that the two arrays alias. It is the
+ * correctness fallback, not a fast path.
  */
 final class ScalarKernel implements MicroKernel {
     static final int MR = 4;
-    static final int NR = 16;
+    static final int NR = 64;
 
     @Override
     public int mr() {
@@ -27,6 +28,7 @@ final class ScalarKernel implements MicroKernel {
     @Override
     public void full(int kc, float[] a, int aOffset, float[] b, int bOffset, float[] c, int cOffset, int ldc,
                      boolean accumulate) {
+        // 1 KiB per tile of 128 x 256 multiply-adds: the allocation is noise, and it keeps the kernel thread-safe.
         float[] acc = new float[MR * NR];
         for (int p = 0; p < kc; p++) {
             int bp = bOffset + p * NR;

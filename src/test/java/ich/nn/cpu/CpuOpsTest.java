@@ -166,6 +166,18 @@ class CpuOpsTest {
             }
             close("silu", ey, y, 1e-6);
             close("sigmoid", es, s, 1e-6);
+            try (CpuBackend scalar = new CpuBackend(2, CpuBackend.Kernel.SCALAR)) {
+                poison(y);
+                poison(s);
+                scalar.silu(x, y);
+                scalar.sigmoid(x, s);
+                close("silu, scalar", ey, y, 1e-6);
+                close("sigmoid, scalar", es, s, 1e-6);
+                Tensor r0 = random(arena, random, size), d0 = poisoned(arena, size), d1 = poisoned(arena, size);
+                scalar.siluBackward(x, r0, d0);
+                CPU.siluBackward(x, r0, d1);
+                close("silu backward, vector vs scalar", Checks.toDouble(d0), d1, 1e-6);
+            }
             // aliasing: in place
             Tensor copy = Tensor.allocate(arena, size);
             copy.copyFrom(x);
