@@ -88,10 +88,9 @@ final class BenchCommand implements Runnable {
                         size, size, layout, resize, batch, seconds);
                 out.printf("%-34s %12s %12s  %s%n", "path", "slices/s", "ms/batch", "notes");
                 out.flush();
-                // JIT warm-up for both CPU rows (the per-row warm-up alone leaves a short run interpreted): all threads,
-                // so C2 gets its profiles quickly, for at least a second.
+                // JIT warm-up for both CPU rows, at least 2 s: with less, the first row measured C2 still compiling.
                 int cores = Runtime.getRuntime().availableProcessors();
-                cpu(config, slices, cores, Math.max(1, seconds / 3));
+                cpu(config, slices, cores, Math.max(2, seconds / 3));
                 double cpu1 = cpu(config, slices, 1, seconds);
                 row(out, "CPU, 1 thread", cpu1, "fp32");
                 double cpuAll = cpu(config, slices, cores, seconds);

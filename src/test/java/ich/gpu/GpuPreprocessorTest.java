@@ -175,7 +175,7 @@ class GpuPreprocessorTest {
                         inputs.add(new Preprocessor.Input(file, 0, inputs.size()));
                     } catch (IOException | RuntimeException e) {
                         // not a CT image the preprocessor takes (broken, unsupported syntax, colour, ...): the CPU fails it too
-                        System.out.println("GpuPreprocessorTest: corpus file skipped: " + e.getMessage());
+                        System.out.println("GpuPreprocessorTest: corpus file not used: " + e.getMessage());
                     }
                 }
                 assertTrue(slices.size() >= 10, "only " + slices.size() + " corpus files could be read");
