@@ -197,17 +197,28 @@ final class BenchCommand implements Runnable {
                         copied / (copyMs / 1e3) / 1e9));
                 double achieved = kernelBytes / (kernelMs / 1e3) / 1e9;
                 double copy = deviceCopyBandwidth(context);
-                int dev = Cuda.driver().device(0);
-                double clockKhz = Cuda.driver().attribute(dev, Cuda.ATTR_MEMORY_CLOCK_RATE);
-                double busBits = Cuda.driver().attribute(dev, Cuda.ATTR_GLOBAL_MEMORY_BUS_WIDTH);
-                double theoretical = 2 * clockKhz * 1e3 * busBits / 8 / 1e9;
                 out.printf(Locale.ROOT, "%-34s %,9.0f GB/s = %.0f %% of the device's copy bandwidth (%,.0f GB/s measured, device to device; %s)%n",
-                        rows[2], achieved, 100 * achieved / copy, copy,
-                        theoretical > 0 ? String.format(Locale.ROOT, "theoretical %,.0f GB/s", theoretical) : "theoretical unknown");
+                        rows[2], achieved, 100 * achieved / copy, copy, theoreticalBandwidth());
                 return true;
             } catch (RuntimeException e) {
                 out.printf("%-34s failed: %s%n", "GPU", e);
                 return false;
+            }
+        }
+
+        /**
+         * 2 x memory clock x bus width, from the driver's attributes; CUDA 13 deprecates the clock attribute, so a
+         * driver that refuses it gives "unknown" and the reason rather than failing the row.
+         */
+        private static String theoreticalBandwidth() {
+            try {
+                int dev = Cuda.driver().device(0);
+                double clockKhz = Cuda.driver().attribute(dev, Cuda.ATTR_MEMORY_CLOCK_RATE);
+                double busBits = Cuda.driver().attribute(dev, Cuda.ATTR_GLOBAL_MEMORY_BUS_WIDTH);
+                double gbs = 2 * clockKhz * 1e3 * busBits / 8 / 1e9;
+                return gbs > 0 ? String.format(Locale.ROOT, "theoretical %,.0f GB/s", gbs) : "theoretical unknown (the driver reports 0)";
+            } catch (RuntimeException e) {
+                return "theoretical unknown (" + e.getMessage() + ")";
             }
         }
 
