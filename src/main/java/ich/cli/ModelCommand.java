@@ -1,17 +1,21 @@
 package ich.cli;
 
+import ich.nn.io.Checkpoint;
 import ich.nn.model.EfficientNetB0;
 import ich.nn.model.LayerSummary;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "model", mixinStandardHelpOptions = true, description = "The network: EfficientNet-B0 as timm builds it.",
-        subcommands = {ModelCommand.Summary.class})
+        subcommands = {ModelCommand.Summary.class, ModelCommand.Init.class})
 final class ModelCommand implements Runnable {
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
@@ -53,6 +57,51 @@ final class ModelCommand implements Runnable {
             try (EfficientNetB0 model = EfficientNetB0.onHost(new EfficientNetB0.Config(classes, d.dropRate(), d.dropPathRate(), d.bnMomentum(), d.bnEps()))) {
                 if (freezeBackbone) model.freezeBackbone();
                 out.print(text(model, batch, size));
+            }
+            out.flush();
+            return 0;
+        }
+    }
+
+    @Command(name = "init", mixinStandardHelpOptions = true,
+            description = {"Write a freshly initialised EfficientNet-B0 as a checkpoint (safetensors, timm's names).",
+                    "timm's initialisation: convolutions normal(0, sqrt(2 / fan_out)), batch norm 1 and 0, the classifier "
+                            + "uniform(-1/sqrt(classes), 1/sqrt(classes)); every tensor drawn from the seed and its name, "
+                            + "so the same seed writes the same file. The training state says epoch 0, step 0."})
+    static final class Init implements Callable<Integer> {
+        @picocli.CommandLine.Spec
+        picocli.CommandLine.Model.CommandSpec spec;
+
+        @Option(names = "--out", required = true, paramLabel = "FILE", description = "checkpoint to write (written atomically)")
+        Path file;
+
+        @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "initialisation seed (default ${DEFAULT-VALUE})")
+        long seed;
+
+        @Option(names = "--classes", defaultValue = "6", description = "classifier outputs (default ${DEFAULT-VALUE})")
+        int classes;
+
+        @Override
+        public Integer call() {
+            PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
+            if (classes < 1) {
+                err.println("ich model init: --classes must be positive");
+                err.flush();
+                return 2;
+            }
+            EfficientNetB0.Config d = EfficientNetB0.Config.defaults();
+            EfficientNetB0.Config config = new EfficientNetB0.Config(classes, d.dropRate(), d.dropPathRate(), d.bnMomentum(), d.bnEps());
+            try (EfficientNetB0 model = EfficientNetB0.onHost(config)) {
+                model.initialize(seed);
+                String json = String.format("{\"model\":\"efficientnet_b0\",\"num_classes\":%d,\"init\":\"timm _init_weight_goog\",\"init_seed\":%d}",
+                        classes, seed);
+                Checkpoint.write(file, model.stateDict(), Map.of(), new Checkpoint.TrainingState(0, 0, 0, 0.0, seed, "", json));
+                out.printf("wrote %s: efficientnet_b0, %d classes, %,d weights and %,d buffers in %d tensors, seed %d%n",
+                        file, classes, model.weightCount(), model.count(p -> p.isBuffer()), model.namedParameters().size(), seed);
+            } catch (IOException e) {
+                err.println("ich model init: cannot write " + file + ": " + e.getMessage());
+                err.flush();
+                return 1;
             }
             out.flush();
             return 0;

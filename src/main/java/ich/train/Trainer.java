@@ -55,6 +55,7 @@ public final class Trainer {
     private final PrintStream out;
     private final boolean terminal;
     private volatile boolean stopRequested;
+    private long stopAtStep = Long.MAX_VALUE;
 
     public Trainer(TrainConfig config, PrintStream out, boolean terminal) {
         this.config = config;
@@ -65,6 +66,11 @@ public final class Trainer {
     /** Asks the run to stop after the current step, saving where it stands (Ctrl-C calls this). */
     public void requestStop() {
         stopRequested = true;
+    }
+
+    /** Stops (as Ctrl-C does) once {@code step} training steps are done in all: interruption at a known point, for tests. */
+    void stopAtStep(long step) {
+        stopAtStep = step;
     }
 
     /** Trains; with {@code resume}, continues the run in the run folder from {@code last.safetensors}. */
@@ -183,6 +189,7 @@ public final class Trainer {
                                 globalStep++;
                                 bar.update(step, batch.n(), lossImages == 0 ? Double.NaN : lossSum / lossImages);
                             }
+                            if (globalStep >= stopAtStep) stopRequested = true;
                             if (stopRequested && loader.hasNext()) {
                                 interrupted = true;
                                 break;

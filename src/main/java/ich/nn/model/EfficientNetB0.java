@@ -198,6 +198,13 @@ public final class EfficientNetB0 implements AutoCloseable {
         return java.util.Collections.unmodifiableMap(m);
     }
 
+    /** Every tensor's shape by state-dict name: what a reader of pretrained weights checks a file against. */
+    public Map<String, int[]> shapes() {
+        Map<String, int[]> m = new java.util.LinkedHashMap<>();
+        for (Parameter p : namedParameters().values()) m.put(p.name(), p.value().shape());
+        return java.util.Collections.unmodifiableMap(m);
+    }
+
     public List<Parameter> trainableParameters() {
         return namedParameters().values().stream().filter(Parameter::trainable).toList();
     }
