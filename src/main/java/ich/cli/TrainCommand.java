@@ -86,6 +86,10 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--drop-path", defaultValue = "0.2", paramLabel = "P", description = "Stochastic-depth rate (default ${DEFAULT-VALUE}, timm's).")
     double dropPath;
 
+    @Option(names = "--head-init", defaultValue = "prior", paramLabel = "KIND",
+            description = "prior: classifier bias at the training prevalence, weights timm's x 0.1 (default); timm: timm's initialisation as is.")
+    String headInit;
+
     @Option(names = "--workers", paramLabel = "N", description = "Loader threads (default: all cores).")
     Integer workers;
 
@@ -100,6 +104,10 @@ final class TrainCommand implements Callable<Integer> {
         int cores = Runtime.getRuntime().availableProcessors();
         if (!split.equals("grouped") && !split.equals("stratified")) {
             System.err.println("ich train: --split must be grouped or stratified, not " + split);
+            return 2;
+        }
+        if (!headInit.equals("prior") && !headInit.equals("timm")) {
+            System.err.println("ich train: --head-init must be prior or timm, not " + headInit);
             return 2;
         }
         Path labelFile = labels != null ? labels : data.resolve("stage_1_train.csv");
@@ -117,7 +125,7 @@ final class TrainCommand implements Callable<Integer> {
                     new Schedule(headEpochs, headLr, epochs, lr, epochFraction, cosine), batch,
                     resize != null ? resize : Math.round(imageSize * 8f / 7f), imageSize, split.equals("grouped"), valFraction,
                     pretrained, adamw, weightDecay, 1e-7, clipNorm, labelWeights, dropout, dropPath,
-                    workers != null ? workers : cores, threads != null ? threads : cores, seed);
+                    workers != null ? workers : cores, threads != null ? threads : cores, seed, !headInit.equals("timm"));
         } catch (IllegalArgumentException e) {
             System.err.println("ich train: " + e.getMessage());
             return 2;

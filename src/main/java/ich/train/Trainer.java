@@ -132,6 +132,7 @@ public final class Trainer {
                 model.load(weights.tensors());
                 out.print(weights.report());
             }
+            if (c.priorHead() && !resume) initHeadAtPrior(model, data, split.train(), state);
             Tensor labelWeights = c.labelWeights() == null ? null : upload(backend, state, c.labelWeights());
             Optimizer optimizer = newOptimizer(backend, c);
             TrainingLog log = new TrainingLog();
@@ -334,6 +335,21 @@ public final class Trainer {
             adam.restore(name, m, v, Long.parseLong(entry.substring(eq + 1)));
         }
         adam.restoreSteps(state.optimizerStep());
+    }
+
+    /** See {@link TrainConfig#priorHead()}. Prevalences are clipped to [0.01, 0.99] so no bias is extreme. */
+    static void initHeadAtPrior(EfficientNetB0 model, TrainingData data, int[] trainRows, Arena arena) {
+        Backend backend = model.backend();
+        Parameter w = model.namedParameters().get("classifier.weight"), b = model.namedParameters().get("classifier.bias");
+        backend.scale(w.value(), 0.1f);
+        float[] bias = new float[TrainingData.LABELS];
+        for (int k = 0; k < bias.length; k++) {
+            int positives = 0;
+            for (int row : trainRows) positives += data.labels()[row * TrainingData.LABELS + k];
+            double p = Math.min(0.99, Math.max(0.01, positives / (double) trainRows.length));
+            bias[k] = (float) Math.log(p / (1 - p));
+        }
+        backend.copy(Tensor.of(arena, bias, bias.length), b.value());
     }
 
     private static Tensor upload(Backend backend, Arena arena, double[] values) {

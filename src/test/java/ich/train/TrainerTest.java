@@ -33,7 +33,7 @@ class TrainerTest {
 
     static TrainConfig config(Path run) {
         return new TrainConfig(data, data.resolve(SynthDataset.TRAIN_LABELS), run, new Schedule(1, 1e-4, 2, 4e-4, 1, false),
-                4, 36, 32, true, 0.25, null, false, 0, 1e-7, 0, null, 0.125, 0.2, 2, 2, 9);
+                4, 36, 32, true, 0.25, null, false, 0, 1e-7, 0, null, 0.125, 0.2, 2, 2, 9, true);
     }
 
     static Trainer.Result train(Trainer t, boolean resume) throws Exception {
@@ -98,7 +98,7 @@ class TrainerTest {
         var again = assertThrows(IllegalArgumentException.class, () -> new Trainer(config(run), quiet(), false).run(false));
         assertTrue(again.getMessage().contains("--resume"), again.getMessage());
         TrainConfig other = new TrainConfig(data, data.resolve(SynthDataset.TRAIN_LABELS), run, new Schedule(1, 1e-4, 2, 4e-4, 1, false),
-                8, 36, 32, true, 0.25, null, false, 0, 1e-7, 0, null, 0.125, 0.2, 2, 2, 9);
+                8, 36, 32, true, 0.25, null, false, 0, 1e-7, 0, null, 0.125, 0.2, 2, 2, 9, true);
         var changed = assertThrows(IllegalArgumentException.class, () -> new Trainer(other, quiet(), false).run(true));
         assertTrue(changed.getMessage().contains("options differ"), changed.getMessage());
         var nothing = assertThrows(IllegalArgumentException.class, () -> new Trainer(config(dir.resolve("empty")), quiet(), false).run(true));
