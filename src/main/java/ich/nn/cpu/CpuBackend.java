@@ -1,0 +1,894 @@
+package ich.nn.cpu;
+
+import ich.nn.Backend;
+import ich.nn.ConvGeometry;
+import ich.nn.Tensor;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.ForkJoinTask;
+
+/**
+ * The reference backend: every op of {@link Backend} on the CPU, multi-threaded over images, channels or
+ * element ranges. Convolutions are GEMMs ({@link Sgemm}): 1x1 stride-1 convolutions (most of EfficientNet's
+ * multiply-adds) multiply the weights with the input as it lies in memory; other shapes go through im2col
+ * (one column range of one image at a time, so the buffer stays small); depthwise convolutions have their own
+ * kernel ({@link Depthwise}).
+ *
+ * <p>One caller at a time: ops are not to be called concurrently on the same backend (they share per-thread
+ * scratch buffers and the pool). Sums that decide statistics (batch-norm moments, pooling, losses, norms) are
+ * accumulated in double.
+ */
+public final class CpuBackend implements Backend {
+    /**
+     * How the inner loops are vectorised: the GEMM micro-kernel, the depthwise taps, SiLU and sigmoid. In
+     * ich.bench.ConvBenchmark VECTOR was 10-25x faster for the GEMM convolutions and 2-4x for the depthwise
+     * ones: C2 leaves the plain loops scalar (see {@link ScalarKernel}).
+     */
+    public enum Kernel {
+        /** {@code jdk.incubator.vector}: register-tiled FMAs, vector exp. Needs the module loaded. */
+        VECTOR,
+        /** Plain loops left to C2's auto-vectoriser; what {@link #best()} picks without the module. */
+        SCALAR;
+
+        /** VECTOR where {@code --add-modules jdk.incubator.vector} was given, else SCALAR. */
+        public static Kernel best() {
+            return ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent() ? VECTOR : SCALAR;
+        }
+    }
+
+    /** Elements per task of the element-wise ops: 64 KiB, a few L2-resident buffers at once. */
+    private static final int CHUNK = 16384;
+
+    private final int threads;
+    private final ForkJoinPool pool;
+    private final Sgemm gemm;
+    private final ElementOps elementOps;
+    private final ThreadLocal<Scratch> scratch = ThreadLocal.withInitial(Scratch::new);
+    /** Set by {@link #host} when the current op touches a tensor that only the calling thread may access. */
+    private boolean callerOnly;
+    /** A thread that owns nothing: a segment it may not access is confined to some other thread. */
+    private static final Thread STRANGER = new Thread(() -> { });
+
+    /** All available cores, the best kernels this JVM offers. */
+    public CpuBackend() {
+        this(Runtime.getRuntime().availableProcessors());
+    }
+
+    public CpuBackend(int threads) {
+        this(threads, Kernel.best());
+    }
+
+    public CpuBackend(int threads, Kernel kernel) {
+        if (threads < 1) throw new IllegalArgumentException("cpu backend: threads must be >= 1, got " + threads);
+        if (kernel == Kernel.VECTOR && Kernel.best() != Kernel.VECTOR) {
+            throw new IllegalStateException("cpu backend: the VECTOR kernel needs --add-modules jdk.incubator.vector");
+        }
+        this.threads = threads;
+        this.pool = threads == 1 ? null : new ForkJoinPool(threads);
+        this.gemm = new Sgemm(kernel == Kernel.VECTOR ? VectorKernel.create() : new ScalarKernel());
+        this.elementOps = ElementOps.create(kernel);
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    @Override
+    public String name() {
+        return "cpu (" + threads + (threads == 1 ? " thread, " : " threads, ") + gemm.kernel().name() + " gemm)";
+    }
+
+    @Override
+    public Tensor allocate(Arena arena, int... shape) {
+        return Tensor.allocate(arena, shape);
+    }
+
+    @Override
+    public void copy(Tensor source, Tensor destination) {
+        host("copy", source, destination);
+        if (source.size() != destination.size()) {
+            throw new IllegalArgumentException("copy: " + source + " into " + destination + " (sizes differ)");
+        }
+        MemorySegment.copy(source.data(), 0, destination.data(), 0, source.bytes());
+    }
+
+    @Override
+    public void close() {
+        if (pool != null) pool.shutdown();
+    }
+
+    // ---------------------------------------------------------------- convolution
+
+    @Override
+    public void conv2dForward(ConvGeometry g, Tensor x, Tensor w, Tensor y) {
+        checkConv("conv2dForward", g, x, w, y);
+        if (g.depthwise()) {
+            Depthwise dw = new Depthwise(g, elementOps);
+            parallel(g.n() * g.c(), (from, to, sc) -> dw.forward(x.data(), w.data(), y.data(), from, to, sc));
+            return;
+        }
+        int groups = g.groups(), cg = g.c() / groups, kg = g.k() / groups;
+        int crs = cg * g.r() * g.s(), pq = g.p() * g.q(), hw = g.h() * g.w();
+        float[] wa = w.toArray();
+        boolean pointwise = pointwise(g);
+        int images = g.n() * groups;
+        int chunks = columnChunks(images, pq);
+        parallel(images * chunks, (from, to, sc) -> {
+            for (int t = from; t < to; t++) {
+                int img = t / (groups * chunks), grp = t / chunks % groups, part = t % chunks;
+                int j0 = (int) ((long) pq * part / chunks), j1 = (int) ((long) pq * (part + 1) / chunks), nc = j1 - j0;
+                Mat a = Mat.of(wa, (long) grp * kg * crs, crs, 1);
+                Mat b;
+                if (pointwise) {
+                    b = Mat.of(x.data(), ((long) img * g.c() + (long) grp * cg) * hw + j0, hw, 1);
+                } else {
+                    float[] col = sc.get(Scratch.COLUMNS, crs * nc);
+                    im2col(g, x.data(), img, grp, j0, j1, col, sc);
+                    b = Mat.of(col, 0, nc, 1);
+                }
+                float[] out = sc.get(Scratch.OUT, kg * nc);
+                gemm.multiply(kg, nc, crs, a, b, out, 0, nc, false, sc);
+                long y0 = ((long) img * g.k() + (long) grp * kg) * pq + j0;
+                for (int kk = 0; kk < kg; kk++) {
+                    MemorySegment.copy(out, kk * nc, y.data(), Tensor.FLOAT, (y0 + (long) kk * pq) * Float.BYTES, nc);
+                }
+            }
+        });
+    }
+
+    @Override
+    public void conv2dBackwardData(ConvGeometry g, Tensor dy, Tensor w, Tensor dx) {
+        checkConv("conv2dBackwardData", g, dx, w, dy);
+        if (g.depthwise()) {
+            Depthwise dw = new Depthwise(g, elementOps);
+            parallel(g.n() * g.c(), (from, to, sc) -> dw.backwardData(dy.data(), w.data(), dx.data(), from, to, sc));
+            return;
+        }
+        int groups = g.groups(), cg = g.c() / groups, kg = g.k() / groups;
+        int crs = cg * g.r() * g.s(), pq = g.p() * g.q(), hw = g.h() * g.w();
+        float[] wa = w.toArray();
+        int images = g.n() * groups;
+        if (pointwise(g)) {
+            // dx[c, hw] = W^T[c, k] dy[k, hw]: a GEMM per column range, nothing overlaps.
+            int chunks = columnChunks(images, pq);
+            parallel(images * chunks, (from, to, sc) -> {
+                for (int t = from; t < to; t++) {
+                    int img = t / (groups * chunks), grp = t / chunks % groups, part = t % chunks;
+                    int j0 = (int) ((long) pq * part / chunks), j1 = (int) ((long) pq * (part + 1) / chunks), nc = j1 - j0;
+                    Mat a = Mat.of(wa, (long) grp * kg * crs, 1, crs);
+                    Mat b = Mat.of(dy.data(), ((long) img * g.k() + (long) grp * kg) * pq + j0, pq, 1);
+                    float[] out = sc.get(Scratch.OUT, cg * nc);
+                    gemm.multiply(cg, nc, kg, a, b, out, 0, nc, false, sc);
+                    long x0 = ((long) img * g.c() + (long) grp * cg) * hw + j0;
+                    for (int cc = 0; cc < cg; cc++) {
+                        MemorySegment.copy(out, cc * nc, dx.data(), Tensor.FLOAT, (x0 + (long) cc * hw) * Float.BYTES, nc);
+                    }
+                }
+            });
+            return;
+        }
+        // Columns of neighbouring outputs overlap in dx, so one task owns a whole (image, group).
+        parallel(images, (from, to, sc) -> {
+            for (int t = from; t < to; t++) {
+                int img = t / groups, grp = t % groups;
+                Mat a = Mat.of(wa, (long) grp * kg * crs, 1, crs);
+                Mat b = Mat.of(dy.data(), ((long) img * g.k() + (long) grp * kg) * pq, pq, 1);
+                float[] col = sc.get(Scratch.COLUMNS, crs * pq);
+                gemm.multiply(crs, pq, kg, a, b, col, 0, pq, false, sc);
+                float[] planes = sc.zeroed(Scratch.PLANE, cg * hw);
+                col2im(g, col, planes);
+                MemorySegment.copy(planes, 0, dx.data(), Tensor.FLOAT,
+                        ((long) img * g.c() + (long) grp * cg) * hw * Float.BYTES, cg * hw);
+            }
+        });
+    }
+
+    @Override
+    public void conv2dBackwardFilter(ConvGeometry g, Tensor x, Tensor dy, Tensor dw) {
+        checkConv("conv2dBackwardFilter", g, x, dw, dy);
+        if (g.depthwise()) {
+            Depthwise d = new Depthwise(g, elementOps);
+            parallel(g.c(), (from, to, sc) -> d.backwardFilter(x.data(), dy.data(), dw.data(), from, to, sc));
+            return;
+        }
+        int groups = g.groups(), cg = g.c() / groups, kg = g.k() / groups;
+        int crs = cg * g.r() * g.s(), pq = g.p() * g.q(), hw = g.h() * g.w();
+        boolean pointwise = pointwise(g);
+        // The batch is a reduction: each task sums its images into a private dw, then the partials are added.
+        int parts = Math.min(g.n(), threads);
+        float[][] partial = new float[parts][g.k() * crs];
+        parallel(parts, (from, to, sc) -> {
+            for (int part = from; part < to; part++) {
+                int n0 = (int) ((long) g.n() * part / parts), n1 = (int) ((long) g.n() * (part + 1) / parts);
+                for (int img = n0; img < n1; img++) {
+                    for (int grp = 0; grp < groups; grp++) {
+                        Mat a = Mat.of(dy.data(), ((long) img * g.k() + (long) grp * kg) * pq, pq, 1);
+                        float[] col;
+                        if (pointwise) {
+                            col = sc.get(Scratch.COLUMNS, cg * hw);
+                            MemorySegment.copy(x.data(), Tensor.FLOAT,
+                                    ((long) img * g.c() + (long) grp * cg) * hw * Float.BYTES, col, 0, cg * hw);
+                        } else {
+                            col = sc.get(Scratch.COLUMNS, crs * pq);
+                            im2col(g, x.data(), img, grp, 0, pq, col, sc);
+                        }
+                        // B[pixel, crs] is the transposed column matrix.
+                        Mat b = Mat.of(col, 0, 1, pq);
+                        gemm.multiply(kg, crs, pq, a, b, partial[part], grp * kg * crs, crs, true, sc);
+                    }
+                }
+            }
+        });
+        float[] sum = partial[0];
+        for (int i = 1; i < parts; i++) {
+            float[] pi = partial[i];
+            for (int j = 0; j < sum.length; j++) sum[j] += pi[j];
+        }
+        dw.copyFrom(sum);
+    }
+
+    private static boolean pointwise(ConvGeometry g) {
+        return g.r() == 1 && g.s() == 1 && g.strideH() == 1 && g.strideW() == 1 && g.padH() == 0 && g.padW() == 0;
+    }
+
+    /** Column ranges per (image, group): enough tasks for every thread, none narrower than 256 columns. */
+    private int columnChunks(int images, int columns) {
+        int wanted = (2 * threads + images - 1) / images;
+        return Math.max(1, Math.min(wanted, columns / 256));
+    }
+
+    /**
+     * col[(c' r + r') s + s', j - j0] = x[img, grp cg + c', p stride + r' - pad, q stride + s' - pad] for output
+     * pixels j = p q' + q in [j0, j1), zero in the padding.
+     */
+    private static void im2col(ConvGeometry g, MemorySegment x, int img, int grp, int j0, int j1, float[] col, Scratch sc) {
+        int cg = g.c() / g.groups(), h = g.h(), w = g.w(), r = g.r(), s = g.s(), q = g.q();
+        int sh = g.strideH(), sw = g.strideW(), ph = g.padH(), pw = g.padW(), nc = j1 - j0;
+        float[] plane = sc.get(Scratch.PLANE, h * w);
+        int pFirst = j0 / q, pLast = (j1 - 1) / q;
+        for (int cc = 0; cc < cg; cc++) {
+            MemorySegment.copy(x, Tensor.FLOAT, ((long) img * g.c() + (long) grp * cg + cc) * h * w * Float.BYTES,
+                    plane, 0, h * w);
+            for (int rr = 0; rr < r; rr++) {
+                for (int ss = 0; ss < s; ss++) {
+                    int base = ((cc * r + rr) * s + ss) * nc - j0;
+                    // Output columns whose input column is inside the image.
+                    int qMin = Math.max(0, Math.ceilDiv(pw - ss, sw));
+                    int qMax = Math.min(q, Math.floorDiv(w - 1 + pw - ss, sw) + 1);
+                    for (int pp = pFirst; pp <= pLast; pp++) {
+                        int qStart = pp == pFirst ? j0 - pp * q : 0;
+                        int qEnd = pp == pLast ? j1 - pp * q : q;
+                        int d = base + pp * q;
+                        int hh = pp * sh + rr - ph;
+                        if (hh < 0 || hh >= h) {
+                            Arrays.fill(col, d + qStart, d + qEnd, 0f);
+                            continue;
+                        }
+                        int lo = Math.max(qStart, qMin), hi = Math.min(qEnd, qMax);
+                        if (lo >= hi) {
+                            Arrays.fill(col, d + qStart, d + qEnd, 0f);
+                            continue;
+                        }
+                        Arrays.fill(col, d + qStart, d + lo, 0f);
+                        int src = hh * w + ss - pw;
+                        if (sw == 1) {
+                            System.arraycopy(plane, src + lo, col, d + lo, hi - lo);
+                        } else {
+                            for (int qq = lo; qq < hi; qq++) col[d + qq] = plane[src + qq * sw];
+                        }
+                        Arrays.fill(col, d + hi, d + qEnd, 0f);
+                    }
+                }
+            }
+        }
+    }
+
+    /** The adjoint of {@link #im2col} over all columns: adds col back into the (zeroed) planes of one group. */
+    private static void col2im(ConvGeometry g, float[] col, float[] planes) {
+        int cg = g.c() / g.groups(), h = g.h(), w = g.w(), r = g.r(), s = g.s(), p = g.p(), q = g.q();
+        int sh = g.strideH(), sw = g.strideW(), ph = g.padH(), pw = g.padW(), pq = p * q;
+        for (int cc = 0; cc < cg; cc++) {
+            int planeBase = cc * h * w;
+            for (int rr = 0; rr < r; rr++) {
+                for (int ss = 0; ss < s; ss++) {
+                    int base = ((cc * r + rr) * s + ss) * pq;
+                    int qMin = Math.max(0, Math.ceilDiv(pw - ss, sw));
+                    int qMax = Math.min(q, Math.floorDiv(w - 1 + pw - ss, sw) + 1);
+                    for (int pp = 0; pp < p; pp++) {
+                        int hh = pp * sh + rr - ph;
+                        if (hh < 0 || hh >= h) continue;
+                        int dst = planeBase + hh * w + ss - pw;
+                        int src = base + pp * q;
+                        if (sw == 1) {
+                            for (int qq = qMin; qq < qMax; qq++) planes[dst + qq] += col[src + qq];
+                        } else {
+                            for (int qq = qMin; qq < qMax; qq++) planes[dst + qq * sw] += col[src + qq];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private void checkConv(String op, ConvGeometry g, Tensor x, Tensor w, Tensor y) {
+        begin(op, x, w, y);
+        shape(op, "input", x, g.inputShape());
+        shape(op, "weights", w, g.weightShape());
+        shape(op, "output", y, g.outputShape());
+    }
+
+    // ---------------------------------------------------------------- batch norm
+
+    @Override
+    public void batchNormForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                         double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd) {
+        String op = "batchNormForwardTraining";
+        begin(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
+        int c = channels(op, x);
+        perChannel(op, c, gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
+        shape(op, "output", y, x.shape());
+        int n = x.dim(0);
+        int spatial = (int) (x.size() / ((long) n * c));
+        long count = (long) n * spatial;
+        if (count < 2) {
+            throw new IllegalArgumentException(op + ": need more than one value per channel in training, input " + x);
+        }
+        parallel(c, (from, to, sc) -> {
+            float[] plane = sc.get(Scratch.PLANE, spatial);
+            for (int ch = from; ch < to; ch++) {
+                double sum = 0, sumSq = 0;
+                for (int i = 0; i < n; i++) {
+                    MemorySegment.copy(x.data(), Tensor.FLOAT, planeOffset(i, ch, c, spatial), plane, 0, spatial);
+                    for (int j = 0; j < spatial; j++) {
+                        double v = plane[j];
+                        sum += v;
+                        sumSq += v * v;
+                    }
+                }
+                double mean = sum / count;
+                double var = Math.max(0, sumSq / count - mean * mean);
+                double invStd = 1 / Math.sqrt(var + eps);
+                saveMean.set(ch, (float) mean);
+                saveInvStd.set(ch, (float) invStd);
+                runningMean.set(ch, (float) ((1 - momentum) * runningMean.get(ch) + momentum * mean));
+                runningVar.set(ch, (float) ((1 - momentum) * runningVar.get(ch) + momentum * var * count / (count - 1)));
+                float scale = (float) (gamma.get(ch) * invStd);
+                float shift = (float) (beta.get(ch) - mean * gamma.get(ch) * invStd);
+                affine(x, y, n, ch, c, spatial, scale, shift, plane);
+            }
+        });
+    }
+
+    @Override
+    public void batchNormForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                          double eps, Tensor y) {
+        String op = "batchNormForwardInference";
+        begin(op, x, gamma, beta, runningMean, runningVar, y);
+        int c = channels(op, x);
+        perChannel(op, c, gamma, beta, runningMean, runningVar);
+        shape(op, "output", y, x.shape());
+        int n = x.dim(0);
+        int spatial = (int) (x.size() / ((long) n * c));
+        parallel(c, (from, to, sc) -> {
+            float[] plane = sc.get(Scratch.PLANE, spatial);
+            for (int ch = from; ch < to; ch++) {
+                double invStd = 1 / Math.sqrt(runningVar.get(ch) + eps);
+                float scale = (float) (gamma.get(ch) * invStd);
+                float shift = (float) (beta.get(ch) - runningMean.get(ch) * gamma.get(ch) * invStd);
+                affine(x, y, n, ch, c, spatial, scale, shift, plane);
+            }
+        });
+    }
+
+    private static void affine(Tensor x, Tensor y, int n, int ch, int c, int spatial, float scale, float shift,
+                               float[] plane) {
+        for (int i = 0; i < n; i++) {
+            long at = planeOffset(i, ch, c, spatial);
+            MemorySegment.copy(x.data(), Tensor.FLOAT, at, plane, 0, spatial);
+            for (int j = 0; j < spatial; j++) plane[j] = plane[j] * scale + shift;
+            MemorySegment.copy(plane, 0, y.data(), Tensor.FLOAT, at, spatial);
+        }
+    }
+
+    @Override
+    public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+                                  Tensor dx, Tensor dgamma, Tensor dbeta) {
+        String op = "batchNormBackward";
+        begin(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+        int c = channels(op, x);
+        perChannel(op, c, gamma, saveMean, saveInvStd, dgamma, dbeta);
+        shape(op, "output gradient", dy, x.shape());
+        shape(op, "input gradient", dx, x.shape());
+        int n = x.dim(0);
+        int spatial = (int) (x.size() / ((long) n * c));
+        long count = (long) n * spatial;
+        parallel(c, (from, to, sc) -> {
+            float[] xs = sc.get(Scratch.PLANE, spatial);
+            float[] gs = sc.get(Scratch.PLANE2, spatial);
+            for (int ch = from; ch < to; ch++) {
+                float mean = saveMean.get(ch), invStd = saveInvStd.get(ch);
+                double sumDy = 0, sumDyXhat = 0;
+                for (int i = 0; i < n; i++) {
+                    long at = planeOffset(i, ch, c, spatial);
+                    MemorySegment.copy(x.data(), Tensor.FLOAT, at, xs, 0, spatial);
+                    MemorySegment.copy(dy.data(), Tensor.FLOAT, at, gs, 0, spatial);
+                    for (int j = 0; j < spatial; j++) {
+                        double d = gs[j];
+                        sumDy += d;
+                        sumDyXhat += d * ((xs[j] - mean) * invStd);
+                    }
+                }
+                dbeta.set(ch, (float) sumDy);
+                dgamma.set(ch, (float) sumDyXhat);
+                // dx = gamma invStd (dy - mean(dy) - xhat mean(dy xhat))
+                float k = gamma.get(ch) * invStd;
+                float meanDy = (float) (sumDy / count), meanDyXhat = (float) (sumDyXhat / count);
+                for (int i = 0; i < n; i++) {
+                    long at = planeOffset(i, ch, c, spatial);
+                    MemorySegment.copy(x.data(), Tensor.FLOAT, at, xs, 0, spatial);
+                    MemorySegment.copy(dy.data(), Tensor.FLOAT, at, gs, 0, spatial);
+                    for (int j = 0; j < spatial; j++) {
+                        float xhat = (xs[j] - mean) * invStd;
+                        gs[j] = k * (gs[j] - meanDy - xhat * meanDyXhat);
+                    }
+                    MemorySegment.copy(gs, 0, dx.data(), Tensor.FLOAT, at, spatial);
+                }
+            }
+        });
+    }
+
+    private static long planeOffset(int i, int ch, int c, int spatial) {
+        return ((long) i * c + ch) * spatial * Float.BYTES;
+    }
+
+    private static int channels(String op, Tensor x) {
+        if (x.rank() < 2) throw new IllegalArgumentException(op + ": input " + x + " needs at least [n, c]");
+        return x.dim(1);
+    }
+
+    private static void perChannel(String op, int c, Tensor... ts) {
+        for (Tensor t : ts) {
+            if (t.size() != c) {
+                throw new IllegalArgumentException(op + ": per-channel tensor " + t + " should have " + c + " elements");
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- element-wise
+
+    @Override
+    public void silu(Tensor x, Tensor y) {
+        sameSize("silu", x, y);
+        elementwise(x.size(), (from, len, sc) -> {
+            float[] a = load(x, from, len, sc.get(Scratch.PLANE, len));
+            elementOps.silu(a, len);
+            store(a, y, from, len);
+        });
+    }
+
+    @Override
+    public void siluBackward(Tensor x, Tensor dy, Tensor dx) {
+        sameSize("siluBackward", x, dy, dx);
+        elementwise(x.size(), (from, len, sc) -> {
+            float[] a = load(x, from, len, sc.get(Scratch.PLANE, len));
+            float[] d = load(dy, from, len, sc.get(Scratch.PLANE2, len));
+            elementOps.siluBackward(a, d, len);
+            store(d, dx, from, len);
+        });
+    }
+
+    @Override
+    public void sigmoid(Tensor x, Tensor y) {
+        sameSize("sigmoid", x, y);
+        elementwise(x.size(), (from, len, sc) -> {
+            float[] a = load(x, from, len, sc.get(Scratch.PLANE, len));
+            elementOps.sigmoid(a, len);
+            store(a, y, from, len);
+        });
+    }
+
+    @Override
+    public void sigmoidBackward(Tensor y, Tensor dy, Tensor dx) {
+        sameSize("sigmoidBackward", y, dy, dx);
+        elementwise(y.size(), (from, len, sc) -> {
+            float[] a = load(y, from, len, sc.get(Scratch.PLANE, len));
+            float[] d = load(dy, from, len, sc.get(Scratch.PLANE2, len));
+            for (int i = 0; i < len; i++) d[i] = d[i] * a[i] * (1 - a[i]);
+            store(d, dx, from, len);
+        });
+    }
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor y) {
+        sameSize("add", a, b, y);
+        elementwise(a.size(), (from, len, sc) -> {
+            float[] u = load(a, from, len, sc.get(Scratch.PLANE, len));
+            float[] v = load(b, from, len, sc.get(Scratch.PLANE2, len));
+            for (int i = 0; i < len; i++) u[i] += v[i];
+            store(u, y, from, len);
+        });
+    }
+
+    @Override
+    public void accumulate(Tensor into, Tensor from) {
+        sameSize("accumulate", into, from);
+        add(into, from, into);
+    }
+
+    @Override
+    public void multiplyByMask(Tensor x, Tensor mask, Tensor y) {
+        String op = "multiplyByMask";
+        begin(op, x, mask, y);
+        sameSize(op, x, y);
+        host(op, mask);
+        if (mask.size() == x.size()) {
+            elementwise(x.size(), (from, len, sc) -> {
+                float[] u = load(x, from, len, sc.get(Scratch.PLANE, len));
+                float[] m = load(mask, from, len, sc.get(Scratch.PLANE2, len));
+                for (int i = 0; i < len; i++) u[i] *= m[i];
+                store(u, y, from, len);
+            });
+        } else if (mask.size() == x.dim(0)) {
+            long perSample = x.size() / x.dim(0);
+            elementwise(x.size(), (from, len, sc) -> {
+                float[] u = load(x, from, len, sc.get(Scratch.PLANE, len));
+                for (int i = 0; i < len; ) {
+                    long at = from + i;
+                    int sample = (int) (at / perSample);
+                    int end = (int) Math.min(len, (sample + 1) * perSample - from);
+                    float m = mask.get(sample);
+                    for (; i < end; i++) u[i] *= m;
+                }
+                store(u, y, from, len);
+            });
+        } else {
+            throw new IllegalArgumentException(op + ": mask " + mask + " fits neither " + x + " nor its batch of "
+                    + x.dim(0));
+        }
+    }
+
+    @Override
+    public void scale(Tensor t, float factor) {
+        begin("scale", t);
+        elementwise(t.size(), (from, len, sc) -> {
+            float[] u = load(t, from, len, sc.get(Scratch.PLANE, len));
+            for (int i = 0; i < len; i++) u[i] *= factor;
+            store(u, t, from, len);
+        });
+    }
+
+    @Override
+    public double sumOfSquares(Tensor t) {
+        begin("sumOfSquares", t);
+        int chunks = (int) ((t.size() + CHUNK - 1) / CHUNK);
+        double[] partial = new double[chunks];
+        elementwise(t.size(), (from, len, sc) -> {
+            float[] u = load(t, from, len, sc.get(Scratch.PLANE, len));
+            double s = 0;
+            for (int i = 0; i < len; i++) s += (double) u[i] * u[i];
+            partial[(int) (from / CHUNK)] = s;
+        });
+        double sum = 0;
+        for (double p : partial) sum += p;
+        return sum;
+    }
+
+    // ---------------------------------------------------------------- squeeze-excitation and pooling
+
+    @Override
+    public void scaleChannels(Tensor x, Tensor s, Tensor y) {
+        String op = "scaleChannels";
+        begin(op, x, s, y);
+        int planes = planes(op, x, s);
+        shape(op, "output", y, x.shape());
+        int spatial = (int) (x.size() / planes);
+        parallel(planes, (from, to, sc) -> {
+            float[] a = sc.get(Scratch.PLANE, spatial);
+            for (int pl = from; pl < to; pl++) {
+                long at = (long) pl * spatial * Float.BYTES;
+                MemorySegment.copy(x.data(), Tensor.FLOAT, at, a, 0, spatial);
+                float f = s.get(pl);
+                for (int j = 0; j < spatial; j++) a[j] *= f;
+                MemorySegment.copy(a, 0, y.data(), Tensor.FLOAT, at, spatial);
+            }
+        });
+    }
+
+    @Override
+    public void scaleChannelsBackward(Tensor x, Tensor s, Tensor dy, Tensor dx, Tensor ds) {
+        String op = "scaleChannelsBackward";
+        begin(op, x, s, dy, dx, ds);
+        int planes = planes(op, x, s);
+        shape(op, "output gradient", dy, x.shape());
+        shape(op, "input gradient", dx, x.shape());
+        if (ds.size() != planes) throw new IllegalArgumentException(op + ": scale gradient " + ds + " should have " + planes + " elements");
+        int spatial = (int) (x.size() / planes);
+        parallel(planes, (from, to, sc) -> {
+            float[] a = sc.get(Scratch.PLANE, spatial);
+            float[] d = sc.get(Scratch.PLANE2, spatial);
+            for (int pl = from; pl < to; pl++) {
+                long at = (long) pl * spatial * Float.BYTES;
+                MemorySegment.copy(x.data(), Tensor.FLOAT, at, a, 0, spatial);
+                MemorySegment.copy(dy.data(), Tensor.FLOAT, at, d, 0, spatial);
+                float f = s.get(pl);
+                double sum = 0;
+                for (int j = 0; j < spatial; j++) {
+                    sum += (double) d[j] * a[j];
+                    d[j] *= f;
+                }
+                ds.set(pl, (float) sum);
+                MemorySegment.copy(d, 0, dx.data(), Tensor.FLOAT, at, spatial);
+            }
+        });
+    }
+
+    @Override
+    public void globalAveragePool(Tensor x, Tensor y) {
+        String op = "globalAveragePool";
+        begin(op, x, y);
+        int planes = planes(op, x, y);
+        int spatial = (int) (x.size() / planes);
+        parallel(planes, (from, to, sc) -> {
+            float[] a = sc.get(Scratch.PLANE, spatial);
+            for (int pl = from; pl < to; pl++) {
+                MemorySegment.copy(x.data(), Tensor.FLOAT, (long) pl * spatial * Float.BYTES, a, 0, spatial);
+                double sum = 0;
+                for (int j = 0; j < spatial; j++) sum += a[j];
+                y.set(pl, (float) (sum / spatial));
+            }
+        });
+    }
+
+    @Override
+    public void globalAveragePoolBackward(Tensor dy, Tensor dx) {
+        String op = "globalAveragePoolBackward";
+        begin(op, dy, dx);
+        int planes = planes(op, dx, dy);
+        int spatial = (int) (dx.size() / planes);
+        parallel(planes, (from, to, sc) -> {
+            float[] a = sc.get(Scratch.PLANE, spatial);
+            for (int pl = from; pl < to; pl++) {
+                Arrays.fill(a, 0, spatial, dy.get(pl) / spatial);
+                MemorySegment.copy(a, 0, dx.data(), Tensor.FLOAT, (long) pl * spatial * Float.BYTES, spatial);
+            }
+        });
+    }
+
+    /** n * c of an image tensor x whose per-channel companion (scale, pooled value) has n * c elements. */
+    private static int planes(String op, Tensor x, Tensor perPlane) {
+        if (x.rank() < 2) throw new IllegalArgumentException(op + ": input " + x + " needs at least [n, c]");
+        long planes = (long) x.dim(0) * x.dim(1);
+        if (perPlane.size() != planes) {
+            throw new IllegalArgumentException(op + ": " + perPlane + " should have n * c = " + planes
+                    + " elements for input " + x);
+        }
+        return (int) planes;
+    }
+
+    // ---------------------------------------------------------------- fully connected
+
+    @Override
+    public void linearForward(Tensor x, Tensor w, Tensor b, Tensor y) {
+        String op = "linearForward";
+        begin(op, x, w, y);
+        int[] d = linearDims(op, x, w, b);
+        int n = d[0], in = d[1], out = d[2];
+        shape(op, "output", y, n, out);
+        float[] xa = x.toArray(), wa = w.toArray();
+        float[] ba = b == null ? null : b.toArray();
+        parallel(n, (from, to, sc) -> {
+            for (int i = from; i < to; i++) {
+                for (int o = 0; o < out; o++) {
+                    double sum = ba == null ? 0 : ba[o];
+                    int xi = i * in, wo = o * in;
+                    for (int j = 0; j < in; j++) sum += xa[xi + j] * wa[wo + j];
+                    y.set((long) i * out + o, (float) sum);
+                }
+            }
+        });
+    }
+
+    @Override
+    public void linearBackward(Tensor x, Tensor w, Tensor dy, Tensor dx, Tensor dw, Tensor db) {
+        String op = "linearBackward";
+        begin(op, x, w, dy, dw);
+        int[] d = linearDims(op, x, w, db);
+        int n = d[0], in = d[1], out = d[2];
+        shape(op, "output gradient", dy, n, out);
+        shape(op, "weight gradient", dw, out, in);
+        float[] xa = x.toArray(), wa = w.toArray(), ga = dy.toArray();
+        if (dx != null) {
+            host(op, dx);
+            if (dx.size() != (long) n * in) throw new IllegalArgumentException(op + ": input gradient " + dx + " should match input " + x);
+            float[] dxa = new float[n * in];
+            for (int i = 0; i < n; i++) {
+                for (int o = 0; o < out; o++) {
+                    float go = ga[i * out + o];
+                    for (int j = 0; j < in; j++) dxa[i * in + j] += go * wa[o * in + j];
+                }
+            }
+            dx.copyFrom(dxa);
+        }
+        float[] dwa = new float[out * in];
+        for (int o = 0; o < out; o++) {
+            for (int i = 0; i < n; i++) {
+                float go = ga[i * out + o];
+                for (int j = 0; j < in; j++) dwa[o * in + j] += go * xa[i * in + j];
+            }
+        }
+        dw.copyFrom(dwa);
+        if (db != null) {
+            host(op, db);
+            for (int o = 0; o < out; o++) {
+                double sum = 0;
+                for (int i = 0; i < n; i++) sum += ga[i * out + o];
+                db.set(o, (float) sum);
+            }
+        }
+    }
+
+    /** {n, in, out} of a Linear with input x [n, in] (or any [n, ...] of that size) and weights [out, in]. */
+    private static int[] linearDims(String op, Tensor x, Tensor w, Tensor b) {
+        if (w.rank() != 2) throw new IllegalArgumentException(op + ": weights " + w + " should be [out, in]");
+        int out = w.dim(0), in = w.dim(1), n = x.dim(0);
+        if (x.size() != (long) n * in) throw new IllegalArgumentException(op + ": input " + x + " does not have " + in + " features per sample for weights " + w);
+        if (b != null && b.size() != out) throw new IllegalArgumentException(op + ": bias " + b + " should have " + out + " elements");
+        return new int[] {n, in, out};
+    }
+
+    // ---------------------------------------------------------------- loss
+
+    @Override
+    public double bceWithLogits(Tensor logits, Tensor targets, Tensor labelWeights, Tensor dLogits) {
+        String op = "bceWithLogits";
+        begin(op, logits, targets);
+        if (logits.rank() != 2) throw new IllegalArgumentException(op + ": logits " + logits + " should be [n, labels]");
+        shape(op, "targets", targets, logits.shape());
+        int n = logits.dim(0), labels = logits.dim(1);
+        float[] z = logits.toArray(), t = targets.toArray();
+        double[] wl = new double[labels];
+        if (labelWeights == null) {
+            Arrays.fill(wl, 1);
+        } else {
+            host(op, labelWeights);
+            if (labelWeights.size() != labels) throw new IllegalArgumentException(op + ": label weights " + labelWeights + " should have " + labels + " elements");
+            for (int l = 0; l < labels; l++) wl[l] = labelWeights.get(l);
+        }
+        double weightSum = 0;
+        for (double v : wl) weightSum += v;
+        double norm = n * weightSum;
+        if (!(norm > 0)) throw new IllegalArgumentException(op + ": label weights sum to " + weightSum);
+        float[] grad = dLogits == null ? null : new float[z.length];
+        double loss = 0;
+        for (int i = 0; i < n; i++) {
+            for (int l = 0; l < labels; l++) {
+                int at = i * labels + l;
+                double zi = z[at], ti = t[at];
+                loss += wl[l] * (Math.max(zi, 0) - zi * ti + Math.log1p(Math.exp(-Math.abs(zi))));
+                if (grad != null) grad[at] = (float) (wl[l] * (1 / (1 + Math.exp(-zi)) - ti) / norm);
+            }
+        }
+        if (grad != null) {
+            host(op, dLogits);
+            shape(op, "logit gradient", dLogits, logits.shape());
+            dLogits.copyFrom(grad);
+        }
+        return loss / norm;
+    }
+
+    // ---------------------------------------------------------------- optimiser
+
+    @Override
+    public void adamStep(Tensor param, Tensor grad, Tensor m, Tensor v, long step, double lr, double beta1,
+                         double beta2, double eps, double weightDecay, boolean decoupled) {
+        String op = "adamStep";
+        sameSize(op, param, grad, m, v);
+        if (step < 1) throw new IllegalArgumentException(op + ": step counts from 1, got " + step);
+        float b1 = (float) beta1, b2 = (float) beta2, e = (float) eps;
+        float stepSize = (float) (lr / (1 - Math.pow(beta1, step)));
+        float invSqrtBias2 = (float) (1 / Math.sqrt(1 - Math.pow(beta2, step)));
+        float l2 = decoupled ? 0f : (float) weightDecay;
+        float decay = decoupled ? (float) (1 - lr * weightDecay) : 1f;
+        elementwise(param.size(), (from, len, sc) -> {
+            float[] pa = load(param, from, len, sc.get(Scratch.PLANE, len));
+            float[] ga = load(grad, from, len, sc.get(Scratch.PLANE2, len));
+            float[] ma = load(m, from, len, sc.get(Scratch.OUT, len));
+            float[] va = load(v, from, len, sc.get(Scratch.COLUMNS, len));
+            for (int i = 0; i < len; i++) {
+                float gi = ga[i] + l2 * pa[i];
+                float p = pa[i] * decay;
+                float mi = b1 * ma[i] + (1 - b1) * gi;
+                float vi = b2 * va[i] + (1 - b2) * gi * gi;
+                ma[i] = mi;
+                va[i] = vi;
+                pa[i] = p - stepSize * mi / ((float) Math.sqrt(vi) * invSqrtBias2 + e);
+            }
+            store(pa, param, from, len);
+            store(ma, m, from, len);
+            store(va, v, from, len);
+        });
+    }
+
+    // ---------------------------------------------------------------- plumbing
+
+    @FunctionalInterface
+    private interface Range {
+        void run(int from, int to, Scratch scratch);
+    }
+
+    @FunctionalInterface
+    private interface Span {
+        void run(long from, int length, Scratch scratch);
+    }
+
+    /** Runs body over [0, count) split into contiguous ranges, one per task; returns when all are done. */
+    private void parallel(int count, Range body) {
+        if (count <= 0) return;
+        if (pool == null || count == 1 || callerOnly) {
+            body.run(0, count, scratch.get());
+            return;
+        }
+        int tasks = Math.min(count, threads * 4);
+        ForkJoinTask<?>[] running = new ForkJoinTask<?>[tasks];
+        for (int t = 0; t < tasks; t++) {
+            int from = (int) ((long) count * t / tasks), to = (int) ((long) count * (t + 1) / tasks);
+            running[t] = pool.submit(() -> body.run(from, to, scratch.get()));
+        }
+        for (ForkJoinTask<?> task : running) task.join();
+    }
+
+    private void elementwise(long size, Span body) {
+        int chunks = (int) ((size + CHUNK - 1) / CHUNK);
+        parallel(chunks, (from, to, sc) -> {
+            for (int ch = from; ch < to; ch++) {
+                long start = (long) ch * CHUNK;
+                body.run(start, (int) Math.min(CHUNK, size - start), sc);
+            }
+        });
+    }
+
+    private static float[] load(Tensor t, long from, int len, float[] into) {
+        MemorySegment.copy(t.data(), Tensor.FLOAT, from * Float.BYTES, into, 0, len);
+        return into;
+    }
+
+    private static void store(float[] from, Tensor t, long at, int len) {
+        MemorySegment.copy(from, 0, t.data(), Tensor.FLOAT, at * Float.BYTES, len);
+    }
+
+    /** Starts an op: checks its tensors and decides whether it may use the pool (see {@link #host}). */
+    private void begin(String op, Tensor... ts) {
+        callerOnly = false;
+        host(op, ts);
+    }
+
+    /**
+     * Checks that the tensors are on the host. A tensor of a confined arena can only be touched by the thread
+     * that owns it, so an op on one runs on the calling thread alone instead of failing in a worker.
+     */
+    private void host(String op, Tensor... ts) {
+        for (Tensor t : ts) {
+            if (t == null) throw new IllegalArgumentException(op + ": a required tensor is null");
+            if (!t.isHost()) throw new IllegalArgumentException(op + ": " + t + " is on a device, not on the CPU");
+            if (!t.data().isAccessibleBy(STRANGER)) callerOnly = true;
+        }
+    }
+
+    private void sameSize(String op, Tensor... ts) {
+        begin(op, ts);
+        for (Tensor t : ts) {
+            if (t.size() != ts[0].size()) {
+                throw new IllegalArgumentException(op + ": sizes differ: " + Arrays.toString(ts));
+            }
+        }
+    }
+
+    private static void shape(String op, String what, Tensor t, int... expected) {
+        if (!Arrays.equals(t.shape(), expected)) {
+            throw new IllegalArgumentException(op + ": " + what + " is " + t + ", expected " + Arrays.toString(expected));
+        }
+    }
+}

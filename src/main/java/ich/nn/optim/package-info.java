@@ -1,0 +1,2 @@
+/** Optimisers over {@link ich.nn.Parameter}s: {@link ich.nn.optim.Adam} (and AdamW), gradient-norm clipping. */
+package ich.nn.optim;
