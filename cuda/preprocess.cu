@@ -24,6 +24,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cstddef>
 #include <cstdint>
 
 #define ICH_MAX_CHANNELS 8
@@ -34,7 +35,7 @@ struct IchImage {
     const uint16_t* pixels;  //  0: stored pixel words of the frame, little-endian, rows * columns, device memory
     int32_t rows;            //  8
     int32_t columns;         // 12
-    int32_t bits_allocated;  // 16: 16 only for now
+    int32_t bits_allocated;  // 16: 16 only for now (the host leaves other images out of the launch)
     int32_t shift_left;      // 20: 31 - High Bit            (StoredValues)
     int32_t shift_right;     // 24: 32 - Bits Stored
     int32_t is_signed;       // 28: Pixel Representation == 1: arithmetic right shift, else logical
@@ -47,7 +48,23 @@ struct IchImage {
     float step_x;            // 56: (float) (CropBox.width / out_w), divided in double as SliceKernel does
     float step_y;            // 60: (float) (CropBox.height / out_h)
 };
+// Every offset is asserted: ich.gpu.PreprocessStructs mirrors them, and PreprocessStructsTest parses these lines.
 static_assert(sizeof(IchImage) == 64, "IchImage layout is shared with the Java runtime");
+static_assert(offsetof(IchImage, pixels) == 0, "IchImage.pixels");
+static_assert(offsetof(IchImage, rows) == 8, "IchImage.rows");
+static_assert(offsetof(IchImage, columns) == 12, "IchImage.columns");
+static_assert(offsetof(IchImage, bits_allocated) == 16, "IchImage.bits_allocated");
+static_assert(offsetof(IchImage, shift_left) == 20, "IchImage.shift_left");
+static_assert(offsetof(IchImage, shift_right) == 24, "IchImage.shift_right");
+static_assert(offsetof(IchImage, is_signed) == 28, "IchImage.is_signed");
+static_assert(offsetof(IchImage, rsna_fix) == 32, "IchImage.rsna_fix");
+static_assert(offsetof(IchImage, flip) == 36, "IchImage.flip");
+static_assert(offsetof(IchImage, slope) == 40, "IchImage.slope");
+static_assert(offsetof(IchImage, intercept) == 44, "IchImage.intercept");
+static_assert(offsetof(IchImage, box_x) == 48, "IchImage.box_x");
+static_assert(offsetof(IchImage, box_y) == 52, "IchImage.box_y");
+static_assert(offsetof(IchImage, step_x) == 56, "IchImage.step_x");
+static_assert(offsetof(IchImage, step_y) == 60, "IchImage.step_y");
 
 // One window channel (20 bytes): the values of ich.preprocess.Window.
 struct IchChannel {
@@ -58,6 +75,11 @@ struct IchChannel {
     int32_t sigmoid;  // 16: 1 for a sigmoid window
 };
 static_assert(sizeof(IchChannel) == 20, "IchChannel layout is shared with the Java runtime");
+static_assert(offsetof(IchChannel, low) == 0, "IchChannel.low");
+static_assert(offsetof(IchChannel, high) == 4, "IchChannel.high");
+static_assert(offsetof(IchChannel, scale) == 8, "IchChannel.scale");
+static_assert(offsetof(IchChannel, bias) == 12, "IchChannel.bias");
+static_assert(offsetof(IchChannel, sigmoid) == 16, "IchChannel.sigmoid");
 
 // Per-batch parameters, passed by value as a kernel argument (240 bytes).
 struct IchBatch {
@@ -70,6 +92,13 @@ struct IchBatch {
     float inv_std[ICH_MAX_CHANNELS];       // 208: 1f / std, divided in float on the host as SliceKernel does
 };
 static_assert(sizeof(IchBatch) == 240, "IchBatch layout is shared with the Java runtime");
+static_assert(offsetof(IchBatch, channels) == 0, "IchBatch.channels");
+static_assert(offsetof(IchBatch, out_h) == 4, "IchBatch.out_h");
+static_assert(offsetof(IchBatch, out_w) == 8, "IchBatch.out_w");
+static_assert(offsetof(IchBatch, normalize) == 12, "IchBatch.normalize");
+static_assert(offsetof(IchBatch, channel) == 16, "IchBatch.channel");
+static_assert(offsetof(IchBatch, mean) == 176, "IchBatch.mean");
+static_assert(offsetof(IchBatch, inv_std) == 208, "IchBatch.inv_std");
 
 namespace {
 

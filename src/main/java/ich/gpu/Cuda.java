@@ -23,6 +23,9 @@ public final class Cuda {
     public static final int ATTR_MULTIPROCESSOR_COUNT = 16;
     public static final int ATTR_COMPUTE_CAPABILITY_MAJOR = 75;
     public static final int ATTR_COMPUTE_CAPABILITY_MINOR = 76;
+    /** Peak memory clock in kHz and the memory bus width in bits: theoretical bandwidth = 2 * clock * width / 8. */
+    public static final int ATTR_MEMORY_CLOCK_RATE = 36;
+    public static final int ATTR_GLOBAL_MEMORY_BUS_WIDTH = 37;
 
     /** {@code CUjit_option} values for the JIT logs. */
     static final int JIT_INFO_LOG_BUFFER = 3;
@@ -38,8 +41,8 @@ public final class Cuda {
     final MethodHandle cuGetErrorName, cuGetErrorString, cuInit, cuDriverGetVersion, cuDeviceGetCount, cuDeviceGet,
             cuDeviceGetName, cuDeviceGetAttribute, cuDeviceTotalMem, cuDevicePrimaryCtxRetain,
             cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuStreamCreate, cuStreamDestroy, cuStreamSynchronize,
-            cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy, cuMemAlloc,
-            cuMemFree, cuMemHostAlloc, cuMemFreeHost, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemsetD8,
+            cuStreamWaitEvent, cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy, cuMemAlloc,
+            cuMemFree, cuMemHostAlloc, cuMemFreeHost, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD8,
             cuModuleLoadDataEx, cuModuleGetFunction, cuModuleUnload, cuLaunchKernel;
 
     private Cuda(NativeLibraries.Found library) {
@@ -60,6 +63,7 @@ public final class Cuda {
         cuStreamCreate = fn("cuStreamCreate", ADDRESS, JAVA_INT);
         cuStreamDestroy = fn("cuStreamDestroy_v2", ADDRESS);
         cuStreamSynchronize = fn("cuStreamSynchronize", ADDRESS);
+        cuStreamWaitEvent = fn("cuStreamWaitEvent", ADDRESS, ADDRESS, JAVA_INT);
         cuEventCreate = fn("cuEventCreate", ADDRESS, JAVA_INT);
         cuEventRecord = fn("cuEventRecord", ADDRESS, ADDRESS);
         cuEventSynchronize = fn("cuEventSynchronize", ADDRESS);
@@ -74,6 +78,7 @@ public final class Cuda {
         cuMemFreeHost = fn("cuMemFreeHost", ADDRESS);
         cuMemcpyHtoDAsync = fn("cuMemcpyHtoDAsync_v2", JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS);
         cuMemcpyDtoHAsync = fn("cuMemcpyDtoHAsync_v2", ADDRESS, JAVA_LONG, JAVA_LONG, ADDRESS);
+        cuMemcpyDtoDAsync = fn("cuMemcpyDtoDAsync_v2", JAVA_LONG, JAVA_LONG, JAVA_LONG, ADDRESS);
         cuMemsetD8 = fn("cuMemsetD8_v2", JAVA_LONG, JAVA_BYTE, JAVA_LONG);
         cuModuleLoadDataEx = fn("cuModuleLoadDataEx", ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
         cuModuleGetFunction = fn("cuModuleGetFunction", ADDRESS, ADDRESS, ADDRESS);

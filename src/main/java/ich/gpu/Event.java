@@ -18,6 +18,11 @@ public final class Event extends NativeResource {
         return new Event(cuda, cuda.handleOut(cuda.cuEventCreate, "cuEventCreate", 0));
     }
 
+    MemorySegment handle() {
+        checkOpen();
+        return handle;
+    }
+
     void record(MemorySegment stream) {
         checkOpen();
         cuda.check(cuda.call(cuda.cuEventRecord, handle, stream), "cuEventRecord");

@@ -72,7 +72,8 @@ public final class Module extends NativeResource {
         /**
          * Launches with {@code cuLaunchKernel}. Arguments are boxed by their C type: {@link DeviceBuffer} and
          * {@link Long} as 64-bit values (pointers, {@code long long}), {@link Integer} as 32-bit, {@link Float},
-         * {@link Double}. The values and the array of pointers to them live in an arena for the call: the
+         * {@link Double}, and a {@link MemorySegment} as a struct passed by value (its bytes, laid out as the
+         * kernel's struct; copied here, so the caller may reuse it at once). The values and the array of pointers to them live in an arena for the call: the
          * driver copies them at launch.
          */
         void launch(MemorySegment stream, Stream.Dim3 grid, Stream.Dim3 block, int sharedBytes, Object... args) {
@@ -87,6 +88,7 @@ public final class Module extends NativeResource {
                         case Integer v -> arena.allocateFrom(JAVA_INT, v);
                         case Float v -> arena.allocateFrom(JAVA_FLOAT, v);
                         case Double v -> arena.allocateFrom(JAVA_DOUBLE, v);
+                        case MemorySegment struct -> arena.allocate(struct.byteSize(), 16).copyFrom(struct);
                         case null -> throw new IllegalArgumentException("kernel argument " + i + " is null");
                         default -> throw new IllegalArgumentException("kernel argument " + i + ": unsupported type "
                                 + args[i].getClass().getName());

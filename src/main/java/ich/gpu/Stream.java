@@ -31,6 +31,20 @@ public final class Stream extends NativeResource {
         cuda.check(cuda.call(cuda.cuMemcpyDtoHAsync, to, from, bytes, handle), "cuMemcpyDtoHAsync_v2");
     }
 
+    /** Copies {@code bytes} between device buffers (or within one), asynchronously. */
+    public void copyOnDevice(DeviceBuffer src, long srcOffset, DeviceBuffer dst, long dstOffset, long bytes) {
+        checkOpen();
+        long from = src.address(srcOffset, bytes);
+        long to = dst.address(dstOffset, bytes);
+        cuda.check(cuda.call(cuda.cuMemcpyDtoDAsync, to, from, bytes, handle), "cuMemcpyDtoDAsync_v2");
+    }
+
+    /** Work queued on this stream after this call waits until {@code event} (recorded on any stream) completes. */
+    public void waitFor(Event event) {
+        checkOpen();
+        cuda.check(cuda.call(cuda.cuStreamWaitEvent, handle, event.handle(), 0), "cuStreamWaitEvent");
+    }
+
     public void record(Event event) {
         checkOpen();
         event.record(handle);

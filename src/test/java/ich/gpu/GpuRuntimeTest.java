@@ -123,6 +123,35 @@ class GpuRuntimeTest {
     }
 
     @Test
+    void deviceCopiesOnASecondStreamWaitForTheFirstStreamsEvent() {
+        long bytes = (16L << 20) + 5;
+        long seed = System.nanoTime();
+        try (PinnedBuffer in = context.allocatePinned(bytes);
+             PinnedBuffer out = context.allocatePinned(bytes);
+             DeviceBuffer a = context.allocate(bytes);
+             DeviceBuffer b = context.allocate(bytes + 100);
+             Stream copy = context.createStream();
+             Stream compute = context.createStream();
+             Event copied = context.createEvent()) {
+            fillRandom(in.segment(), seed);
+            out.segment().fill((byte) 0x5A);
+            b.fill((byte) 0xA5);
+            // The upload runs on one stream; the device-to-device copy on another that waits for it by event.
+            copy.copyToDevice(in, 0, a, 0, bytes);
+            copy.record(copied);
+            compute.waitFor(copied);
+            compute.copyOnDevice(a, 0, b, 100, bytes);
+            compute.copyToHost(b, 100, out, 0, bytes);
+            compute.synchronize();
+            assertEquals(-1, in.segment().mismatch(out.segment()), "device-to-device copy differs (seed " + seed + ")");
+            compute.copyToHost(b, 0, out, 0, 100);
+            compute.synchronize();
+            for (int i = 0; i < 100; i++) assertEquals((byte) 0xA5, out.segment().get(JAVA_BYTE, i), "byte " + i + " before the offset");
+            assertThrows(IndexOutOfBoundsException.class, () -> compute.copyOnDevice(a, 1, b, 0, bytes));
+        }
+    }
+
+    @Test
     void aPtxKernelAddsOneToEachFloatAsTheCpuDoes() {
         int n = (1 << 20) + 7;
         int guard = 64;

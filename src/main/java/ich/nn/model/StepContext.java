@@ -1,0 +1,108 @@
+package ich.nn.model;
+
+import ich.nn.Backend;
+import ich.nn.Tensor;
+
+import java.lang.foreign.Arena;
+import java.nio.charset.StandardCharsets;
+import java.util.SplittableRandom;
+
+/**
+ * Everything one forward/backward step needs besides the model: the backend, training or evaluation mode, an
+ * arena that owns the step's activations and gradients (freed all at once by {@link #close}), and the seeded
+ * random streams of dropout and drop-path.
+ *
+ * <p>Randomness is a pure function of (seed, step, layer name): each layer draws from its own stream
+ * {@code SplittableRandom(mix(seed, step, fnv1a(name)))}, so a step replays exactly no matter how many other
+ * layers drew before it, and resuming a run at step t reproduces the masks of an uninterrupted run.
+ *
+ * <p>The arena is shared, not confined, because a multi-threaded backend reads and writes activations from its
+ * worker threads.
+ */
+public final class StepContext implements AutoCloseable {
+    private final Backend backend;
+    private final boolean training;
+    private final long seed;
+    private final long step;
+    private final Arena arena = Arena.ofShared();
+
+    private StepContext(Backend backend, boolean training, long seed, long step) {
+        this.backend = backend;
+        this.training = training;
+        this.seed = seed;
+        this.step = step;
+    }
+
+    /** A training step: batch statistics, dropout and drop-path drawn from (seed, step). */
+    public static StepContext training(Backend backend, long seed, long step) {
+        return new StepContext(backend, true, seed, step);
+    }
+
+    /** Inference: running statistics, no dropout or drop-path. */
+    public static StepContext eval(Backend backend) {
+        return new StepContext(backend, false, 0, 0);
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public boolean training() {
+        return training;
+    }
+
+    public long seed() {
+        return seed;
+    }
+
+    public long step() {
+        return step;
+    }
+
+    public Arena arena() {
+        return arena;
+    }
+
+    /** A zero-filled tensor on the backend's device that lives until the step ends. */
+    public Tensor allocate(int... shape) {
+        return backend.allocate(arena, shape);
+    }
+
+    /** A tensor on the backend's device holding {@code values} (masks built on the host). */
+    public Tensor upload(float[] values, int... shape) {
+        Tensor t = allocate(shape);
+        if (t.isHost()) {
+            t.copyFrom(values);
+        } else {
+            backend.copy(Tensor.of(arena, values, shape), t);
+        }
+        return t;
+    }
+
+    /** The random stream of the layer {@code name} in this step. */
+    public SplittableRandom random(String name) {
+        return new SplittableRandom(mix(mix(seed) ^ mix(step + 0x9E3779B97F4A7C15L) ^ fnv1a(name)));
+    }
+
+    @Override
+    public void close() {
+        arena.close();
+    }
+
+    /** FNV-1a over the UTF-8 bytes: stable across JVMs, unlike String.hashCode's 32 bits. */
+    static long fnv1a(String s) {
+        long h = 0xcbf29ce484222325L;
+        for (byte b : s.getBytes(StandardCharsets.UTF_8)) {
+            h ^= b & 0xff;
+            h *= 0x100000001b3L;
+        }
+        return h;
+    }
+
+    /** SplitMix64's finaliser: spreads nearby seeds (step, step + 1) over unrelated streams. */
+    static long mix(long z) {
+        z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
+        z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
+        return z ^ (z >>> 31);
+    }
+}
