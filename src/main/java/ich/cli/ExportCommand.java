@@ -13,6 +13,7 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.lang.foreign.Arena;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
@@ -73,6 +74,10 @@ final class ExportCommand implements Runnable {
                     stdout.flush();
                     return 0;
                 }
+            } catch (NoSuchFileException e) {
+                err.println("ich export onnx: " + e.getFile() + ": no such file");
+                err.flush();
+                return 1;
             } catch (IOException e) {
                 err.println("ich export onnx: " + e.getMessage());
                 err.flush();

@@ -60,7 +60,7 @@ class ExportCommandTest {
         CliTest.Run missing = CliTest.run("export", "onnx", "--checkpoint", dir.resolve("nope.safetensors").toString(),
                 "--out", dir.resolve("x.onnx").toString());
         assertEquals(1, missing.exit());
-        assertTrue(missing.err().contains("nope.safetensors"), missing.err());
+        assertTrue(missing.err().contains("nope.safetensors: no such file"), missing.err());
 
         Path partial = dir.resolve("partial.safetensors");
         try (EfficientNetB0 model = EfficientNetB0.onHost(EfficientNetB0.Config.defaults())) {
