@@ -11,6 +11,7 @@ import ai.onnxruntime.TensorInfo;
 import ich.nn.Tensor;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.nio.file.Files;
@@ -26,10 +27,10 @@ import java.util.Map;
  *
  * <p>The classifier ich exports has input {@code input} [N, 3, H, W] and outputs {@code logits} and
  * {@code probabilities} [N, 6]; {@link #predict} returns those two, {@link #run} every output of any
- * single-input float model. A session is safe to run from several threads at once (ONNX Runtime's own
+ * single-input float model; as a {@link Scorer} it gives the probabilities. A session is safe to run from several threads at once (ONNX Runtime's own
  * guarantee); close it to free its native memory.
  */
-public final class OnnxRuntimeModel implements AutoCloseable {
+public final class OnnxRuntimeModel implements Scorer {
     public static final String LOGITS = "logits";
     public static final String PROBABILITIES = "probabilities";
 
@@ -103,6 +104,21 @@ public final class OnnxRuntimeModel implements AutoCloseable {
 
     public Path file() {
         return file;
+    }
+
+    @Override
+    public String name() {
+        return "onnxruntime (cpu)";
+    }
+
+    /** The classifier's probabilities [n, classes] row-major; an ONNX Runtime failure is unchecked here. */
+    @Override
+    public float[] probabilities(Tensor images) {
+        try {
+            return predict(images).probabilities();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     public String inputName() {

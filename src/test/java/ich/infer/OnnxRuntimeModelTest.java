@@ -65,6 +65,11 @@ class OnnxRuntimeModelTest {
             // Not a classifier: no logits or probabilities to predict with.
             var e4 = assertThrows(IOException.class, () -> model.predict(new float[2 * 4], 1, 2, 2, 2));
             assertTrue(e4.getMessage().contains("logits") && e4.getMessage().contains("square_plus.onnx"), e4.getMessage());
+            try (Arena arena = Arena.ofConfined()) {
+                Scorer scorer = model;
+                var e5 = assertThrows(java.io.UncheckedIOException.class, () -> scorer.probabilities(Tensor.allocate(arena, 1, 2, 2, 2)));
+                assertTrue(e5.getMessage().contains("square_plus.onnx"), e5.getMessage());
+            }
         }
     }
 }

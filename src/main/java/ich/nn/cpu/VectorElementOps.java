@@ -1,12 +1,42 @@
 package ich.nn.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-/** {@link ElementOps} with the Vector API's lane-wise exp; the tail that does not fill a vector goes scalar. */
+/**
+ * {@link ElementOps} with a lane-wise exp of our own; the tail that does not fill a vector goes scalar.
+ *
+ * <p>Why not {@code VectorOperators.EXP}: compiled by C2 it is an SVML routine, interpreted or in C1 it is
+ * {@code Math.exp} lane by lane, and the two differ in the last bit. A run's first steps execute cold code, so the
+ * same training step gave other bits in a fresh JVM than in a warm one, and a resumed run could not end where an
+ * uninterrupted one did. {@link #exp} uses only IEEE add, multiply, fused multiply-add and exact conversions, which
+ * give the same bits however the code is executed.
+ */
 final class VectorElementOps extends ElementOps {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    // Cody-Waite split of ln 2 and the minimax polynomial of e^r on |r| <= ln2 / 2 (Cephes' expf), ~2 ulp.
+    private static final float LOG2E = 1.44269504088896341f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
+    private static final float ROUNDER = 12582912f; // 1.5 * 2^23: x + ROUNDER - ROUNDER rounds x to an integer
+    private static final float P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f, P3 = 4.1665795894e-2f,
+            P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
+
+    /**
+     * e^x per lane. Inputs are clamped to [-87, 88], where 2^n stays a normal float: e^88 = 1.65e38 instead of
+     * overflowing to infinity and e^-87 = 1.6e-38 instead of 0, both harmless in 1 / (1 + e^-x).
+     */
+    static FloatVector exp(FloatVector x) {
+        x = x.max(-87f).min(88f);
+        FloatVector n = x.mul(LOG2E).add(ROUNDER).sub(ROUNDER);
+        FloatVector r = n.fma(FloatVector.broadcast(S, -LN2_HI), x);
+        r = n.fma(FloatVector.broadcast(S, -LN2_LO), r);
+        FloatVector p = r.fma(P0, P1).fma(r, FloatVector.broadcast(S, P2)).fma(r, FloatVector.broadcast(S, P3))
+                .fma(r, FloatVector.broadcast(S, P4)).fma(r, FloatVector.broadcast(S, P5));
+        FloatVector e = p.mul(r).fma(r, r).add(1f);
+        IntVector bits = ((IntVector) n.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+        return e.mul(bits.reinterpretAsFloats());
+    }
 
     static ElementOps create() {
         return new VectorElementOps();
@@ -17,8 +47,7 @@ final class VectorElementOps extends ElementOps {
         int i = 0;
         for (int upper = S.loopBound(len); i < upper; i += S.length()) {
             FloatVector x = FloatVector.fromArray(S, a, i);
-            // x / (1 + e^-x): e^-x overflows to +inf below x = -88, giving -0 as the limit should.
-            x.div(x.neg().lanewise(VectorOperators.EXP).add(1f)).intoArray(a, i);
+            x.div(exp(x.neg()).add(1f)).intoArray(a, i);
         }
         for (; i < len; i++) a[i] = a[i] * sigmoid(a[i]);
     }
@@ -28,7 +57,7 @@ final class VectorElementOps extends ElementOps {
         int i = 0;
         for (int upper = S.loopBound(len); i < upper; i += S.length()) {
             FloatVector v = FloatVector.fromArray(S, x, i);
-            FloatVector s = FloatVector.broadcast(S, 1f).div(v.neg().lanewise(VectorOperators.EXP).add(1f));
+            FloatVector s = FloatVector.broadcast(S, 1f).div(exp(v.neg()).add(1f));
             FloatVector g = FloatVector.fromArray(S, d, i);
             // s (1 + x (1 - s))
             FloatVector local = s.mul(v.mul(s.neg().add(1f)).add(1f));
@@ -46,7 +75,7 @@ final class VectorElementOps extends ElementOps {
         FloatVector one = FloatVector.broadcast(S, 1f);
         for (int upper = S.loopBound(len); i < upper; i += S.length()) {
             FloatVector x = FloatVector.fromArray(S, a, i);
-            one.div(x.neg().lanewise(VectorOperators.EXP).add(1f)).intoArray(a, i);
+            one.div(exp(x.neg()).add(1f)).intoArray(a, i);
         }
         for (; i < len; i++) a[i] = sigmoid(a[i]);
     }

@@ -75,6 +75,7 @@ class EfficientNetOnnxTest {
                     String at = " at " + n + "x3x" + h + "x" + w;
                     assertClose(expected, p.logits(), 1e-4, "logits" + at);
                     assertClose(TinyNet.sigmoidOf(expected), p.probabilities(), 1e-4, "probabilities" + at);
+                    assertArrayEquals(p.probabilities(), ort.probabilities(x), "the Scorer view gives the same probabilities");
                 }
             }
         }

@@ -1,0 +1,129 @@
+package ich.cli;
+
+import ich.eda.HeaderScan;
+import ich.infer.EngineScorer;
+import ich.infer.Scorer;
+import ich.infer.ScoringRun;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+@Command(name = "score", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Scores DICOM slices into a Kaggle submission (ID,Label, 6 rows per image), with per_image.csv, "
+                + "per_study.csv (highest slice probability per study, for triage) and errors.csv beside it.",
+                "Every input ends up in exactly one of per_image.csv and errors.csv."})
+final class ScoreCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, paramLabel = "CKPT|ONNX", description = "A training checkpoint (.safetensors) or an exported model (.onnx).")
+    Path model;
+
+    static final class Inputs {
+        @Option(names = "--images", paramLabel = "DIR", description = "Every file under DIR (recursively; .csv files are skipped).")
+        Path images;
+
+        @Option(names = "--list", paramLabel = "FILE", description = "One DICOM path per line.")
+        Path list;
+    }
+
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    Inputs inputs;
+
+    @Option(names = "--sample-submission", paramLabel = "CSV", description = "Write the submission in this file's row order.")
+    Path sample;
+
+    @Option(names = "--out", required = true, paramLabel = "CSV", description = "The submission to write; the reports go beside it.")
+    Path out;
+
+    @Option(names = "--engine", paramLabel = "NAME", description = "onnxruntime or java (default: onnxruntime for .onnx, java for a checkpoint).")
+    String engine;
+
+    @Option(names = "--tta", paramLabel = "flip", description = "Test-time augmentation: flip also scores the mirrored image and averages.")
+    String tta;
+
+    @Option(names = "--image-size", paramLabel = "S", description = "Model input size (default: the size the checkpoint was trained at).")
+    Integer imageSize;
+
+    @Option(names = "--batch", defaultValue = "32", paramLabel = "B", description = "Images per batch (default ${DEFAULT-VALUE}).")
+    int batch;
+
+    @Option(names = "--workers", paramLabel = "N", description = "Loader threads (default: all cores).")
+    Integer workers;
+
+    @Option(names = "--threads", paramLabel = "N", description = "Compute threads (default: all cores).")
+    Integer threads;
+
+    @Option(names = "--resume", description = "Keep what an interrupted run with the same --out scored and do the rest.")
+    boolean resume;
+
+    @Override
+    public Integer call() throws Exception {
+        int cores = Runtime.getRuntime().availableProcessors();
+        if (tta != null && !tta.equals("flip")) return fail("--tta takes flip, not " + tta);
+        if (!Files.isRegularFile(model)) return fail("no model file " + model);
+        boolean onnx = model.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".onnx");
+        String chosen = engine != null ? engine : onnx ? "onnxruntime" : "java";
+        List<Path> files;
+        try {
+            files = inputs.images != null ? listImages(inputs.images) : listFile(inputs.list);
+        } catch (IOException e) {
+            return fail(e.getMessage());
+        }
+        if (files.isEmpty()) return fail("no input files in " + (inputs.images != null ? inputs.images : inputs.list));
+        try (Scorer scorer = open(chosen, onnx, threads != null ? threads : cores)) {
+            int size = imageSize != null ? imageSize : scorer instanceof EngineScorer e ? e.imageSize() : 0;
+            if (size <= 0) return fail("the model does not say its input size: give --image-size");
+            var options = new ScoringRun.Options(files, sample, out, size, batch, workers != null ? workers : cores,
+                    tta != null, resume, 0);
+            ScoringRun.Summary s = ScoringRun.run(scorer, options, System.out);
+            if (!s.complete()) {
+                System.err.println("ich score: " + s.problem());
+                return 1;
+            }
+            System.out.println("submission: " + out + "; reports: " + out.toAbsolutePath().resolveSibling(ScoringRun.PER_IMAGE).getParent());
+            return 0;
+        } catch (IllegalArgumentException e) {
+            return fail(e.getMessage());
+        }
+    }
+
+    private Scorer open(String name, boolean onnx, int threads) throws IOException {
+        return switch (name) {
+            case "java" -> {
+                if (onnx) throw new IllegalArgumentException("--engine java scores a checkpoint (.safetensors), not an ONNX file");
+                yield EngineScorer.open(model, threads);
+            }
+            default -> throw new IllegalArgumentException("unknown --engine " + name + " (onnxruntime or java)");
+        };
+    }
+
+    static List<Path> listImages(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) throw new IOException("no folder " + dir);
+        return HeaderScan.list(dir).stream().filter(p -> !p.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".csv")).toList();
+    }
+
+    static List<Path> listFile(Path list) throws IOException {
+        if (!Files.isRegularFile(list)) throw new IOException("no list file " + list);
+        List<Path> out = new ArrayList<>();
+        Path base = list.toAbsolutePath().getParent();
+        for (String line : Files.readAllLines(list, StandardCharsets.UTF_8)) {
+            String s = line.strip();
+            if (s.isEmpty() || s.startsWith("#")) continue;
+            Path p = Path.of(s);
+            out.add(p.isAbsolute() ? p : base.resolve(p));
+        }
+        return out;
+    }
+
+    private static int fail(String message) {
+        System.err.println("ich score: " + message);
+        return 2;
+    }
+}

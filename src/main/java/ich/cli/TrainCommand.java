@@ -1,0 +1,139 @@
+package ich.cli;
+
+import ich.train.Schedule;
+import ich.train.TrainConfig;
+import ich.train.Trainer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+@Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Trains EfficientNet-B0 on labelled DICOM slices, as the seed does: one epoch of the head with the "
+                + "backbone frozen, then the whole network. Writes best.safetensors, last.safetensors, metrics.csv, "
+                + "curves.png, split.csv, errors.csv and config.json into the run folder.",
+                "Ctrl-C saves where the run stands; --resume continues it with the same random stream."})
+final class TrainCommand implements Callable<Integer> {
+    @Option(names = "--data", required = true, paramLabel = "DIR", description = "DICOM files (DIR/images when it exists), searched recursively.")
+    Path data;
+
+    @Option(names = "--labels", paramLabel = "CSV", description = "Labels in stage_1_train.csv format (default: DIR/stage_1_train.csv).")
+    Path labels;
+
+    @Option(names = "--out", required = true, paramLabel = "RUN_DIR", description = "Run folder (created).")
+    Path out;
+
+    @Option(names = "--resume", description = "Continue the run in RUN_DIR from last.safetensors.")
+    boolean resume;
+
+    @Option(names = "--epochs", defaultValue = "10", paramLabel = "N", description = "Epochs of the whole network after the head epochs (default ${DEFAULT-VALUE}).")
+    int epochs;
+
+    @Option(names = "--head-epochs", defaultValue = "1", paramLabel = "N", description = "Epochs with the backbone frozen (default ${DEFAULT-VALUE}).")
+    int headEpochs;
+
+    @Option(names = "--lr", defaultValue = "4e-4", paramLabel = "LR", description = "Learning rate of the whole network (default ${DEFAULT-VALUE}).")
+    double lr;
+
+    @Option(names = "--head-lr", defaultValue = "1e-4", paramLabel = "LR", description = "Learning rate of the head epochs (default ${DEFAULT-VALUE}).")
+    double headLr;
+
+    @Option(names = "--epoch-fraction", defaultValue = "6", paramLabel = "F",
+            description = "Each whole-network epoch takes training images / F / batch steps, as the seed's steps_per_epoch (default ${DEFAULT-VALUE}; 1 = every image).")
+    int epochFraction;
+
+    @Option(names = "--cosine", description = "Cosine learning-rate decay within each phase (the seed: constant).")
+    boolean cosine;
+
+    @Option(names = "--batch", defaultValue = "32", paramLabel = "B", description = "Images per step (default ${DEFAULT-VALUE}).")
+    int batch;
+
+    @Option(names = "--image-size", defaultValue = "224", paramLabel = "S", description = "Model input size, the crop (default ${DEFAULT-VALUE}).")
+    int imageSize;
+
+    @Option(names = "--resize", paramLabel = "R", description = "Resize before the crop (default: image size * 8/7, e.g. 256 for 224).")
+    Integer resize;
+
+    @Option(names = "--split", defaultValue = "grouped", paramLabel = "KIND",
+            description = "grouped (by patient, stratified by label) or stratified (the seed's, ungrouped) (default ${DEFAULT-VALUE}).")
+    String split;
+
+    @Option(names = "--val-fraction", defaultValue = "0.1", paramLabel = "F", description = "Share held out for validation (default ${DEFAULT-VALUE}).")
+    double valFraction;
+
+    @Option(names = "--pretrained", paramLabel = "FILE", description = "timm efficientnet_b0 ImageNet weights (safetensors); the classifier is skipped.")
+    Path pretrained;
+
+    @Option(names = "--adamw", description = "AdamW (decoupled weight decay) instead of Adam.")
+    boolean adamw;
+
+    @Option(names = "--weight-decay", defaultValue = "0", paramLabel = "WD", description = "Weight decay (default ${DEFAULT-VALUE}).")
+    double weightDecay;
+
+    @Option(names = "--clip-norm", defaultValue = "0", paramLabel = "N", description = "Clip the global gradient norm (default ${DEFAULT-VALUE}: off).")
+    double clipNorm;
+
+    @Option(names = "--label-weights", paramLabel = "W,W,W,W,W,W", split = ",",
+            description = "Loss weight per subtype (any, epidural, intraparenchymal, intraventricular, subarachnoid, subdural); e.g. 2,1,1,1,1,1 trains on the competition's metric.")
+    double[] labelWeights;
+
+    @Option(names = "--dropout", defaultValue = "0.125", paramLabel = "P", description = "Dropout before the classifier (default ${DEFAULT-VALUE}, the seed's).")
+    double dropout;
+
+    @Option(names = "--drop-path", defaultValue = "0.2", paramLabel = "P", description = "Stochastic-depth rate (default ${DEFAULT-VALUE}, timm's).")
+    double dropPath;
+
+    @Option(names = "--workers", paramLabel = "N", description = "Loader threads (default: all cores).")
+    Integer workers;
+
+    @Option(names = "--threads", paramLabel = "N", description = "Compute threads (default: all cores).")
+    Integer threads;
+
+    @Option(names = "--seed", defaultValue = "1", paramLabel = "S", description = "Seed of everything random (default ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Override
+    public Integer call() throws Exception {
+        int cores = Runtime.getRuntime().availableProcessors();
+        if (!split.equals("grouped") && !split.equals("stratified")) {
+            System.err.println("ich train: --split must be grouped or stratified, not " + split);
+            return 2;
+        }
+        Path labelFile = labels != null ? labels : data.resolve("stage_1_train.csv");
+        if (!Files.isRegularFile(labelFile)) {
+            System.err.println("ich train: no label file " + labelFile + (labels == null ? " (give one with --labels)" : ""));
+            return 2;
+        }
+        if (!Files.isDirectory(data)) {
+            System.err.println("ich train: no data folder " + data);
+            return 2;
+        }
+        TrainConfig config;
+        try {
+            config = new TrainConfig(data.toAbsolutePath().normalize(), labelFile.toAbsolutePath().normalize(), out,
+                    new Schedule(headEpochs, headLr, epochs, lr, epochFraction, cosine), batch,
+                    resize != null ? resize : Math.round(imageSize * 8f / 7f), imageSize, split.equals("grouped"), valFraction,
+                    pretrained, adamw, weightDecay, 1e-7, clipNorm, labelWeights, dropout, dropPath,
+                    workers != null ? workers : cores, threads != null ? threads : cores, seed);
+        } catch (IllegalArgumentException e) {
+            System.err.println("ich train: " + e.getMessage());
+            return 2;
+        }
+        Trainer trainer = new Trainer(config, System.out, System.console() != null);
+        try {
+            Trainer.Result r = trainer.run(resume);
+            if (r.bestEpoch() >= 0) {
+                System.out.printf(Locale.ROOT, "best validation loss %.4f at epoch %d: %s%n", r.bestValLoss(), r.bestEpoch() + 1,
+                        out.resolve(Trainer.BEST));
+            }
+            System.out.println("run folder: " + out + " (metrics.csv, curves.png, split.csv, errors.csv, config.json)");
+            return r.interrupted() ? 130 : 0;
+        } catch (IllegalArgumentException e) {
+            System.err.println("ich train: " + e.getMessage());
+            return 2;
+        }
+    }
+}

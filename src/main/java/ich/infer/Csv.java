@@ -1,0 +1,43 @@
+package ich.infer;
+
+/** RFC 4180 quoting for the free-text cells (paths, error messages) of the reports. */
+final class Csv {
+    private Csv() {}
+
+    static String cell(String s) {
+        if (s == null) return "";
+        // One record per line keeps the reports greppable: a multi-line message becomes one line.
+        s = s.replace("\r\n", " ").replace('\n', ' ').replace('\r', ' ');
+        boolean quote = s.indexOf(',') >= 0 || s.indexOf('"') >= 0;
+        return quote ? '"' + s.replace("\"", "\"\"") + '"' : s;
+    }
+
+    /** Splits one line written by {@link #cell}: quoted cells may hold commas and doubled quotes (no newlines). */
+    static java.util.List<String> split(String line) {
+        java.util.List<String> cells = new java.util.ArrayList<>();
+        StringBuilder cur = new StringBuilder();
+        boolean quoted = false;
+        for (int i = 0; i < line.length(); i++) {
+            char ch = line.charAt(i);
+            if (quoted) {
+                if (ch == '"' && i + 1 < line.length() && line.charAt(i + 1) == '"') {
+                    cur.append('"');
+                    i++;
+                } else if (ch == '"') {
+                    quoted = false;
+                } else {
+                    cur.append(ch);
+                }
+            } else if (ch == '"') {
+                quoted = true;
+            } else if (ch == ',') {
+                cells.add(cur.toString());
+                cur.setLength(0);
+            } else {
+                cur.append(ch);
+            }
+        }
+        cells.add(cur.toString());
+        return cells;
+    }
+}

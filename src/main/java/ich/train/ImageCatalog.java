@@ -1,0 +1,109 @@
+package ich.train;
+
+import ich.dicom.DicomFile;
+import ich.dicom.DicomFormatException;
+import ich.dicom.ImageHeader;
+import ich.eda.HeaderScan;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The identity of each image file (patient, study, series, slice position) from its header alone, read in
+ * parallel: what grouping the split by patient and the per-study report need. Every file ends up in exactly one
+ * of {@link Result#images()} and {@link Result#unreadable()}.
+ */
+public final class ImageCatalog {
+    private ImageCatalog() {}
+
+    /**
+     * One readable file.
+     *
+     * @param imageId   the file name without {@code .dcm}: the label file's image id
+     * @param patientId (0010,0020) Patient ID, null when absent or empty
+     * @param studyUid  (0020,000D) Study Instance UID, null when absent
+     * @param seriesUid (0020,000E) Series Instance UID, null when absent
+     * @param z         the third value of (0020,0032) Image Position (Patient), NaN when absent
+     */
+    public record Image(String imageId, Path file, String patientId, String studyUid, String seriesUid, double z) {
+        /**
+         * The unit a grouped split keeps together: the patient, else the study (RSNA data always has both; other
+         * exports sometimes blank the Patient ID), else the image itself.
+         */
+        public String group() {
+            if (patientId != null) return "patient:" + patientId;
+            if (studyUid != null) return "study:" + studyUid;
+            return "image:" + imageId;
+        }
+    }
+
+    /** A file whose header could not be read, with the reader's message (naming the file and the tag). */
+    public record Unreadable(Path file, String imageId, String error) {}
+
+    public record Result(List<Image> images, List<Unreadable> unreadable) {}
+
+    /** Reads the headers of {@code files} on {@code threads} threads; the result keeps the order of the list. */
+    public static Result scan(List<Path> files, int threads) throws InterruptedException {
+        Object[] results = new Object[files.size()];
+        AtomicInteger next = new AtomicInteger();
+        int workers = Math.max(1, Math.min(threads, files.size()));
+        try (ExecutorService pool = Executors.newFixedThreadPool(workers)) {
+            List<Future<?>> jobs = new ArrayList<>();
+            for (int t = 0; t < workers; t++) {
+                jobs.add(pool.submit(() -> {
+                    for (int i; (i = next.getAndIncrement()) < results.length; ) results[i] = read(files.get(i));
+                }));
+            }
+            for (Future<?> job : jobs) {
+                try {
+                    job.get();
+                } catch (java.util.concurrent.ExecutionException e) {
+                    throw new IllegalStateException("header scan failed: " + e.getCause(), e.getCause());
+                }
+            }
+        }
+        List<Image> images = new ArrayList<>();
+        List<Unreadable> unreadable = new ArrayList<>();
+        for (Object r : results) {
+            if (r instanceof Image i) images.add(i);
+            else unreadable.add((Unreadable) r);
+        }
+        return new Result(List.copyOf(images), List.copyOf(unreadable));
+    }
+
+    /** One file's identity, or why it could not be read; never throws for a bad file. */
+    public static Object read(Path file) {
+        String id = HeaderScan.imageId(file);
+        try (DicomFile f = DicomFile.open(file)) {
+            ImageHeader h = f.header();
+            if (!h.hasPixelData()) {
+                return new Unreadable(file, id, file + ": no (7FE0,0010) Pixel Data: not an image");
+            }
+            double[] position = h.imagePositionPatient();
+            double z = position != null && position.length == 3 ? position[2] : Double.NaN;
+            return new Image(id, file, blankToNull(h.patientId()), intern(h.studyInstanceUid()),
+                    intern(h.seriesInstanceUid()), z);
+        } catch (DicomFormatException e) {
+            return new Unreadable(file, id, e.getMessage());
+        } catch (IOException e) {
+            return new Unreadable(file, id, file + ": " + e);
+        } catch (RuntimeException e) {
+            return new Unreadable(file, id, file + ": internal error: " + e);
+        }
+    }
+
+    private static String blankToNull(String s) {
+        return s == null || s.isBlank() ? null : s.strip().intern();
+    }
+
+    // UIDs and patient ids repeat once per slice of a study; interning keeps a million-image catalog small.
+    private static String intern(String s) {
+        return s == null ? null : s.intern();
+    }
+}

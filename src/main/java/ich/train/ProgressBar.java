@@ -1,0 +1,68 @@
+package ich.train;
+
+import java.io.PrintStream;
+import java.util.Locale;
+
+/**
+ * One line of progress for a loop of known length: a bar, the running loss, images per second and the time
+ * left. On a terminal the line redraws in place at most four times a second; into a file or pipe it prints a
+ * line at every tenth of the way, so logs stay short.
+ */
+public final class ProgressBar {
+    private static final int WIDTH = 24;
+
+    private final PrintStream out;
+    private final String label;
+    private final int total;
+    private final boolean terminal;
+    private final long start = System.nanoTime();
+    private long lastDraw;
+    private int lastDecile = -1;
+    private long images;
+
+    public ProgressBar(PrintStream out, String label, int total, boolean terminal) {
+        this.out = out;
+        this.label = label;
+        this.total = Math.max(1, total);
+        this.terminal = terminal;
+    }
+
+    /** After step {@code done} (1-based) that processed {@code batchImages} images, with the mean loss so far. */
+    public void update(int done, int batchImages, double meanLoss) {
+        images += batchImages;
+        long now = System.nanoTime();
+        int decile = done * 10 / total;
+        boolean last = done >= total;
+        if (terminal) {
+            if (!last && now - lastDraw < 250_000_000L) return;
+            lastDraw = now;
+            out.print("\r" + line(done, meanLoss, now) + (last ? System.lineSeparator() : ""));
+        } else {
+            if (decile == lastDecile && !last) return;
+            lastDecile = decile;
+            out.println(line(done, meanLoss, now));
+        }
+        out.flush();
+    }
+
+    public double imagesPerSecond() {
+        double s = (System.nanoTime() - start) / 1e9;
+        return s > 0 ? images / s : 0;
+    }
+
+    String line(int done, double meanLoss, long now) {
+        double seconds = (now - start) / 1e9;
+        int filled = (int) ((long) WIDTH * Math.min(done, total) / total);
+        double eta = done > 0 ? seconds * (total - done) / done : Double.NaN;
+        return String.format(Locale.ROOT, "%s [%s%s] %d/%d loss %.4f %.1f img/s %s %s", label, "#".repeat(filled),
+                ".".repeat(WIDTH - filled), done, total, meanLoss, seconds > 0 ? images / seconds : 0,
+                done >= total ? "took" : "ETA", clock(done >= total ? seconds : eta));
+    }
+
+    static String clock(double seconds) {
+        if (Double.isNaN(seconds) || Double.isInfinite(seconds)) return "--:--";
+        long s = Math.round(seconds);
+        return s >= 3600 ? String.format(Locale.ROOT, "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+                : String.format(Locale.ROOT, "%d:%02d", s / 60, s % 60);
+    }
+}

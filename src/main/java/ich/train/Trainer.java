@@ -1,0 +1,376 @@
+package ich.train;
+
+import ich.labels.LabelCsv;
+import ich.labels.LabelTable;
+import ich.metrics.Evaluation;
+import ich.metrics.Metrics;
+import ich.nn.Backend;
+import ich.nn.Parameter;
+import ich.nn.Tensor;
+import ich.nn.cpu.CpuBackend;
+import ich.nn.io.Checkpoint;
+import ich.nn.io.PretrainedWeights;
+import ich.nn.model.EfficientNetB0;
+import ich.nn.model.StepContext;
+import ich.nn.optim.Adam;
+import ich.preprocess.Preprocessor;
+import ich.split.Split;
+import ich.split.SplitCsv;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * {@code ich train}: the seed's training, end to end on the CPU backend.
+ *
+ * <p>Run folder: {@code config.json}, {@code split.csv}, {@code errors.csv} (inputs left out, with reasons),
+ * {@code metrics.csv}, {@code curves.png}, {@code last.safetensors} (after every epoch, and when interrupted) and
+ * {@code best.safetensors} (the lowest validation loss, as the seed's checkpoint callback).
+ *
+ * <p>Determinism: the split, initialisation, epoch order, crops, flips, dropout and drop-path all derive from the
+ * seed, and the CPU backend's reductions do not depend on thread timing, so a run repeats exactly, and a run
+ * interrupted and resumed ends with the same weights as one that was not.
+ */
+public final class Trainer {
+    public static final String BEST = "best.safetensors";
+    public static final String LAST = "last.safetensors";
+    public static final String CONFIG = "config.json";
+    public static final String SPLIT = "split.csv";
+    public static final String ERRORS = "errors.csv";
+    /** What a run did. */
+    public record Result(int epochs, double bestValLoss, int bestEpoch, boolean interrupted, List<TrainingLog.Epoch> log) {}
+
+    private final TrainConfig config;
+    private final PrintStream out;
+    private final boolean terminal;
+    private volatile boolean stopRequested;
+    private long stopAtStep = Long.MAX_VALUE;
+
+    public Trainer(TrainConfig config, PrintStream out, boolean terminal) {
+        this.config = config;
+        this.out = out;
+        this.terminal = terminal;
+    }
+
+    /** Asks the run to stop after the current step, saving where it stands (Ctrl-C calls this). */
+    public void requestStop() {
+        stopRequested = true;
+    }
+
+    /** Stops (as Ctrl-C does) once {@code step} training steps are done in all: interruption at a known point, for tests. */
+    void stopAtStep(long step) {
+        stopAtStep = step;
+    }
+
+    /** Trains; with {@code resume}, continues the run in the run folder from {@code last.safetensors}. */
+    public Result run(boolean resume) throws IOException, InterruptedException {
+        TrainConfig c = config;
+        Path run = c.runDir();
+        Files.createDirectories(run);
+        Path last = run.resolve(LAST);
+        String configJson = c.toJson();
+        if (resume) {
+            if (!Files.exists(last)) throw new IllegalArgumentException("nothing to resume: " + last + " does not exist");
+            String saved = Files.readString(run.resolve(CONFIG), StandardCharsets.UTF_8);
+            if (!saved.equals(configJson)) {
+                throw new IllegalArgumentException("the options differ from those of the run in " + run + " (" + run.resolve(CONFIG)
+                        + "); resume with the same options, or start a new run in another folder");
+            }
+        } else if (Files.exists(last)) {
+            throw new IllegalArgumentException(run + " already holds a run (" + LAST + "); use --resume to continue it or choose another --out");
+        }
+        Files.writeString(run.resolve(CONFIG), configJson, StandardCharsets.UTF_8);
+
+        LabelTable table = LabelCsv.read(c.labels());
+        Path images = Files.isDirectory(c.data().resolve("images")) ? c.data().resolve("images") : c.data();
+        TrainingData data = TrainingData.of(table, images, c.workers());
+        writeProblems(run.resolve(ERRORS), data.problems());
+        if (data.size() < 2) throw new IllegalArgumentException("need at least 2 readable labelled images, found " + data.size() + " under " + images);
+        String[] ids = data.images().stream().map(ImageCatalog.Image::imageId).toArray(String[]::new);
+        String[] groups = data.groups();
+        Split split = c.groupedSplit() ? Split.grouped(data.labelRows(), groups, c.valFraction(), c.seed())
+                : Split.stratified(data.labelRows(), c.valFraction(), c.seed());
+        SplitCsv.write(run.resolve(SPLIT), ids, groups, split);
+        out.printf(Locale.ROOT, "data: %d images (%d train, %d validation, %s split), %d left out (see %s)%n", data.size(),
+                split.train().length, split.test().length, c.groupedSplit() ? "grouped by patient" : "stratified", data.problems().size(), ERRORS);
+
+        List<Schedule.Epoch> plan = c.schedule().plan(split.train().length, c.batch());
+        Preprocessor trainPre = new Preprocessor(new Preprocessor.Config(ich.preprocess.WindowChannels.BSB,
+                ich.preprocess.Augmentation.train(c.resize(), c.crop()), null, ich.preprocess.SliceKernel.Layout.NCHW,
+                ich.hu.HounsfieldTransform.Options.DEFAULT));
+        Preprocessor valPre = new Preprocessor(Preprocessor.Config.eval(c.resize(), c.crop()));
+
+        CountDownLatch saved = new CountDownLatch(1);
+        Thread hook = new Thread(() -> {
+            requestStop();
+            try {
+                saved.await(120, TimeUnit.SECONDS);
+            } catch (InterruptedException ignored) {
+                Thread.currentThread().interrupt();
+            }
+        }, "ich-train-stop");
+        Runtime.getRuntime().addShutdownHook(hook);
+        try (Backend backend = new CpuBackend(c.threads());
+             EfficientNetB0 model = EfficientNetB0.initialized(backend,
+                     EfficientNetB0.Config.defaults().withDropRates(c.dropout(), c.dropPath()), c.seed());
+             Arena state = Arena.ofShared()) {
+            if (c.pretrained() != null) {
+                Map<String, int[]> shapes = new LinkedHashMap<>();
+                model.namedParameters().forEach((k, p) -> shapes.put(k, p.value().shape()));
+                PretrainedWeights.Result weights = PretrainedWeights.load(c.pretrained(), shapes, state);
+                model.load(weights.tensors());
+                out.print(weights.report());
+            }
+            Tensor labelWeights = c.labelWeights() == null ? null : upload(backend, state, c.labelWeights());
+            Optimizer optimizer = newOptimizer(backend, c);
+            TrainingLog log = new TrainingLog();
+            int startEpoch = 0, startStep = 0;
+            long globalStep = 0;
+            double bestValLoss = Double.POSITIVE_INFINITY, lossSum = 0;
+            int bestEpoch = -1, lossImages = 0;
+            if (resume) {
+                Checkpoint.Contents ck = Checkpoint.read(last, state);
+                var report = model.load(ck.model());
+                if (!report.missing().isEmpty() || !report.misShaped().isEmpty()) throw new IllegalStateException(last + ": " + report);
+                restore(optimizer.adam(), ck.optimizer(), ck.state());
+                Checkpoint.TrainingState s = ck.state();
+                startEpoch = s.epoch();
+                globalStep = s.step();
+                Map<String, String> x = s.extra();
+                startStep = Integer.parseInt(x.getOrDefault("epoch_step", "0"));
+                lossSum = Double.parseDouble(x.getOrDefault("epoch_loss_sum", "0"));
+                lossImages = Integer.parseInt(x.getOrDefault("epoch_images", "0"));
+                bestValLoss = Double.parseDouble(x.getOrDefault("best_val_loss", "Infinity"));
+                bestEpoch = Integer.parseInt(x.getOrDefault("best_epoch", "-1"));
+                for (TrainingLog.Epoch e : TrainingLog.read(run)) if (e.epoch() < startEpoch) log.add(e);
+                out.printf(Locale.ROOT, "resuming at epoch %d, step %d of it (%d steps done in all)%n", startEpoch + 1, startStep, globalStep);
+            }
+
+            boolean interrupted = false;
+            for (int e = startEpoch; e < plan.size() && !interrupted; e++) {
+                Schedule.Epoch epoch = plan.get(e);
+                if (epoch.frozenBackbone()) model.freezeBackbone();
+                else model.unfreezeAll();
+                if (e == c.schedule().headEpochs() && e > 0 && startStep == 0) {
+                    // The seed compiles a new Adam for the second phase: fresh moments, bias correction from step 1.
+                    // (Resumed in the middle of that epoch, the checkpoint already holds the new optimizer's state.)
+                    optimizer.close();
+                    optimizer = newOptimizer(backend, c);
+                }
+                int[] rows = Schedule.rows(split.train(), epoch, c.batch(), c.seed());
+                long epochStart = System.nanoTime();
+                ProgressBar bar = new ProgressBar(out, String.format(Locale.ROOT, "epoch %d/%d %s", e + 1, plan.size(), epoch.phase()),
+                        epoch.steps(), terminal);
+                long wait = 0;
+                int step = startStep;
+                int[] remaining = java.util.Arrays.copyOfRange(rows, Math.min(rows.length, startStep * c.batch()), rows.length);
+                if (remaining.length > 0) {
+                    try (BatchLoader loader = new BatchLoader(trainPre, data.plan(remaining, c.batch(), c.seed(), e), c.workers(), 2)) {
+                        while (loader.hasNext()) {
+                            try (LoadedBatch batch = loader.next()) {
+                                if (batch.n() > 0) {
+                                    double lr = epoch.lr((int) globalStep, c.schedule().cosine());
+                                    double loss = trainStep(model, optimizer.adam(), batch, labelWeights, lr, globalStep);
+                                    lossSum += loss * batch.n();
+                                    lossImages += batch.n();
+                                }
+                                step++;
+                                globalStep++;
+                                bar.update(step, batch.n(), lossImages == 0 ? Double.NaN : lossSum / lossImages);
+                            }
+                            if (globalStep >= stopAtStep) stopRequested = true;
+                            if (stopRequested && loader.hasNext()) {
+                                interrupted = true;
+                                break;
+                            }
+                        }
+                        wait = loader.waitNanos();
+                    }
+                }
+                if (interrupted) {
+                    save(last, model, optimizer.adam(), e, globalStep, step, lossSum, lossImages, bestValLoss, bestEpoch, epoch.lr((int) globalStep, c.schedule().cosine()), configJson);
+                    out.printf("interrupted: saved %s at epoch %d, step %d; continue with --resume%n", last, e + 1, step);
+                    break;
+                }
+                double trainLoss = lossImages == 0 ? Double.NaN : lossSum / lossImages;
+                int trainedImages = lossImages;
+                Validation v = validate(model, valPre, data, split.test(), labelWeights);
+                boolean best = v.loss() < bestValLoss;
+                if (best) {
+                    bestValLoss = v.loss();
+                    bestEpoch = e;
+                }
+                double seconds = (System.nanoTime() - epochStart) / 1e9;
+                log.add(new TrainingLog.Epoch(e, epoch.phase(), epoch.lr((int) globalStep - 1, c.schedule().cosine()), step, trainedImages,
+                        trainLoss, v.loss(), v.metrics().weightedLogLoss(), v.metrics().auc(), v.metrics().accuracy(), seconds,
+                        trainedImages / Math.max(1e-9, seconds - v.seconds()), wait / 1e9, best));
+                startStep = 0;
+                lossSum = 0;
+                lossImages = 0;
+                save(last, model, optimizer.adam(), e + 1, globalStep, 0, 0, 0, bestValLoss, bestEpoch,
+                        e + 1 < plan.size() ? plan.get(e + 1).baseLr() : epoch.baseLr(), configJson);
+                if (best) Files.copy(last, run.resolve(BEST), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                log.write(run);
+                out.printf(Locale.ROOT, "epoch %d/%d: train loss %.4f, val loss %.4f, weighted log loss %.4f, AUC any %.3f%s%n",
+                        e + 1, plan.size(), trainLoss, v.loss(), v.metrics().weightedLogLoss(), v.metrics().auc()[0], best ? " (best)" : "");
+                if (stopRequested && e + 1 < plan.size()) {
+                    interrupted = true;
+                    out.printf("interrupted after epoch %d; continue with --resume%n", e + 1);
+                }
+            }
+            optimizer.close();
+            saved.countDown();
+            return new Result(log.epochs().size(), bestValLoss, bestEpoch, interrupted, log.epochs());
+        } finally {
+            saved.countDown();
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook is running: the JVM is exiting after the save
+            }
+        }
+    }
+
+    private double trainStep(EfficientNetB0 model, Adam adam, LoadedBatch batch, Tensor labelWeights, double lr, long globalStep) {
+        Backend backend = model.backend();
+        try (StepContext ctx = StepContext.training(backend, config.seed(), globalStep)) {
+            Tensor x = ctx.allocate(batch.images().shape());
+            backend.copy(batch.images(), x);
+            Tensor targets = ctx.upload(batch.targets(), batch.n(), TrainingData.LABELS);
+            Tensor logits = model.forward(x, ctx);
+            EfficientNetB0.Loss loss = model.loss(logits, targets, labelWeights, ctx);
+            model.backward(loss.dLogits(), ctx);
+            List<Parameter> trainable = model.trainableParameters();
+            if (config.clipNorm() > 0) Adam.clipGradNorm(backend, trainable, config.clipNorm());
+            adam.setLearningRate(lr);
+            adam.step(trainable);
+            return loss.value();
+        }
+    }
+
+    /** Validation loss (plain mean BCE, as the seed's checkpoint monitors) and the competition's metrics. */
+    record Validation(double loss, Evaluation metrics, double seconds) {}
+
+    Validation validate(EfficientNetB0 model, Preprocessor pre, TrainingData data, int[] rows, Tensor labelWeights) throws InterruptedException {
+        long start = System.nanoTime();
+        float[] probabilities = new float[rows.length * TrainingData.LABELS];
+        float[] labels = new float[rows.length * TrainingData.LABELS];
+        double lossSum = 0;
+        int n = 0;
+        Backend backend = model.backend();
+        try (BatchLoader loader = new BatchLoader(pre, data.plan(rows, config.batch(), config.seed(), 0), config.workers(), 2)) {
+            while (loader.hasNext()) {
+                try (LoadedBatch batch = loader.next(); StepContext ctx = StepContext.eval(backend)) {
+                    if (batch.n() == 0) continue;
+                    Tensor x = ctx.allocate(batch.images().shape());
+                    backend.copy(batch.images(), x);
+                    Tensor targets = ctx.upload(batch.targets(), batch.n(), TrainingData.LABELS);
+                    Tensor logits = model.forward(x, ctx);
+                    lossSum += backend.bceWithLogits(logits, targets, null, null) * batch.n();
+                    Tensor p = ctx.allocate(logits.shape());
+                    backend.sigmoid(logits, p);
+                    Tensor host = Tensor.allocate(ctx.arena(), logits.shape());
+                    backend.copy(p, host);
+                    float[] pv = host.toArray();
+                    System.arraycopy(pv, 0, probabilities, n * TrainingData.LABELS, pv.length);
+                    System.arraycopy(batch.targets(), 0, labels, n * TrainingData.LABELS, batch.targets().length);
+                    n += batch.n();
+                }
+            }
+        }
+        probabilities = java.util.Arrays.copyOf(probabilities, n * TrainingData.LABELS);
+        labels = java.util.Arrays.copyOf(labels, n * TrainingData.LABELS);
+        return new Validation(n == 0 ? Double.NaN : lossSum / n, Metrics.evaluate(probabilities, labels, n),
+                (System.nanoTime() - start) / 1e9);
+    }
+
+    /** A fresh optimizer whose state lives in its own arena (closing the arena frees it). */
+    private record Optimizer(Adam adam, Arena arena) implements AutoCloseable {
+        @Override
+        public void close() {
+            arena.close();
+        }
+    }
+
+    private static Optimizer newOptimizer(Backend backend, TrainConfig c) {
+        Arena arena = Arena.ofShared();
+        return new Optimizer(new Adam(backend, arena, new Adam.Options(c.schedule().headLr(), 0.9, 0.999, c.adamEps(),
+                c.weightDecay(), c.adamw())), arena);
+    }
+
+    private static final String STEP_COUNTS = "adam_step_counts";
+
+    /** Adam's moments under {@code adam.<parameter>.exp_avg|exp_avg_sq}, its step counts in the metadata. */
+    private static Map<String, Tensor> optimizerTensors(Adam adam) {
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        adam.moments().forEach((k, v) -> out.put("adam." + k, v));
+        return out;
+    }
+
+    private static String stepCounts(Adam adam) {
+        StringBuilder sb = new StringBuilder();
+        adam.stepCounts().forEach((k, v) -> sb.append(sb.isEmpty() ? "" : ";").append(k).append('=').append(v));
+        return sb.toString();
+    }
+
+    private static void restore(Adam adam, Map<String, Tensor> tensors, Checkpoint.TrainingState state) {
+        String counts = state.extra().getOrDefault(STEP_COUNTS, "");
+        for (String entry : counts.isEmpty() ? new String[0] : counts.split(";")) {
+            int eq = entry.lastIndexOf('=');
+            String name = entry.substring(0, eq);
+            Tensor m = tensors.get("adam." + name + ".exp_avg"), v = tensors.get("adam." + name + ".exp_avg_sq");
+            if (m == null || v == null) throw new IllegalStateException("checkpoint lacks the Adam moments of " + name);
+            adam.restore(name, m, v, Long.parseLong(entry.substring(eq + 1)));
+        }
+        adam.restoreSteps(state.optimizerStep());
+    }
+
+    private static Tensor upload(Backend backend, Arena arena, double[] values) {
+        float[] f = new float[values.length];
+        for (int i = 0; i < f.length; i++) f[i] = (float) values[i];
+        Tensor host = Tensor.of(arena, f, f.length);
+        Tensor t = backend.allocate(arena, f.length);
+        backend.copy(host, t);
+        return t;
+    }
+
+    private void save(Path file, EfficientNetB0 model, Adam adam, int epochsDone, long globalStep, int epochStep,
+                             double lossSum, int lossImages, double bestValLoss, int bestEpoch, double lr, String configJson) throws IOException {
+        Map<String, Tensor> weights = new LinkedHashMap<>();
+        for (Parameter p : model.namedParameters().values()) weights.put(p.name(), p.value());
+        Map<String, String> extra = new LinkedHashMap<>();
+        extra.put("epoch_step", Integer.toString(epochStep));
+        extra.put("epoch_loss_sum", Double.toString(lossSum));
+        extra.put("epoch_images", Integer.toString(lossImages));
+        extra.put("best_val_loss", Double.toString(bestValLoss));
+        extra.put("best_epoch", Integer.toString(bestEpoch));
+        extra.put(STEP_COUNTS, stepCounts(adam));
+        Checkpoint.write(file, weights, optimizerTensors(adam), new Checkpoint.TrainingState(epochsDone, globalStep, adam.steps(), lr,
+                config.seed(), "", configJson, extra));
+    }
+
+    private static void writeProblems(Path file, List<TrainingData.Problem> problems) throws IOException {
+        List<String> lines = new ArrayList<>();
+        lines.add("image,file,reason");
+        for (TrainingData.Problem p : problems) {
+            lines.add(csv(p.imageId()) + "," + csv(p.file() == null ? "" : p.file().toString()) + "," + csv(p.reason()));
+        }
+        ich.io.AtomicFile.write(file, false, ch -> ch.write(java.nio.ByteBuffer.wrap((String.join("\n", lines) + "\n").getBytes(StandardCharsets.UTF_8))));
+    }
+
+    private static String csv(String s) {
+        s = s.replace('\n', ' ').replace('\r', ' ');
+        return s.indexOf(',') >= 0 || s.indexOf('"') >= 0 ? '"' + s.replace("\"", "\"\"") + '"' : s;
+    }
+}

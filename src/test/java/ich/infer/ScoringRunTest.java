@@ -1,0 +1,170 @@
+package ich.infer;
+
+import ich.labels.Submission;
+import ich.labels.SubmissionCsv;
+import ich.nn.Tensor;
+import ich.synth.SynthConfig;
+import ich.synth.SynthDataset;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The scoring pipeline around a model: inputs to reports. The model here is a fixed function of the image
+ * (channel means through a sigmoid), so the expected outputs can be recomputed; the real models (ONNX Runtime, our
+ * engine) are tested with the same pipeline in the end-to-end tests.
+ */
+class ScoringRunTest {
+    @TempDir
+    static Path dir;
+    static Path sample;
+    static List<Path> inputs;
+
+    /** Probability k of an image is sigmoid(mean of channel k % 3 - 0.5), a deterministic function of the pixels. */
+    static final class ChannelMeanScorer implements Scorer {
+        int calls;
+        int failAfter = Integer.MAX_VALUE;
+
+        @Override public String name() { return "channel means"; }
+
+        @Override
+        public float[] probabilities(Tensor images) {
+            if (++calls > failAfter) throw new IllegalStateException("simulated crash");
+            int n = images.dim(0), c = images.dim(1), hw = images.dim(2) * images.dim(3);
+            float[] x = images.toArray(), p = new float[n * 6];
+            for (int i = 0; i < n; i++) {
+                for (int k = 0; k < 6; k++) {
+                    double sum = 0;
+                    for (int j = 0; j < hw; j++) sum += x[(i * c + k % 3) * hw + j];
+                    p[i * 6 + k] = (float) (1 / (1 + Math.exp(-(sum / hw - 0.5))));
+                }
+            }
+            return p;
+        }
+
+        @Override public void close() {}
+    }
+
+    @BeforeAll
+    static void data() throws IOException {
+        Path data = dir.resolve("data");
+        SynthDataset.generate(SynthConfig.of(data, 4, 4, 3).withSize(64).withTestFraction(0.5).withThreads(2), false);
+        sample = data.resolve(SynthDataset.SAMPLE_SUBMISSION);
+        Submission s = SubmissionCsv.read(sample);
+        inputs = new ArrayList<>();
+        for (String id : s.imageIds()) inputs.add(data.resolve(SynthDataset.IMAGES).resolve(id + ".dcm"));
+        assertTrue(inputs.size() >= 4, "test images: " + inputs.size());
+        Path junk = dir.resolve("junk");
+        Files.createDirectories(junk);
+        Files.writeString(junk.resolve("notes.txt"), "not an image");
+        Files.write(junk.resolve("ID_truncated.dcm"), java.util.Arrays.copyOf(Files.readAllBytes(inputs.get(0)), 1000));
+        inputs.add(junk.resolve("notes.txt"));
+        inputs.add(junk.resolve("ID_truncated.dcm"));
+    }
+
+    private static ScoringRun.Options options(Path out, boolean resume, Path sampleSubmission) {
+        return new ScoringRun.Options(inputs, sampleSubmission, out, 32, 3, 2, false, resume, 1);
+    }
+
+    @Test
+    void everyInputIsScoredOrReportedAndTheSubmissionFollowsTheSample() throws Exception {
+        Path out = dir.resolve("a").resolve("submission.csv");
+        ScoringRun.Summary summary = ScoringRun.run(new ChannelMeanScorer(), options(out, false, sample), quiet());
+        assertTrue(summary.complete(), summary.problem());
+        assertEquals(inputs.size() - 2, summary.scored());
+        assertEquals(2, summary.failed());
+
+        List<String> rows = Files.readAllLines(out);
+        Submission s = SubmissionCsv.read(sample);
+        assertEquals("ID,Label", rows.get(0));
+        assertEquals(s.rows() + 1, rows.size());
+        for (int r = 0; r < s.rows(); r++) assertEquals(s.rowId(r), rows.get(r + 1).split(",")[0], "row " + r);
+
+        Set<String> perImage = new HashSet<>(), errors = new HashSet<>();
+        List<String> imageLines = Files.readAllLines(out.resolveSibling(ScoringRun.PER_IMAGE));
+        assertEquals(ScoringRun.IMAGE_HEADER, imageLines.get(0));
+        for (String l : imageLines.subList(1, imageLines.size())) perImage.add(l.split(",")[0]);
+        List<String> errorLines = Files.readAllLines(out.resolveSibling(ScoringRun.ERRORS));
+        for (String l : errorLines.subList(1, errorLines.size())) errors.add(l.split(",")[0]);
+        for (Path in : inputs) {
+            String id = ich.eda.HeaderScan.imageId(in);
+            assertTrue(perImage.contains(id) ^ errors.contains(id), id + " must be in exactly one report");
+        }
+        assertTrue(errorLines.stream().anyMatch(l -> l.startsWith("ID_truncated,") && l.contains("ID_truncated.dcm")), errorLines.toString());
+        List<String> studies = Files.readAllLines(out.resolveSibling(ScoringRun.PER_STUDY));
+        assertTrue(studies.get(0).startsWith("study_uid,slices,max_any"), studies.get(0));
+        assertEquals(2, studies.size() - 1, "two held-out studies");
+        assertFalse(Files.exists(out.resolveSibling(ScoringRun.PARTIAL_IMAGES)));
+    }
+
+    @Test
+    void aResumedRunGivesTheSameFilesAsAnUninterruptedOne() throws Exception {
+        Path whole = dir.resolve("whole").resolve("submission.csv");
+        ScoringRun.run(new ChannelMeanScorer(), options(whole, false, null), quiet());
+
+        Path crashed = dir.resolve("crashed").resolve("submission.csv");
+        ChannelMeanScorer failing = new ChannelMeanScorer();
+        failing.failAfter = 1;
+        assertThrows(IllegalStateException.class, () -> ScoringRun.run(failing, options(crashed, false, null), quiet()));
+        assertFalse(Files.exists(crashed));
+        assertTrue(Files.exists(crashed.resolveSibling(ScoringRun.PARTIAL_IMAGES)));
+
+        ChannelMeanScorer again = new ChannelMeanScorer();
+        ScoringRun.Summary summary = ScoringRun.run(again, options(crashed, true, null), quiet());
+        assertTrue(summary.resumed() >= 3, "the first batch and the header errors were kept: " + summary);
+        for (String name : List.of("submission.csv", ScoringRun.PER_IMAGE, ScoringRun.PER_STUDY, ScoringRun.ERRORS)) {
+            assertEquals(Files.readString(whole.resolveSibling(name)), Files.readString(crashed.resolveSibling(name)), name);
+        }
+    }
+
+    @Test
+    void aSampleListingUnscoredImagesLeavesNoSubmissionButSaysWhy() throws Exception {
+        Path out = dir.resolve("partial-inputs").resolve("submission.csv");
+        var o = new ScoringRun.Options(inputs.subList(1, inputs.size()), sample, out, 32, 4, 1, true, false, 1);
+        ScoringRun.Summary summary = ScoringRun.run(new ChannelMeanScorer(), o, quiet());
+        assertFalse(summary.complete());
+        assertTrue(summary.problem().contains("had no input file") && summary.problem().contains(ich.eda.HeaderScan.imageId(inputs.get(0))), summary.problem());
+        assertFalse(Files.exists(out));
+        assertTrue(Files.exists(out.resolveSibling(ScoringRun.PER_IMAGE)));
+    }
+
+    @Test
+    void flipTtaAveragesTheMirroredImage() throws Exception {
+        try (var arena = java.lang.foreign.Arena.ofConfined()) {
+            float[] v = new float[2 * 3 * 2 * 3];
+            for (int i = 0; i < v.length; i++) v[i] = (i * 37 % 11) / 10f;
+            Tensor t = Tensor.of(arena, v, 2, 3, 2, 3);
+            Scorer leftColumn = new Scorer() {
+                @Override public String name() { return "left column"; }
+                @Override public float[] probabilities(Tensor images) {
+                    float[] p = new float[12];
+                    for (int i = 0; i < 2; i++) for (int k = 0; k < 6; k++) p[i * 6 + k] = images.get(((i * 3L + k % 3) * 2) * 3);
+                    return p;
+                }
+                @Override public void close() {}
+            };
+            float[] p = ScoringRun.predict(leftColumn, t, true);
+            for (int i = 0; i < 2; i++) for (int k = 0; k < 6; k++) {
+                long row = (i * 3L + k % 3) * 2 * 3;
+                assertEquals((t.get(row) + t.get(row + 2)) / 2, p[i * 6 + k], 1e-7);
+            }
+        }
+    }
+
+    private static PrintStream quiet() {
+        return new PrintStream(new ByteArrayOutputStream());
+    }
+}
