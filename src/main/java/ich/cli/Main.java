@@ -10,8 +10,8 @@ import java.util.Properties;
 @Command(name = "ich", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Intracranial hemorrhage detection on head-CT DICOM slices.",
         subcommands = {InfoCommand.class, DicomCommand.class, LabelsCommand.class, SynthCommand.class, EdaCommand.class,
-                PreviewCommand.class, EvaluateCommand.class, ModelCommand.class, TrainCommand.class, ScoreCommand.class, DemoCommand.class,
-                BenchCommand.class, CommandLine.HelpCommand.class})
+                PreviewCommand.class, EvaluateCommand.class, ModelCommand.class, ExportCommand.class, TrainCommand.class,
+                ScoreCommand.class, DemoCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

@@ -100,6 +100,10 @@ final class ScoreCommand implements Callable<Integer> {
                 if (onnx) throw new IllegalArgumentException("--engine java scores a checkpoint (.safetensors), not an ONNX file");
                 yield EngineScorer.open(model, threads);
             }
+            case "onnxruntime" -> {
+                if (!onnx) throw new IllegalArgumentException("--engine onnxruntime runs an exported model (.onnx); export one with ich export onnx");
+                yield ich.infer.OnnxRuntimeModel.open(model, threads);
+            }
             default -> throw new IllegalArgumentException("unknown --engine " + name + " (onnxruntime or java)");
         };
     }
