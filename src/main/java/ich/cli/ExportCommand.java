@@ -68,7 +68,8 @@ final class ExportCommand implements Runnable {
                     }
                     Path parent = out.toAbsolutePath().getParent();
                     if (parent != null) Files.createDirectories(parent);
-                    EfficientNetOnnx.write(model, !keepBatchNorm, Main.version(), out);
+                    EfficientNetOnnx.write(model, !keepBatchNorm, Main.version(),
+                            ich.infer.EngineScorer.imageSizeOf(contents.state().config()), out);
                     stdout.printf("%s: EfficientNet-B0, %d classes, opset %d, batch norm %s, %,d bytes%n", out, config.numClasses(),
                             OnnxGraphBuilder.OPSET, keepBatchNorm ? "kept" : "folded", Files.size(out));
                     stdout.flush();

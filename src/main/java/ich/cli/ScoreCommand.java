@@ -78,7 +78,8 @@ final class ScoreCommand implements Callable<Integer> {
         }
         if (files.isEmpty()) return fail("no input files in " + (inputs.images != null ? inputs.images : inputs.list));
         try (Scorer scorer = open(chosen, onnx, threads != null ? threads : cores)) {
-            int size = imageSize != null ? imageSize : scorer instanceof EngineScorer e ? e.imageSize() : 0;
+            int size = imageSize != null ? imageSize : scorer instanceof EngineScorer e ? e.imageSize()
+                    : scorer instanceof ich.infer.OnnxRuntimeModel m ? m.imageSize() : 0;
             if (size <= 0) return fail("the model does not say its input size: give --image-size");
             var options = new ScoringRun.Options(files, sample, out, size, batch, workers != null ? workers : cores,
                     tta != null, resume, 0);

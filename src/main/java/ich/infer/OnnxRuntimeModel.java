@@ -106,6 +106,16 @@ public final class OnnxRuntimeModel implements Scorer {
         return file;
     }
 
+    /** The input size recorded at export ({@code ich.image_size}), or 0 when the model does not say. */
+    public int imageSize() {
+        try {
+            String v = session.getMetadata().getCustomMetadata().get(ich.nn.io.onnx.EfficientNetOnnx.IMAGE_SIZE);
+            return v == null ? 0 : Integer.parseInt(v.strip());
+        } catch (OrtException | NumberFormatException e) {
+            return 0;
+        }
+    }
+
     @Override
     public String name() {
         return "onnxruntime (cpu)";

@@ -62,7 +62,16 @@ public final class EfficientNetOnnx {
      *                      float rounding); false keeps BatchNormalization nodes with timm's parameter names
      */
     public static ModelProto export(EfficientNetB0 model, boolean foldBatchNorm, String producerVersion) {
+        return export(model, foldBatchNorm, producerVersion, 0);
+    }
+
+    /** Metadata key of the input size the model was trained at ({@code imageSize > 0} only). */
+    public static final String IMAGE_SIZE = "ich.image_size";
+
+    /** As {@link #export(EfficientNetB0, boolean, String)}, recording the training input size for scorers. */
+    public static ModelProto export(EfficientNetB0 model, boolean foldBatchNorm, String producerVersion, int imageSize) {
         EfficientNetOnnx e = new EfficientNetOnnx(model, foldBatchNorm);
+        if (imageSize > 0) e.g.metadata(IMAGE_SIZE, Integer.toString(imageSize));
         e.g.producerVersion(producerVersion)
                 .docString("timm efficientnet_b0, " + model.config().numClasses() + " sigmoid outputs, eval mode");
         Value x = e.g.input(INPUT, Dim.symbol("N"), Dim.of(3), Dim.symbol("H"), Dim.symbol("W"));
@@ -81,6 +90,10 @@ public final class EfficientNetOnnx {
     /** {@link #export} written atomically to {@code file}. */
     public static void write(EfficientNetB0 model, boolean foldBatchNorm, String producerVersion, Path file) throws IOException {
         OnnxGraphBuilder.write(export(model, foldBatchNorm, producerVersion), file);
+    }
+
+    public static void write(EfficientNetB0 model, boolean foldBatchNorm, String producerVersion, int imageSize, Path file) throws IOException {
+        OnnxGraphBuilder.write(export(model, foldBatchNorm, producerVersion, imageSize), file);
     }
 
     private record Walk(Value value, int[] shape) {}

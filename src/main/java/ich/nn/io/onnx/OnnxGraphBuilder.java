@@ -128,6 +128,14 @@ public final class OnnxGraphBuilder {
         return this;
     }
 
+    private final java.util.Map<String, String> metadata = new java.util.LinkedHashMap<>();
+
+    /** A model-level key/value (ModelProto.metadata_props), e.g. the input size the model was trained at. */
+    public OnnxGraphBuilder metadata(String key, String value) {
+        metadata.put(key, value);
+        return this;
+    }
+
     public OnnxGraphBuilder docString(String doc) {
         this.docString = Objects.requireNonNull(doc);
         return this;
@@ -308,7 +316,9 @@ public final class OnnxGraphBuilder {
     /** The model: this graph, opset {@value #OPSET} of the default domain, producer {@value #PRODUCER}. */
     public ModelProto build() {
         if (graph.getOutputCount() == 0) throw new IllegalStateException("graph " + graph.getName() + " has no outputs");
-        return ModelProto.newBuilder()
+        ModelProto.Builder model = ModelProto.newBuilder();
+        metadata.forEach((k, v) -> model.addMetadataProps(OnnxProto.StringStringEntryProto.newBuilder().setKey(k).setValue(v)));
+        return model
                 .setIrVersion(IR_VERSION)
                 .addOpsetImport(OperatorSetIdProto.newBuilder().setDomain("").setVersion(OPSET))
                 .setProducerName(PRODUCER)
