@@ -135,7 +135,7 @@ final class DemoCommand implements Callable<Integer> {
     private static int step(String title, StringWriter capture, String... args) {
         System.out.println();
         System.out.println("== " + title + ": ich " + String.join(" ", args));
-        CommandLine cl = new CommandLine(new Main());
+        CommandLine cl = Main.commandLine();
         if (capture != null) {
             StringWriter both = new StringWriter();
             cl.setOut(new PrintWriter(both, true));
