@@ -47,6 +47,7 @@ public final class CpuBackend implements Backend {
     private final Sgemm gemm;
     private final ElementOps elementOps;
     private final ThreadLocal<Scratch> scratch = ThreadLocal.withInitial(Scratch::new);
+    private final StepArena.Pool stepMemory = new StepArena.Pool();
     /** Set by {@link #host} when the current op touches a tensor that only the calling thread may access. */
     private boolean callerOnly;
     /** A thread that owns nothing: a segment it may not access is confined to some other thread. */
@@ -87,6 +88,23 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public Tensor allocateUninitialized(Arena arena, int... shape) {
+        if (!(arena instanceof StepArena step)) return Tensor.allocate(arena, shape);
+        long elements = 1;
+        for (int d : shape) {
+            if (d <= 0) throw new IllegalArgumentException("dimensions must be positive: " + Arrays.toString(shape));
+            elements = Math.multiplyExact(elements, d);
+        }
+        return Tensor.wrap(step.allocateUninitialized(elements * Float.BYTES, Tensor.ALIGNMENT), true, shape);
+    }
+
+    /** An arena whose memory comes back to this backend when it closes, for the next step to reuse. */
+    @Override
+    public Arena stepArena() {
+        return new StepArena(stepMemory);
+    }
+
+    @Override
     public void copy(Tensor source, Tensor destination) {
         host("copy", source, destination);
         if (source.size() != destination.size()) {
@@ -98,6 +116,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void close() {
         if (pool != null) pool.shutdown();
+        stepMemory.close();
     }
 
     // ---------------------------------------------------------------- convolution
