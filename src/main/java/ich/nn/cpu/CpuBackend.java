@@ -133,6 +133,17 @@ public final class CpuBackend implements Backend {
         int crs = cg * g.r() * g.s(), pq = g.p() * g.q(), hw = g.h() * g.w();
         float[] wa = w.toArray();
         boolean pointwise = pointwise(g);
+        if (pointwise && groups == 1) {
+            // Y[k, n hw] = W[k, c] X[c, n hw], the batch's pixels side by side as columns.
+            Mat a = Mat.of(wa, 0, crs, 1);
+            Mat b = Mat.batched(x.data(), 0, hw, 1, hw, (long) g.c() * hw);
+            batchedColumns(g.n() * hw, (j0, nc, sc) -> {
+                float[] out = sc.get(Scratch.OUT, g.k() * nc);
+                gemm.multiply(g.k(), nc, g.c(), a, b.from(0, j0), out, 0, nc, false, sc);
+                scatterColumns(out, g.k(), nc, j0, hw, y.data());
+            });
+            return;
+        }
         int images = g.n() * groups;
         int chunks = columnChunks(images, pq);
         parallel(images * chunks, (from, to, sc) -> {
@@ -170,6 +181,17 @@ public final class CpuBackend implements Backend {
         int crs = cg * g.r() * g.s(), pq = g.p() * g.q(), hw = g.h() * g.w();
         float[] wa = w.toArray();
         int images = g.n() * groups;
+        if (pointwise(g) && groups == 1) {
+            // dX[c, n hw] = W^T[c, k] dY[k, n hw].
+            Mat a = Mat.of(wa, 0, 1, crs);
+            Mat b = Mat.batched(dy.data(), 0, pq, 1, pq, (long) g.k() * pq);
+            batchedColumns(g.n() * hw, (j0, nc, sc) -> {
+                float[] out = sc.get(Scratch.OUT, g.c() * nc);
+                gemm.multiply(g.c(), nc, g.k(), a, b.from(0, j0), out, 0, nc, false, sc);
+                scatterColumns(out, g.c(), nc, j0, hw, dx.data());
+            });
+            return;
+        }
         if (pointwise(g)) {
             // dx[c, hw] = W^T[c, k] dy[k, hw]: a GEMM per column range, nothing overlaps.
             int chunks = columnChunks(images, pq);
@@ -216,6 +238,10 @@ public final class CpuBackend implements Backend {
         int groups = g.groups(), cg = g.c() / groups, kg = g.k() / groups;
         int crs = cg * g.r() * g.s(), pq = g.p() * g.q(), hw = g.h() * g.w();
         boolean pointwise = pointwise(g);
+        if (pointwise && groups == 1) {
+            pointwiseBackwardFilter(g, x, dy, dw);
+            return;
+        }
         // The batch is a reduction: each task sums its images into a private dw, then the partials are added.
         int parts = Math.min(g.n(), threads);
         float[][] partial = new float[parts][g.k() * crs];
@@ -247,6 +273,76 @@ public final class CpuBackend implements Backend {
             for (int j = 0; j < sum.length; j++) sum[j] += pi[j];
         }
         dw.copyFrom(sum);
+    }
+
+    @FunctionalInterface
+    private interface Columns {
+        void run(int j0, int count, Scratch scratch);
+    }
+
+    /**
+     * Runs body over the columns [0, total) of a batched GEMM in ranges of whole register-tile panels: enough
+     * ranges for every thread (4 per thread where there are columns enough), none wider than 2048 columns.
+     */
+    private void batchedColumns(int total, Columns body) {
+        int nr = gemm.kernel().nr();
+        int panels = (total + nr - 1) / nr;
+        int tasks = Math.max(Math.min(panels, 4 * threads), (total + 2047) / 2048);
+        parallel(tasks, (from, to, sc) -> {
+            for (int t = from; t < to; t++) {
+                int j0 = (int) ((long) panels * t / tasks) * nr;
+                int j1 = Math.min(total, (int) ((long) panels * (t + 1) / tasks) * nr);
+                if (j1 > j0) body.run(j0, j1 - j0, sc);
+            }
+        });
+    }
+
+    /** Copies rows x nc of out (batched columns j0.. of images hw pixels each) into an NCHW tensor of {@code rows} channels. */
+    private static void scatterColumns(float[] out, int rows, int nc, int j0, int hw, MemorySegment dst) {
+        for (int row = 0; row < rows; row++) {
+            for (int done = 0; done < nc; ) {
+                int j = j0 + done, img = j / hw, px = j % hw, run = Math.min(nc - done, hw - px);
+                MemorySegment.copy(out, row * nc + done, dst, Tensor.FLOAT,
+                        (((long) img * rows + row) * hw + px) * Float.BYTES, run);
+                done += run;
+            }
+        }
+    }
+
+    /**
+     * dW[k, c] = dY[k, n hw] X^T[n hw, c]: the whole batch is the depth of one GEMM, so no per-thread partial
+     * sums, and the sums run in the same order for any number of threads. The longer of k and c becomes the
+     * GEMM's column side (tiles are 6 rows by 32 columns, so 16 channels as columns would waste half of each
+     * tile; as rows, 11 %): for k > c it computes dW^T = X dY^T and transposes. Threads take column ranges; each
+     * packs its own part of that operand and all of the other, shorter one.
+     */
+    private void pointwiseBackwardFilter(ConvGeometry g, Tensor x, Tensor dy, Tensor dw) {
+        int k = g.k(), c = g.c(), hw = g.h() * g.w(), depth = g.n() * hw;
+        boolean transposed = k > c;
+        int m = transposed ? c : k, n = transposed ? k : c;
+        Mat dyRows = Mat.batched(dy.data(), 0, hw, 1, hw, (long) k * hw), xRows = Mat.batched(x.data(), 0, hw, 1, hw, (long) c * hw);
+        Mat dyCols = Mat.batched(dy.data(), 0, 1, hw, hw, (long) k * hw), xCols = Mat.batched(x.data(), 0, 1, hw, hw, (long) c * hw);
+        Mat a = transposed ? xRows : dyRows, b = transposed ? dyCols : xCols;
+        float[] sum = new float[m * n];
+        int nr = gemm.kernel().nr();
+        int units = (n + nr - 1) / nr;
+        int tasks = Math.min(units, threads);
+        parallel(tasks, (from, to, sc) -> {
+            for (int t = from; t < to; t++) {
+                int lo = (int) ((long) units * t / tasks) * nr;
+                int hi = Math.min(n, (int) ((long) units * (t + 1) / tasks) * nr);
+                if (hi > lo) gemm.multiply(m, hi - lo, depth, a, b.from(0, lo), sum, lo, n, false, sc);
+            }
+        });
+        if (transposed) {
+            float[] t = new float[k * c];
+            for (int i = 0; i < c; i++) {
+                for (int j = 0; j < k; j++) t[j * c + i] = sum[i * k + j];
+            }
+            dw.copyFrom(t);
+        } else {
+            dw.copyFrom(sum);
+        }
     }
 
     private static boolean pointwise(ConvGeometry g) {
