@@ -453,26 +453,26 @@ public final class CpuBackend implements Backend {
         }
         parallel(c, (from, to, sc) -> {
             float[] plane = sc.get(Scratch.PLANE, spatial);
+            double[] moments = new double[2];
             for (int ch = from; ch < to; ch++) {
-                double sum = 0, sumSq = 0;
+                // Moments about the channel's first value, not 0: E[x^2] - E[x]^2 cancels badly when |mean| >> std.
+                float shift = x.data().getAtIndex(Tensor.FLOAT, planeOffset(0, ch, c, spatial) / Float.BYTES);
+                moments[0] = moments[1] = 0;
                 for (int i = 0; i < n; i++) {
                     MemorySegment.copy(x.data(), Tensor.FLOAT, planeOffset(i, ch, c, spatial), plane, 0, spatial);
-                    for (int j = 0; j < spatial; j++) {
-                        double v = plane[j];
-                        sum += v;
-                        sumSq += v * v;
-                    }
+                    elementOps.moments(plane, spatial, shift, moments);
                 }
-                double mean = sum / count;
-                double var = Math.max(0, sumSq / count - mean * mean);
+                double shiftedMean = moments[0] / count;
+                double mean = shift + shiftedMean;
+                double var = Math.max(0, moments[1] / count - shiftedMean * shiftedMean);
                 double invStd = 1 / Math.sqrt(var + eps);
                 saveMean.set(ch, (float) mean);
                 saveInvStd.set(ch, (float) invStd);
                 runningMean.set(ch, (float) ((1 - momentum) * runningMean.get(ch) + momentum * mean));
                 runningVar.set(ch, (float) ((1 - momentum) * runningVar.get(ch) + momentum * var * count / (count - 1)));
                 float scale = (float) (gamma.get(ch) * invStd);
-                float shift = (float) (beta.get(ch) - mean * gamma.get(ch) * invStd);
-                affine(x, y, n, ch, c, spatial, scale, shift, plane);
+                float offset = (float) (beta.get(ch) - mean * gamma.get(ch) * invStd);
+                affine(x, y, n, ch, c, spatial, scale, offset, plane);
             }
         });
     }
@@ -498,12 +498,12 @@ public final class CpuBackend implements Backend {
         });
     }
 
-    private static void affine(Tensor x, Tensor y, int n, int ch, int c, int spatial, float scale, float shift,
-                               float[] plane) {
+    private void affine(Tensor x, Tensor y, int n, int ch, int c, int spatial, float scale, float shift,
+                        float[] plane) {
         for (int i = 0; i < n; i++) {
             long at = planeOffset(i, ch, c, spatial);
             MemorySegment.copy(x.data(), Tensor.FLOAT, at, plane, 0, spatial);
-            for (int j = 0; j < spatial; j++) plane[j] = plane[j] * scale + shift;
+            elementOps.affine(plane, spatial, scale, shift);
             MemorySegment.copy(plane, 0, y.data(), Tensor.FLOAT, at, spatial);
         }
     }
@@ -523,32 +523,30 @@ public final class CpuBackend implements Backend {
         parallel(c, (from, to, sc) -> {
             float[] xs = sc.get(Scratch.PLANE, spatial);
             float[] gs = sc.get(Scratch.PLANE2, spatial);
+            double[] moments = new double[2];
             for (int ch = from; ch < to; ch++) {
                 float mean = saveMean.get(ch), invStd = saveInvStd.get(ch);
-                double sumDy = 0, sumDyXhat = 0;
+                moments[0] = moments[1] = 0;
                 for (int i = 0; i < n; i++) {
                     long at = planeOffset(i, ch, c, spatial);
                     MemorySegment.copy(x.data(), Tensor.FLOAT, at, xs, 0, spatial);
                     MemorySegment.copy(dy.data(), Tensor.FLOAT, at, gs, 0, spatial);
-                    for (int j = 0; j < spatial; j++) {
-                        double d = gs[j];
-                        sumDy += d;
-                        sumDyXhat += d * ((xs[j] - mean) * invStd);
-                    }
+                    elementOps.gradientMoments(gs, xs, spatial, mean, moments);
                 }
+                double sumDy = moments[0], sumDyXhat = moments[1] * invStd;
                 dbeta.set(ch, (float) sumDy);
                 dgamma.set(ch, (float) sumDyXhat);
-                // dx = gamma invStd (dy - mean(dy) - xhat mean(dy xhat))
-                float k = gamma.get(ch) * invStd;
-                float meanDy = (float) (sumDy / count), meanDyXhat = (float) (sumDyXhat / count);
+                // dx = gamma invStd (dy - mean(dy) - xhat mean(dy xhat)) = p dy + q x + r, xhat = (x - mean) invStd
+                double k = gamma.get(ch) * (double) invStd;
+                double meanDy = sumDy / count, meanDyXhat = sumDyXhat / count;
+                float p = (float) k;
+                float q = (float) (-k * invStd * meanDyXhat);
+                float r = (float) (k * (invStd * meanDyXhat * mean - meanDy));
                 for (int i = 0; i < n; i++) {
                     long at = planeOffset(i, ch, c, spatial);
                     MemorySegment.copy(x.data(), Tensor.FLOAT, at, xs, 0, spatial);
                     MemorySegment.copy(dy.data(), Tensor.FLOAT, at, gs, 0, spatial);
-                    for (int j = 0; j < spatial; j++) {
-                        float xhat = (xs[j] - mean) * invStd;
-                        gs[j] = k * (gs[j] - meanDy - xhat * meanDyXhat);
-                    }
+                    elementOps.combine(gs, xs, spatial, p, q, r);
                     MemorySegment.copy(gs, 0, dx.data(), Tensor.FLOAT, at, spatial);
                 }
             }
