@@ -11,6 +11,9 @@ abstract class ElementOps {
         return kernel == CpuBackend.Kernel.VECTOR ? VectorElementOps.create() : new Scalar();
     }
 
+    /** Floats per vector: loops over a multiple of this have no scalar tail. */
+    abstract int lanes();
+
     /** a[i] = a[i] * sigmoid(a[i]). */
     abstract void silu(float[] a, int len);
 
@@ -43,6 +46,11 @@ abstract class ElementOps {
     }
 
     static final class Scalar extends ElementOps {
+        @Override
+        int lanes() {
+            return 1;
+        }
+
         @Override
         void silu(float[] a, int len) {
             for (int i = 0; i < len; i++) a[i] = a[i] * sigmoid(a[i]);

@@ -43,6 +43,11 @@ final class VectorElementOps extends ElementOps {
     }
 
     @Override
+    int lanes() {
+        return S.length();
+    }
+
+    @Override
     void silu(float[] a, int len) {
         int i = 0;
         for (int upper = S.loopBound(len); i < upper; i += S.length()) {
