@@ -23,6 +23,23 @@ public interface Backend extends AutoCloseable {
     /** A zero-filled tensor on this backend's device, owned by {@code arena}. */
     Tensor allocate(Arena arena, int... shape);
 
+    /**
+     * A tensor like {@link #allocate} whose contents are unspecified: for the output of an op, which overwrites
+     * all of it, so that zeroing it first would be wasted work. By default it is {@link #allocate}.
+     */
+    default Tensor allocateUninitialized(Arena arena, int... shape) {
+        return allocate(arena, shape);
+    }
+
+    /**
+     * A fresh arena for the tensors of one step (forward, backward, update), closed when the step ends. A backend
+     * may hand out arenas that recycle the memory of earlier steps; by default it is a new shared arena (shared,
+     * because a backend's worker threads touch the tensors).
+     */
+    default Arena stepArena() {
+        return Arena.ofShared();
+    }
+
     /** Copies between any two tensors of the same size (host or device, either way). */
     void copy(Tensor source, Tensor destination);
 

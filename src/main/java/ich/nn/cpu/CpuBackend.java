@@ -47,6 +47,7 @@ public final class CpuBackend implements Backend {
     private final Sgemm gemm;
     private final ElementOps elementOps;
     private final ThreadLocal<Scratch> scratch = ThreadLocal.withInitial(Scratch::new);
+    private final StepArena.Pool stepMemory = new StepArena.Pool();
     /** Set by {@link #host} when the current op touches a tensor that only the calling thread may access. */
     private boolean callerOnly;
     /** A thread that owns nothing: a segment it may not access is confined to some other thread. */
@@ -87,6 +88,23 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public Tensor allocateUninitialized(Arena arena, int... shape) {
+        if (!(arena instanceof StepArena step)) return Tensor.allocate(arena, shape);
+        long elements = 1;
+        for (int d : shape) {
+            if (d <= 0) throw new IllegalArgumentException("dimensions must be positive: " + Arrays.toString(shape));
+            elements = Math.multiplyExact(elements, d);
+        }
+        return Tensor.wrap(step.allocateUninitialized(elements * Float.BYTES, Tensor.ALIGNMENT), true, shape);
+    }
+
+    /** An arena whose memory comes back to this backend when it closes, for the next step to reuse. */
+    @Override
+    public Arena stepArena() {
+        return new StepArena(stepMemory);
+    }
+
+    @Override
     public void copy(Tensor source, Tensor destination) {
         host("copy", source, destination);
         if (source.size() != destination.size()) {
@@ -98,6 +116,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void close() {
         if (pool != null) pool.shutdown();
+        stepMemory.close();
     }
 
     // ---------------------------------------------------------------- convolution
@@ -114,6 +133,17 @@ public final class CpuBackend implements Backend {
         int crs = cg * g.r() * g.s(), pq = g.p() * g.q(), hw = g.h() * g.w();
         float[] wa = w.toArray();
         boolean pointwise = pointwise(g);
+        if (pointwise && groups == 1) {
+            // Y[k, n hw] = W[k, c] X[c, n hw], the batch's pixels side by side as columns.
+            Mat a = Mat.of(wa, 0, crs, 1);
+            Mat b = Mat.batched(x.data(), 0, hw, 1, hw, (long) g.c() * hw);
+            batchedColumns(g.n() * hw, (j0, nc, sc) -> {
+                float[] out = sc.get(Scratch.OUT, g.k() * nc);
+                gemm.multiply(g.k(), nc, g.c(), a, b.from(0, j0), out, 0, nc, false, sc);
+                scatterColumns(out, g.k(), nc, j0, hw, y.data());
+            });
+            return;
+        }
         int images = g.n() * groups;
         int chunks = columnChunks(images, pq);
         parallel(images * chunks, (from, to, sc) -> {
@@ -151,6 +181,17 @@ public final class CpuBackend implements Backend {
         int crs = cg * g.r() * g.s(), pq = g.p() * g.q(), hw = g.h() * g.w();
         float[] wa = w.toArray();
         int images = g.n() * groups;
+        if (pointwise(g) && groups == 1) {
+            // dX[c, n hw] = W^T[c, k] dY[k, n hw].
+            Mat a = Mat.of(wa, 0, 1, crs);
+            Mat b = Mat.batched(dy.data(), 0, pq, 1, pq, (long) g.k() * pq);
+            batchedColumns(g.n() * hw, (j0, nc, sc) -> {
+                float[] out = sc.get(Scratch.OUT, g.c() * nc);
+                gemm.multiply(g.c(), nc, g.k(), a, b.from(0, j0), out, 0, nc, false, sc);
+                scatterColumns(out, g.c(), nc, j0, hw, dx.data());
+            });
+            return;
+        }
         if (pointwise(g)) {
             // dx[c, hw] = W^T[c, k] dy[k, hw]: a GEMM per column range, nothing overlaps.
             int chunks = columnChunks(images, pq);
@@ -197,6 +238,10 @@ public final class CpuBackend implements Backend {
         int groups = g.groups(), cg = g.c() / groups, kg = g.k() / groups;
         int crs = cg * g.r() * g.s(), pq = g.p() * g.q(), hw = g.h() * g.w();
         boolean pointwise = pointwise(g);
+        if (pointwise && groups == 1) {
+            pointwiseBackwardFilter(g, x, dy, dw);
+            return;
+        }
         // The batch is a reduction: each task sums its images into a private dw, then the partials are added.
         int parts = Math.min(g.n(), threads);
         float[][] partial = new float[parts][g.k() * crs];
@@ -228,6 +273,76 @@ public final class CpuBackend implements Backend {
             for (int j = 0; j < sum.length; j++) sum[j] += pi[j];
         }
         dw.copyFrom(sum);
+    }
+
+    @FunctionalInterface
+    private interface Columns {
+        void run(int j0, int count, Scratch scratch);
+    }
+
+    /**
+     * Runs body over the columns [0, total) of a batched GEMM in ranges of whole register-tile panels: enough
+     * ranges for every thread (4 per thread where there are columns enough), none wider than 2048 columns.
+     */
+    private void batchedColumns(int total, Columns body) {
+        int nr = gemm.kernel().nr();
+        int panels = (total + nr - 1) / nr;
+        int tasks = Math.max(Math.min(panels, 4 * threads), (total + 2047) / 2048);
+        parallel(tasks, (from, to, sc) -> {
+            for (int t = from; t < to; t++) {
+                int j0 = (int) ((long) panels * t / tasks) * nr;
+                int j1 = Math.min(total, (int) ((long) panels * (t + 1) / tasks) * nr);
+                if (j1 > j0) body.run(j0, j1 - j0, sc);
+            }
+        });
+    }
+
+    /** Copies rows x nc of out (batched columns j0.. of images hw pixels each) into an NCHW tensor of {@code rows} channels. */
+    private static void scatterColumns(float[] out, int rows, int nc, int j0, int hw, MemorySegment dst) {
+        for (int row = 0; row < rows; row++) {
+            for (int done = 0; done < nc; ) {
+                int j = j0 + done, img = j / hw, px = j % hw, run = Math.min(nc - done, hw - px);
+                MemorySegment.copy(out, row * nc + done, dst, Tensor.FLOAT,
+                        (((long) img * rows + row) * hw + px) * Float.BYTES, run);
+                done += run;
+            }
+        }
+    }
+
+    /**
+     * dW[k, c] = dY[k, n hw] X^T[n hw, c]: the whole batch is the depth of one GEMM, so no per-thread partial
+     * sums, and the sums run in the same order for any number of threads. The longer of k and c becomes the
+     * GEMM's column side (tiles are 6 rows by 32 columns, so 16 channels as columns would waste half of each
+     * tile; as rows, 11 %): for k > c it computes dW^T = X dY^T and transposes. Threads take column ranges; each
+     * packs its own part of that operand and all of the other, shorter one.
+     */
+    private void pointwiseBackwardFilter(ConvGeometry g, Tensor x, Tensor dy, Tensor dw) {
+        int k = g.k(), c = g.c(), hw = g.h() * g.w(), depth = g.n() * hw;
+        boolean transposed = k > c;
+        int m = transposed ? c : k, n = transposed ? k : c;
+        Mat dyRows = Mat.batched(dy.data(), 0, hw, 1, hw, (long) k * hw), xRows = Mat.batched(x.data(), 0, hw, 1, hw, (long) c * hw);
+        Mat dyCols = Mat.batched(dy.data(), 0, 1, hw, hw, (long) k * hw), xCols = Mat.batched(x.data(), 0, 1, hw, hw, (long) c * hw);
+        Mat a = transposed ? xRows : dyRows, b = transposed ? dyCols : xCols;
+        float[] sum = new float[m * n];
+        int nr = gemm.kernel().nr();
+        int units = (n + nr - 1) / nr;
+        int tasks = Math.min(units, threads);
+        parallel(tasks, (from, to, sc) -> {
+            for (int t = from; t < to; t++) {
+                int lo = (int) ((long) units * t / tasks) * nr;
+                int hi = Math.min(n, (int) ((long) units * (t + 1) / tasks) * nr);
+                if (hi > lo) gemm.multiply(m, hi - lo, depth, a, b.from(0, lo), sum, lo, n, false, sc);
+            }
+        });
+        if (transposed) {
+            float[] t = new float[k * c];
+            for (int i = 0; i < c; i++) {
+                for (int j = 0; j < k; j++) t[j * c + i] = sum[i * k + j];
+            }
+            dw.copyFrom(t);
+        } else {
+            dw.copyFrom(sum);
+        }
     }
 
     private static boolean pointwise(ConvGeometry g) {
@@ -338,26 +453,26 @@ public final class CpuBackend implements Backend {
         }
         parallel(c, (from, to, sc) -> {
             float[] plane = sc.get(Scratch.PLANE, spatial);
+            double[] moments = new double[2];
             for (int ch = from; ch < to; ch++) {
-                double sum = 0, sumSq = 0;
+                // Moments about the channel's first value, not 0: E[x^2] - E[x]^2 cancels badly when |mean| >> std.
+                float shift = x.data().getAtIndex(Tensor.FLOAT, planeOffset(0, ch, c, spatial) / Float.BYTES);
+                moments[0] = moments[1] = 0;
                 for (int i = 0; i < n; i++) {
                     MemorySegment.copy(x.data(), Tensor.FLOAT, planeOffset(i, ch, c, spatial), plane, 0, spatial);
-                    for (int j = 0; j < spatial; j++) {
-                        double v = plane[j];
-                        sum += v;
-                        sumSq += v * v;
-                    }
+                    elementOps.moments(plane, spatial, shift, moments);
                 }
-                double mean = sum / count;
-                double var = Math.max(0, sumSq / count - mean * mean);
+                double shiftedMean = moments[0] / count;
+                double mean = shift + shiftedMean;
+                double var = Math.max(0, moments[1] / count - shiftedMean * shiftedMean);
                 double invStd = 1 / Math.sqrt(var + eps);
                 saveMean.set(ch, (float) mean);
                 saveInvStd.set(ch, (float) invStd);
                 runningMean.set(ch, (float) ((1 - momentum) * runningMean.get(ch) + momentum * mean));
                 runningVar.set(ch, (float) ((1 - momentum) * runningVar.get(ch) + momentum * var * count / (count - 1)));
                 float scale = (float) (gamma.get(ch) * invStd);
-                float shift = (float) (beta.get(ch) - mean * gamma.get(ch) * invStd);
-                affine(x, y, n, ch, c, spatial, scale, shift, plane);
+                float offset = (float) (beta.get(ch) - mean * gamma.get(ch) * invStd);
+                affine(x, y, n, ch, c, spatial, scale, offset, plane);
             }
         });
     }
@@ -383,12 +498,12 @@ public final class CpuBackend implements Backend {
         });
     }
 
-    private static void affine(Tensor x, Tensor y, int n, int ch, int c, int spatial, float scale, float shift,
-                               float[] plane) {
+    private void affine(Tensor x, Tensor y, int n, int ch, int c, int spatial, float scale, float shift,
+                        float[] plane) {
         for (int i = 0; i < n; i++) {
             long at = planeOffset(i, ch, c, spatial);
             MemorySegment.copy(x.data(), Tensor.FLOAT, at, plane, 0, spatial);
-            for (int j = 0; j < spatial; j++) plane[j] = plane[j] * scale + shift;
+            elementOps.affine(plane, spatial, scale, shift);
             MemorySegment.copy(plane, 0, y.data(), Tensor.FLOAT, at, spatial);
         }
     }
@@ -408,32 +523,30 @@ public final class CpuBackend implements Backend {
         parallel(c, (from, to, sc) -> {
             float[] xs = sc.get(Scratch.PLANE, spatial);
             float[] gs = sc.get(Scratch.PLANE2, spatial);
+            double[] moments = new double[2];
             for (int ch = from; ch < to; ch++) {
                 float mean = saveMean.get(ch), invStd = saveInvStd.get(ch);
-                double sumDy = 0, sumDyXhat = 0;
+                moments[0] = moments[1] = 0;
                 for (int i = 0; i < n; i++) {
                     long at = planeOffset(i, ch, c, spatial);
                     MemorySegment.copy(x.data(), Tensor.FLOAT, at, xs, 0, spatial);
                     MemorySegment.copy(dy.data(), Tensor.FLOAT, at, gs, 0, spatial);
-                    for (int j = 0; j < spatial; j++) {
-                        double d = gs[j];
-                        sumDy += d;
-                        sumDyXhat += d * ((xs[j] - mean) * invStd);
-                    }
+                    elementOps.gradientMoments(gs, xs, spatial, mean, moments);
                 }
+                double sumDy = moments[0], sumDyXhat = moments[1] * invStd;
                 dbeta.set(ch, (float) sumDy);
                 dgamma.set(ch, (float) sumDyXhat);
-                // dx = gamma invStd (dy - mean(dy) - xhat mean(dy xhat))
-                float k = gamma.get(ch) * invStd;
-                float meanDy = (float) (sumDy / count), meanDyXhat = (float) (sumDyXhat / count);
+                // dx = gamma invStd (dy - mean(dy) - xhat mean(dy xhat)) = p dy + q x + r, xhat = (x - mean) invStd
+                double k = gamma.get(ch) * (double) invStd;
+                double meanDy = sumDy / count, meanDyXhat = sumDyXhat / count;
+                float p = (float) k;
+                float q = (float) (-k * invStd * meanDyXhat);
+                float r = (float) (k * (invStd * meanDyXhat * mean - meanDy));
                 for (int i = 0; i < n; i++) {
                     long at = planeOffset(i, ch, c, spatial);
                     MemorySegment.copy(x.data(), Tensor.FLOAT, at, xs, 0, spatial);
                     MemorySegment.copy(dy.data(), Tensor.FLOAT, at, gs, 0, spatial);
-                    for (int j = 0; j < spatial; j++) {
-                        float xhat = (xs[j] - mean) * invStd;
-                        gs[j] = k * (gs[j] - meanDy - xhat * meanDyXhat);
-                    }
+                    elementOps.combine(gs, xs, spatial, p, q, r);
                     MemorySegment.copy(gs, 0, dx.data(), Tensor.FLOAT, at, spatial);
                 }
             }
@@ -678,17 +791,17 @@ public final class CpuBackend implements Backend {
         int n = d[0], in = d[1], out = d[2];
         shape(op, "output", y, n, out);
         float[] xa = x.toArray(), wa = w.toArray();
-        float[] ba = b == null ? null : b.toArray();
-        parallel(n, (from, to, sc) -> {
-            for (int i = from; i < to; i++) {
-                for (int o = 0; o < out; o++) {
-                    double sum = ba == null ? 0 : ba[o];
-                    int xi = i * in, wo = o * in;
-                    for (int j = 0; j < in; j++) sum += xa[xi + j] * wa[wo + j];
-                    y.set((long) i * out + o, (float) sum);
-                }
+        // y = x W^T on the GEMM: the SE layers' 32 x 1152 x 48 products are too small to split between threads.
+        float[] ya = new float[n * out];
+        Scratch sc = scratch.get();
+        gemm.multiply(n, out, in, Mat.of(xa, 0, in, 1), Mat.of(wa, 0, 1, in), ya, 0, out, false, sc);
+        if (b != null) {
+            float[] ba = b.toArray();
+            for (int i = 0; i < n; i++) {
+                for (int o = 0; o < out; o++) ya[i * out + o] += ba[o];
             }
-        });
+        }
+        y.copyFrom(ya);
     }
 
     @Override
@@ -700,25 +813,18 @@ public final class CpuBackend implements Backend {
         shape(op, "output gradient", dy, n, out);
         shape(op, "weight gradient", dw, out, in);
         float[] xa = x.toArray(), wa = w.toArray(), ga = dy.toArray();
+        Scratch sc = scratch.get();
         if (dx != null) {
             host(op, dx);
             if (dx.size() != (long) n * in) throw new IllegalArgumentException(op + ": input gradient " + dx + " should match input " + x);
+            // dx = dy W
             float[] dxa = new float[n * in];
-            for (int i = 0; i < n; i++) {
-                for (int o = 0; o < out; o++) {
-                    float go = ga[i * out + o];
-                    for (int j = 0; j < in; j++) dxa[i * in + j] += go * wa[o * in + j];
-                }
-            }
+            gemm.multiply(n, in, out, Mat.of(ga, 0, out, 1), Mat.of(wa, 0, in, 1), dxa, 0, in, false, sc);
             dx.copyFrom(dxa);
         }
+        // dW = dy^T x
         float[] dwa = new float[out * in];
-        for (int o = 0; o < out; o++) {
-            for (int i = 0; i < n; i++) {
-                float go = ga[i * out + o];
-                for (int j = 0; j < in; j++) dwa[o * in + j] += go * xa[i * in + j];
-            }
-        }
+        gemm.multiply(out, in, n, Mat.of(ga, 0, 1, out), Mat.of(xa, 0, in, 1), dwa, 0, in, false, sc);
         dw.copyFrom(dwa);
         if (db != null) {
             host(op, db);

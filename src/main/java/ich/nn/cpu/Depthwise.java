@@ -31,6 +31,13 @@ final class Depthwise {
     private final ElementOps ops;
     /** Buffer index of each input pixel, for strided widths (a scatter without per-element arithmetic). */
     private final int[] map;
+    /**
+     * The wide output rounded up to whole vectors: the tap loops run over this many elements, so they have no
+     * scalar tail. On the late planes the tail was most of the work: 3 x 3 outputs with a 5x5 kernel are 21 wide
+     * elements, one 16-lane vector and 5 scalar steps per tap; now two vectors. The extra elements are junk
+     * like the columns q >= Q (and zero in the gradients, so the backward passes add nothing from them).
+     */
+    private final int span;
 
     Depthwise(ConvGeometry g, ElementOps ops) {
         this.g = g;
@@ -41,6 +48,7 @@ final class Depthwise {
         int colsPadded = Math.max(g.w() + 2 * g.padW(), (q - 1) * g.strideW() + g.s());
         this.hq = (rowsPadded + g.strideH() - 1) / g.strideH();
         this.wq = (colsPadded + g.strideW() - 1) / g.strideW();
+        this.span = (p * wq + ops.lanes() - 1) / ops.lanes() * ops.lanes();
         this.map = g.strideW() == 1 ? null : new int[g.h() * g.w()];
         if (map != null) {
             for (int hh = 0; hh < g.h(); hh++) {
@@ -51,7 +59,7 @@ final class Depthwise {
 
     /** The phases and one row of slack that the junk columns of the last row run into. */
     private int bufferSize() {
-        return g.strideH() * g.strideW() * hq * wq + wq;
+        return g.strideH() * g.strideW() * hq * wq + wq + span - wide();
     }
 
     private int wide() {
@@ -82,7 +90,7 @@ final class Depthwise {
 
     /** dy of one plane, widened to wq columns with zeros beyond q. */
     private void loadWide(MemorySegment dy, int plane, float[] wideBuf) {
-        Arrays.fill(wideBuf, 0, wide(), 0f);
+        Arrays.fill(wideBuf, 0, span, 0f);
         long base = (long) plane * p * q;
         for (int pp = 0; pp < p; pp++) {
             MemorySegment.copy(dy, Tensor.FLOAT, (base + (long) pp * q) * Float.BYTES, wideBuf, pp * wq, q);
@@ -96,7 +104,7 @@ final class Depthwise {
     }
 
     void forward(MemorySegment x, MemorySegment wt, MemorySegment y, int plane0, int plane1, Scratch scratch) {
-        int r = g.r(), s = g.s(), c = g.c(), n = wide();
+        int r = g.r(), s = g.s(), c = g.c(), n = span;
         float[] raw = scratch.get(Scratch.PLANE, g.h() * g.w());
         float[] buf = scratch.get(Scratch.PLANE2, bufferSize());
         float[] out = scratch.get(Scratch.OUT, n);
@@ -118,7 +126,7 @@ final class Depthwise {
     }
 
     void backwardData(MemorySegment dy, MemorySegment wt, MemorySegment dx, int plane0, int plane1, Scratch scratch) {
-        int r = g.r(), s = g.s(), c = g.c(), h = g.h(), w = g.w(), n = wide();
+        int r = g.r(), s = g.s(), c = g.c(), h = g.h(), w = g.w(), n = span;
         float[] grad = scratch.get(Scratch.OUT, n);
         float[] buf = scratch.get(Scratch.PLANE2, bufferSize());
         float[] raw = scratch.get(Scratch.PLANE, h * w);
@@ -145,7 +153,7 @@ final class Depthwise {
 
     /** dw for channels c0..c1, summed over the batch; each channel is owned by one caller, so no reduction. */
     void backwardFilter(MemorySegment x, MemorySegment dy, MemorySegment dw, int c0, int c1, Scratch scratch) {
-        int r = g.r(), s = g.s(), c = g.c(), n = wide();
+        int r = g.r(), s = g.s(), c = g.c(), n = span;
         float[] raw = scratch.get(Scratch.PLANE, g.h() * g.w());
         float[] buf = scratch.get(Scratch.PLANE2, bufferSize());
         float[] grad = scratch.get(Scratch.OUT, n);
@@ -167,7 +175,7 @@ final class Depthwise {
             }
             for (int t = 0; t < r * s; t++) {
                 double sum = 0;
-                for (int i = 0; i < n; i++) sum += acc[t * n + i];
+                for (int i = 0, valid = wide(); i < valid; i++) sum += acc[t * n + i];
                 dw.setAtIndex(Tensor.FLOAT, (long) ch * r * s + t, (float) sum);
             }
         }

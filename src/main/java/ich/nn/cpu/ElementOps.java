@@ -11,6 +11,9 @@ abstract class ElementOps {
         return kernel == CpuBackend.Kernel.VECTOR ? VectorElementOps.create() : new Scalar();
     }
 
+    /** Floats per vector: loops over a multiple of this have no scalar tail. */
+    abstract int lanes();
+
     /** a[i] = a[i] * sigmoid(a[i]). */
     abstract void silu(float[] a, int len);
 
@@ -26,11 +29,28 @@ abstract class ElementOps {
     /** y[yOff + i] += a[aOff + i] * b[bOff + i] for i < n. */
     abstract void multiplyAdd(float[] a, int aOff, float[] b, int bOff, float[] y, int yOff, int n);
 
+    /** out[0] += sum of (a[i] - shift), out[1] += sum of (a[i] - shift)^2, in a fixed order. */
+    abstract void moments(float[] a, int len, float shift, double[] out);
+
+    /** out[0] += sum of d[i], out[1] += sum of d[i] (x[i] - mean), in a fixed order. */
+    abstract void gradientMoments(float[] d, float[] x, int len, float mean, double[] out);
+
+    /** a[i] = a[i] * scale + shift. */
+    abstract void affine(float[] a, int len, float scale, float shift);
+
+    /** d[i] = p d[i] + q x[i] + r. */
+    abstract void combine(float[] d, float[] x, int len, float p, float q, float r);
+
     static float sigmoid(float v) {
         return (float) (1 / (1 + Math.exp(-v)));
     }
 
     static final class Scalar extends ElementOps {
+        @Override
+        int lanes() {
+            return 1;
+        }
+
         @Override
         void silu(float[] a, int len) {
             for (int i = 0; i < len; i++) a[i] = a[i] * sigmoid(a[i]);
@@ -47,6 +67,39 @@ abstract class ElementOps {
         @Override
         void sigmoid(float[] a, int len) {
             for (int i = 0; i < len; i++) a[i] = sigmoid(a[i]);
+        }
+
+        @Override
+        void moments(float[] a, int len, float shift, double[] out) {
+            double s1 = 0, s2 = 0;
+            for (int i = 0; i < len; i++) {
+                double v = a[i] - shift;
+                s1 += v;
+                s2 += v * v;
+            }
+            out[0] += s1;
+            out[1] += s2;
+        }
+
+        @Override
+        void gradientMoments(float[] d, float[] x, int len, float mean, double[] out) {
+            double s1 = 0, s2 = 0;
+            for (int i = 0; i < len; i++) {
+                s1 += d[i];
+                s2 += (double) d[i] * (x[i] - mean);
+            }
+            out[0] += s1;
+            out[1] += s2;
+        }
+
+        @Override
+        void affine(float[] a, int len, float scale, float shift) {
+            for (int i = 0; i < len; i++) a[i] = a[i] * scale + shift;
+        }
+
+        @Override
+        void combine(float[] d, float[] x, int len, float p, float q, float r) {
+            for (int i = 0; i < len; i++) d[i] = p * d[i] + q * x[i] + r;
         }
 
         @Override

@@ -8,25 +8,77 @@ import java.lang.foreign.MemorySegment;
  * A strided, read-only view of a matrix for {@link Sgemm} to pack from: element (i, j) lies at
  * {@code offset + i * rowStride + j * colStride} floats into a heap array or a native segment. Transposes are
  * a swap of the strides, so the GEMM never needs a transposed copy of its operands.
+ *
+ * <p>A view may also run across the images of a batch along its unit-stride axis: with {@code split > 0}, index
+ * t of that axis lies at {@code (t / split) * splitStride + t % split}. That is how a 1x1 convolution sees the
+ * pixels of all images as the columns of one matrix [c, n h w] of an NCHW tensor, so the late, small-spatial
+ * layers (3 x 3 pixels at 96 px input) still fill whole register tiles.
  */
-record Mat(float[] array, MemorySegment segment, long offset, int rowStride, int colStride) {
+record Mat(float[] array, MemorySegment segment, long offset, int rowStride, int colStride, int split, long splitStride,
+           int first) {
 
     static Mat of(float[] array, long offset, int rowStride, int colStride) {
-        return new Mat(array, null, offset, rowStride, colStride);
+        return new Mat(array, null, offset, rowStride, colStride, 0, 0, 0);
     }
 
     static Mat of(MemorySegment segment, long offset, int rowStride, int colStride) {
-        return new Mat(null, segment, offset, rowStride, colStride);
+        return new Mat(null, segment, offset, rowStride, colStride, 0, 0, 0);
+    }
+
+    /**
+     * The pixels of a batch as one matrix: along the unit-stride axis (columns when {@code colStride == 1}, else
+     * rows) image b's {@code split} pixels start {@code b * splitStride} floats after image 0's.
+     */
+    static Mat batched(MemorySegment segment, long offset, int rowStride, int colStride, int split, long splitStride) {
+        if (rowStride != 1 && colStride != 1) throw new IllegalArgumentException("a batched view needs a unit-stride axis");
+        return new Mat(null, segment, offset, rowStride, colStride, split, splitStride, 0);
+    }
+
+    /** The same matrix without its first {@code rows} rows and {@code cols} columns. */
+    Mat from(int rows, int cols) {
+        if (split == 0) return new Mat(array, segment, offset + (long) rows * rowStride + (long) cols * colStride, rowStride, colStride, 0, 0, 0);
+        if (colStride == 1) return new Mat(array, segment, offset + (long) rows * rowStride, rowStride, colStride, split, splitStride, first + cols);
+        return new Mat(array, segment, offset + (long) cols * colStride, rowStride, colStride, split, splitStride, first + rows);
+    }
+
+    private long at(int i, int j) {
+        if (split == 0) return offset + (long) i * rowStride + (long) j * colStride;
+        if (colStride == 1) {
+            int t = first + j;
+            return offset + (long) i * rowStride + (long) (t / split) * splitStride + t % split;
+        }
+        int t = first + i;
+        return offset + (long) (t / split) * splitStride + t % split + (long) j * colStride;
     }
 
     float get(int i, int j) {
-        long at = offset + (long) i * rowStride + (long) j * colStride;
+        long at = at(i, j);
         return array != null ? array[(int) at] : segment.getAtIndex(Tensor.FLOAT, at);
     }
 
-    /** Copies {@code count} consecutive elements of row i from column j on; rows must be contiguous. */
+    /** Copies {@code count} consecutive elements of row i from column j on; needs colStride 1. */
     void copyRow(int i, int j, float[] dst, int dstOffset, int count) {
-        long at = offset + (long) i * rowStride + j;
+        while (count > 0) {
+            int run = split == 0 ? count : Math.min(count, split - (first + j) % split);
+            copy(at(i, j), dst, dstOffset, run);
+            j += run;
+            dstOffset += run;
+            count -= run;
+        }
+    }
+
+    /** Copies {@code count} consecutive elements of column j from row i on; needs rowStride 1. */
+    void copyColumn(int i, int j, float[] dst, int dstOffset, int count) {
+        while (count > 0) {
+            int run = split == 0 ? count : Math.min(count, split - (first + i) % split);
+            copy(at(i, j), dst, dstOffset, run);
+            i += run;
+            dstOffset += run;
+            count -= run;
+        }
+    }
+
+    private void copy(long at, float[] dst, int dstOffset, int count) {
         if (array != null) {
             System.arraycopy(array, (int) at, dst, dstOffset, count);
         } else {

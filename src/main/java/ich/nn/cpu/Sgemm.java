@@ -51,7 +51,7 @@ final class Sgemm {
             for (int pc = 0; pc < k; pc += KC) {
                 int kc = Math.min(KC, k - pc);
                 boolean acc = accumulate || pc > 0;
-                packB(b, pc, kc, jc, nc, bp);
+                packB(b, pc, kc, jc, nc, bp, rowBuffer);
                 for (int ic = 0; ic < m; ic += mc) {
                     int mcc = Math.min(mc, m - ic);
                     packA(a, ic, mcc, pc, kc, ap, rowBuffer);
@@ -115,7 +115,7 @@ final class Sgemm {
     }
 
     /** Rows p0..p0+kc of B, columns j0..j0+cols, as nr-wide panels: panel-major, then k, then column. */
-    private void packB(Mat b, int p0, int kc, int j0, int cols, float[] dst) {
+    private void packB(Mat b, int p0, int kc, int j0, int cols, float[] dst, float[] rowBuffer) {
         for (int jr = 0; jr < cols; jr += nr) {
             int base = jr * kc;
             int nrr = Math.min(nr, cols - jr);
@@ -124,6 +124,16 @@ final class Sgemm {
                     int d = base + p * nr;
                     b.copyRow(p0 + p, j0 + jr, dst, d, nrr);
                     for (int j = nrr; j < nr; j++) dst[d + j] = 0f;
+                }
+            } else if (b.segment() != null && b.rowStride() == 1) {
+                // A transposed operand in native memory: read each column as one run, then interleave.
+                for (int j = 0; j < nr; j++) {
+                    if (j >= nrr) {
+                        for (int p = 0; p < kc; p++) dst[base + p * nr + j] = 0f;
+                        continue;
+                    }
+                    b.copyColumn(p0, j0 + jr + j, rowBuffer, 0, kc);
+                    for (int p = 0; p < kc; p++) dst[base + p * nr + j] = rowBuffer[p];
                 }
             } else if (b.array() != null) {
                 float[] src = b.array();

@@ -43,6 +43,11 @@ final class VectorElementOps extends ElementOps {
     }
 
     @Override
+    int lanes() {
+        return S.length();
+    }
+
+    @Override
     void silu(float[] a, int len) {
         int i = 0;
         for (int upper = S.loopBound(len); i < upper; i += S.length()) {
@@ -78,6 +83,86 @@ final class VectorElementOps extends ElementOps {
             one.div(exp(x.neg()).add(1f)).intoArray(a, i);
         }
         for (; i < len; i++) a[i] = sigmoid(a[i]);
+    }
+
+    /**
+     * Elements per float partial sum in {@link #moments}: each lane adds up at most 1024 / lanes values in float
+     * (64 for AVX-512) before the block's lanes go, in lane order, into a double. Vector adds, not a double
+     * dependency chain: the statistics loops of batch norm ran at one element per add latency.
+     */
+    private static final int BLOCK = 1024;
+
+    @Override
+    void moments(float[] a, int len, float shift, double[] out) {
+        double s1 = 0, s2 = 0;
+        int i = 0, upper = S.loopBound(len);
+        FloatVector sh = FloatVector.broadcast(S, shift);
+        while (i < upper) {
+            int end = Math.min(upper, i + BLOCK);
+            FloatVector v1 = FloatVector.zero(S), v2 = v1;
+            for (; i < end; i += S.length()) {
+                FloatVector v = FloatVector.fromArray(S, a, i).sub(sh);
+                v1 = v1.add(v);
+                v2 = v.fma(v, v2);
+            }
+            for (int l = 0; l < S.length(); l++) {
+                s1 += v1.lane(l);
+                s2 += v2.lane(l);
+            }
+        }
+        for (; i < len; i++) {
+            double v = a[i] - shift;
+            s1 += v;
+            s2 += v * v;
+        }
+        out[0] += s1;
+        out[1] += s2;
+    }
+
+    @Override
+    void gradientMoments(float[] d, float[] x, int len, float mean, double[] out) {
+        double s1 = 0, s2 = 0;
+        int i = 0, upper = S.loopBound(len);
+        FloatVector m = FloatVector.broadcast(S, mean);
+        while (i < upper) {
+            int end = Math.min(upper, i + BLOCK);
+            FloatVector v1 = FloatVector.zero(S), v2 = v1;
+            for (; i < end; i += S.length()) {
+                FloatVector g = FloatVector.fromArray(S, d, i);
+                v1 = v1.add(g);
+                v2 = g.fma(FloatVector.fromArray(S, x, i).sub(m), v2);
+            }
+            for (int l = 0; l < S.length(); l++) {
+                s1 += v1.lane(l);
+                s2 += v2.lane(l);
+            }
+        }
+        for (; i < len; i++) {
+            s1 += d[i];
+            s2 += (double) d[i] * (x[i] - mean);
+        }
+        out[0] += s1;
+        out[1] += s2;
+    }
+
+    @Override
+    void affine(float[] a, int len, float scale, float shift) {
+        int i = 0;
+        FloatVector sc = FloatVector.broadcast(S, scale), sh = FloatVector.broadcast(S, shift);
+        for (int upper = S.loopBound(len); i < upper; i += S.length()) {
+            FloatVector.fromArray(S, a, i).fma(sc, sh).intoArray(a, i);
+        }
+        for (; i < len; i++) a[i] = Math.fma(a[i], scale, shift);
+    }
+
+    @Override
+    void combine(float[] d, float[] x, int len, float p, float q, float r) {
+        int i = 0;
+        FloatVector pv = FloatVector.broadcast(S, p), qv = FloatVector.broadcast(S, q), rv = FloatVector.broadcast(S, r);
+        for (int upper = S.loopBound(len); i < upper; i += S.length()) {
+            FloatVector.fromArray(S, d, i).fma(pv, FloatVector.fromArray(S, x, i).fma(qv, rv)).intoArray(d, i);
+        }
+        for (; i < len; i++) d[i] = Math.fma(d[i], p, Math.fma(x[i], q, r));
     }
 
     @Override

@@ -62,11 +62,11 @@ public final class BatchNorm2d implements Layer {
     public Tensor forward(Tensor x, StepContext ctx) {
         check(x.shape());
         this.x = x;
-        Tensor y = ctx.allocate(x.shape());
+        Tensor y = ctx.output(x.shape());
         trainedForward = ctx.training();
         if (trainedForward) {
-            saveMean = ctx.allocate(c);
-            saveInvStd = ctx.allocate(c);
+            saveMean = ctx.output(c);
+            saveInvStd = ctx.output(c);
             ctx.backend().batchNormForwardTraining(x, gamma.value(), beta.value(), runningMean.value(), runningVar.value(),
                     momentum, eps, y, saveMean, saveInvStd);
         } else {
@@ -84,9 +84,9 @@ public final class BatchNorm2d implements Layer {
         boolean train = gamma.trainable() || beta.trainable();
         if (!train && !needInputGrad) return null;
         // The backend writes dx, dgamma and dbeta together; frozen weights get scratch space so their gradients stay untouched.
-        Tensor dx = ctx.allocate(x.shape());
-        Tensor dgamma = gamma.trainable() ? gamma.grad() : ctx.allocate(c);
-        Tensor dbeta = beta.trainable() ? beta.grad() : ctx.allocate(c);
+        Tensor dx = ctx.output(x.shape());
+        Tensor dgamma = gamma.trainable() ? gamma.grad() : ctx.output(c);
+        Tensor dbeta = beta.trainable() ? beta.grad() : ctx.output(c);
         ctx.backend().batchNormBackward(x, dy, gamma.value(), saveMean, saveInvStd, dx, dgamma, dbeta);
         return needInputGrad ? dx : null;
     }

@@ -51,7 +51,7 @@ public abstract sealed class Block implements Layer permits DepthwiseSeparable, 
             mask = Masks.bernoulli(ctx, name + ".drop_path", dropPathRate, x.dim(0));
             ctx.backend().multiplyByMask(y, mask, y);
         }
-        Tensor out = ctx.allocate(x.shape());
+        Tensor out = ctx.output(x.shape());
         ctx.backend().add(y, x, out);
         return out;
     }
@@ -60,7 +60,7 @@ public abstract sealed class Block implements Layer permits DepthwiseSeparable, 
     public Tensor backward(Tensor dy, StepContext ctx, boolean needInputGrad) {
         Tensor dBody = dy;
         if (mask != null) {
-            dBody = ctx.allocate(dy.shape());
+            dBody = ctx.output(dy.shape());
             ctx.backend().multiplyByMask(dy, mask, dBody);
         }
         Tensor dx = body.backward(dBody, ctx, needInputGrad);

@@ -54,7 +54,7 @@ public final class Conv2d implements Layer {
     public Tensor forward(Tensor x, StepContext ctx) {
         geometry = geometry(x.shape());
         this.x = x;
-        Tensor y = ctx.allocate(geometry.outputShape());
+        Tensor y = ctx.output(geometry.outputShape());
         ctx.backend().conv2dForward(geometry, x, weight.value(), y);
         return y;
     }
@@ -64,7 +64,7 @@ public final class Conv2d implements Layer {
         if (x == null) throw new IllegalStateException(name + ": backward before forward");
         if (weight.trainable()) ctx.backend().conv2dBackwardFilter(geometry, x, dy, weight.grad());
         if (!needInputGrad) return null;
-        Tensor dx = ctx.allocate(geometry.inputShape());
+        Tensor dx = ctx.output(geometry.inputShape());
         ctx.backend().conv2dBackwardData(geometry, dy, weight.value(), dx);
         return dx;
     }

@@ -35,7 +35,7 @@ public final class Dropout implements Layer {
             return x;
         }
         mask = Masks.bernoulli(ctx, name, p, x.shape());
-        Tensor y = ctx.allocate(x.shape());
+        Tensor y = ctx.output(x.shape());
         ctx.backend().multiplyByMask(x, mask, y);
         return y;
     }
@@ -44,7 +44,7 @@ public final class Dropout implements Layer {
     public Tensor backward(Tensor dy, StepContext ctx, boolean needInputGrad) {
         if (!needInputGrad) return null;
         if (mask == null) return dy;
-        Tensor dx = ctx.allocate(dy.shape());
+        Tensor dx = ctx.output(dy.shape());
         ctx.backend().multiplyByMask(dy, mask, dx);
         return dx;
     }

@@ -177,7 +177,7 @@ public final class EfficientNetB0 implements AutoCloseable {
      * into a new tensor of the step and returns both.
      */
     public Loss loss(Tensor logits, Tensor targets, Tensor labelWeights, StepContext ctx) {
-        Tensor dLogits = ctx.allocate(logits.shape());
+        Tensor dLogits = ctx.output(logits.shape());
         double value = ctx.backend().bceWithLogits(logits, targets, labelWeights, dLogits);
         return new Loss(value, dLogits);
     }

@@ -20,7 +20,7 @@ public final class GlobalAveragePool implements Layer {
     public Tensor forward(Tensor x, StepContext ctx) {
         if (x.rank() != 4) throw new IllegalArgumentException("global_pool: expected [n, c, h, w], got " + x);
         inputShape = x.shape();
-        Tensor y = ctx.allocate(x.dim(0), x.dim(1));
+        Tensor y = ctx.output(x.dim(0), x.dim(1));
         ctx.backend().globalAveragePool(x, y);
         return y;
     }
@@ -29,7 +29,7 @@ public final class GlobalAveragePool implements Layer {
     public Tensor backward(Tensor dy, StepContext ctx, boolean needInputGrad) {
         if (!needInputGrad) return null;
         if (inputShape == null) throw new IllegalStateException("global_pool: backward before forward");
-        Tensor dx = ctx.allocate(inputShape);
+        Tensor dx = ctx.output(inputShape);
         ctx.backend().globalAveragePoolBackward(dy, dx);
         return dx;
     }

@@ -37,7 +37,7 @@ public final class Linear implements Layer {
     public Tensor forward(Tensor x, StepContext ctx) {
         check(x.shape());
         this.x = x;
-        Tensor y = ctx.allocate(x.dim(0), out);
+        Tensor y = ctx.output(x.dim(0), out);
         ctx.backend().linearForward(x, weight.value(), bias.value(), y);
         return y;
     }
@@ -53,9 +53,9 @@ public final class Linear implements Layer {
         boolean train = weight.trainable() || bias.trainable();
         if (!train && !needInputGrad) return null;
         Tensor w = weight.value().reshape(weight.value().dim(0), (int) (weight.size() / weight.value().dim(0)));
-        Tensor dx = needInputGrad ? ctx.allocate(x.shape()) : null;
-        Tensor dw = weight.trainable() ? weight.grad().reshape(w.shape()) : ctx.allocate(w.shape());
-        Tensor db = bias.trainable() ? bias.grad() : ctx.allocate(bias.value().shape());
+        Tensor dx = needInputGrad ? ctx.output(x.shape()) : null;
+        Tensor dw = weight.trainable() ? weight.grad().reshape(w.shape()) : ctx.output(w.shape());
+        Tensor db = bias.trainable() ? bias.grad() : ctx.output(bias.value().shape());
         ctx.backend().linearBackward(x, w, dy, dx, dw, db);
         return dx;
     }

@@ -24,7 +24,7 @@ public final class SiLU implements Layer {
     @Override
     public Tensor forward(Tensor x, StepContext ctx) {
         this.x = x;
-        Tensor y = ctx.allocate(x.shape());
+        Tensor y = ctx.output(x.shape());
         ctx.backend().silu(x, y);
         return y;
     }
@@ -33,7 +33,7 @@ public final class SiLU implements Layer {
     public Tensor backward(Tensor dy, StepContext ctx, boolean needInputGrad) {
         if (!needInputGrad) return null;
         if (x == null) throw new IllegalStateException(name + ": backward before forward");
-        Tensor dx = ctx.allocate(x.shape());
+        Tensor dx = ctx.output(x.shape());
         ctx.backend().siluBackward(x, dy, dx);
         return dx;
     }

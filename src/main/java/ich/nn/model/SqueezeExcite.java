@@ -53,17 +53,17 @@ public final class SqueezeExcite implements Layer {
         int n = x.dim(0);
         var b = ctx.backend();
         this.x = x;
-        pooled = ctx.allocate(n, c);
+        pooled = ctx.output(n, c);
         b.globalAveragePool(x, pooled);
-        z1 = ctx.allocate(n, rd);
+        z1 = ctx.output(n, rd);
         b.linearForward(pooled, reduceWeight.value().reshape(rd, c), reduceBias.value(), z1);
-        a1 = ctx.allocate(n, rd);
+        a1 = ctx.output(n, rd);
         b.silu(z1, a1);
-        Tensor z2 = ctx.allocate(n, c);
+        Tensor z2 = ctx.output(n, c);
         b.linearForward(a1, expandWeight.value().reshape(c, rd), expandBias.value(), z2);
-        s = ctx.allocate(n, c);
+        s = ctx.output(n, c);
         b.sigmoid(z2, s);
-        Tensor y = ctx.allocate(x.shape());
+        Tensor y = ctx.output(x.shape());
         b.scaleChannels(x, s, y);
         return y;
     }
@@ -76,17 +76,17 @@ public final class SqueezeExcite implements Layer {
         // x feeds two paths (the scaling and the squeeze), so both needs are checked before skipping work.
         boolean trainSe = reduceWeight.trainable() || reduceBias.trainable() || expandWeight.trainable() || expandBias.trainable();
         if (!trainSe && !needInputGrad) return null;
-        Tensor dx = ctx.allocate(x.shape());
-        Tensor ds = ctx.allocate(n, c);
+        Tensor dx = ctx.output(x.shape());
+        Tensor ds = ctx.output(n, c);
         b.scaleChannelsBackward(x, s, dy, dx, ds);
-        Tensor dz2 = ctx.allocate(n, c);
+        Tensor dz2 = ctx.output(n, c);
         b.sigmoidBackward(s, ds, dz2);
         Tensor da1 = Linear.linearBackward(ctx, a1, expandWeight, expandBias, dz2, true);
-        Tensor dz1 = ctx.allocate(n, rd);
+        Tensor dz1 = ctx.output(n, rd);
         b.siluBackward(z1, da1, dz1);
         Tensor dPooled = Linear.linearBackward(ctx, pooled, reduceWeight, reduceBias, dz1, needInputGrad);
         if (!needInputGrad) return null;
-        Tensor dxSqueeze = ctx.allocate(x.shape());
+        Tensor dxSqueeze = ctx.output(x.shape());
         b.globalAveragePoolBackward(dPooled, dxSqueeze);
         b.accumulate(dx, dxSqueeze);
         return dx;

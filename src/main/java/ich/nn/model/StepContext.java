@@ -16,18 +16,19 @@ import java.util.SplittableRandom;
  * {@code SplittableRandom(mix(seed, step, fnv1a(name)))}, so a step replays exactly no matter how many other
  * layers drew before it, and resuming a run at step t reproduces the masks of an uninterrupted run.
  *
- * <p>The arena is shared, not confined, because a multi-threaded backend reads and writes activations from its
- * worker threads.
+ * <p>The arena comes from {@link Backend#stepArena}: shared, not confined, because a multi-threaded backend reads
+ * and writes activations from its worker threads, and recycled from step to step where the backend can.
  */
 public final class StepContext implements AutoCloseable {
     private final Backend backend;
     private final boolean training;
     private final long seed;
     private final long step;
-    private final Arena arena = Arena.ofShared();
+    private final Arena arena;
 
     private StepContext(Backend backend, boolean training, long seed, long step) {
         this.backend = backend;
+        this.arena = backend.stepArena();
         this.training = training;
         this.seed = seed;
         this.step = step;
@@ -68,9 +69,17 @@ public final class StepContext implements AutoCloseable {
         return backend.allocate(arena, shape);
     }
 
+    /**
+     * A tensor with unspecified contents that lives until the step ends: for the output of an op that overwrites
+     * it (see the {@link Backend} contract), which need not be zeroed first.
+     */
+    public Tensor output(int... shape) {
+        return backend.allocateUninitialized(arena, shape);
+    }
+
     /** A tensor on the backend's device holding {@code values} (masks built on the host). */
     public Tensor upload(float[] values, int... shape) {
-        Tensor t = allocate(shape);
+        Tensor t = output(shape);
         if (t.isHost()) {
             t.copyFrom(values);
         } else {

@@ -46,6 +46,10 @@ class CpuConvolutionTest {
                 ConvGeometry.square(2, 150, 10, 10, 40, 1, 1, 1),
                 // pointwise with more columns than the GEMM's column block (2048) in one task
                 ConvGeometry.square(1, 3, 96, 96, 5, 1, 1, 1),
+                // pointwise on late-stage planes (3 x 3): the batch's pixels form one matrix, tiles straddle images;
+                // more output than input channels, so the filter gradient is split by rows
+                ConvGeometry.square(7, 12, 3, 3, 40, 1, 1, 1),
+                ConvGeometry.square(5, 70, 2, 3, 9, 1, 1, 1),
                 // 1x1 with stride 2 goes through im2col
                 ConvGeometry.square(2, 6, 9, 8, 7, 1, 2, 1),
                 // depthwise 3x3 and 5x5, stride 1 and 2, odd and even sizes
