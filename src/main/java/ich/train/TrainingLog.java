@@ -135,6 +135,7 @@ public final class TrainingLog {
         plot.setBackgroundPaint(Color.WHITE);
         plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
         plot.setDomainGridlinePaint(Color.LIGHT_GRAY);
+        ((NumberAxis) plot.getRangeAxis()).setAutoRangeIncludesZero(false);
         NumberAxis epochsAxis = (NumberAxis) plot.getDomainAxis();
         epochsAxis.setStandardTickUnits(NumberAxis.createIntegerTickUnits());
         XYLineAndShapeRenderer lines = new XYLineAndShapeRenderer(true, true);
