@@ -52,6 +52,9 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "1", paramLabel = "S", description = "Seed of the data and the run (default ${DEFAULT-VALUE}).")
     long seed;
 
+    @Option(names = "--check", description = "Exit with status 1 unless the held-out weighted log loss is at least 5 % below the prior baseline's (what CI asserts).")
+    boolean check;
+
     @Option(names = "--overwrite", description = "Replace the results of an earlier demo in DIR.")
     boolean overwrite;
 
@@ -105,6 +108,11 @@ final class DemoCommand implements Callable<Integer> {
         System.out.println("  curves      " + run.resolve("curves.png"));
         System.out.println("  metrics     " + run.resolve("metrics.csv"));
         System.out.println("  submission  " + submission + " (per_image.csv, per_study.csv, errors.csv beside it)");
+        if (check && !(summary.model().weightedLogLoss() <= 0.95 * summary.prior().weightedLogLoss())) {
+            System.err.printf(Locale.ROOT, "ich demo: --check failed: weighted log loss %.4f is not 5 %% below the prior's %.4f%n",
+                    summary.model().weightedLogLoss(), summary.prior().weightedLogLoss());
+            return 1;
+        }
         return 0;
     }
 

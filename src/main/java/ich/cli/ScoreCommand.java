@@ -42,7 +42,8 @@ final class ScoreCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, paramLabel = "CSV", description = "The submission to write; the reports go beside it.")
     Path out;
 
-    @Option(names = "--engine", paramLabel = "NAME", description = "onnxruntime or java (default: onnxruntime for .onnx, java for a checkpoint).")
+    @Option(names = "--engine", paramLabel = "NAME",
+            description = "onnxruntime (default; a checkpoint is exported to ONNX in memory first) or java (our engine, checkpoints only).")
     String engine;
 
     @Option(names = "--tta", paramLabel = "flip", description = "Test-time augmentation: flip also scores the mirrored image and averages.")
@@ -69,7 +70,7 @@ final class ScoreCommand implements Callable<Integer> {
         if (tta != null && !tta.equals("flip")) return fail("--tta takes flip, not " + tta);
         if (!Files.isRegularFile(model)) return fail("no model file " + model);
         boolean onnx = model.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".onnx");
-        String chosen = engine != null ? engine : onnx ? "onnxruntime" : "java";
+        String chosen = engine != null ? engine : "onnxruntime";
         List<Path> files;
         try {
             files = inputs.images != null ? listImages(inputs.images) : listFile(inputs.list);
@@ -101,12 +102,25 @@ final class ScoreCommand implements Callable<Integer> {
                 if (onnx) throw new IllegalArgumentException("--engine java scores a checkpoint (.safetensors), not an ONNX file");
                 yield EngineScorer.open(model, threads);
             }
-            case "onnxruntime" -> {
-                if (!onnx) throw new IllegalArgumentException("--engine onnxruntime runs an exported model (.onnx); export one with ich export onnx");
-                yield ich.infer.OnnxRuntimeModel.open(model, threads);
-            }
+            case "onnxruntime" -> onnx ? ich.infer.OnnxRuntimeModel.open(model, threads) : checkpointInOnnxRuntime(threads);
             default -> throw new IllegalArgumentException("unknown --engine " + name + " (onnxruntime or java)");
         };
+    }
+
+    /** A checkpoint exported to ONNX in memory (as `ich export onnx` would write it) and run by ONNX Runtime. */
+    private Scorer checkpointInOnnxRuntime(int threads) throws IOException {
+        try (ich.nn.Backend host = new ich.nn.cpu.CpuBackend(1); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            ich.nn.io.Checkpoint.Contents contents = ich.nn.io.Checkpoint.read(model, arena);
+            try (ich.nn.model.EfficientNetB0 b0 = new ich.nn.model.EfficientNetB0(host, ich.nn.model.EfficientNetB0.Config.defaults())) {
+                var report = b0.load(contents.model());
+                if (!report.missing().isEmpty() || !report.misShaped().isEmpty() || !report.unexpected().isEmpty()) {
+                    throw new IOException(model + ": not an EfficientNet-B0 checkpoint of this project: " + report);
+                }
+                byte[] bytes = ich.nn.io.onnx.EfficientNetOnnx.export(b0, true, Main.version(),
+                        EngineScorer.imageSizeOf(contents.state().config())).toByteArray();
+                return ich.infer.OnnxRuntimeModel.open(bytes, model, threads);
+            }
+        }
     }
 
     static List<Path> listImages(Path dir) throws IOException {

@@ -81,8 +81,19 @@ public final class OnnxRuntimeModel implements Scorer {
      *                physical core)
      */
     public static OnnxRuntimeModel open(Path file, int threads) throws IOException {
-        if (threads < 0) throw new IllegalArgumentException("threads must be >= 0, not " + threads);
         if (!Files.isRegularFile(file)) throw new NoSuchFileException(file.toString(), null, "no such ONNX model file");
+        return open(file, null, threads);
+    }
+
+    /**
+     * A model held in memory (e.g. exported from a checkpoint on the fly); {@code source} names it in messages.
+     */
+    public static OnnxRuntimeModel open(byte[] model, Path source, int threads) throws IOException {
+        return open(source, model, threads);
+    }
+
+    private static OnnxRuntimeModel open(Path file, byte[] bytes, int threads) throws IOException {
+        if (threads < 0) throw new IllegalArgumentException("threads must be >= 0, not " + threads);
         OrtEnvironment env = OrtEnvironment.getEnvironment();
         try (OrtSession.SessionOptions options = new OrtSession.SessionOptions()) {
             options.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
@@ -90,7 +101,7 @@ public final class OnnxRuntimeModel implements Scorer {
             // One graph, run as a chain: a second pool of inter-op threads would only compete for the cores.
             options.setInterOpNumThreads(1);
             options.setExecutionMode(OrtSession.SessionOptions.ExecutionMode.SEQUENTIAL);
-            OrtSession session = env.createSession(file.toString(), options);
+            OrtSession session = bytes != null ? env.createSession(bytes, options) : env.createSession(file.toString(), options);
             try {
                 return new OnnxRuntimeModel(file, env, session);
             } catch (IOException | RuntimeException e) {
