@@ -136,7 +136,7 @@ public final class CpuBackend implements Backend {
         if (pointwise && groups == 1) {
             // Y[k, n hw] = W[k, c] X[c, n hw], the batch's pixels side by side as columns.
             Mat a = Mat.of(wa, 0, crs, 1);
-            Mat b = Mat.batched(x.data(), 0, hw, 1, hw, (long) g.c() * hw);
+            Mat b = Mat.batchedColumns(x.data(), hw, hw, (long) g.c() * hw);
             batchedColumns(g.n() * hw, (j0, nc, sc) -> {
                 float[] out = sc.get(Scratch.OUT, g.k() * nc);
                 gemm.multiply(g.k(), nc, g.c(), a, b.from(0, j0), out, 0, nc, false, sc);
@@ -184,7 +184,7 @@ public final class CpuBackend implements Backend {
         if (pointwise(g) && groups == 1) {
             // dX[c, n hw] = W^T[c, k] dY[k, n hw].
             Mat a = Mat.of(wa, 0, 1, crs);
-            Mat b = Mat.batched(dy.data(), 0, pq, 1, pq, (long) g.k() * pq);
+            Mat b = Mat.batchedColumns(dy.data(), pq, pq, (long) g.k() * pq);
             batchedColumns(g.n() * hw, (j0, nc, sc) -> {
                 float[] out = sc.get(Scratch.OUT, g.c() * nc);
                 gemm.multiply(g.c(), nc, g.k(), a, b.from(0, j0), out, 0, nc, false, sc);
@@ -320,8 +320,8 @@ public final class CpuBackend implements Backend {
         int k = g.k(), c = g.c(), hw = g.h() * g.w(), depth = g.n() * hw;
         boolean transposed = k > c;
         int m = transposed ? c : k, n = transposed ? k : c;
-        Mat dyRows = Mat.batched(dy.data(), 0, hw, 1, hw, (long) k * hw), xRows = Mat.batched(x.data(), 0, hw, 1, hw, (long) c * hw);
-        Mat dyCols = Mat.batched(dy.data(), 0, 1, hw, hw, (long) k * hw), xCols = Mat.batched(x.data(), 0, 1, hw, hw, (long) c * hw);
+        Mat dyRows = Mat.batchedColumns(dy.data(), hw, hw, (long) k * hw), xRows = Mat.batchedColumns(x.data(), hw, hw, (long) c * hw);
+        Mat dyCols = Mat.batchedRows(dy.data(), hw, hw, (long) k * hw), xCols = Mat.batchedRows(x.data(), hw, hw, (long) c * hw);
         Mat a = transposed ? xRows : dyRows, b = transposed ? dyCols : xCols;
         float[] sum = new float[m * n];
         int nr = gemm.kernel().nr();

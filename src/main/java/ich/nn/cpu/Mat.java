@@ -15,35 +15,39 @@ import java.lang.foreign.MemorySegment;
  * layers (3 x 3 pixels at 96 px input) still fill whole register tiles.
  */
 record Mat(float[] array, MemorySegment segment, long offset, int rowStride, int colStride, int split, long splitStride,
-           int first) {
+           int first, boolean splitColumns) {
 
     static Mat of(float[] array, long offset, int rowStride, int colStride) {
-        return new Mat(array, null, offset, rowStride, colStride, 0, 0, 0);
+        return new Mat(array, null, offset, rowStride, colStride, 0, 0, 0, false);
     }
 
     static Mat of(MemorySegment segment, long offset, int rowStride, int colStride) {
-        return new Mat(null, segment, offset, rowStride, colStride, 0, 0, 0);
+        return new Mat(null, segment, offset, rowStride, colStride, 0, 0, 0, false);
     }
 
     /**
-     * The pixels of a batch as one matrix: along the unit-stride axis (columns when {@code colStride == 1}, else
-     * rows) image b's {@code split} pixels start {@code b * splitStride} floats after image 0's.
+     * The pixels of a batch as the columns of one matrix [rows, n * split]: image b's {@code split} pixels start
+     * {@code b * splitStride} floats after image 0's; within an image a column is one float on.
      */
-    static Mat batched(MemorySegment segment, long offset, int rowStride, int colStride, int split, long splitStride) {
-        if (rowStride != 1 && colStride != 1) throw new IllegalArgumentException("a batched view needs a unit-stride axis");
-        return new Mat(null, segment, offset, rowStride, colStride, split, splitStride, 0);
+    static Mat batchedColumns(MemorySegment segment, int rowStride, int split, long splitStride) {
+        return new Mat(null, segment, 0, rowStride, 1, split, splitStride, 0, true);
+    }
+
+    /** The transposed view: the batch's pixels as rows [n * split, cols], a column {@code colStride} floats on. */
+    static Mat batchedRows(MemorySegment segment, int colStride, int split, long splitStride) {
+        return new Mat(null, segment, 0, 1, colStride, split, splitStride, 0, false);
     }
 
     /** The same matrix without its first {@code rows} rows and {@code cols} columns. */
     Mat from(int rows, int cols) {
-        if (split == 0) return new Mat(array, segment, offset + (long) rows * rowStride + (long) cols * colStride, rowStride, colStride, 0, 0, 0);
-        if (colStride == 1) return new Mat(array, segment, offset + (long) rows * rowStride, rowStride, colStride, split, splitStride, first + cols);
-        return new Mat(array, segment, offset + (long) cols * colStride, rowStride, colStride, split, splitStride, first + rows);
+        if (split == 0) return new Mat(array, segment, offset + (long) rows * rowStride + (long) cols * colStride, rowStride, colStride, 0, 0, 0, false);
+        if (splitColumns) return new Mat(array, segment, offset + (long) rows * rowStride, rowStride, colStride, split, splitStride, first + cols, true);
+        return new Mat(array, segment, offset + (long) cols * colStride, rowStride, colStride, split, splitStride, first + rows, false);
     }
 
     private long at(int i, int j) {
         if (split == 0) return offset + (long) i * rowStride + (long) j * colStride;
-        if (colStride == 1) {
+        if (splitColumns) {
             int t = first + j;
             return offset + (long) i * rowStride + (long) (t / split) * splitStride + t % split;
         }
@@ -59,7 +63,7 @@ record Mat(float[] array, MemorySegment segment, long offset, int rowStride, int
     /** Copies {@code count} consecutive elements of row i from column j on; needs colStride 1. */
     void copyRow(int i, int j, float[] dst, int dstOffset, int count) {
         while (count > 0) {
-            int run = split == 0 ? count : Math.min(count, split - (first + j) % split);
+            int run = split == 0 || !splitColumns ? count : Math.min(count, split - (first + j) % split);
             copy(at(i, j), dst, dstOffset, run);
             j += run;
             dstOffset += run;
@@ -70,7 +74,7 @@ record Mat(float[] array, MemorySegment segment, long offset, int rowStride, int
     /** Copies {@code count} consecutive elements of column j from row i on; needs rowStride 1. */
     void copyColumn(int i, int j, float[] dst, int dstOffset, int count) {
         while (count > 0) {
-            int run = split == 0 ? count : Math.min(count, split - (first + i) % split);
+            int run = split == 0 || splitColumns ? count : Math.min(count, split - (first + i) % split);
             copy(at(i, j), dst, dstOffset, run);
             i += run;
             dstOffset += run;

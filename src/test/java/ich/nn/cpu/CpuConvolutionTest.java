@@ -50,6 +50,9 @@ class CpuConvolutionTest {
                 // more output than input channels, so the filter gradient is split by rows
                 ConvGeometry.square(7, 12, 3, 3, 40, 1, 1, 1),
                 ConvGeometry.square(5, 70, 2, 3, 9, 1, 1, 1),
+                // 1 x 1 planes (the last stages at a small input): rows and columns of the batched views both have stride 1
+                ConvGeometry.square(6, 40, 1, 1, 24, 1, 1, 1),
+                ConvGeometry.square(6, 24, 1, 1, 40, 1, 1, 1),
                 // 1x1 with stride 2 goes through im2col
                 ConvGeometry.square(2, 6, 9, 8, 7, 1, 2, 1),
                 // depthwise 3x3 and 5x5, stride 1 and 2, odd and even sizes
