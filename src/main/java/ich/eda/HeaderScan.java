@@ -13,10 +13,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
 
 /**
@@ -76,24 +72,7 @@ public final class HeaderScan {
     /** Lists and reads the headers under {@code root} on {@code threads} threads. */
     public static Result scan(Path root, int threads) throws IOException, InterruptedException {
         List<Path> files = list(root);
-        Outcome[] results = new Outcome[files.size()];
-        AtomicInteger next = new AtomicInteger();
-        int workers = Math.max(1, Math.min(threads, files.size()));
-        try (ExecutorService pool = Executors.newFixedThreadPool(workers)) {
-            List<Future<?>> jobs = new ArrayList<>();
-            for (int w = 0; w < workers; w++) {
-                jobs.add(pool.submit(() -> {
-                    for (int i; (i = next.getAndIncrement()) < results.length; ) results[i] = read(files.get(i));
-                }));
-            }
-            for (Future<?> job : jobs) {
-                try {
-                    job.get();
-                } catch (java.util.concurrent.ExecutionException e) {
-                    throw new IllegalStateException("header scan failed: " + e.getCause(), e.getCause());
-                }
-            }
-        }
+        List<Outcome> results = ich.io.Parallel.map(files, threads, HeaderScan::read);
         List<FileFacts> read = new ArrayList<>();
         List<Unreadable> unreadable = new ArrayList<>();
         for (Outcome r : results) {

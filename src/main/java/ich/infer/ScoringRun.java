@@ -2,6 +2,7 @@ package ich.infer;
 
 import ich.eda.HeaderScan;
 import ich.io.AtomicFile;
+import ich.io.Csv;
 import ich.labels.Predictions;
 import ich.labels.Submission;
 import ich.labels.SubmissionCsv;

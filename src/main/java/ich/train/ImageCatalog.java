@@ -9,10 +9,6 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The identity of each image file (patient, study, series, slice position) from its header alone, read in
@@ -50,24 +46,7 @@ public final class ImageCatalog {
 
     /** Reads the headers of {@code files} on {@code threads} threads; the result keeps the order of the list. */
     public static Result scan(List<Path> files, int threads) throws InterruptedException {
-        Object[] results = new Object[files.size()];
-        AtomicInteger next = new AtomicInteger();
-        int workers = Math.max(1, Math.min(threads, files.size()));
-        try (ExecutorService pool = Executors.newFixedThreadPool(workers)) {
-            List<Future<?>> jobs = new ArrayList<>();
-            for (int t = 0; t < workers; t++) {
-                jobs.add(pool.submit(() -> {
-                    for (int i; (i = next.getAndIncrement()) < results.length; ) results[i] = read(files.get(i));
-                }));
-            }
-            for (Future<?> job : jobs) {
-                try {
-                    job.get();
-                } catch (java.util.concurrent.ExecutionException e) {
-                    throw new IllegalStateException("header scan failed: " + e.getCause(), e.getCause());
-                }
-            }
-        }
+        List<Object> results = ich.io.Parallel.map(files, threads, ImageCatalog::read);
         List<Image> images = new ArrayList<>();
         List<Unreadable> unreadable = new ArrayList<>();
         for (Object r : results) {

@@ -380,13 +380,10 @@ public final class Trainer {
         List<String> lines = new ArrayList<>();
         lines.add("image,file,reason");
         for (TrainingData.Problem p : problems) {
-            lines.add(csv(p.imageId()) + "," + csv(p.file() == null ? "" : p.file().toString()) + "," + csv(p.reason()));
+            lines.add(ich.io.Csv.cell(p.imageId()) + "," + ich.io.Csv.cell(p.file() == null ? "" : p.file().toString()) + ","
+                    + ich.io.Csv.cell(p.reason()));
         }
         ich.io.AtomicFile.write(file, false, ch -> ch.write(java.nio.ByteBuffer.wrap((String.join("\n", lines) + "\n").getBytes(StandardCharsets.UTF_8))));
     }
 
-    private static String csv(String s) {
-        s = s.replace('\n', ' ').replace('\r', ' ');
-        return s.indexOf(',') >= 0 || s.indexOf('"') >= 0 ? '"' + s.replace("\"", "\"\"") + '"' : s;
-    }
 }

@@ -1,10 +1,10 @@
-package ich.infer;
+package ich.io;
 
 /** RFC 4180 quoting for the free-text cells (paths, error messages) of the reports. */
-final class Csv {
+public final class Csv {
     private Csv() {}
 
-    static String cell(String s) {
+    public static String cell(String s) {
         if (s == null) return "";
         // One record per line keeps the reports greppable: a multi-line message becomes one line.
         s = s.replace("\r\n", " ").replace('\n', ' ').replace('\r', ' ');
@@ -13,7 +13,7 @@ final class Csv {
     }
 
     /** Splits one line written by {@link #cell}: quoted cells may hold commas and doubled quotes (no newlines). */
-    static java.util.List<String> split(String line) {
+    public static java.util.List<String> split(String line) {
         java.util.List<String> cells = new java.util.ArrayList<>();
         StringBuilder cur = new StringBuilder();
         boolean quoted = false;
