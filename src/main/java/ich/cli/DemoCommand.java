@@ -46,7 +46,7 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--image-size", defaultValue = "96", paramLabel = "S", description = "Model input size (default ${DEFAULT-VALUE}).")
     int imageSize;
 
-    @Option(names = "--epochs", defaultValue = "8", paramLabel = "E", description = "Whole-network epochs after the frozen one (default ${DEFAULT-VALUE}).")
+    @Option(names = "--epochs", defaultValue = "14", paramLabel = "E", description = "Whole-network epochs after the frozen one (default ${DEFAULT-VALUE}).")
     int epochs;
 
     @Option(names = "--seed", defaultValue = "1", paramLabel = "S", description = "Seed of the data and the run (default ${DEFAULT-VALUE}).")
