@@ -11,7 +11,7 @@ import java.util.Properties;
         description = "Intracranial hemorrhage detection on head-CT DICOM slices.",
         subcommands = {InfoCommand.class, DicomCommand.class, LabelsCommand.class, SynthCommand.class, EdaCommand.class,
                 PreviewCommand.class, EvaluateCommand.class, ModelCommand.class, TrainCommand.class, ScoreCommand.class,
-                BenchCommand.class, CommandLine.HelpCommand.class})
+                BenchCommand.class, ExportCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
