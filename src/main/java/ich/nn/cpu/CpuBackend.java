@@ -13,7 +13,8 @@ import java.util.concurrent.ForkJoinTask;
 /**
  * The reference backend: every op of {@link Backend} on the CPU, multi-threaded over images, channels or
  * element ranges. Convolutions are GEMMs ({@link Sgemm}): 1x1 stride-1 convolutions (most of EfficientNet's
- * multiply-adds) multiply the weights with the input as it lies in memory; other shapes go through im2col
+ * multiply-adds) multiply the weights with the pixels of the whole batch as one matrix, read in place (so a
+ * 3 x 3 late-stage plane still fills register tiles); other shapes go through im2col
  * (one column range of one image at a time, so the buffer stays small); depthwise convolutions have their own
  * kernel ({@link Depthwise}).
  *
