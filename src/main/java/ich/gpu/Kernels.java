@@ -13,6 +13,8 @@ import java.util.Optional;
 public final class Kernels {
     /** Class-path resource of the preprocessing kernels' fatbin. */
     public static final String PREPROCESS_FATBIN = "/ich/gpu/kernels/preprocess.fatbin";
+    /** Class-path resource of the training kernels' fatbin (cuda/nn.cu; see {@link NnKernels}). */
+    public static final String NN_FATBIN = "/ich/gpu/kernels/nn.fatbin";
     /** Why {@link #preprocessFatbin()} is empty. */
     public static final String NOT_BUILT = "kernels were not built (no nvcc at build time)";
     /** First four bytes of a fatbin, read little-endian. */
@@ -36,6 +38,11 @@ public final class Kernels {
     /** The preprocessing fatbin's bytes, or empty ({@link #NOT_BUILT}) when the build had no nvcc. */
     public static Optional<byte[]> preprocessFatbin() {
         return resource(PREPROCESS_FATBIN);
+    }
+
+    /** The training kernels' fatbin, or empty ({@link #NOT_BUILT}) when the build had no nvcc. */
+    public static Optional<byte[]> nnFatbin() {
+        return resource(NN_FATBIN);
     }
 
     static Optional<byte[]> resource(String name) {

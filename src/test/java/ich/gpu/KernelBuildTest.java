@@ -146,6 +146,36 @@ class KernelBuildTest {
         }
     }
 
+    /**
+     * The training kernels (cuda/nn.cu): nn.fatbin is built into target/classes beside the preprocessing one, with
+     * the same targets, and every entry point {@link NnKernels} launches is declared {@code extern "C"} in the source
+     * and has its code section ({@code .text.<name>}, NUL-terminated, so a name that is a prefix of another does
+     * not pass by accident) in the fatbin's ELF images.
+     */
+    @Test
+    void nnFatbinIsBuiltWithEveryEntryPointTheJavaSideLaunches() throws IOException {
+        fatbin(); // the same skips: no nvcc, kernels skipped, no cmake
+        Path built = Paths.get("target", "classes").resolve(Kernels.NN_FATBIN.substring(1));
+        assertTrue(Files.isRegularFile(built), "nvcc is " + nvcc.get() + " but " + built + " was not built");
+        byte[] f = Kernels.nnFatbin().orElseThrow(() -> new AssertionError(Kernels.NN_FATBIN + " is not on the class path"));
+        assertEquals(Kernels.FATBIN_MAGIC, ByteBuffer.wrap(f).order(ByteOrder.LITTLE_ENDIAN).getInt(0), "nn.fatbin magic");
+        List<Entry> entries = entries(f);
+        assertTrue(entries.contains(new Entry(2, 80)) && entries.contains(new Entry(2, 90)) && entries.contains(new Entry(1, 90)),
+                "nn.fatbin lacks sm_80 / sm_90 SASS or compute_90 PTX: " + entries);
+
+        String text = new String(f, StandardCharsets.ISO_8859_1);
+        String source = Files.readString(Paths.get("cuda", "nn.cu"));
+        for (String name : NnKernels.ENTRY_POINTS) {
+            assertTrue(source.contains("extern \"C\" __global__ void " + name + "("), "cuda/nn.cu does not define " + name);
+            assertTrue(text.contains(".text." + name + "\0"), "no code for " + name + " in nn.fatbin");
+        }
+        assertEquals(NnKernels.ENTRY_POINTS.size(), NnKernels.ENTRY_POINTS.stream().distinct().count(), "duplicate entry points");
+        // every kernel in the source is one the Java side knows, so none is compiled and forgotten
+        var defined = java.util.regex.Pattern.compile("__global__ void (ich_nn_\\w+)\\(").matcher(source).results()
+                .map(r -> r.group(1)).sorted().toList();
+        assertEquals(NnKernels.ENTRY_POINTS.stream().sorted().toList(), defined, "kernels in cuda/nn.cu vs NnKernels.ENTRY_POINTS");
+    }
+
     @Test
     void shadedJarCarriesTheFatbin() throws IOException {
         fatbin();
