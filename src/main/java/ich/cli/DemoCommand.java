@@ -1,12 +1,8 @@
 package ich.cli;
 
 import ich.labels.LabelCsv;
-import ich.labels.LabelTable;
-import ich.labels.Predictions;
 import ich.labels.SubmissionCsv;
 import ich.labels.Subtype;
-import ich.metrics.Evaluation;
-import ich.metrics.Metrics;
 import ich.synth.SynthDataset;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -97,7 +93,7 @@ final class DemoCommand implements Callable<Integer> {
                 "--prior-from", trainLabels.toString());
         if (rc != 0) return rc;
         double minutes = (System.nanoTime() - start) / 60e9;
-        Summary summary = summarize(submission, labels, trainLabels);
+        EvaluateCommand.Comparison summary = summarize(submission, labels, trainLabels);
         String head = String.format(Locale.ROOT, "ich demo: %d synthetic studies x %d slices, EfficientNet-B0 at %dx%d, %d+1 epochs, %.1f minutes%n%n",
                 studies, slices, imageSize, imageSize, epochs, minutes);
         Files.writeString(out.resolve("report.txt"), head + report, StandardCharsets.UTF_8);
@@ -116,23 +112,9 @@ final class DemoCommand implements Callable<Integer> {
         return 0;
     }
 
-    record Summary(Evaluation model, Evaluation prior) {}
-
-    static Summary summarize(Path submission, Path labels, Path trainLabels) throws IOException {
-        Predictions p = SubmissionCsv.read(submission).predictions();
-        LabelTable truth = LabelCsv.read(labels), train = LabelCsv.read(trainLabels);
-        int n = truth.images(), k = Subtype.COUNT;
-        float[] prob = new float[n * k], y = new float[n * k];
-        double[] prevalence = new double[k];
-        for (Subtype s : Subtype.values()) prevalence[s.ordinal()] = (double) train.positives(s) / train.images();
-        for (int i = 0; i < n; i++) {
-            int image = p.indexOf(truth.imageId(i));
-            for (Subtype s : Subtype.values()) {
-                prob[i * k + s.ordinal()] = p.probability(image, s);
-                y[i * k + s.ordinal()] = truth.label(i, s);
-            }
-        }
-        return new Summary(Metrics.evaluate(prob, y, n), Metrics.prior(prevalence, y, n));
+    /** The evaluate step's numbers, for the summary (the step itself prints them as text). */
+    static EvaluateCommand.Comparison summarize(Path submission, Path labels, Path trainLabels) throws IOException {
+        return EvaluateCommand.compare(SubmissionCsv.read(submission).predictions(), LabelCsv.read(labels), LabelCsv.read(trainLabels));
     }
 
     private static int step(String title, String... args) {

@@ -67,6 +67,23 @@ final class EvaluateCommand implements Callable<Integer> {
         String mismatch = mismatch(predicted, truth);
         if (mismatch != null) return fail(err, 1, mismatch);
 
+        Comparison c = compare(predicted, truth, prior);
+        Evaluation model = c.model(), baseline = c.prior();
+        double[] prevalence = c.prevalence();
+        String priorSource = priorFrom == null
+                ? "the evaluated labels' own prevalence (" + labels + "; optimistic: pass --prior-from TRAIN_LABELS for a fair baseline)"
+                : "the prevalence of " + priorFrom + " (" + prior.images() + " images)";
+        out.print(json ? json(model, baseline, prevalence, priorFrom == null ? labels : priorFrom, priorFrom == null) + "\n"
+                : text(model, baseline, prevalence, priorSource));
+        out.flush();
+        return 0;
+    }
+
+    /** The predictions' evaluation and the prior baseline's, predicting {@code prevalence} (from the prior table). */
+    record Comparison(Evaluation model, Evaluation prior, double[] prevalence) {}
+
+    /** Evaluates {@code predicted} (which must cover every image of {@code truth}) against the prior of {@code prior}. */
+    static Comparison compare(Predictions predicted, LabelTable truth, LabelTable prior) {
         int n = truth.images();
         float[] p = new float[n * Subtype.COUNT], y = new float[n * Subtype.COUNT];
         for (int i = 0; i < n; i++) {
@@ -78,15 +95,7 @@ final class EvaluateCommand implements Callable<Integer> {
         }
         double[] prevalence = new double[Subtype.COUNT];
         for (Subtype s : Subtype.values()) prevalence[s.ordinal()] = (double) prior.positives(s) / prior.images();
-        Evaluation model = Metrics.evaluate(p, y, n);
-        Evaluation baseline = Metrics.prior(prevalence, y, n);
-        String priorSource = priorFrom == null
-                ? "the evaluated labels' own prevalence (" + labels + "; optimistic: pass --prior-from TRAIN_LABELS for a fair baseline)"
-                : "the prevalence of " + priorFrom + " (" + prior.images() + " images)";
-        out.print(json ? json(model, baseline, prevalence, priorFrom == null ? labels : priorFrom, priorFrom == null) + "\n"
-                : text(model, baseline, prevalence, priorSource));
-        out.flush();
-        return 0;
+        return new Comparison(Metrics.evaluate(p, y, n), Metrics.prior(prevalence, y, n), prevalence);
     }
 
     /** Null when both name the same images, else the message listing those missing from either side. */

@@ -1,11 +1,9 @@
 package ich.cli;
 
-import ich.nn.Tensor;
 import ich.nn.io.Checkpoint;
 import ich.nn.io.onnx.EfficientNetOnnx;
 import ich.nn.io.onnx.OnnxGraphBuilder;
 import ich.nn.model.EfficientNetB0;
-import ich.nn.model.LoadReport;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -51,30 +49,20 @@ final class ExportCommand implements Runnable {
             PrintWriter stdout = spec.commandLine().getOut(), err = spec.commandLine().getErr();
             try (Arena arena = Arena.ofConfined()) {
                 Checkpoint.Contents contents = Checkpoint.read(checkpoint, arena);
-                Tensor classifier = contents.model().get("classifier.weight");
-                if (classifier == null || classifier.rank() != 2) {
-                    err.println("ich export onnx: " + checkpoint + ": no classifier.weight [classes, 1280]; not an EfficientNet-B0 checkpoint");
-                    err.flush();
-                    return 1;
-                }
-                EfficientNetB0.Config d = EfficientNetB0.Config.defaults();
-                EfficientNetB0.Config config = new EfficientNetB0.Config(classifier.dim(0), d.dropRate(), d.dropPathRate(), d.bnMomentum(), d.bnEps());
-                try (EfficientNetB0 model = EfficientNetB0.onHost(config)) {
-                    LoadReport report = model.load(contents.model());
-                    if (!report.exact()) {
-                        err.println("ich export onnx: " + checkpoint + ": the weights do not fit EfficientNet-B0: " + report.describe());
-                        err.flush();
-                        return 1;
-                    }
+                try (EfficientNetB0 model = EfficientNetB0.fromStateDict(null, contents.model(), checkpoint.toString())) {
                     Path parent = out.toAbsolutePath().getParent();
                     if (parent != null) Files.createDirectories(parent);
                     EfficientNetOnnx.write(model, !keepBatchNorm, Main.version(),
                             ich.infer.EngineScorer.imageSizeOf(contents.state().config()), out);
-                    stdout.printf("%s: EfficientNet-B0, %d classes, opset %d, batch norm %s, %,d bytes%n", out, config.numClasses(),
+                    stdout.printf("%s: EfficientNet-B0, %d classes, opset %d, batch norm %s, %,d bytes%n", out, model.config().numClasses(),
                             OnnxGraphBuilder.OPSET, keepBatchNorm ? "kept" : "folded", Files.size(out));
                     stdout.flush();
                     return 0;
                 }
+            } catch (IllegalArgumentException e) {
+                err.println("ich export onnx: " + e.getMessage());
+                err.flush();
+                return 1;
             } catch (NoSuchFileException e) {
                 err.println("ich export onnx: " + e.getFile() + ": no such file");
                 err.flush();

@@ -53,8 +53,7 @@ final class ModelCommand implements Runnable {
                 err.flush();
                 return 2;
             }
-            EfficientNetB0.Config d = EfficientNetB0.Config.defaults();
-            try (EfficientNetB0 model = EfficientNetB0.onHost(new EfficientNetB0.Config(classes, d.dropRate(), d.dropPathRate(), d.bnMomentum(), d.bnEps()))) {
+            try (EfficientNetB0 model = EfficientNetB0.onHost(EfficientNetB0.Config.defaults().withClasses(classes))) {
                 if (freezeBackbone) model.freezeBackbone();
                 out.print(text(model, batch, size));
             }
@@ -89,8 +88,7 @@ final class ModelCommand implements Runnable {
                 err.flush();
                 return 2;
             }
-            EfficientNetB0.Config d = EfficientNetB0.Config.defaults();
-            EfficientNetB0.Config config = new EfficientNetB0.Config(classes, d.dropRate(), d.dropPathRate(), d.bnMomentum(), d.bnEps());
+            EfficientNetB0.Config config = EfficientNetB0.Config.defaults().withClasses(classes);
             try (EfficientNetB0 model = EfficientNetB0.onHost(config)) {
                 model.initialize(seed);
                 String json = String.format("{\"model\":\"efficientnet_b0\",\"num_classes\":%d,\"init\":\"timm _init_weight_goog\",\"init_seed\":%d}",

@@ -1,6 +1,5 @@
 package ich.cli;
 
-import ich.eda.HeaderScan;
 import ich.infer.EngineScorer;
 import ich.infer.Scorer;
 import ich.infer.ScoringRun;
@@ -109,13 +108,9 @@ final class ScoreCommand implements Callable<Integer> {
 
     /** A checkpoint exported to ONNX in memory (as `ich export onnx` would write it) and run by ONNX Runtime. */
     private Scorer checkpointInOnnxRuntime(int threads) throws IOException {
-        try (ich.nn.Backend host = new ich.nn.cpu.CpuBackend(1); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
             ich.nn.io.Checkpoint.Contents contents = ich.nn.io.Checkpoint.read(model, arena);
-            try (ich.nn.model.EfficientNetB0 b0 = new ich.nn.model.EfficientNetB0(host, ich.nn.model.EfficientNetB0.Config.defaults())) {
-                var report = b0.load(contents.model());
-                if (!report.missing().isEmpty() || !report.misShaped().isEmpty() || !report.unexpected().isEmpty()) {
-                    throw new IOException(model + ": not an EfficientNet-B0 checkpoint of this project: " + report);
-                }
+            try (ich.nn.model.EfficientNetB0 b0 = ich.nn.model.EfficientNetB0.fromStateDict(null, contents.model(), model.toString())) {
                 byte[] bytes = ich.nn.io.onnx.EfficientNetOnnx.export(b0, true, Main.version(),
                         EngineScorer.imageSizeOf(contents.state().config())).toByteArray();
                 return ich.infer.OnnxRuntimeModel.open(bytes, model, threads);
@@ -125,7 +120,7 @@ final class ScoreCommand implements Callable<Integer> {
 
     static List<Path> listImages(Path dir) throws IOException {
         if (!Files.isDirectory(dir)) throw new IOException("no folder " + dir);
-        return HeaderScan.list(dir).stream().filter(p -> !p.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".csv")).toList();
+        return ich.train.ImageCatalog.files(dir);
     }
 
     static List<Path> listFile(Path list) throws IOException {

@@ -5,7 +5,6 @@ import ich.nn.Tensor;
 import ich.nn.cpu.CpuBackend;
 import ich.nn.io.Checkpoint;
 import ich.nn.model.EfficientNetB0;
-import ich.nn.model.LoadReport;
 import ich.nn.model.StepContext;
 
 import java.io.IOException;
@@ -31,12 +30,7 @@ public final class EngineScorer implements Scorer {
         Backend backend = new CpuBackend(threads);
         try (Arena arena = Arena.ofConfined()) {
             Checkpoint.Contents contents = Checkpoint.read(checkpoint, arena);
-            EfficientNetB0 model = new EfficientNetB0(backend, EfficientNetB0.Config.defaults());
-            LoadReport report = model.load(contents.model());
-            if (!report.missing().isEmpty() || !report.misShaped().isEmpty() || !report.unexpected().isEmpty()) {
-                model.close();
-                throw new IOException(checkpoint + ": not an EfficientNet-B0 checkpoint of this project: " + report);
-            }
+            EfficientNetB0 model = EfficientNetB0.fromStateDict(backend, contents.model(), checkpoint.toString());
             return new EngineScorer(backend, model, imageSizeOf(contents.state().config()));
         } catch (IOException | RuntimeException e) {
             backend.close();

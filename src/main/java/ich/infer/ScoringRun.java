@@ -1,7 +1,6 @@
 package ich.infer;
 
 import ich.eda.HeaderScan;
-import ich.io.AtomicFile;
 import ich.io.Csv;
 import ich.labels.Predictions;
 import ich.labels.Submission;
@@ -18,7 +17,6 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.channels.Channels;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -211,7 +209,7 @@ public final class ScoringRun {
         // Study, then slice position: per_image.csv reads as a stack of slices, as a radiologist scrolls it.
         byPosition.sort(Comparator.comparing((Scored s) -> s.study() == null ? "" : s.study())
                 .thenComparingDouble(s -> Double.isNaN(s.z()) ? Double.MAX_VALUE : s.z()).thenComparing(Scored::image));
-        writeLines(folder.resolve(PER_IMAGE), IMAGE_HEADER, byPosition.stream().map(ScoringRun::imageRow).toList());
+        Csv.write(folder.resolve(PER_IMAGE), IMAGE_HEADER, byPosition.stream().map(ScoringRun::imageRow).toList());
 
         Map<String, float[]> maxima = new TreeMap<>();
         Map<String, Integer> slices = new HashMap<>();
@@ -225,11 +223,11 @@ public final class ScoringRun {
         maxima.entrySet().stream()
                 .sorted((a, b) -> Float.compare(b.getValue()[0], a.getValue()[0]))
                 .forEach(e -> studyRows.add(Csv.cell(e.getKey()) + "," + slices.get(e.getKey()) + "," + probabilities(e.getValue())));
-        writeLines(folder.resolve(PER_STUDY), "study_uid,slices," + subtypeColumns("max_"), studyRows);
+        Csv.write(folder.resolve(PER_STUDY), "study_uid,slices," + subtypeColumns("max_"), studyRows);
 
         List<String> errorRows = new ArrayList<>();
         for (var e : errors.entrySet()) errorRows.add(errorRow(e.getKey(), e.getValue()[0], e.getValue()[1]));
-        writeLines(folder.resolve(ERRORS), ERROR_HEADER, errorRows);
+        Csv.write(folder.resolve(ERRORS), ERROR_HEADER, errorRows);
     }
 
     private static void readPartials(Path images, Path errorFile, Map<String, Scored> scored, Map<String, String[]> errors) throws IOException {
@@ -297,18 +295,5 @@ public final class ScoringRun {
 
     private static String blank(String s) {
         return s.isEmpty() ? null : s;
-    }
-
-    private static void writeLines(Path file, String header, List<String> rows) throws IOException {
-        AtomicFile.write(file, false, channel -> {
-            var w = new BufferedWriter(Channels.newWriter(channel, StandardCharsets.UTF_8));
-            w.write(header);
-            w.write('\n');
-            for (String r : rows) {
-                w.write(r);
-                w.write('\n');
-            }
-            w.flush();
-        });
     }
 }

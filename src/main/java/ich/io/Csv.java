@@ -1,8 +1,22 @@
 package ich.io;
 
-/** RFC 4180 quoting for the free-text cells (paths, error messages) of the reports. */
+/** The reports' CSV files: RFC 4180 quoting for free-text cells (paths, error messages), atomic whole-file writes. */
 public final class Csv {
     private Csv() {}
+
+    /** Writes {@code header} and {@code rows} (already joined cells), one per line, atomically ({@link AtomicFile}). */
+    public static void write(java.nio.file.Path file, String header, java.util.List<String> rows) throws java.io.IOException {
+        AtomicFile.write(file, false, channel -> {
+            java.io.Writer w = new java.io.BufferedWriter(java.nio.channels.Channels.newWriter(channel, java.nio.charset.StandardCharsets.UTF_8));
+            w.write(header);
+            w.write('\n');
+            for (String r : rows) {
+                w.write(r);
+                w.write('\n');
+            }
+            w.flush();
+        });
+    }
 
     public static String cell(String s) {
         if (s == null) return "";

@@ -44,6 +44,16 @@ public final class ImageCatalog {
 
     public record Result(List<Image> images, List<Unreadable> unreadable) {}
 
+    /**
+     * The candidate image files under {@code folder}, recursively and sorted: every regular file but the
+     * {@code .csv} files that RSNA-style folders keep beside the images (labels, sample submissions).
+     */
+    public static List<Path> files(Path folder) throws java.io.IOException {
+        return HeaderScan.list(folder).stream()
+                .filter(p -> !p.getFileName().toString().toLowerCase(java.util.Locale.ROOT).endsWith(".csv"))
+                .toList();
+    }
+
     /** Reads the headers of {@code files} on {@code threads} threads; the result keeps the order of the list. */
     public static Result scan(List<Path> files, int threads) throws InterruptedException {
         List<Object> results = ich.io.Parallel.map(files, threads, ImageCatalog::read);

@@ -106,9 +106,7 @@ public final class Trainer {
                 split.train().length, split.test().length, c.groupedSplit() ? "grouped by patient" : "stratified", data.problems().size(), ERRORS);
 
         List<Schedule.Epoch> plan = c.schedule().plan(split.train().length, c.batch());
-        Preprocessor trainPre = new Preprocessor(new Preprocessor.Config(ich.preprocess.WindowChannels.BSB,
-                ich.preprocess.Augmentation.train(c.resize(), c.crop()), null, ich.preprocess.SliceKernel.Layout.NCHW,
-                ich.hu.HounsfieldTransform.Options.DEFAULT));
+        Preprocessor trainPre = new Preprocessor(Preprocessor.Config.train(c.resize(), c.crop()));
         Preprocessor valPre = new Preprocessor(Preprocessor.Config.eval(c.resize(), c.crop()));
 
         CountDownLatch saved = new CountDownLatch(1);
@@ -143,7 +141,7 @@ public final class Trainer {
             if (resume) {
                 Checkpoint.Contents ck = Checkpoint.read(last, state);
                 var report = model.load(ck.model());
-                if (!report.missing().isEmpty() || !report.misShaped().isEmpty()) throw new IllegalStateException(last + ": " + report);
+                if (!report.exact()) throw new IllegalStateException(last + ": the weights do not fit the model: " + report.describe());
                 restore(optimizer.adam(), ck.optimizer(), ck.state());
                 Checkpoint.TrainingState s = ck.state();
                 startEpoch = s.epoch();
@@ -231,7 +229,6 @@ public final class Trainer {
                 }
             }
             optimizer.close();
-            saved.countDown();
             return new Result(log.epochs().size(), bestValLoss, bestEpoch, interrupted, log.epochs());
         } finally {
             saved.countDown();
@@ -377,13 +374,11 @@ public final class Trainer {
     }
 
     private static void writeProblems(Path file, List<TrainingData.Problem> problems) throws IOException {
-        List<String> lines = new ArrayList<>();
-        lines.add("image,file,reason");
+        List<String> rows = new ArrayList<>();
         for (TrainingData.Problem p : problems) {
-            lines.add(ich.io.Csv.cell(p.imageId()) + "," + ich.io.Csv.cell(p.file() == null ? "" : p.file().toString()) + ","
+            rows.add(ich.io.Csv.cell(p.imageId()) + "," + ich.io.Csv.cell(p.file() == null ? "" : p.file().toString()) + ","
                     + ich.io.Csv.cell(p.reason()));
         }
-        ich.io.AtomicFile.write(file, false, ch -> ch.write(java.nio.ByteBuffer.wrap((String.join("\n", lines) + "\n").getBytes(StandardCharsets.UTF_8))));
+        ich.io.Csv.write(file, "image,file,reason", rows);
     }
-
 }

@@ -28,9 +28,7 @@ public record TrainingData(List<ImageCatalog.Image> images, byte[] labels, List<
 
     /** Joins {@code table} with the files found under {@code folder}, reading headers on {@code threads} threads. */
     public static TrainingData of(LabelTable table, Path folder, int threads) throws java.io.IOException, InterruptedException {
-        List<Path> files = HeaderScan.list(folder).stream()
-                .filter(p -> !p.getFileName().toString().toLowerCase(java.util.Locale.ROOT).endsWith(".csv"))
-                .toList();
+        List<Path> files = ImageCatalog.files(folder);
         Map<String, Path> byId = new HashMap<>();
         List<Problem> problems = new ArrayList<>();
         List<Path> labelled = new ArrayList<>();

@@ -1,7 +1,6 @@
 package ich.train;
 
 import ich.eda.Charts;
-import ich.io.AtomicFile;
 import ich.labels.Subtype;
 import org.jfree.chart.ChartFactory;
 import org.jfree.chart.JFreeChart;
@@ -14,9 +13,7 @@ import org.jfree.data.xy.XYSeriesCollection;
 
 import java.awt.BasicStroke;
 import java.awt.Color;
-import java.io.BufferedWriter;
 import java.io.IOException;
-import java.nio.channels.Channels;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -102,16 +99,7 @@ public final class TrainingLog {
 
     /** Writes metrics.csv and curves.png into {@code runDir}. */
     public void write(Path runDir) throws IOException {
-        AtomicFile.write(runDir.resolve(METRICS), false, channel -> {
-            BufferedWriter w = new BufferedWriter(Channels.newWriter(channel, StandardCharsets.UTF_8));
-            w.write(header());
-            w.write('\n');
-            for (Epoch e : epochs) {
-                w.write(row(e));
-                w.write('\n');
-            }
-            w.flush();
-        });
+        ich.io.Csv.write(runDir.resolve(METRICS), header(), epochs.stream().map(TrainingLog::row).toList());
         Charts.writePng(chart(), runDir.resolve(CURVES), 900, 520);
     }
 

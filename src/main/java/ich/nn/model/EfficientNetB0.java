@@ -49,6 +49,10 @@ public final class EfficientNetB0 implements AutoCloseable {
             return new Config(6, 0.125, 0.2, 0.1, 1e-5);
         }
 
+        public Config withClasses(int classes) {
+            return new Config(classes, dropRate, dropPathRate, bnMomentum, bnEps);
+        }
+
         public Config withDropRates(double dropRate, double dropPathRate) {
             return new Config(numClasses, dropRate, dropPathRate, bnMomentum, bnEps);
         }
@@ -91,6 +95,29 @@ public final class EfficientNetB0 implements AutoCloseable {
      */
     public static EfficientNetB0 onHost(Config config) {
         return new EfficientNetB0(config);
+    }
+
+    /**
+     * The model a state dict holds (checkpoint or export input): its class count is read from
+     * {@code classifier.weight}, and every tensor must fit, with nothing missing or left over. {@code backend}
+     * null builds it on the host ({@link #onHost}).
+     *
+     * @param source names the file in messages
+     * @throws IllegalArgumentException when the tensors are not those of an EfficientNet-B0
+     */
+    public static EfficientNetB0 fromStateDict(Backend backend, Map<String, Tensor> stateDict, String source) {
+        Tensor classifier = stateDict.get("classifier.weight");
+        if (classifier == null || classifier.rank() != 2) {
+            throw new IllegalArgumentException(source + ": no classifier.weight [classes, 1280]; not an EfficientNet-B0 checkpoint");
+        }
+        Config config = Config.defaults().withClasses(classifier.dim(0));
+        EfficientNetB0 model = backend == null ? onHost(config) : new EfficientNetB0(backend, config);
+        LoadReport report = model.load(stateDict);
+        if (!report.exact()) {
+            model.close();
+            throw new IllegalArgumentException(source + ": the weights do not fit EfficientNet-B0: " + report.describe());
+        }
+        return model;
     }
 
     private static Sequential build(ParameterSet params, Config config) {
