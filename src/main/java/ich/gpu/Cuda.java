@@ -39,7 +39,7 @@ public final class Cuda {
     private final NativeLibraries.Found library;
     private final SymbolLookup lookup;
     final MethodHandle cuGetErrorName, cuGetErrorString, cuInit, cuDriverGetVersion, cuDeviceGetCount, cuDeviceGet,
-            cuDeviceGetName, cuDeviceGetAttribute, cuDeviceTotalMem, cuDevicePrimaryCtxRetain,
+            cuDeviceGetName, cuDeviceGetPCIBusId, cuDeviceGetAttribute, cuDeviceTotalMem, cuDevicePrimaryCtxRetain,
             cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuStreamCreate, cuStreamDestroy, cuStreamSynchronize,
             cuStreamWaitEvent, cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy, cuMemAlloc,
             cuMemFree, cuMemHostAlloc, cuMemFreeHost, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD8,
@@ -55,6 +55,7 @@ public final class Cuda {
         cuDeviceGetCount = fn("cuDeviceGetCount", ADDRESS);
         cuDeviceGet = fn("cuDeviceGet", ADDRESS, JAVA_INT);
         cuDeviceGetName = fn("cuDeviceGetName", ADDRESS, JAVA_INT, JAVA_INT);
+        cuDeviceGetPCIBusId = fn("cuDeviceGetPCIBusId", ADDRESS, JAVA_INT, JAVA_INT);
         cuDeviceGetAttribute = fn("cuDeviceGetAttribute", ADDRESS, JAVA_INT, JAVA_INT);
         cuDeviceTotalMem = fn("cuDeviceTotalMem_v2", ADDRESS, JAVA_INT);
         cuDevicePrimaryCtxRetain = fn("cuDevicePrimaryCtxRetain", ADDRESS, JAVA_INT);
@@ -197,6 +198,15 @@ public final class Cuda {
             MemorySegment name = arena.allocate(256);
             check(call(cuDeviceGetName, name, 256, device), "cuDeviceGetName");
             return name.getString(0);
+        }
+    }
+
+    /** The device's PCI bus id, "domain:bus:device.function" (e.g. "0000:65:00.0"), as NVML names devices. */
+    public String pciBusId(int device) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment id = arena.allocate(64);
+            check(call(cuDeviceGetPCIBusId, id, 64, device), "cuDeviceGetPCIBusId");
+            return id.getString(0);
         }
     }
 

@@ -39,7 +39,8 @@ public final class Nvml implements AutoCloseable {
     public record Memory(long total, long free, long used) {}
 
     private final Arena arena = Arena.ofShared();
-    private final MethodHandle errorString, shutdown, getCount, getHandle, getName, getUtilization, getMemory, driverVersion;
+    private final MethodHandle errorString, shutdown, getCount, getHandle, getName, getUtilization, getMemory, driverVersion,
+            getHandleByPciBusId, getIndex;
     private boolean closed;
 
     private Nvml(NativeLibraries.Found library) {
@@ -54,6 +55,8 @@ public final class Nvml implements AutoCloseable {
         getUtilization = fn(linker, lookup, "nvmlDeviceGetUtilizationRates", ADDRESS, ADDRESS);
         getMemory = fn(linker, lookup, "nvmlDeviceGetMemoryInfo", ADDRESS, ADDRESS);
         driverVersion = fn(linker, lookup, "nvmlSystemGetDriverVersion", ADDRESS, JAVA_INT);
+        getHandleByPciBusId = fn(linker, lookup, "nvmlDeviceGetHandleByPciBusId_v2", ADDRESS, ADDRESS);
+        getIndex = fn(linker, lookup, "nvmlDeviceGetIndex", ADDRESS, ADDRESS);
         check(call(init), "nvmlInit_v2");
     }
 
@@ -127,6 +130,20 @@ public final class Nvml implements AutoCloseable {
             MemorySegment m = a.allocate(JAVA_LONG, 3);
             check(call(getMemory, handle(index, a), m), "nvmlDeviceGetMemoryInfo");
             return new Memory(m.getAtIndex(JAVA_LONG, 0), m.getAtIndex(JAVA_LONG, 1), m.getAtIndex(JAVA_LONG, 2));
+        }
+    }
+
+    /**
+     * NVML's index of the device at a PCI bus id such as "0000:65:00.0" (from {@link Cuda#pciBusId}). CUDA ordinals
+     * and NVML indices differ when CUDA_VISIBLE_DEVICES or CUDA_DEVICE_ORDER reorder devices; the bus id does not.
+     */
+    public synchronized int indexOfPciBusId(String busId) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment h = a.allocate(ADDRESS);
+            check(call(getHandleByPciBusId, a.allocateFrom(busId), h), "nvmlDeviceGetHandleByPciBusId_v2");
+            MemorySegment index = a.allocate(JAVA_INT);
+            check(call(getIndex, h.get(ADDRESS, 0), index), "nvmlDeviceGetIndex");
+            return index.get(JAVA_INT, 0);
         }
     }
 

@@ -1,0 +1,76 @@
+package ich.nn;
+
+import ich.nn.cpu.CpuBackend;
+import ich.nn.cuda.CudaBackend;
+
+import java.util.Locale;
+
+/**
+ * Where the engine runs, as a user names it on the command line: {@code cpu}, {@code gpu} (the first GPU) or
+ * {@code gpu:N}. {@link #open()} gives the backend; the CPU one is the reference, the CUDA one must give the
+ * same results within the precision (CudaBackendTest).
+ */
+public sealed interface Device permits Device.Cpu, Device.Gpu {
+
+    /** A fresh backend on this device; the caller closes it. */
+    Backend open();
+
+    /** {@code cpu} or {@code gpu:N}, as {@link #parse} reads it. */
+    String label();
+
+    /** The CPU backend with {@code threads} compute threads. */
+    record Cpu(int threads) implements Device {
+        public Cpu {
+            if (threads < 1) throw new IllegalArgumentException("threads must be positive: " + threads);
+        }
+
+        @Override
+        public Backend open() {
+            return new CpuBackend(threads);
+        }
+
+        @Override
+        public String label() {
+            return "cpu";
+        }
+    }
+
+    /** The CUDA backend on the GPU of this CUDA ordinal. */
+    record Gpu(int ordinal) implements Device {
+        public Gpu {
+            if (ordinal < 0) throw new IllegalArgumentException("GPU ordinal must be >= 0: " + ordinal);
+        }
+
+        /** @throws ich.gpu.GpuUnavailableException when there is no usable GPU, cuDNN, cuBLAS or kernels, saying which */
+        @Override
+        public Backend open() {
+            return CudaBackend.open(ordinal);
+        }
+
+        @Override
+        public String label() {
+            return "gpu:" + ordinal;
+        }
+    }
+
+    /**
+     * Reads {@code cpu}, {@code gpu} or {@code gpu:N} (case-insensitive); {@code threads} is the CPU backend's.
+     *
+     * @throws IllegalArgumentException naming the text and what is accepted
+     */
+    static Device parse(String text, int threads) {
+        String t = text == null ? "" : text.trim().toLowerCase(Locale.ROOT);
+        if (t.equals("cpu")) return new Cpu(threads);
+        if (t.equals("gpu") || t.equals("cuda")) return new Gpu(0);
+        for (String prefix : new String[] {"gpu:", "cuda:"}) {
+            if (t.startsWith(prefix)) {
+                try {
+                    return new Gpu(Integer.parseInt(t.substring(prefix.length())));
+                } catch (NumberFormatException e) {
+                    break;
+                }
+            }
+        }
+        throw new IllegalArgumentException("unknown device '" + text + "': use cpu, gpu or gpu:N");
+    }
+}
