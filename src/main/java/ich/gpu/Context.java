@@ -1,6 +1,9 @@
 package ich.gpu;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * A device's primary context, retained on open and released on close, and made current on the opening thread.
@@ -58,6 +61,35 @@ public final class Context extends NativeResource {
     public PinnedBuffer allocatePinned(long bytes) {
         checkOpen();
         return PinnedBuffer.allocate(cuda, bytes);
+    }
+
+    /** Free and total device memory in bytes ({@code cuMemGetInfo_v2}), as {free, total}. */
+    public long[] memoryInfo() {
+        checkOpen();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment free = arena.allocate(JAVA_LONG);
+            MemorySegment total = arena.allocate(JAVA_LONG);
+            cuda.check(cuda.call(cuda.cuMemGetInfo, free, total), "cuMemGetInfo_v2");
+            return new long[] {free.get(JAVA_LONG, 0), total.get(JAVA_LONG, 0)};
+        }
+    }
+
+    /** Device memory as a raw address (cuMemAlloc_v2), for allocators that free it themselves with {@link #free}. */
+    public long allocateRaw(long bytes) {
+        checkOpen();
+        if (bytes <= 0) throw new IllegalArgumentException("size must be positive: " + bytes);
+        return cuda.longOut(cuda.cuMemAlloc, "cuMemAlloc_v2", bytes);
+    }
+
+    /** Frees an address from {@link #allocateRaw}; makes this context current on the calling thread first. */
+    public void free(long pointer) {
+        makeCurrent();
+        cuda.check(cuda.call(cuda.cuMemFree, pointer), "cuMemFree_v2");
+    }
+
+    /** The device's name from the driver, e.g. "NVIDIA H100 80GB HBM3". */
+    public String deviceName() {
+        return cuda.deviceName(device);
     }
 
     /** JIT-compiles PTX (or loads a cubin/fatbin) into this context. */

@@ -39,6 +39,39 @@ public final class Stream extends NativeResource {
         cuda.check(cuda.call(cuda.cuMemcpyDtoDAsync, to, from, bytes, handle), "cuMemcpyDtoDAsync_v2");
     }
 
+    // ---- raw device addresses, for tensors that are not DeviceBuffers (the engine's CUDA backend) ----
+
+    /**
+     * Copies {@code bytes} from host memory (pinned or not) to device address {@code dst}. From ordinary (pageable)
+     * memory the driver stages the data and returns once it may be reused, so the source can be freed right after.
+     */
+    public void copyToDevice(MemorySegment src, long dst, long bytes) {
+        checkOpen();
+        cuda.check(cuda.call(cuda.cuMemcpyHtoDAsync, dst, src.asSlice(0, bytes), bytes, handle), "cuMemcpyHtoDAsync_v2");
+    }
+
+    /**
+     * Copies {@code bytes} from device address {@code src} to host memory and waits for the copy: the host reads
+     * it next, and with pageable memory the driver returns only when it is done anyway.
+     */
+    public void copyToHostAndWait(long src, MemorySegment dst, long bytes) {
+        checkOpen();
+        cuda.check(cuda.call(cuda.cuMemcpyDtoHAsync, dst.asSlice(0, bytes), src, bytes, handle), "cuMemcpyDtoHAsync_v2");
+        synchronize();
+    }
+
+    /** Copies {@code bytes} between device addresses, asynchronously. */
+    public void copyOnDevice(long src, long dst, long bytes) {
+        checkOpen();
+        cuda.check(cuda.call(cuda.cuMemcpyDtoDAsync, dst, src, bytes, handle), "cuMemcpyDtoDAsync_v2");
+    }
+
+    /** Sets {@code count} 32-bit words at device address {@code dst} to {@code bits}, asynchronously. */
+    public void fill32(long dst, int bits, long count) {
+        checkOpen();
+        cuda.check(cuda.call(cuda.cuMemsetD32Async, dst, bits, count, handle), "cuMemsetD32Async");
+    }
+
     /** Work queued on this stream after this call waits until {@code event} (recorded on any stream) completes. */
     public void waitFor(Event event) {
         checkOpen();

@@ -2,6 +2,7 @@ package ich.nn.cpu;
 
 import ich.nn.Backend;
 import ich.nn.ConvGeometry;
+import ich.nn.OpShapes;
 import ich.nn.Tensor;
 
 import java.lang.foreign.Arena;
@@ -9,6 +10,12 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinTask;
+
+import static ich.nn.OpShapes.channels;
+import static ich.nn.OpShapes.linearDims;
+import static ich.nn.OpShapes.perChannel;
+import static ich.nn.OpShapes.planes;
+import static ich.nn.OpShapes.shape;
 
 /**
  * The reference backend: every op of {@link Backend} on the CPU, multi-threaded over images, channels or
@@ -431,9 +438,7 @@ public final class CpuBackend implements Backend {
 
     private void checkConv(String op, ConvGeometry g, Tensor x, Tensor w, Tensor y) {
         begin(op, x, w, y);
-        shape(op, "input", x, g.inputShape());
-        shape(op, "weights", w, g.weightShape());
-        shape(op, "output", y, g.outputShape());
+        OpShapes.conv(op, g, x, w, y);
     }
 
     // ---------------------------------------------------------------- batch norm
@@ -558,18 +563,7 @@ public final class CpuBackend implements Backend {
         return ((long) i * c + ch) * spatial * Float.BYTES;
     }
 
-    private static int channels(String op, Tensor x) {
-        if (x.rank() < 2) throw new IllegalArgumentException(op + ": input " + x + " needs at least [n, c]");
-        return x.dim(1);
-    }
 
-    private static void perChannel(String op, int c, Tensor... ts) {
-        for (Tensor t : ts) {
-            if (t.size() != c) {
-                throw new IllegalArgumentException(op + ": per-channel tensor " + t + " should have " + c + " elements");
-            }
-        }
-    }
 
     // ---------------------------------------------------------------- element-wise
 
@@ -771,17 +765,6 @@ public final class CpuBackend implements Backend {
         });
     }
 
-    /** n * c of an image tensor x whose per-channel companion (scale, pooled value) has n * c elements. */
-    private static int planes(String op, Tensor x, Tensor perPlane) {
-        if (x.rank() < 2) throw new IllegalArgumentException(op + ": input " + x + " needs at least [n, c]");
-        long planes = (long) x.dim(0) * x.dim(1);
-        if (perPlane.size() != planes) {
-            throw new IllegalArgumentException(op + ": " + perPlane + " should have n * c = " + planes
-                    + " elements for input " + x);
-        }
-        return (int) planes;
-    }
-
     // ---------------------------------------------------------------- fully connected
 
     @Override
@@ -835,15 +818,6 @@ public final class CpuBackend implements Backend {
                 db.set(o, (float) sum);
             }
         }
-    }
-
-    /** {n, in, out} of a Linear with input x [n, in] (or any [n, ...] of that size) and weights [out, in]. */
-    private static int[] linearDims(String op, Tensor x, Tensor w, Tensor b) {
-        if (w.rank() != 2) throw new IllegalArgumentException(op + ": weights " + w + " should be [out, in]");
-        int out = w.dim(0), in = w.dim(1), n = x.dim(0);
-        if (x.size() != (long) n * in) throw new IllegalArgumentException(op + ": input " + x + " does not have " + in + " features per sample for weights " + w);
-        if (b != null && b.size() != out) throw new IllegalArgumentException(op + ": bias " + b + " should have " + out + " elements");
-        return new int[] {n, in, out};
     }
 
     // ---------------------------------------------------------------- loss
@@ -986,16 +960,7 @@ public final class CpuBackend implements Backend {
 
     private void sameSize(String op, Tensor... ts) {
         begin(op, ts);
-        for (Tensor t : ts) {
-            if (t.size() != ts[0].size()) {
-                throw new IllegalArgumentException(op + ": sizes differ: " + Arrays.toString(ts));
-            }
-        }
+        OpShapes.sameSize(op, ts);
     }
 
-    private static void shape(String op, String what, Tensor t, int... expected) {
-        if (!Arrays.equals(t.shape(), expected)) {
-            throw new IllegalArgumentException(op + ": " + what + " is " + t + ", expected " + Arrays.toString(expected));
-        }
-    }
 }

@@ -1,66 +1,703 @@
 package ich.nn.cuda;
 
 import ich.gpu.Context;
+import ich.gpu.Cublas;
+import ich.gpu.Cudnn;
 import ich.gpu.GpuUnavailableException;
+import ich.gpu.NnKernels;
 import ich.gpu.Stream;
 import ich.nn.Backend;
 import ich.nn.ConvGeometry;
+import ich.nn.OpShapes;
 import ich.nn.Tensor;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
 
-/** The CUDA backend (under construction in this session: every op still throws). */
+import static ich.nn.OpShapes.channels;
+import static ich.nn.OpShapes.linearDims;
+import static ich.nn.OpShapes.perChannel;
+import static ich.nn.OpShapes.planes;
+import static ich.nn.OpShapes.shape;
+
+/**
+ * The engine on one NVIDIA GPU: convolutions and batch norm through cuDNN, Linear through cuBLAS, everything
+ * else through the kernels of cuda/nn.cu ({@link NnKernels}). fp32, NCHW, the same contract as the CPU reference
+ * ({@link Backend}); CudaBackendTest holds the two together op by op and for a whole training step.
+ *
+ * <p><b>Ordering.</b> Every op is queued on one stream, in call order, and returns without waiting, except those
+ * whose result the host reads: {@link #copy} to a host tensor, {@link #bceWithLogits} (the loss) and
+ * {@link #sumOfSquares}. So a training step runs ahead of Java until it asks for its loss.
+ *
+ * <p><b>Memory.</b> Tensors of a {@link #stepArena()} come from chunks recycled across steps
+ * ({@link DeviceStepArena}); tensors of any other arena are cuMemAlloc'd and freed when that arena closes.
+ * A device tensor's segment is bound to its arena's scope, and every op checks it is still alive.
+ *
+ * <p><b>Convolution algorithms.</b> For each geometry and direction, the first call runs cuDNN's algorithm
+ * search ({@code cudnnFind*AlgorithmEx}) on the real buffers, keeps the fastest algorithm (the fastest
+ * deterministic one unless {@link Options#deterministic()} is off), and reuses it. One workspace, grown to the
+ * largest chosen algorithm's need, is shared by all.
+ *
+ * <p>Not thread-safe: one thread drives a backend at a time (the context is made current on whichever does).
+ */
 public final class CudaBackend implements Backend {
-    private CudaBackend() {}
+
+    /**
+     * @param allowTf32         let cuDNN and cuBLAS round fp32 inputs to TF32 on tensor cores (faster, ~1e-3
+     *                          relative instead of fp32's ~1e-6); off by default so results match the CPU
+     * @param deterministic     choose only convolution algorithms that give the same bits on every run
+     * @param searchWorkspace   the most workspace the algorithm search may try, in bytes
+     */
+    public record Options(boolean allowTf32, boolean deterministic, long searchWorkspace) {
+        public Options {
+            if (searchWorkspace < 0) throw new IllegalArgumentException("searchWorkspace must be >= 0: " + searchWorkspace);
+        }
+
+        public static Options defaults() {
+            return new Options(false, true, 512L << 20);
+        }
+
+        public Options withTf32(boolean allow) {
+            return new Options(allow, deterministic, searchWorkspace);
+        }
+    }
+
+    private final int ordinal;
+    private final Options options;
+    private final Context context;
+    private final Stream stream;
+    private final Cudnn cudnn;
+    private final Cublas cublas;
+    private final NnKernels kernels;
+    private final String deviceName;
+    private final AtomicLong allocated = new AtomicLong(), peak = new AtomicLong();
+    private final DeviceStepArena.Pool pool;
+    /** Backend-lifetime device memory: workspace, ones vector, loss cell. */
+    private final Arena own = Arena.ofShared();
+    private final ThreadLocal<Boolean> bound = ThreadLocal.withInitial(() -> false);
+    private final Map<ConvGeometry, ConvPlan> convPlans = new HashMap<>();
+    private final Map<List<Integer>, BnPlan> bnPlans = new HashMap<>();
+    private final MemorySegment hostScalar = Arena.ofAuto().allocate(8, 8);
+    private Tensor workspace;
+    private Tensor ones;
+    private Tensor lossCell;
+    private boolean closed;
+
+    private CudaBackend(int ordinal, Options options, Context context, Stream stream, Cudnn cudnn, Cublas cublas,
+                        NnKernels kernels) {
+        this.ordinal = ordinal;
+        this.options = options;
+        this.context = context;
+        this.stream = stream;
+        this.cudnn = cudnn;
+        this.cublas = cublas;
+        this.kernels = kernels;
+        this.deviceName = context.deviceName();
+        this.pool = new DeviceStepArena.Pool(context, this::allocated, this::freed);
+        bound.set(true);
+    }
 
     /** @throws GpuUnavailableException when there is no usable GPU, cuDNN, cuBLAS or kernels, saying which */
     public static CudaBackend open(int ordinal) {
-        throw new GpuUnavailableException("the CUDA backend is not built yet");
+        return open(ordinal, Options.defaults());
+    }
+
+    /** @throws GpuUnavailableException when there is no usable GPU, cuDNN, cuBLAS or kernels, saying which */
+    public static CudaBackend open(int ordinal, Options options) {
+        List<AutoCloseable> opened = new ArrayList<>();
+        try {
+            Context context = track(opened, Context.open(ordinal));
+            Stream stream = track(opened, context.createStream());
+            Cudnn cudnn = track(opened, Cudnn.create(stream));
+            Cublas cublas = track(opened, Cublas.create(stream, options.allowTf32()));
+            NnKernels kernels = track(opened, NnKernels.open(context));
+            return new CudaBackend(ordinal, options, context, stream, cudnn, cublas, kernels);
+        } catch (RuntimeException e) {
+            for (int i = opened.size() - 1; i >= 0; i--) {
+                try {
+                    opened.get(i).close();
+                } catch (Exception suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            throw e;
+        }
+    }
+
+    private static <T extends AutoCloseable> T track(List<AutoCloseable> opened, T resource) {
+        opened.add(resource);
+        return resource;
     }
 
     /** The context every op runs in; other threads make it current before using the backend's tensors. */
-    public Context context() { throw new UnsupportedOperationException(); }
+    public Context context() {
+        return context;
+    }
 
     /** The stream every op is queued on, in call order. */
-    public Stream stream() { throw new UnsupportedOperationException(); }
+    public Stream stream() {
+        return stream;
+    }
 
     /** The CUDA ordinal of the GPU. */
-    public int ordinal() { throw new UnsupportedOperationException(); }
+    public int ordinal() {
+        return ordinal;
+    }
 
     /** The GPU's name, e.g. "NVIDIA H100 80GB HBM3". */
-    public String deviceName() { throw new UnsupportedOperationException(); }
+    public String deviceName() {
+        return deviceName;
+    }
+
+    public Options options() {
+        return options;
+    }
 
     /** Waits until every queued op has finished. */
-    public void synchronize() { throw new UnsupportedOperationException(); }
+    public void synchronize() {
+        bind();
+        stream.synchronize();
+    }
 
     /** The most device memory this backend held at once (tensors, pools and workspaces), in bytes. */
-    public long peakAllocatedBytes() { throw new UnsupportedOperationException(); }
+    public long peakAllocatedBytes() {
+        return peak.get();
+    }
 
-    @Override public String name() { throw new UnsupportedOperationException(); }
-    @Override public Tensor allocate(Arena arena, int... shape) { throw new UnsupportedOperationException(); }
-    @Override public void copy(Tensor source, Tensor destination) { throw new UnsupportedOperationException(); }
-    @Override public void conv2dForward(ConvGeometry g, Tensor x, Tensor w, Tensor y) { throw new UnsupportedOperationException(); }
-    @Override public void conv2dBackwardData(ConvGeometry g, Tensor dy, Tensor w, Tensor dx) { throw new UnsupportedOperationException(); }
-    @Override public void conv2dBackwardFilter(ConvGeometry g, Tensor x, Tensor dy, Tensor dw) { throw new UnsupportedOperationException(); }
-    @Override public void batchNormForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd) { throw new UnsupportedOperationException(); }
-    @Override public void batchNormForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps, Tensor y) { throw new UnsupportedOperationException(); }
-    @Override public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor dgamma, Tensor dbeta) { throw new UnsupportedOperationException(); }
-    @Override public void silu(Tensor x, Tensor y) { throw new UnsupportedOperationException(); }
-    @Override public void siluBackward(Tensor x, Tensor dy, Tensor dx) { throw new UnsupportedOperationException(); }
-    @Override public void sigmoid(Tensor x, Tensor y) { throw new UnsupportedOperationException(); }
-    @Override public void sigmoidBackward(Tensor y, Tensor dy, Tensor dx) { throw new UnsupportedOperationException(); }
-    @Override public void add(Tensor a, Tensor b, Tensor y) { throw new UnsupportedOperationException(); }
-    @Override public void accumulate(Tensor into, Tensor from) { throw new UnsupportedOperationException(); }
-    @Override public void multiplyByMask(Tensor x, Tensor mask, Tensor y) { throw new UnsupportedOperationException(); }
-    @Override public void scale(Tensor t, float factor) { throw new UnsupportedOperationException(); }
-    @Override public double sumOfSquares(Tensor t) { throw new UnsupportedOperationException(); }
-    @Override public void scaleChannels(Tensor x, Tensor s, Tensor y) { throw new UnsupportedOperationException(); }
-    @Override public void scaleChannelsBackward(Tensor x, Tensor s, Tensor dy, Tensor dx, Tensor ds) { throw new UnsupportedOperationException(); }
-    @Override public void globalAveragePool(Tensor x, Tensor y) { throw new UnsupportedOperationException(); }
-    @Override public void globalAveragePoolBackward(Tensor dy, Tensor dx) { throw new UnsupportedOperationException(); }
-    @Override public void linearForward(Tensor x, Tensor w, Tensor b, Tensor y) { throw new UnsupportedOperationException(); }
-    @Override public void linearBackward(Tensor x, Tensor w, Tensor dy, Tensor dx, Tensor dw, Tensor db) { throw new UnsupportedOperationException(); }
-    @Override public double bceWithLogits(Tensor logits, Tensor targets, Tensor labelWeights, Tensor dLogits) { throw new UnsupportedOperationException(); }
-    @Override public void adamStep(Tensor param, Tensor grad, Tensor m, Tensor v, long step, double lr, double beta1, double beta2, double eps, double weightDecay, boolean decoupled) { throw new UnsupportedOperationException(); }
-    @Override public void close() {}
+    /** The device memory this backend holds now, in bytes. */
+    public long allocatedBytes() {
+        return allocated.get();
+    }
+
+    private void allocated(long bytes) {
+        long now = allocated.addAndGet(bytes);
+        peak.accumulateAndGet(now, Math::max);
+    }
+
+    private void freed(long bytes) {
+        allocated.addAndGet(-bytes);
+    }
+
+    @Override
+    public String name() {
+        return String.format(Locale.ROOT, "gpu:%d %s (cuDNN %s, fp32%s)", ordinal, deviceName,
+                Cudnn.versionString(cudnn.version()), options.allowTf32() ? " with TF32" : "");
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    @Override
+    public Tensor allocate(Arena arena, int... shape) {
+        Tensor t = allocateUninitialized(arena, shape);
+        stream.fill32(t.data().address(), 0, t.size());
+        return t;
+    }
+
+    @Override
+    public Tensor allocateUninitialized(Arena arena, int... shape) {
+        bind();
+        long elements = 1;
+        for (int d : shape) {
+            if (d <= 0) throw new IllegalArgumentException("dimensions must be positive: " + java.util.Arrays.toString(shape));
+            elements = Math.multiplyExact(elements, d);
+        }
+        long bytes = elements * Float.BYTES;
+        MemorySegment data;
+        if (arena instanceof DeviceStepArena step) {
+            data = step.allocateDevice(bytes);
+        } else {
+            long pointer = context.allocateRaw(bytes);
+            allocated(bytes);
+            data = MemorySegment.ofAddress(pointer).reinterpret(arena, s -> {
+                // After the backend closed, the context's release took the memory with it.
+                if (!context.isClosed()) context.free(pointer);
+                freed(bytes);
+            });
+        }
+        return Tensor.wrap(data, false, shape);
+    }
+
+    @Override
+    public Arena stepArena() {
+        return new DeviceStepArena(pool);
+    }
+
+    @Override
+    public void copy(Tensor source, Tensor destination) {
+        String op = "copy";
+        if (source.size() != destination.size()) {
+            throw new IllegalArgumentException(op + ": sizes differ: " + source + " -> " + destination);
+        }
+        bind();
+        long bytes = source.bytes();
+        if (source.isHost() && destination.isHost()) {
+            MemorySegment.copy(source.data(), 0, destination.data(), 0, bytes);
+        } else if (source.isHost()) {
+            live(op, destination);
+            stream.copyToDevice(source.data(), destination.data().address(), bytes);
+        } else if (destination.isHost()) {
+            live(op, source);
+            stream.copyToHostAndWait(source.data().address(), destination.data(), bytes);
+        } else {
+            live(op, source, destination);
+            stream.copyOnDevice(source.data().address(), destination.data().address(), bytes);
+        }
+    }
+
+    // ---------------------------------------------------------------- convolution
+
+    /** Descriptors and chosen algorithms of one geometry; -1 until that direction's first call searched. */
+    private final class ConvPlan implements AutoCloseable {
+        final Cudnn.Descriptor x, w, y, conv;
+        final int[] algo = {-1, -1, -1};
+        final long[] workspaceBytes = new long[3];
+
+        ConvPlan(ConvGeometry g) {
+            List<Cudnn.Descriptor> made = new ArrayList<>();
+            try {
+                x = add(made, cudnn.tensor(g.n(), g.c(), g.h(), g.w()));
+                w = add(made, cudnn.filter(g.k(), g.c() / g.groups(), g.r(), g.s()));
+                y = add(made, cudnn.tensor(g.n(), g.k(), g.p(), g.q()));
+                conv = add(made, cudnn.convolution(g.padH(), g.padW(), g.strideH(), g.strideW(), g.groups(),
+                        options.allowTf32() ? Cudnn.DEFAULT_MATH : Cudnn.FMA_MATH));
+            } catch (RuntimeException e) {
+                for (Cudnn.Descriptor d : made) d.close();
+                throw e;
+            }
+        }
+
+        private static Cudnn.Descriptor add(List<Cudnn.Descriptor> made, Cudnn.Descriptor d) {
+            made.add(d);
+            return d;
+        }
+
+        /** The algorithm of a direction, searched on these buffers the first time. */
+        int algorithm(Cudnn.Direction direction, long a, long b, long out, ConvGeometry g) {
+            int i = direction.ordinal();
+            if (algo[i] < 0) {
+                Tensor ws = workspace(options.searchWorkspace());
+                List<Cudnn.AlgoPerf> found = cudnn.find(direction, x, w, conv, y, a, b, out,
+                        ws == null ? 0 : ws.data().address(), ws == null ? 0 : options.searchWorkspace());
+                Cudnn.AlgoPerf best = found.stream().filter(p -> p.deterministic() || !options.deterministic())
+                        .findFirst().orElse(null);
+                if (best == null) {
+                    throw new IllegalStateException("cuDNN has no " + (options.deterministic() ? "deterministic " : "")
+                            + "algorithm for " + direction + " of " + g + " within " + options.searchWorkspace()
+                            + " bytes of workspace (found: " + found + ")");
+                }
+                algo[i] = best.algo();
+                workspaceBytes[i] = best.workspaceBytes();
+            }
+            return algo[i];
+        }
+
+        @Override
+        public void close() {
+            for (Cudnn.Descriptor d : new Cudnn.Descriptor[] {x, w, y, conv}) d.close();
+        }
+    }
+
+    private ConvPlan plan(ConvGeometry g) {
+        return convPlans.computeIfAbsent(g, ConvPlan::new);
+    }
+
+    /** The shared workspace, grown to at least {@code bytes}; null for 0. */
+    private Tensor workspace(long bytes) {
+        if (bytes == 0) return workspace;
+        if (workspace == null || workspace.bytes() < bytes) {
+            stream.synchronize(); // the old workspace may still be in use by queued work; freeing waits anyway
+            Tensor grown = allocateUninitialized(own, (int) Math.ceilDiv(bytes, Float.BYTES));
+            workspace = grown; // the old one is freed with the backend (own arena); it is at most a few MB
+        }
+        return workspace;
+    }
+
+    private long workspacePointer(long bytes) {
+        Tensor ws = workspace(bytes);
+        return ws == null ? 0 : ws.data().address();
+    }
+
+    @Override
+    public void conv2dForward(ConvGeometry g, Tensor x, Tensor w, Tensor y) {
+        String op = "conv2dForward";
+        live(op, x, w, y);
+        OpShapes.conv(op, g, x, w, y);
+        ConvPlan p = plan(g);
+        long xp = x.data().address(), wp = w.data().address(), yp = y.data().address();
+        int algo = p.algorithm(Cudnn.Direction.FORWARD, xp, wp, yp, g);
+        long wsBytes = p.workspaceBytes[0];
+        cudnn.convolutionForward(p.x, xp, p.w, wp, p.conv, algo, workspacePointer(wsBytes), wsBytes, p.y, yp);
+    }
+
+    @Override
+    public void conv2dBackwardData(ConvGeometry g, Tensor dy, Tensor w, Tensor dx) {
+        String op = "conv2dBackwardData";
+        live(op, dy, w, dx);
+        OpShapes.conv(op, g, dx, w, dy);
+        ConvPlan p = plan(g);
+        long dyp = dy.data().address(), wp = w.data().address(), dxp = dx.data().address();
+        int algo = p.algorithm(Cudnn.Direction.BACKWARD_DATA, wp, dyp, dxp, g);
+        long wsBytes = p.workspaceBytes[1];
+        cudnn.convolutionBackwardData(p.w, wp, p.y, dyp, p.conv, algo, workspacePointer(wsBytes), wsBytes, p.x, dxp);
+    }
+
+    @Override
+    public void conv2dBackwardFilter(ConvGeometry g, Tensor x, Tensor dy, Tensor dw) {
+        String op = "conv2dBackwardFilter";
+        live(op, x, dy, dw);
+        OpShapes.conv(op, g, x, dw, dy);
+        ConvPlan p = plan(g);
+        long xp = x.data().address(), dyp = dy.data().address(), dwp = dw.data().address();
+        int algo = p.algorithm(Cudnn.Direction.BACKWARD_FILTER, xp, dyp, dwp, g);
+        long wsBytes = p.workspaceBytes[2];
+        cudnn.convolutionBackwardFilter(p.x, xp, p.y, dyp, p.conv, algo, workspacePointer(wsBytes), wsBytes, p.w, dwp);
+    }
+
+    // ---------------------------------------------------------------- batch norm
+
+    /** cuDNN's descriptors for an input shape [n, c, h, w] and its per-channel [1, c, 1, 1]. */
+    private record BnPlan(Cudnn.Descriptor x, Cudnn.Descriptor perChannel) implements AutoCloseable {
+        @Override
+        public void close() {
+            perChannel.close();
+            x.close();
+        }
+    }
+
+    private BnPlan bnPlan(String op, Tensor x) {
+        int c = channels(op, x);
+        int n = x.dim(0);
+        long spatial = x.size() / ((long) n * c);
+        if (spatial > Integer.MAX_VALUE) throw new IllegalArgumentException(op + ": planes of " + x + " too large");
+        List<Integer> key = List.of(n, c, (int) spatial);
+        BnPlan plan = bnPlans.get(key);
+        if (plan == null) {
+            Cudnn.Descriptor xd = cudnn.tensor(n, c, (int) spatial, 1);
+            try {
+                plan = new BnPlan(xd, cudnn.batchNormParameters(xd));
+            } catch (RuntimeException e) {
+                xd.close();
+                throw e;
+            }
+            bnPlans.put(key, plan);
+        }
+        return plan;
+    }
+
+    private static void epsilon(String op, double eps) {
+        if (eps < Cudnn.BN_MIN_EPSILON) {
+            throw new IllegalArgumentException(op + ": eps " + eps + " is below cuDNN's minimum " + Cudnn.BN_MIN_EPSILON);
+        }
+    }
+
+    @Override
+    public void batchNormForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                         double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd) {
+        String op = "batchNormForwardTraining";
+        live(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
+        int c = channels(op, x);
+        perChannel(op, c, gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
+        shape(op, "output", y, x.shape());
+        if (x.size() / c < 2) throw new IllegalArgumentException(op + ": need more than one value per channel in training, input " + x);
+        epsilon(op, eps);
+        BnPlan p = bnPlan(op, x);
+        cudnn.batchNormForwardTraining(p.x(), x.data().address(), y.data().address(), p.perChannel(),
+                gamma.data().address(), beta.data().address(), momentum, runningMean.data().address(),
+                runningVar.data().address(), eps, saveMean.data().address(), saveInvStd.data().address());
+    }
+
+    @Override
+    public void batchNormForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                          double eps, Tensor y) {
+        String op = "batchNormForwardInference";
+        live(op, x, gamma, beta, runningMean, runningVar, y);
+        int c = channels(op, x);
+        perChannel(op, c, gamma, beta, runningMean, runningVar);
+        shape(op, "output", y, x.shape());
+        epsilon(op, eps);
+        BnPlan p = bnPlan(op, x);
+        cudnn.batchNormForwardInference(p.x(), x.data().address(), y.data().address(), p.perChannel(),
+                gamma.data().address(), beta.data().address(), runningMean.data().address(), runningVar.data().address(), eps);
+    }
+
+    /**
+     * cuDNN's backward takes epsilon and the saved statistics; it uses the saved 1/sqrt(var + eps) as given, so
+     * the epsilon passed here (the contract has none) only has to satisfy cuDNN's minimum.
+     */
+    @Override
+    public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
+                                  Tensor dgamma, Tensor dbeta) {
+        String op = "batchNormBackward";
+        live(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+        int c = channels(op, x);
+        perChannel(op, c, gamma, saveMean, saveInvStd, dgamma, dbeta);
+        shape(op, "output gradient", dy, x.shape());
+        shape(op, "input gradient", dx, x.shape());
+        BnPlan p = bnPlan(op, x);
+        cudnn.batchNormBackward(p.x(), x.data().address(), dy.data().address(), dx.data().address(), p.perChannel(),
+                gamma.data().address(), dgamma.data().address(), dbeta.data().address(), Cudnn.BN_MIN_EPSILON,
+                saveMean.data().address(), saveInvStd.data().address());
+    }
+
+    // ---------------------------------------------------------------- element-wise
+
+    @Override
+    public void silu(Tensor x, Tensor y) {
+        elementwise("silu", x, y);
+        kernels.silu(stream, ptr(x), ptr(y), x.size());
+    }
+
+    @Override
+    public void siluBackward(Tensor x, Tensor dy, Tensor dx) {
+        elementwise("siluBackward", x, dy, dx);
+        kernels.siluBackward(stream, ptr(x), ptr(dy), ptr(dx), x.size());
+    }
+
+    @Override
+    public void sigmoid(Tensor x, Tensor y) {
+        elementwise("sigmoid", x, y);
+        kernels.sigmoid(stream, ptr(x), ptr(y), x.size());
+    }
+
+    @Override
+    public void sigmoidBackward(Tensor y, Tensor dy, Tensor dx) {
+        elementwise("sigmoidBackward", y, dy, dx);
+        kernels.sigmoidBackward(stream, ptr(y), ptr(dy), ptr(dx), y.size());
+    }
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor y) {
+        elementwise("add", a, b, y);
+        kernels.add(stream, ptr(a), ptr(b), ptr(y), a.size());
+    }
+
+    @Override
+    public void accumulate(Tensor into, Tensor from) {
+        elementwise("accumulate", into, from);
+        kernels.accumulate(stream, ptr(into), ptr(from), into.size());
+    }
+
+    @Override
+    public void multiplyByMask(Tensor x, Tensor mask, Tensor y) {
+        String op = "multiplyByMask";
+        elementwise(op, x, y);
+        live(op, mask);
+        long perSample;
+        if (mask.size() == x.size()) perSample = 1;
+        else if (mask.size() == x.dim(0)) perSample = x.size() / x.dim(0);
+        else throw new IllegalArgumentException(op + ": mask " + mask + " should have the shape of " + x + " or [n]");
+        kernels.multiplyByMask(stream, ptr(x), ptr(mask), ptr(y), x.size(), perSample);
+    }
+
+    @Override
+    public void scale(Tensor t, float factor) {
+        elementwise("scale", t);
+        kernels.scale(stream, ptr(t), factor, t.size());
+    }
+
+    /** Through cuBLAS's dot product (float accumulation in a fixed tree), so within ~1e-6 of the CPU's double sum. */
+    @Override
+    public double sumOfSquares(Tensor t) {
+        elementwise("sumOfSquares", t);
+        double sum = 0;
+        long base = ptr(t);
+        for (long done = 0; done < t.size(); ) {
+            int n = (int) Math.min(Integer.MAX_VALUE / 2, t.size() - done);
+            long at = base + done * Float.BYTES;
+            sum += cublas.sdot(n, at, at);
+            done += n;
+        }
+        return sum;
+    }
+
+    // ---------------------------------------------------------------- squeeze-and-excitation and pooling
+
+    @Override
+    public void scaleChannels(Tensor x, Tensor s, Tensor y) {
+        String op = "scaleChannels";
+        elementwise(op, x, y);
+        live(op, s);
+        long planes = planes(op, x, s);
+        kernels.scaleChannels(stream, ptr(x), ptr(s), ptr(y), planes, x.size() / planes);
+    }
+
+    @Override
+    public void scaleChannelsBackward(Tensor x, Tensor s, Tensor dy, Tensor dx, Tensor ds) {
+        String op = "scaleChannelsBackward";
+        elementwise(op, x, dy, dx);
+        live(op, s, ds);
+        long planes = planes(op, x, s);
+        planes(op, x, ds);
+        kernels.scaleChannelsBackward(stream, ptr(x), ptr(s), ptr(dy), ptr(dx), ptr(ds), planes, x.size() / planes);
+    }
+
+    @Override
+    public void globalAveragePool(Tensor x, Tensor y) {
+        String op = "globalAveragePool";
+        live(op, x, y);
+        long planes = planes(op, x, y);
+        kernels.globalAveragePool(stream, ptr(x), ptr(y), planes, x.size() / planes);
+    }
+
+    @Override
+    public void globalAveragePoolBackward(Tensor dy, Tensor dx) {
+        String op = "globalAveragePoolBackward";
+        live(op, dy, dx);
+        long planes = planes(op, dx, dy);
+        kernels.globalAveragePoolBackward(stream, ptr(dy), ptr(dx), planes, dx.size() / planes);
+    }
+
+    // ---------------------------------------------------------------- fully connected
+
+    /*
+     * cuBLAS is column-major; a row-major [r, c] matrix is the column-major [c, r] matrix, i.e. its transpose.
+     * With x [n, in], w [out, in], y [n, out] row-major:
+     *   y^T (out x n)  = w (out x in, = op T of the stored in x out) * x^T (in x n, as stored)   -> sgemm(T, N)
+     *   dx^T (in x n)  = w^T (in x out, as stored) * dy^T (out x n, as stored)                   -> sgemm(N, N)
+     *   dw^T (in x out) = x^T (in x n, as stored) * dy (n x out, = op T of the stored out x n)   -> sgemm(N, T)
+     *   db (out x 1)   = dy^T (out x n, as stored) * ones (n x 1)                                -> sgemm(N, N)
+     *   bias: y^T += b (out x 1) * ones^T (1 x n)                                                -> sgemm(N, N), beta 1
+     */
+
+    @Override
+    public void linearForward(Tensor x, Tensor w, Tensor b, Tensor y) {
+        String op = "linearForward";
+        live(op, x, w, y);
+        if (b != null) live(op, b);
+        int[] d = linearDims(op, x, w, b);
+        int n = d[0], in = d[1], out = d[2];
+        shape(op, "output", y, n, out);
+        cublas.sgemm(Cublas.OP_T, Cublas.OP_N, out, n, in, 1f, ptr(w), in, ptr(x), in, 0f, ptr(y), out);
+        if (b != null) cublas.sgemm(Cublas.OP_N, Cublas.OP_N, out, n, 1, 1f, ptr(b), out, ones(n), 1, 1f, ptr(y), out);
+    }
+
+    @Override
+    public void linearBackward(Tensor x, Tensor w, Tensor dy, Tensor dx, Tensor dw, Tensor db) {
+        String op = "linearBackward";
+        live(op, x, w, dy, dw);
+        int[] d = linearDims(op, x, w, db);
+        int n = d[0], in = d[1], out = d[2];
+        shape(op, "output gradient", dy, n, out);
+        shape(op, "weight gradient", dw, w.shape());
+        if (dx != null) {
+            live(op, dx);
+            if (dx.size() != x.size()) throw new IllegalArgumentException(op + ": input gradient " + dx + " should match " + x);
+            cublas.sgemm(Cublas.OP_N, Cublas.OP_N, in, n, out, 1f, ptr(w), in, ptr(dy), out, 0f, ptr(dx), in);
+        }
+        cublas.sgemm(Cublas.OP_N, Cublas.OP_T, in, out, n, 1f, ptr(x), in, ptr(dy), out, 0f, ptr(dw), in);
+        if (db != null) {
+            live(op, db);
+            cublas.sgemm(Cublas.OP_N, Cublas.OP_N, out, 1, n, 1f, ptr(dy), out, ones(n), n, 0f, ptr(db), out);
+        }
+    }
+
+    /** A device vector of at least n ones (for bias GEMMs). */
+    private long ones(int n) {
+        if (ones == null || ones.size() < n) {
+            int length = Math.max(n, 256);
+            ones = allocateUninitialized(own, length);
+            stream.fill32(ptr(ones), Float.floatToRawIntBits(1f), length);
+        }
+        return ptr(ones);
+    }
+
+    // ---------------------------------------------------------------- loss
+
+    @Override
+    public double bceWithLogits(Tensor logits, Tensor targets, Tensor labelWeights, Tensor dLogits) {
+        String op = "bceWithLogits";
+        live(op, logits, targets);
+        if (logits.rank() != 2) throw new IllegalArgumentException(op + ": logits " + logits + " should be [n, labels]");
+        shape(op, "targets", targets, logits.shape());
+        int n = logits.dim(0), labels = logits.dim(1);
+        if (labelWeights != null) {
+            live(op, labelWeights);
+            if (labelWeights.size() != labels) {
+                throw new IllegalArgumentException(op + ": label weights " + labelWeights + " should have " + labels + " elements");
+            }
+        }
+        if (dLogits != null) {
+            live(op, dLogits);
+            shape(op, "logit gradient", dLogits, logits.shape());
+        }
+        if (lossCell == null) lossCell = allocateUninitialized(own, 2); // one double
+        kernels.bceWithLogits(stream, ptr(logits), ptr(targets), labelWeights == null ? 0 : ptr(labelWeights),
+                dLogits == null ? 0 : ptr(dLogits), ptr(lossCell), n, labels);
+        stream.copyToHostAndWait(ptr(lossCell), hostScalar, Double.BYTES);
+        return hostScalar.get(ValueLayout.JAVA_DOUBLE, 0);
+    }
+
+    // ---------------------------------------------------------------- optimiser
+
+    @Override
+    public void adamStep(Tensor param, Tensor grad, Tensor m, Tensor v, long step, double lr, double beta1, double beta2,
+                         double eps, double weightDecay, boolean decoupled) {
+        elementwise("adamStep", param, grad, m, v);
+        kernels.adamStep(stream, ptr(param), ptr(grad), ptr(m), ptr(v), param.size(), step, lr, beta1, beta2, eps,
+                weightDecay, decoupled);
+    }
+
+    // ---------------------------------------------------------------- checks
+
+    private static long ptr(Tensor t) {
+        return t.data().address();
+    }
+
+    /** Same sizes, on this device, alive; binds the context to the calling thread. */
+    private void elementwise(String op, Tensor... ts) {
+        OpShapes.sameSize(op, ts);
+        live(op, ts);
+    }
+
+    /** Each tensor is a device tensor whose arena is still open; binds the context to the calling thread. */
+    private void live(String op, Tensor... ts) {
+        if (closed) throw new IllegalStateException(op + ": the CUDA backend is closed");
+        bind();
+        for (Tensor t : ts) {
+            if (t == null) throw new IllegalArgumentException(op + ": a required tensor is null");
+            if (t.isHost()) throw new IllegalArgumentException(op + ": " + t + " is on the host, not on gpu:" + ordinal);
+            if (!t.data().scope().isAlive()) {
+                throw new IllegalStateException(op + ": " + t + " belongs to an arena that was closed (a step's tensor used after the step?)");
+            }
+        }
+    }
+
+    private void bind() {
+        if (!bound.get()) {
+            context.makeCurrent();
+            bound.set(true);
+        }
+    }
+
+    @Override
+    public void close() {
+        if (closed) return;
+        bind();
+        List<Throwable> errors = new ArrayList<>();
+        Runnable[] steps = {
+                stream::synchronize,
+                () -> convPlans.values().forEach(ConvPlan::close),
+                () -> bnPlans.values().forEach(BnPlan::close),
+                own::close, pool::close, kernels::close, cublas::close, cudnn::close, stream::close, context::close};
+        for (Runnable r : steps) {
+            try {
+                r.run();
+            } catch (RuntimeException e) {
+                errors.add(e);
+            }
+        }
+        closed = true;
+        if (!errors.isEmpty()) {
+            IllegalStateException e = new IllegalStateException("closing the CUDA backend: " + errors.getFirst().getMessage(), errors.getFirst());
+            errors.stream().skip(1).forEach(e::addSuppressed);
+            throw e;
+        }
+    }
 }

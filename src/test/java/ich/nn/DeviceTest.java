@@ -1,0 +1,50 @@
+package ich.nn;
+
+import ich.gpu.Gpu;
+import ich.gpu.GpuUnavailableException;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+class DeviceTest {
+
+    @Test
+    void parsesWhatUsersType() {
+        assertEquals(new Device.Cpu(3), Device.parse("cpu", 3));
+        assertEquals(new Device.Cpu(3), Device.parse(" CPU ", 3));
+        assertEquals(new Device.Gpu(0), Device.parse("gpu", 3));
+        assertEquals(new Device.Gpu(0), Device.parse("cuda", 3));
+        assertEquals(new Device.Gpu(2), Device.parse("gpu:2", 3));
+        assertEquals(new Device.Gpu(1), Device.parse("cuda:1", 3));
+        assertEquals("gpu:2", Device.parse("gpu:2", 1).label());
+        assertEquals("cpu", Device.parse("cpu", 1).label());
+    }
+
+    @Test
+    void rejectsOtherTextNamingWhatIsAccepted() {
+        for (String bad : new String[] {"", "tpu", "gpu:", "gpu:x", "gpu:-1", "gpu0"}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Device.parse(bad, 1), bad);
+            assertTrue(e.getMessage().contains("cpu, gpu or gpu:N") || e.getMessage().contains(">= 0"), e.getMessage());
+        }
+        assertThrows(IllegalArgumentException.class, () -> Device.parse(null, 1));
+        assertThrows(IllegalArgumentException.class, () -> new Device.Cpu(0));
+    }
+
+    @Test
+    void theCpuBackendOpens() {
+        try (Backend b = Device.parse("cpu", 1).open()) {
+            assertTrue(b.name().startsWith("cpu"), b.name());
+        }
+    }
+
+    /** On a machine without a GPU (CI), asking for one is a clear error, not a crash. */
+    @Test
+    void aGpuWithoutOneSaysWhy() {
+        assumeTrue(Gpu.probe() instanceof Gpu.Unavailable, "a GPU is present: CudaBackendTest covers opening it");
+        GpuUnavailableException e = assertThrows(GpuUnavailableException.class, () -> Device.parse("gpu", 1).open());
+        assertTrue(!e.getMessage().isBlank(), "the reason is given");
+    }
+}

@@ -1,0 +1,472 @@
+package ich.nn.cuda;
+
+import ich.gpu.GpuUnavailableException;
+import ich.nn.ConvGeometry;
+import ich.nn.Parameter;
+import ich.nn.Tensor;
+import ich.nn.cpu.CpuBackend;
+import ich.nn.model.EfficientNetB0;
+import ich.nn.model.StepContext;
+import ich.nn.optim.Adam;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The CUDA backend against the CPU reference, op by op and for whole EfficientNet-B0 training steps, on fresh
+ * random inputs (the seed is in every failure message). Device outputs are filled with NaN before each op, so
+ * an element an op fails to write fails the comparison. TF32 is off: fp32 results differ from the CPU only by
+ * summation order, hence a tolerance of 1e-4 relative to the output's norm for convolutions, batch norm and
+ * GEMMs, 1e-5 per element for element-wise ops. Skips, saying why, without a GPU, cuDNN, cuBLAS or kernels.
+ */
+class CudaBackendTest {
+    private static final double SUM_REL = 1e-4, ELEMENT_REL = 1e-5;
+
+    private static CudaBackend gpu;
+    private static CpuBackend cpu;
+    private static String skip;
+
+    private Arena arena;
+    private long seed;
+    private SplittableRandom random;
+
+    @BeforeAll
+    static void open() {
+        try {
+            gpu = CudaBackend.open(0);
+            cpu = new CpuBackend(2);
+        } catch (GpuUnavailableException e) {
+            skip = "no GPU: " + e.getMessage();
+            System.err.println("CudaBackendTest skipped: " + skip);
+        }
+    }
+
+    @AfterAll
+    static void close() {
+        if (gpu != null) gpu.close();
+        if (cpu != null) cpu.close();
+    }
+
+    @BeforeEach
+    void needsAGpu() {
+        assumeTrue(skip == null, () -> "skipped: " + skip);
+        arena = Arena.ofShared();
+        seed = System.nanoTime();
+        random = new SplittableRandom(seed);
+    }
+
+    @AfterEach
+    void free() {
+        if (arena != null) arena.close();
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private float[] randoms(long n, double scale) {
+        float[] v = new float[Math.toIntExact(n)];
+        for (int i = 0; i < v.length; i++) v[i] = (float) (random.nextGaussian() * scale);
+        return v;
+    }
+
+    private Tensor host(float[] values, int... shape) {
+        return Tensor.of(arena, values, shape);
+    }
+
+    private Tensor device(float[] values, int... shape) {
+        Tensor t = gpu.allocateUninitialized(arena, shape);
+        gpu.copy(host(values, shape), t);
+        return t;
+    }
+
+    private Tensor device(Tensor hostTensor) {
+        return device(hostTensor.toArray(), hostTensor.shape());
+    }
+
+    /** A device output filled with NaN. */
+    private Tensor poisoned(int... shape) {
+        Tensor t = gpu.allocateUninitialized(arena, shape);
+        gpu.stream().fill32(t.data().address(), Float.floatToRawIntBits(Float.NaN), t.size());
+        return t;
+    }
+
+    private float[] read(Tensor deviceTensor) {
+        Tensor h = Tensor.allocate(arena, deviceTensor.shape());
+        gpu.copy(deviceTensor, h);
+        return h.toArray();
+    }
+
+    private void assertNormClose(float[] expected, float[] actual, double tolerance, String what) {
+        assertEquals(expected.length, actual.length, what + ": length");
+        double diff = 0, norm = 0;
+        for (int i = 0; i < expected.length; i++) {
+            assertTrue(Float.isFinite(actual[i]), what + ": element " + i + " is " + actual[i] + " (seed " + seed + ")");
+            diff += (expected[i] - actual[i]) * (double) (expected[i] - actual[i]);
+            norm += (double) expected[i] * expected[i];
+        }
+        assertTrue(Math.sqrt(diff) <= tolerance * Math.sqrt(norm) + 1e-6 * Math.sqrt(expected.length),
+                what + ": difference " + Math.sqrt(diff) + ", norm " + Math.sqrt(norm) + " (seed " + seed + ")");
+    }
+
+    private void assertElementsClose(float[] expected, float[] actual, String what) {
+        assertEquals(expected.length, actual.length, what + ": length");
+        for (int i = 0; i < expected.length; i++) {
+            double tol = ELEMENT_REL * Math.abs(expected[i]) + 1e-6;
+            assertTrue(Math.abs(expected[i] - actual[i]) <= tol, what + ": element " + i + " expected " + expected[i]
+                    + " got " + actual[i] + " (seed " + seed + ")");
+        }
+    }
+
+    // ---------------------------------------------------------------- convolution
+
+    /** EfficientNet-B0's kinds: the stem, pointwise, SE's 1x1 on 1x1 planes, depthwise 3x3/5x5 at stride 1/2. */
+    static List<ConvGeometry> geometries() {
+        return List.of(
+                ConvGeometry.square(2, 3, 17, 15, 8, 3, 2, 1),
+                ConvGeometry.square(3, 16, 9, 7, 24, 1, 1, 1),
+                ConvGeometry.square(3, 16, 1, 1, 4, 1, 1, 1),
+                ConvGeometry.square(2, 12, 11, 10, 12, 3, 1, 12),
+                ConvGeometry.square(2, 12, 11, 10, 12, 3, 2, 12),
+                ConvGeometry.square(1, 20, 13, 9, 20, 5, 1, 20),
+                ConvGeometry.square(3, 20, 13, 9, 20, 5, 2, 20),
+                ConvGeometry.square(2, 8, 2, 2, 8, 3, 1, 8));
+    }
+
+    @Test
+    void convolutionsMatchTheCpu() {
+        for (ConvGeometry g : geometries()) {
+            Tensor x = host(randoms(g.n() * (long) g.c() * g.h() * g.w(), 1), g.inputShape());
+            Tensor w = host(randoms((long) g.k() * (g.c() / g.groups()) * g.r() * g.s(), 0.5), g.weightShape());
+            Tensor dy = host(randoms((long) g.n() * g.k() * g.p() * g.q(), 1), g.outputShape());
+            Tensor y = Tensor.allocate(arena, g.outputShape()), dx = Tensor.allocate(arena, g.inputShape()),
+                    dw = Tensor.allocate(arena, g.weightShape());
+            cpu.conv2dForward(g, x, w, y);
+            cpu.conv2dBackwardData(g, dy, w, dx);
+            cpu.conv2dBackwardFilter(g, x, dy, dw);
+
+            Tensor gx = device(x), gw = device(w), gdy = device(dy);
+            Tensor gy = poisoned(g.outputShape()), gdx = poisoned(g.inputShape()), gdw = poisoned(g.weightShape());
+            for (int repeat = 0; repeat < 2; repeat++) { // the second call reuses the searched algorithms
+                gpu.conv2dForward(g, gx, gw, gy);
+                gpu.conv2dBackwardData(g, gdy, gw, gdx);
+                gpu.conv2dBackwardFilter(g, gx, gdy, gdw);
+                assertNormClose(y.toArray(), read(gy), SUM_REL, "forward " + g);
+                assertNormClose(dx.toArray(), read(gdx), SUM_REL, "backward data " + g);
+                assertNormClose(dw.toArray(), read(gdw), SUM_REL, "backward filter " + g);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- batch norm
+
+    @Test
+    void batchNormMatchesTheCpu() {
+        int n = 3, c = 5, h = 6, w = 7;
+        int[] shape = {n, c, h, w};
+        // A mean far from 0 relative to the spread, as after a ReLU-free convolution: catches naive variance.
+        float[] xv = randoms((long) n * c * h * w, 1);
+        for (int i = 0; i < xv.length; i++) xv[i] += 3 + (i / (h * w)) % c;
+        Tensor x = host(xv, shape), dy = host(randoms(xv.length, 1), shape);
+        Tensor gamma = host(randoms(c, 1), c), beta = host(randoms(c, 1), c);
+        float[] rm = randoms(c, 1), rv = new float[c];
+        for (int i = 0; i < c; i++) rv[i] = 0.5f + random.nextFloat();
+        Tensor runMean = host(rm, c), runVar = host(rv, c);
+        Tensor y = Tensor.allocate(arena, shape), mean = Tensor.allocate(arena, c), inv = Tensor.allocate(arena, c);
+        Tensor dx = Tensor.allocate(arena, shape), dg = Tensor.allocate(arena, c), db = Tensor.allocate(arena, c);
+        Tensor yInf = Tensor.allocate(arena, shape);
+
+        Tensor gx = device(x), gdy = device(dy), gGamma = device(gamma), gBeta = device(beta);
+        Tensor gRunMean = device(rm, c), gRunVar = device(rv, c);
+        Tensor gy = poisoned(shape), gMean = poisoned(c), gInv = poisoned(c), gdx = poisoned(shape), gdg = poisoned(c),
+                gdb = poisoned(c), gyInf = poisoned(shape);
+
+        cpu.batchNormForwardTraining(x, gamma, beta, runMean, runVar, 0.1, 1e-5, y, mean, inv);
+        cpu.batchNormBackward(x, dy, gamma, mean, inv, dx, dg, db);
+        cpu.batchNormForwardInference(x, gamma, beta, runMean, runVar, 1e-5, yInf);
+        gpu.batchNormForwardTraining(gx, gGamma, gBeta, gRunMean, gRunVar, 0.1, 1e-5, gy, gMean, gInv);
+        gpu.batchNormBackward(gx, gdy, gGamma, gMean, gInv, gdx, gdg, gdb);
+        gpu.batchNormForwardInference(gx, gGamma, gBeta, gRunMean, gRunVar, 1e-5, gyInf);
+
+        assertNormClose(y.toArray(), read(gy), SUM_REL, "training output");
+        assertElementsCloseLoose(mean.toArray(), read(gMean), "saved mean");
+        assertElementsCloseLoose(inv.toArray(), read(gInv), "saved 1/std");
+        assertElementsCloseLoose(runMean.toArray(), read(gRunMean), "running mean");
+        assertElementsCloseLoose(runVar.toArray(), read(gRunVar), "running variance (unbiased)");
+        assertNormClose(dx.toArray(), read(gdx), SUM_REL, "input gradient");
+        assertNormClose(dg.toArray(), read(gdg), SUM_REL, "gamma gradient");
+        assertNormClose(db.toArray(), read(gdb), SUM_REL, "beta gradient");
+        assertNormClose(yInf.toArray(), read(gyInf), SUM_REL, "inference output");
+    }
+
+    /** Per element at the 1e-4 of a sum over a few hundred values. */
+    private void assertElementsCloseLoose(float[] expected, float[] actual, String what) {
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(expected[i], actual[i], SUM_REL * Math.abs(expected[i]) + 1e-6, what + "[" + i + "] (seed " + seed + ")");
+        }
+    }
+
+    // ---------------------------------------------------------------- element-wise, SE, pooling
+
+    @Test
+    void elementwiseOpsMatchTheCpu() {
+        int[] shape = {3, 4, 5, 6};
+        long size = 3 * 4 * 5 * 6;
+        Tensor a = host(randoms(size, 3), shape), b = host(randoms(size, 1), shape);
+        float[] sig = new float[(int) size];
+        for (int i = 0; i < sig.length; i++) sig[i] = random.nextFloat();
+        Tensor s = host(sig, shape);
+        Tensor ga = device(a), gb = device(b), gs = device(s);
+
+        Tensor c1 = Tensor.allocate(arena, shape), g1 = poisoned(shape);
+        cpu.silu(a, c1);
+        gpu.silu(ga, g1);
+        assertElementsClose(c1.toArray(), read(g1), "silu");
+        cpu.siluBackward(a, b, c1);
+        gpu.siluBackward(ga, gb, g1);
+        assertElementsClose(c1.toArray(), read(g1), "siluBackward");
+        cpu.sigmoid(a, c1);
+        gpu.sigmoid(ga, g1);
+        assertElementsClose(c1.toArray(), read(g1), "sigmoid");
+        cpu.sigmoidBackward(s, b, c1);
+        gpu.sigmoidBackward(gs, gb, g1);
+        assertElementsClose(c1.toArray(), read(g1), "sigmoidBackward");
+        cpu.add(a, b, c1);
+        gpu.add(ga, gb, g1);
+        assertElementsClose(c1.toArray(), read(g1), "add");
+        cpu.accumulate(c1, b);
+        gpu.accumulate(g1, gb);
+        assertElementsClose(c1.toArray(), read(g1), "accumulate");
+        cpu.scale(c1, 0.37f);
+        gpu.scale(g1, 0.37f);
+        assertElementsClose(c1.toArray(), read(g1), "scale");
+        assertEquals(cpu.sumOfSquares(a), gpu.sumOfSquares(ga), 1e-5 * cpu.sumOfSquares(a), "sumOfSquares (seed " + seed + ")");
+
+        float[] dropout = new float[(int) size];
+        for (int i = 0; i < dropout.length; i++) dropout[i] = random.nextInt(4) == 0 ? 0 : 1 / 0.75f;
+        Tensor mask = host(dropout, shape);
+        cpu.multiplyByMask(a, mask, c1);
+        gpu.multiplyByMask(ga, device(mask), g1);
+        assertElementsClose(c1.toArray(), read(g1), "dropout mask");
+        Tensor perSample = host(new float[] {0, 1.25f, 1.25f}, 3);
+        cpu.multiplyByMask(a, perSample, c1);
+        gpu.multiplyByMask(ga, device(perSample), g1);
+        assertElementsClose(c1.toArray(), read(g1), "drop-path mask");
+    }
+
+    @Test
+    void squeezeExcitationAndPoolingMatchTheCpu() {
+        int n = 3, c = 7;
+        for (int[] hw : new int[][] {{1, 1}, {5, 6}, {33, 31}}) {
+            int[] shape = {n, c, hw[0], hw[1]};
+            long size = (long) n * c * hw[0] * hw[1];
+            Tensor x = host(randoms(size, 2), shape), dy = host(randoms(size, 1), shape);
+            Tensor s = host(randoms(n * c, 1), n, c), dPooled = host(randoms(n * c, 1), n, c);
+            Tensor y = Tensor.allocate(arena, shape), dx = Tensor.allocate(arena, shape), ds = Tensor.allocate(arena, n, c),
+                    pooled = Tensor.allocate(arena, n, c), dxPool = Tensor.allocate(arena, shape);
+            cpu.scaleChannels(x, s, y);
+            cpu.scaleChannelsBackward(x, s, dy, dx, ds);
+            cpu.globalAveragePool(x, pooled);
+            cpu.globalAveragePoolBackward(dPooled, dxPool);
+            Tensor gx = device(x), gdy = device(dy), gs = device(s);
+            Tensor gy = poisoned(shape), gdx = poisoned(shape), gds = poisoned(n, c), gPooled = poisoned(n, c),
+                    gdxPool = poisoned(shape);
+            gpu.scaleChannels(gx, gs, gy);
+            gpu.scaleChannelsBackward(gx, gs, gdy, gdx, gds);
+            gpu.globalAveragePool(gx, gPooled);
+            gpu.globalAveragePoolBackward(device(dPooled), gdxPool);
+            String at = " at " + hw[0] + "x" + hw[1];
+            assertElementsClose(y.toArray(), read(gy), "scaleChannels" + at);
+            assertElementsClose(dx.toArray(), read(gdx), "scaleChannelsBackward dx" + at);
+            assertElementsCloseLoose(ds.toArray(), read(gds), "scaleChannelsBackward ds" + at);
+            assertElementsCloseLoose(pooled.toArray(), read(gPooled), "globalAveragePool" + at);
+            assertElementsClose(dxPool.toArray(), read(gdxPool), "globalAveragePoolBackward" + at);
+        }
+    }
+
+    // ---------------------------------------------------------------- linear, loss, optimiser
+
+    @Test
+    void linearMatchesTheCpu() {
+        int n = 5, in = 37, out = 6;
+        Tensor x = host(randoms((long) n * in, 1), n, in), w = host(randoms((long) out * in, 0.3), out, in),
+                b = host(randoms(out, 1), out), dy = host(randoms((long) n * out, 1), n, out);
+        Tensor gx = device(x), gw = device(w), gb = device(b), gdy = device(dy);
+        for (boolean withBias : new boolean[] {true, false}) {
+            Tensor y = Tensor.allocate(arena, n, out), gy = poisoned(n, out);
+            cpu.linearForward(x, w, withBias ? b : null, y);
+            gpu.linearForward(gx, gw, withBias ? gb : null, gy);
+            assertNormClose(y.toArray(), read(gy), SUM_REL, "linear forward, bias " + withBias);
+
+            Tensor dx = Tensor.allocate(arena, n, in), dw = Tensor.allocate(arena, out, in), db = Tensor.allocate(arena, out);
+            Tensor gdx = poisoned(n, in), gdw = poisoned(out, in), gdb = poisoned(out);
+            cpu.linearBackward(x, w, dy, dx, dw, withBias ? db : null);
+            gpu.linearBackward(gx, gw, gdy, gdx, gdw, withBias ? gdb : null);
+            assertNormClose(dx.toArray(), read(gdx), SUM_REL, "linear dx");
+            assertNormClose(dw.toArray(), read(gdw), SUM_REL, "linear dw");
+            if (withBias) assertNormClose(db.toArray(), read(gdb), SUM_REL, "linear db");
+        }
+        // the GAP output [n, c, 1, 1] feeds the classifier as [n, c]
+        Tensor y4 = poisoned(n, out);
+        gpu.linearForward(device(x.toArray(), n, in, 1, 1), gw, gb, y4);
+        Tensor y = Tensor.allocate(arena, n, out);
+        cpu.linearForward(x, w, b, y);
+        assertNormClose(y.toArray(), read(y4), SUM_REL, "linear on [n, c, 1, 1]");
+    }
+
+    @Test
+    void bceWithLogitsMatchesTheCpu() {
+        int n = 9, labels = 6;
+        Tensor z = host(randoms((long) n * labels, 4), n, labels);
+        float[] t = new float[n * labels];
+        for (int i = 0; i < t.length; i++) t[i] = random.nextInt(3) == 0 ? 1 : 0;
+        Tensor targets = host(t, n, labels), weights = host(new float[] {2, 1, 1, 1, 1, 1}, labels);
+        for (boolean weighted : new boolean[] {false, true}) {
+            Tensor dz = Tensor.allocate(arena, n, labels), gdz = poisoned(n, labels);
+            double loss = cpu.bceWithLogits(z, targets, weighted ? weights : null, dz);
+            double gLoss = gpu.bceWithLogits(device(z), device(targets), weighted ? device(weights) : null, gdz);
+            assertEquals(loss, gLoss, 1e-6 * loss, "loss, weighted " + weighted + " (seed " + seed + ")");
+            assertElementsClose(dz.toArray(), read(gdz), "d loss / d logits, weighted " + weighted);
+        }
+        assertEquals(cpu.bceWithLogits(z, targets, null, null), gpu.bceWithLogits(device(z), device(targets), null, null),
+                1e-6, "loss without gradient");
+    }
+
+    @Test
+    void adamStepsMatchTheCpu() {
+        int size = 1000;
+        for (boolean decoupled : new boolean[] {false, true}) {
+            float[] p = randoms(size, 1), g = randoms(size, 0.1);
+            Tensor param = host(p, size), grad = host(g, size), m = Tensor.allocate(arena, size), v = Tensor.allocate(arena, size);
+            Tensor gp = device(p, size), gg = device(g, size), gm = gpu.allocate(arena, size), gv = gpu.allocate(arena, size);
+            for (long step = 1; step <= 3; step++) {
+                cpu.adamStep(param, grad, m, v, step, 4e-4, 0.9, 0.999, 1e-7, 0.01, decoupled);
+                gpu.adamStep(gp, gg, gm, gv, step, 4e-4, 0.9, 0.999, 1e-7, 0.01, decoupled);
+            }
+            assertElementsClose(param.toArray(), read(gp), "parameters, decoupled " + decoupled);
+            assertElementsClose(m.toArray(), read(gm), "first moment");
+            assertElementsClose(v.toArray(), read(gv), "second moment");
+        }
+    }
+
+    // ---------------------------------------------------------------- the whole network
+
+    /**
+     * Two training steps of EfficientNet-B0 (forward, weighted BCE, backward, Adam) from the same initial weights
+     * on both backends: the losses, every gradient and BN statistic of the first step, and every updated weight.
+     */
+    @Test
+    void wholeTrainingStepsMatchTheCpu() {
+        int n = 4, size = 64;
+        EfficientNetB0.Config config = EfficientNetB0.Config.defaults();
+        try (Arena models = Arena.ofShared();
+             EfficientNetB0 onCpu = EfficientNetB0.initialized(cpu, config, 11);
+             EfficientNetB0 onGpu = EfficientNetB0.initialized(gpu, config, 11)) {
+            Adam cpuAdam = new Adam(cpu, models, Adam.Options.adam(4e-4));
+            Adam gpuAdam = new Adam(gpu, models, Adam.Options.adam(4e-4));
+            for (int step = 1; step <= 2; step++) {
+                Tensor x = host(randoms((long) n * 3 * size * size, 1), n, 3, size, size);
+                float[] t = new float[n * 6];
+                for (int i = 0; i < t.length; i++) t[i] = random.nextInt(2);
+                Tensor targets = host(t, n, 6), weights = host(new float[] {2, 1, 1, 1, 1, 1}, 6);
+                double cpuLoss, gpuLoss;
+                try (StepContext cc = StepContext.training(cpu, 5, step); StepContext gc = StepContext.training(gpu, 5, step)) {
+                    Tensor yc = onCpu.forward(x, cc), yg = onGpu.forward(device(x), gc);
+                    assertNormClose(yc.toArray(), read(yg), 1e-3, "logits, step " + step);
+                    EfficientNetB0.Loss lc = onCpu.loss(yc, targets, weights, cc);
+                    EfficientNetB0.Loss lg = onGpu.loss(yg, device(targets), device(weights), gc);
+                    cpuLoss = lc.value();
+                    gpuLoss = lg.value();
+                    onCpu.backward(lc.dLogits(), cc, false);
+                    onGpu.backward(lg.dLogits(), gc, false);
+                }
+                assertEquals(cpuLoss, gpuLoss, 1e-4 * cpuLoss, "loss, step " + step + " (seed " + seed + ")");
+                if (step == 1) compareParameters(onCpu.namedParameters(), onGpu.namedParameters(), true, 2e-3);
+                cpuAdam.step(onCpu.namedParameters().values());
+                gpuAdam.step(onGpu.namedParameters().values());
+            }
+            compareParameters(onCpu.namedParameters(), onGpu.namedParameters(), false, 1e-4);
+        }
+    }
+
+    private void compareParameters(Map<String, Parameter> cpuParams, Map<String, Parameter> gpuParams, boolean gradients,
+                                   double tolerance) {
+        assertEquals(cpuParams.keySet(), gpuParams.keySet());
+        for (String name : cpuParams.keySet()) {
+            Parameter pc = cpuParams.get(name), pg = gpuParams.get(name);
+            if (gradients && pc.isBuffer()) {
+                assertNormClose(pc.value().toArray(), read(pg.value()), tolerance, "buffer " + name);
+            } else if (gradients) {
+                if (pc.grad() == null) continue; // frozen
+                assertNormClose(pc.grad().toArray(), read(pg.grad()), tolerance, "gradient of " + name);
+            } else {
+                assertNormClose(pc.value().toArray(), read(pg.value()), tolerance, "weights of " + name);
+            }
+        }
+    }
+
+    @Test
+    void aTrainingStepRepeatsBitForBit() {
+        int n = 2, size = 64;
+        float[] images = randoms((long) n * 3 * size * size, 1);
+        float[] first = null;
+        for (int run = 0; run < 2; run++) {
+            try (EfficientNetB0 model = EfficientNetB0.initialized(gpu, EfficientNetB0.Config.defaults(), 3);
+                 StepContext ctx = StepContext.training(gpu, 1, 1)) {
+                Tensor y = model.forward(device(images, n, 3, size, size), ctx);
+                EfficientNetB0.Loss loss = model.loss(y, device(new float[] {1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1}, n, 6), null, ctx);
+                model.backward(loss.dLogits(), ctx, false);
+                float[] grad = read(model.namedParameters().get("conv_stem.weight").grad());
+                if (first == null) first = grad;
+                else assertArrayEquals(first, grad, "deterministic algorithms and kernels give the same bits");
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- misuse
+
+    @Test
+    void misuseFailsWithAClearMessage() {
+        Tensor onHost = Tensor.allocate(arena, 2, 3);
+        Tensor onDevice = gpu.allocate(arena, 2, 3);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> gpu.silu(onHost, onDevice));
+        assertTrue(e.getMessage().contains("on the host"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> gpu.add(onDevice, gpu.allocate(arena, 3, 3), onDevice));
+        Tensor stale;
+        try (Arena step = gpu.stepArena()) {
+            stale = gpu.allocate(step, 2, 3);
+        }
+        IllegalStateException s = assertThrows(IllegalStateException.class, () -> gpu.silu(stale, onDevice));
+        assertTrue(s.getMessage().contains("closed"), s.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> gpu.batchNormForwardInference(gpu.allocate(arena, 2, 3, 4, 4),
+                gpu.allocate(arena, 3), gpu.allocate(arena, 3), gpu.allocate(arena, 3), gpu.allocate(arena, 3), 1e-6,
+                gpu.allocate(arena, 2, 3, 4, 4)), "eps below cuDNN's minimum");
+    }
+
+    @Test
+    void stepArenasRecycleDeviceMemory() {
+        long before;
+        try (Arena step = gpu.stepArena()) {
+            gpu.allocate(step, 1000, 1000);
+        }
+        before = gpu.allocatedBytes();
+        for (int i = 0; i < 3; i++) {
+            try (Arena step = gpu.stepArena()) {
+                Tensor t = gpu.allocate(step, 1000, 1000);
+                assertArrayEquals(new float[] {0, 0, 0}, java.util.Arrays.copyOf(read(t), 3), "allocate zero-fills");
+            }
+        }
+        assertEquals(before, gpu.allocatedBytes(), "later steps reuse the first step's chunks");
+    }
+}
