@@ -84,6 +84,8 @@ public final class CudaBackend implements Backend {
     private final ThreadLocal<Boolean> bound = ThreadLocal.withInitial(() -> false);
     private final Map<ConvGeometry, ConvPlan> convPlans = new HashMap<>();
     private final Map<List<Integer>, BnPlan> bnPlans = new HashMap<>();
+    /** The epsilon of the training forward that filled a saveInvStd buffer, by its address: cuDNN wants it again. */
+    private final Map<Long, Double> bnEpsilon = new HashMap<>();
     private final MemorySegment hostScalar = Arena.ofAuto().allocate(8, 8);
     private Tensor workspace;
     private Tensor ones;
@@ -408,6 +410,7 @@ public final class CudaBackend implements Backend {
         if (x.size() / c < 2) throw new IllegalArgumentException(op + ": need more than one value per channel in training, input " + x);
         epsilon(op, eps);
         BnPlan p = bnPlan(op, x);
+        bnEpsilon.put(saveInvStd.data().address(), eps);
         cudnn.batchNormForwardTraining(p.x(), x.data().address(), y.data().address(), p.perChannel(),
                 gamma.data().address(), beta.data().address(), momentum, runningMean.data().address(),
                 runningVar.data().address(), eps, saveMean.data().address(), saveInvStd.data().address());
@@ -428,8 +431,9 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * cuDNN's backward takes epsilon and the saved statistics; it uses the saved 1/sqrt(var + eps) as given, so
-     * the epsilon passed here (the contract has none) only has to satisfy cuDNN's minimum.
+     * cuDNN's backward wants the forward's epsilon next to the saved statistics (the contract passes only the
+     * statistics): it is remembered by the address of the saved 1/std, and is cuDNN's minimum, EfficientNet's
+     * value, for statistics that did not come from this backend's forward.
      */
     @Override
     public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
@@ -442,7 +446,8 @@ public final class CudaBackend implements Backend {
         shape(op, "input gradient", dx, x.shape());
         BnPlan p = bnPlan(op, x);
         cudnn.batchNormBackward(p.x(), x.data().address(), dy.data().address(), dx.data().address(), p.perChannel(),
-                gamma.data().address(), dgamma.data().address(), dbeta.data().address(), Cudnn.BN_MIN_EPSILON,
+                gamma.data().address(), dgamma.data().address(), dbeta.data().address(),
+                bnEpsilon.getOrDefault(saveInvStd.data().address(), Cudnn.BN_MIN_EPSILON),
                 saveMean.data().address(), saveInvStd.data().address());
     }
 
