@@ -45,6 +45,10 @@ final class ScoreCommand implements Callable<Integer> {
             description = "onnxruntime (default; a checkpoint is exported to ONNX in memory first) or java (our engine, checkpoints only).")
     String engine;
 
+    @Option(names = "--device", paramLabel = "D",
+            description = "With --engine java: cpu (default), gpu or gpu:N (our CUDA backend: cuDNN, cuBLAS, our kernels). Implies --engine java.")
+    String device;
+
     @Option(names = "--tta", paramLabel = "flip", description = "Test-time augmentation: flip also scores the mirrored image and averages.")
     String tta;
 
@@ -69,7 +73,8 @@ final class ScoreCommand implements Callable<Integer> {
         if (tta != null && !tta.equals("flip")) return fail("--tta takes flip, not " + tta);
         if (!Files.isRegularFile(model)) return fail("no model file " + model);
         boolean onnx = model.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".onnx");
-        String chosen = engine != null ? engine : "onnxruntime";
+        String chosen = engine != null ? engine : device != null ? "java" : "onnxruntime";
+        if (device != null && !chosen.equals("java")) return fail("--device runs our engine: use it with --engine java, not " + chosen);
         List<Path> files;
         try {
             files = inputs.images != null ? listImages(inputs.images) : listFile(inputs.list);
@@ -77,7 +82,14 @@ final class ScoreCommand implements Callable<Integer> {
             return fail(e.getMessage());
         }
         if (files.isEmpty()) return fail("no input files in " + (inputs.images != null ? inputs.images : inputs.list));
-        try (Scorer scorer = open(chosen, onnx, threads != null ? threads : cores)) {
+        int computeThreads = threads != null ? threads : cores;
+        ich.nn.Device where;
+        try {
+            where = ich.nn.Device.parse(device != null ? device : "cpu", computeThreads);
+        } catch (IllegalArgumentException e) {
+            return fail(e.getMessage());
+        }
+        try (Scorer scorer = open(chosen, onnx, computeThreads, where)) {
             int size = imageSize != null ? imageSize : scorer instanceof EngineScorer e ? e.imageSize()
                     : scorer instanceof ich.infer.OnnxRuntimeModel m ? m.imageSize() : 0;
             if (size <= 0) return fail("the model does not say its input size: give --image-size");
@@ -90,16 +102,16 @@ final class ScoreCommand implements Callable<Integer> {
             }
             System.out.println("submission: " + out + "; reports: " + out.toAbsolutePath().resolveSibling(ScoringRun.PER_IMAGE).getParent());
             return 0;
-        } catch (IllegalArgumentException e) {
+        } catch (IllegalArgumentException | ich.gpu.GpuUnavailableException e) {
             return fail(e.getMessage());
         }
     }
 
-    private Scorer open(String name, boolean onnx, int threads) throws IOException {
+    private Scorer open(String name, boolean onnx, int threads, ich.nn.Device where) throws IOException {
         return switch (name) {
             case "java" -> {
                 if (onnx) throw new IllegalArgumentException("--engine java scores a checkpoint (.safetensors), not an ONNX file");
-                yield EngineScorer.open(model, threads);
+                yield EngineScorer.open(model, where);
             }
             case "onnxruntime" -> onnx ? ich.infer.OnnxRuntimeModel.open(model, threads) : checkpointInOnnxRuntime(threads);
             default -> throw new IllegalArgumentException("unknown --engine " + name + " (onnxruntime or java)");

@@ -1,8 +1,8 @@
 package ich.infer;
 
 import ich.nn.Backend;
+import ich.nn.Device;
 import ich.nn.Tensor;
-import ich.nn.cpu.CpuBackend;
 import ich.nn.io.Checkpoint;
 import ich.nn.model.EfficientNetB0;
 import ich.nn.model.StepContext;
@@ -13,7 +13,7 @@ import java.nio.file.Path;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-/** Scores with our own engine (the CPU backend) from a training checkpoint. */
+/** Scores with our own engine, on the CPU or a GPU backend, from a training checkpoint. */
 public final class EngineScorer implements Scorer {
     private final Backend backend;
     private final EfficientNetB0 model;
@@ -27,7 +27,16 @@ public final class EngineScorer implements Scorer {
 
     /** Loads {@code checkpoint} onto a CPU backend with {@code threads} threads. */
     public static EngineScorer open(Path checkpoint, int threads) throws IOException {
-        Backend backend = new CpuBackend(threads);
+        return open(checkpoint, new Device.Cpu(threads));
+    }
+
+    /**
+     * Loads {@code checkpoint} onto a backend of {@code device}.
+     *
+     * @throws ich.gpu.GpuUnavailableException for a GPU device where there is none, saying why
+     */
+    public static EngineScorer open(Path checkpoint, Device device) throws IOException {
+        Backend backend = device.open();
         try (Arena arena = Arena.ofConfined()) {
             Checkpoint.Contents contents = Checkpoint.read(checkpoint, arena);
             EfficientNetB0 model = EfficientNetB0.fromStateDict(backend, contents.model(), checkpoint.toString());

@@ -106,4 +106,23 @@ class EndToEndTest {
         assertTrue(errors.stream().anyMatch(l -> l.startsWith("ID_cut,")), errors.toString());
         assertTrue(errors.stream().anyMatch(l -> l.startsWith("ID_missing,")), errors.toString());
     }
+
+    @Test
+    void scoringOnADeviceUsesTheEngineAndAMissingGpuIsAClearError() throws Exception {
+        String checkpoint = run.resolve("best.safetensors").toString(), images = data.resolve("images").toString();
+        CliTest.Run ort = CliTest.run("score", "--model", checkpoint, "--images", images, "--out", dir.resolve("d-ort").resolve("s.csv").toString(),
+                "--engine", "onnxruntime", "--device", "cpu");
+        assertEquals(2, ort.exit(), "--device runs our engine, not ONNX Runtime");
+
+        Path onCpu = dir.resolve("d-cpu").resolve("s.csv"), plain = dir.resolve("d-plain").resolve("s.csv");
+        assertEquals(0, CliTest.run("score", "--model", checkpoint, "--images", images, "--out", onCpu.toString(), "--device", "cpu").exit());
+        assertEquals(0, CliTest.run("score", "--model", checkpoint, "--images", images, "--out", plain.toString(), "--engine", "java").exit());
+        assertEquals(Files.readAllLines(plain), Files.readAllLines(onCpu), "--device cpu is the engine on the CPU");
+
+        org.junit.jupiter.api.Assumptions.assumeTrue(ich.gpu.Gpu.probe() instanceof ich.gpu.Gpu.Unavailable, "a GPU is present");
+        Path onGpu = dir.resolve("d-gpu").resolve("s.csv");
+        CliTest.Run gpu = CliTest.run("score", "--model", checkpoint, "--images", images, "--out", onGpu.toString(), "--device", "gpu");
+        assertEquals(2, gpu.exit(), "no GPU: a usage error (the reason goes to stderr), " + gpu.out());
+        assertTrue(!Files.exists(onGpu), "nothing written");
+    }
 }
