@@ -35,16 +35,29 @@ public sealed interface Device permits Device.Cpu, Device.Gpu {
         }
     }
 
-    /** The CUDA backend on the GPU of this CUDA ordinal. */
-    record Gpu(int ordinal) implements Device {
+    /**
+     * The CUDA backend on the GPU of this CUDA ordinal.
+     *
+     * @param allowTf32 let convolutions and GEMMs use TF32 tensor cores (faster; ~1e-3 relative instead of fp32)
+     */
+    record Gpu(int ordinal, boolean allowTf32) implements Device {
         public Gpu {
             if (ordinal < 0) throw new IllegalArgumentException("GPU ordinal must be >= 0: " + ordinal);
+        }
+
+        /** Strict fp32 (no TF32), so results match the CPU reference. */
+        public Gpu(int ordinal) {
+            this(ordinal, false);
+        }
+
+        public Gpu withTf32(boolean allow) {
+            return new Gpu(ordinal, allow);
         }
 
         /** @throws ich.gpu.GpuUnavailableException when there is no usable GPU, cuDNN, cuBLAS or kernels, saying which */
         @Override
         public Backend open() {
-            return CudaBackend.open(ordinal);
+            return CudaBackend.open(ordinal, CudaBackend.Options.defaults().withTf32(allowTf32));
         }
 
         @Override
