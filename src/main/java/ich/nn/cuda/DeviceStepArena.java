@@ -112,7 +112,8 @@ final class DeviceStepArena implements Arena {
         }
 
         private void release(Chunk c) {
-            context.free(c.pointer);
+            // A step that outlived its backend: the context's release already took the memory.
+            if (!context.isClosed()) context.free(c.pointer);
             onFree.accept(c.bytes);
         }
 
