@@ -43,7 +43,8 @@ public final class Cuda {
             cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuStreamCreate, cuStreamDestroy, cuStreamSynchronize,
             cuStreamWaitEvent, cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy, cuMemAlloc,
             cuMemFree, cuMemHostAlloc, cuMemFreeHost, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD8, cuMemsetD32Async, cuMemGetInfo,
-            cuModuleLoadDataEx, cuModuleGetFunction, cuModuleUnload, cuLaunchKernel;
+            cuModuleLoadDataEx, cuModuleGetFunction, cuModuleUnload, cuLaunchKernel,
+            cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiate, cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy;
 
     private Cuda(NativeLibraries.Found library) {
         this.library = library;
@@ -86,6 +87,12 @@ public final class Cuda {
         cuModuleLoadDataEx = fn("cuModuleLoadDataEx", ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
         cuModuleGetFunction = fn("cuModuleGetFunction", ADDRESS, ADDRESS, ADDRESS);
         cuModuleUnload = fn("cuModuleUnload", ADDRESS);
+        cuStreamBeginCapture = fn("cuStreamBeginCapture_v2", ADDRESS, JAVA_INT);
+        cuStreamEndCapture = fn("cuStreamEndCapture", ADDRESS, ADDRESS);
+        cuGraphInstantiate = fn("cuGraphInstantiateWithFlags", ADDRESS, ADDRESS, JAVA_LONG);
+        cuGraphLaunch = fn("cuGraphLaunch", ADDRESS, ADDRESS);
+        cuGraphExecDestroy = fn("cuGraphExecDestroy", ADDRESS);
+        cuGraphDestroy = fn("cuGraphDestroy", ADDRESS);
         cuLaunchKernel = fn("cuLaunchKernel", ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
                 JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
     }

@@ -4,7 +4,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 /** A native object freed exactly once: closing again does nothing; using it after close is an error. */
 abstract sealed class NativeResource implements AutoCloseable
-        permits Context, Stream, Event, DeviceBuffer, PinnedBuffer, Module {
+        permits Context, Stream, Event, DeviceBuffer, PinnedBuffer, Module, Graph {
     final Cuda cuda;
     private final AtomicBoolean closed = new AtomicBoolean();
 

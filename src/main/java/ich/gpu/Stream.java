@@ -89,6 +89,36 @@ public final class Stream extends NativeResource {
         kernel.launch(handle, grid, block, sharedBytes, args);
     }
 
+    /**
+     * Records what {@code body} queues on this stream into a CUDA graph instead of running it, and returns the
+     * graph ready to {@link Graph#launch} any number of times. Capture mode is thread-local: other threads may
+     * use CUDA meanwhile, but this thread must not synchronize or allocate inside {@code body} (the driver
+     * refuses, and the error surfaces here). The capture is ended even when {@code body} throws.
+     */
+    public Graph capture(Runnable body) {
+        checkOpen();
+        final int threadLocalMode = 1; // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+        cuda.check(cuda.call(cuda.cuStreamBeginCapture, handle, threadLocalMode), "cuStreamBeginCapture_v2");
+        RuntimeException failure = null;
+        try {
+            body.run();
+        } catch (RuntimeException e) {
+            failure = e;
+        }
+        MemorySegment graph;
+        try {
+            graph = cuda.handleOut(cuda.cuStreamEndCapture, "cuStreamEndCapture", handle);
+        } catch (RuntimeException e) {
+            if (failure != null) failure.addSuppressed(e);
+            throw failure != null ? failure : e;
+        }
+        if (failure != null) {
+            cuda.check(cuda.call(cuda.cuGraphDestroy, graph), "cuGraphDestroy");
+            throw failure;
+        }
+        return Graph.instantiate(cuda, graph);
+    }
+
     /** Waits until everything queued on the stream has finished. */
     public void synchronize() {
         checkOpen();
