@@ -1,5 +1,7 @@
 package ich.gpu;
 
+import ich.nn.ConvGeometry;
+
 import java.util.ArrayList;
 import java.util.List;
 
@@ -11,8 +13,11 @@ import java.util.List;
  * rules are those of the {@code Backend} method of the same name, and {@code ich.nn.cpu.CpuBackend} is the
  * reference the results are tested against (NnKernelsTest).
  *
- * <p>The reductions ({@link #scaleChannelsBackward}, {@link #globalAveragePool}, {@link #bceWithLogits}) use no
- * atomics: the same inputs give the same bits on every run.
+ * <p>The reductions ({@link #scaleChannelsBackward}, {@link #globalAveragePool}, {@link #bceWithLogits},
+ * {@link #depthwiseBackwardFilter}) use no atomics: the same inputs give the same bits on every run.
+ *
+ * <p>Besides the {@code Backend} ops there are depthwise convolutions ({@link #supportsDepthwise} says which
+ * shapes; the CUDA backend races them against cuDNN per shape) and the conversions of the bf16 path.
  *
  * <p>The module is loaded into the context current at {@link #open}; launches must come from a thread where that
  * context is current. {@link #close()} unloads it.
@@ -34,15 +39,36 @@ public final class NnKernels implements AutoCloseable {
             SCALE = "ich_nn_scale", SCALE_CHANNELS = "ich_nn_scale_channels",
             SCALE_CHANNELS_BACKWARD = "ich_nn_scale_channels_backward", GLOBAL_AVERAGE_POOL = "ich_nn_global_average_pool",
             GLOBAL_AVERAGE_POOL_BACKWARD = "ich_nn_global_average_pool_backward", BCE_WITH_LOGITS = "ich_nn_bce_with_logits",
-            ADAM_STEP = "ich_nn_adam_step";
+            ADAM_STEP = "ich_nn_adam_step", DEPTHWISE_FORWARD = "ich_nn_depthwise_forward",
+            DEPTHWISE_BACKWARD_DATA = "ich_nn_depthwise_backward_data",
+            DEPTHWISE_BACKWARD_FILTER = "ich_nn_depthwise_backward_filter", F32_TO_BF16 = "ich_nn_f32_to_bf16",
+            BF16_TO_F32 = "ich_nn_bf16_to_f32", NCHW_TO_NHWC = "ich_nn_nchw_to_nhwc_f32",
+            NHWC_TO_NCHW = "ich_nn_nhwc_to_nchw_f32";
     /** Every entry point the Java side launches (KernelBuildTest checks each is in the fatbin). */
     public static final List<String> ENTRY_POINTS = List.of(SILU, SILU_BACKWARD, SIGMOID, SIGMOID_BACKWARD, ADD,
             MULTIPLY_BY_MASK, SCALE, SCALE_CHANNELS, SCALE_CHANNELS_BACKWARD, GLOBAL_AVERAGE_POOL,
-            GLOBAL_AVERAGE_POOL_BACKWARD, BCE_WITH_LOGITS, ADAM_STEP);
+            GLOBAL_AVERAGE_POOL_BACKWARD, BCE_WITH_LOGITS, ADAM_STEP, DEPTHWISE_FORWARD, DEPTHWISE_BACKWARD_DATA,
+            DEPTHWISE_BACKWARD_FILTER, F32_TO_BF16, BF16_TO_F32, NCHW_TO_NHWC, NHWC_TO_NCHW);
+
+    /**
+     * Dynamic shared memory a depthwise block may use, in floats: 32 KiB, under the 48 KiB a launch gets without
+     * opting in, with room for the backward-filter kernel's 2 KiB static reduction array.
+     */
+    static final int DEPTHWISE_SHARED_FLOATS = 8192;
+    /** Positions a depthwise block aims at: 4 a thread, enough that a 3x3 tile's halo adds little (34^2 / 32^2). */
+    static final int DEPTHWISE_TILE_POSITIONS = 1024;
+    /** Widest tile: the kernels keep one column per thread and step over rows, so a tile row must fit a block. */
+    static final int DEPTHWISE_TILE_COLUMNS = 32;
+    /**
+     * Most blocks of a tiled launch (the kernels stride over the tiles beyond it): far more than can be resident,
+     * and more than the tiles of any B0 depthwise layer at batch 256, 256x256 (131 072 in the first stage).
+     */
+    static final int MAX_TILE_BLOCKS = 1 << 20;
 
     private final Module module;
     private final Module.Kernel silu, siluBackward, sigmoid, sigmoidBackward, add, multiplyByMask, scale, scaleChannels,
-            scaleChannelsBackward, globalAveragePool, globalAveragePoolBackward, bceWithLogits, adamStep;
+            scaleChannelsBackward, globalAveragePool, globalAveragePoolBackward, bceWithLogits, adamStep, depthwiseForward,
+            depthwiseBackwardData, depthwiseBackwardFilter, f32ToBf16, bf16ToF32, nchwToNhwc, nhwcToNchw;
 
     /**
      * Loads nn.fatbin into {@code context} and looks up every entry point.
@@ -74,6 +100,13 @@ public final class NnKernels implements AutoCloseable {
             globalAveragePoolBackward = k.get(10);
             bceWithLogits = k.get(11);
             adamStep = k.get(12);
+            depthwiseForward = k.get(13);
+            depthwiseBackwardData = k.get(14);
+            depthwiseBackwardFilter = k.get(15);
+            f32ToBf16 = k.get(16);
+            bf16ToF32 = k.get(17);
+            nchwToNhwc = k.get(18);
+            nhwcToNchw = k.get(19);
         } catch (RuntimeException e) {
             module.close();
             throw e;
@@ -189,6 +222,223 @@ public final class NnKernels implements AutoCloseable {
         float decay = decoupled ? (float) (1 - lr * weightDecay) : 1f;
         elementwise(stream, adamStep, n, param, grad, m, v, n, (float) beta1, (float) beta2, (float) eps, stepSize,
                 invSqrtBias2, l2, decay);
+    }
+
+    // ---- depthwise convolution (groups == c == k): x [n, c, h, w], w [c, 1, r, s], y [n, c, p, q] ----
+
+    /**
+     * y = the depthwise convolution of x with w, as {@code Backend.conv2dForward} for a depthwise {@code g}. y must
+     * not overlap x or w.
+     *
+     * @throws IllegalArgumentException when {@link #supportsDepthwise} is false for g, a pointer is 0, or the
+     *                                  output overlaps an input
+     */
+    public void depthwiseForward(Stream stream, ConvGeometry g, long x, long w, long y) {
+        checkDepthwise("depthwiseForward", g, x, inputBytes(g), w, weightBytes(g), y, outputBytes(g));
+        launchDepthwise(stream, depthwiseForward, DepthwisePass.FORWARD, g, x, w, y, (long) g.n() * g.c());
+    }
+
+    /** dx = d loss / d x from dy and w, as {@code Backend.conv2dBackwardData}. dx must not overlap dy or w. */
+    public void depthwiseBackwardData(Stream stream, ConvGeometry g, long dy, long w, long dx) {
+        checkDepthwise("depthwiseBackwardData", g, dy, outputBytes(g), w, weightBytes(g), dx, inputBytes(g));
+        launchDepthwise(stream, depthwiseBackwardData, DepthwisePass.BACKWARD_DATA, g, dy, w, dx, (long) g.n() * g.c());
+    }
+
+    /**
+     * dw = d loss / d w from the forward input x and dy, as {@code Backend.conv2dBackwardFilter}: summed over the
+     * batch and the outputs in double, one block per channel, no atomics, so it repeats bit for bit. dw must not
+     * overlap x or dy.
+     */
+    public void depthwiseBackwardFilter(Stream stream, ConvGeometry g, long x, long dy, long dw) {
+        checkDepthwise("depthwiseBackwardFilter", g, x, inputBytes(g), dy, outputBytes(g), dw, weightBytes(g));
+        DepthwiseTiling t = depthwiseTiling(g, DepthwisePass.BACKWARD_FILTER);
+        stream.launch(depthwiseBackwardFilter, Stream.Dim3.of((int) Math.min(MAX_PLANE_BLOCKS, g.c())), Stream.Dim3.of(BLOCK),
+                t.sharedBytes(), depthwiseArgs(g, t, x, dy, dw, g.n()));
+    }
+
+    /**
+     * Whether the depthwise kernels take {@code g}: groups == c == k, at most {@link #BLOCK} taps (the filter
+     * gradient gives each tap its own threads) and a tiling of every pass that fits the shared memory. Any
+     * stride and padding do: the tiling shrinks to a single position if it must, whose window of at most 256
+     * taps always fits.
+     */
+    public static boolean supportsDepthwise(ConvGeometry g) {
+        if (!g.depthwise() || (long) g.r() * g.s() > BLOCK) return false;
+        for (DepthwisePass pass : DepthwisePass.values()) if (depthwiseTiling(g, pass) == null) return false;
+        return true;
+    }
+
+    /** The depthwise kernels, which tile different planes and lay out their shared memory differently. */
+    enum DepthwisePass { FORWARD, BACKWARD_DATA, BACKWARD_FILTER }
+
+    /**
+     * How a depthwise launch splits its work. A block takes {@code group} planes (images of one channel for the
+     * filter gradient) and of each a tile of {@code rows x cols} positions: of y for the forward pass and the
+     * filter gradient, of dx for the data gradient; {@code group} > 1 only when the tile is the whole plane.
+     * {@code sharedFloats} is the dynamic shared memory of that tiling, by the layout documented in nn.cu.
+     */
+    record DepthwiseTiling(int group, int rows, int cols, long sharedFloats) {
+        int sharedBytes() {
+            return Math.toIntExact(sharedFloats * Float.BYTES);
+        }
+    }
+
+    /**
+     * The tiling of one pass: tiles of up to {@link #DEPTHWISE_TILE_COLUMNS} columns and
+     * {@link #DEPTHWISE_TILE_POSITIONS} positions, whole small planes packed to about that many positions a
+     * block, then cut (fewer planes, then half the rows, then half the columns) until the shared memory fits
+     * {@link #DEPTHWISE_SHARED_FLOATS}; null when not even one position's window fits.
+     */
+    static DepthwiseTiling depthwiseTiling(ConvGeometry g, DepthwisePass pass) {
+        boolean data = pass == DepthwisePass.BACKWARD_DATA;
+        int height = data ? g.h() : g.p(), width = data ? g.w() : g.q();
+        long planes = pass == DepthwisePass.BACKWARD_FILTER ? g.n() : (long) g.n() * g.c();
+        int cols = Math.min(width, DEPTHWISE_TILE_COLUMNS);
+        int rows = Math.min(height, Math.max(1, DEPTHWISE_TILE_POSITIONS / cols));
+        int group = rows == height && cols == width
+                ? (int) Math.min(planes, Math.max(1, DEPTHWISE_TILE_POSITIONS / (rows * cols))) : 1;
+        while (true) {
+            long one = depthwiseSharedFloats(g, pass, rows, cols);
+            if (one <= DEPTHWISE_SHARED_FLOATS) {
+                group = (int) Math.min(group, DEPTHWISE_SHARED_FLOATS / one);
+                return new DepthwiseTiling(group, rows, cols, group * one);
+            }
+            group = 1;
+            if (rows > 1) rows = (rows + 1) / 2;
+            else if (cols > 1) cols = (cols + 1) / 2;
+            else return null;
+        }
+    }
+
+    /** Shared floats of one plane's tile of rows x cols positions, by the kernels' layouts (nn.cu). */
+    static long depthwiseSharedFloats(ConvGeometry g, DepthwisePass pass, int rows, int cols) {
+        long taps = (long) g.r() * g.s();
+        long inputTile = ((long) (rows - 1) * g.strideH() + g.r()) * ((long) (cols - 1) * g.strideW() + g.s());
+        return switch (pass) {
+            case FORWARD -> taps + inputTile;
+            case BACKWARD_DATA -> taps + (((long) rows + g.r() - 2) / g.strideH() + 2) * (((long) cols + g.s() - 2) / g.strideW() + 2);
+            case BACKWARD_FILTER -> 2L * rows * cols + inputTile; // dy values and window offsets, then x
+        };
+    }
+
+    /** Blocks of a tiled depthwise launch over {@code planes} planes: one per tile up to {@link #MAX_TILE_BLOCKS}. */
+    static int depthwiseBlocks(ConvGeometry g, DepthwisePass pass, DepthwiseTiling t, long planes) {
+        boolean data = pass == DepthwisePass.BACKWARD_DATA;
+        long height = data ? g.h() : g.p(), width = data ? g.w() : g.q();
+        long tiles = ceilDiv(planes, t.group()) * ceilDiv(height, t.rows()) * ceilDiv(width, t.cols());
+        return (int) Math.min(MAX_TILE_BLOCKS, tiles);
+    }
+
+    private static void launchDepthwise(Stream stream, Module.Kernel kernel, DepthwisePass pass, ConvGeometry g, long in,
+                                        long w, long out, long planes) {
+        DepthwiseTiling t = depthwiseTiling(g, pass);
+        stream.launch(kernel, Stream.Dim3.of(depthwiseBlocks(g, pass, t, planes)), Stream.Dim3.of(BLOCK), t.sharedBytes(),
+                depthwiseArgs(g, t, in, w, out, planes));
+    }
+
+    /** The kernels' common arguments: three pointers, then i64 sizes n-or-planes, c, h, w, p, q, then int r, s, strides, pads, tiling. */
+    private static Object[] depthwiseArgs(ConvGeometry g, DepthwiseTiling t, long a, long b, long out, long count) {
+        return new Object[]{a, b, out, count, (long) g.c(), (long) g.h(), (long) g.w(), (long) g.p(), (long) g.q(),
+                g.r(), g.s(), g.strideH(), g.strideW(), g.padH(), g.padW(), t.group(), t.rows(), t.cols()};
+    }
+
+    /**
+     * The host-side checks of a depthwise launch: a shape the kernels take, no null pointer, and an output that
+     * overlaps neither input (blocks read the inputs of their neighbours' tiles while writing their own).
+     */
+    static void checkDepthwise(String op, ConvGeometry g, long a, long aBytes, long b, long bBytes, long out, long outBytes) {
+        if (g == null) throw new IllegalArgumentException(op + ": no geometry");
+        if (!g.depthwise()) {
+            throw new IllegalArgumentException(op + ": not a depthwise convolution (needs groups == c == k): " + g);
+        }
+        if (!supportsDepthwise(g)) {
+            throw new IllegalArgumentException(op + ": the depthwise kernels do not take " + g + ": r * s = "
+                    + (long) g.r() * g.s() + " taps, at most " + BLOCK + " allowed");
+        }
+        if (a == 0 || b == 0 || out == 0) throw new IllegalArgumentException(op + ": null device pointer");
+        if (overlaps(out, outBytes, a, aBytes) || overlaps(out, outBytes, b, bBytes)) {
+            throw new IllegalArgumentException(op + ": the output overlaps an input");
+        }
+    }
+
+    private static long inputBytes(ConvGeometry g) {
+        return Math.multiplyExact((long) g.n() * g.c(), (long) g.h() * g.w() * Float.BYTES);
+    }
+
+    private static long weightBytes(ConvGeometry g) {
+        return (long) g.c() * g.r() * g.s() * Float.BYTES;
+    }
+
+    private static long outputBytes(ConvGeometry g) {
+        return Math.multiplyExact((long) g.n() * g.c(), (long) g.p() * g.q() * Float.BYTES);
+    }
+
+    /** Whether device ranges [a, a + aBytes) and [b, b + bBytes) share a byte (addresses compared unsigned). */
+    static boolean overlaps(long a, long aBytes, long b, long bBytes) {
+        return aBytes > 0 && bBytes > 0 && Long.compareUnsigned(a, b + bBytes) < 0 && Long.compareUnsigned(b, a + aBytes) < 0;
+    }
+
+    private static long ceilDiv(long a, long b) {
+        return (a + b - 1) / b;
+    }
+
+    // ---- conversions of the bf16 path ----
+
+    /**
+     * y = x rounded to bf16 (to nearest, ties to even; a NaN stays a NaN, quietened) over {@code n} elements;
+     * y holds n 16-bit values and must not overlap x.
+     */
+    public void f32ToBf16(Stream stream, long x, long y, long n) {
+        checkConversion("f32ToBf16", x, Float.BYTES, y, 2, n);
+        elementwise(stream, f32ToBf16, n, x, y, n);
+    }
+
+    /** y = x widened from bf16 (exact) over {@code n} elements; must not overlap. */
+    public void bf16ToF32(Stream stream, long x, long y, long n) {
+        checkConversion("bf16ToF32", x, 2, y, Float.BYTES, n);
+        elementwise(stream, bf16ToF32, n, x, y, n);
+    }
+
+    /** y [n, h, w, c] = x [n, c, h, w], fp32; y must not overlap x. */
+    public void nchwToNhwc(Stream stream, long x, long y, int n, int c, int h, int w) {
+        transpose(stream, nchwToNhwc, "nchwToNhwc", x, y, n, c, h, w);
+    }
+
+    /** y [n, c, h, w] = x [n, h, w, c], fp32; y must not overlap x. */
+    public void nhwcToNchw(Stream stream, long x, long y, int n, int c, int h, int w) {
+        transpose(stream, nhwcToNchw, "nhwcToNchw", x, y, n, c, h, w);
+    }
+
+    static void checkConversion(String op, long x, int xElementBytes, long y, int yElementBytes, long n) {
+        if (n < 0) throw new IllegalArgumentException(op + ": " + n + " elements");
+        if (n > 0 && (x == 0 || y == 0)) throw new IllegalArgumentException(op + ": null device pointer");
+        if (overlaps(x, Math.multiplyExact(n, xElementBytes), y, Math.multiplyExact(n, yElementBytes))) {
+            throw new IllegalArgumentException(op + ": output overlaps the input (threads would overwrite values not yet read)");
+        }
+    }
+
+    /** Checks a transpose's arguments and returns its element count. */
+    static long checkTranspose(String op, long x, long y, int n, int c, int h, int w) {
+        if (n < 1 || c < 1 || h < 1 || w < 1) {
+            throw new IllegalArgumentException(op + ": sizes must be positive: n " + n + ", c " + c + ", h " + h + ", w " + w);
+        }
+        long elements = Math.multiplyExact((long) n * c, (long) h * w);
+        if (x == 0 || y == 0) throw new IllegalArgumentException(op + ": null device pointer");
+        if (overlaps(x, elements * Float.BYTES, y, elements * Float.BYTES)) {
+            throw new IllegalArgumentException(op + ": output overlaps the input (a transpose cannot run in place)");
+        }
+        return elements;
+    }
+
+    /** Blocks of a transpose: one per 32 x 32 tile of each image's c x hw matrix, up to {@link #MAX_TILE_BLOCKS}. */
+    static int transposeBlocks(int n, int c, long hw) {
+        return (int) Math.min(MAX_TILE_BLOCKS, n * ceilDiv(c, 32) * ceilDiv(hw, 32));
+    }
+
+    private static void transpose(Stream stream, Module.Kernel kernel, String op, long x, long y, int n, int c, int h, int w) {
+        checkTranspose(op, x, y, n, c, h, w);
+        long hw = (long) h * w;
+        stream.launch(kernel, Stream.Dim3.of(transposeBlocks(n, c, hw)), Stream.Dim3.of(BLOCK), 0, x, y, (long) n, (long) c, hw);
     }
 
     // ---- launches ----

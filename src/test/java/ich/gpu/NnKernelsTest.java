@@ -1,5 +1,6 @@
 package ich.gpu;
 
+import ich.nn.ConvGeometry;
 import ich.nn.Tensor;
 import ich.nn.cpu.CpuBackend;
 import org.junit.jupiter.api.AfterAll;
@@ -15,6 +16,8 @@ import java.util.SplittableRandom;
 
 import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -24,8 +27,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * The training kernels of cuda/nn.cu against the CPU reference ({@link CpuBackend}) on the same random inputs:
  * every output buffer is filled with NaN bytes before the launch, so an element a kernel skips fails the
  * comparison. Tolerances: 1e-5 relative for plain fp32 arithmetic and for reductions, 1e-6 absolute + 1e-5
- * relative where exp is involved (expf is not the CPU's double exp). Each reduction runs twice and must repeat
- * bit for bit. Skips, saying why, without a GPU or without the kernels built.
+ * relative where exp is involved (expf is not the CPU's double exp); for the depthwise convolutions 1e-5 of the
+ * sum of the terms' magnitudes; none for the conversions and transposes, which must be exact. Each reduction runs
+ * twice and must repeat bit for bit. Skips, saying why, without a GPU or without the kernels built.
  */
 class NnKernelsTest {
     private static final double REL = 1e-5, EXP_ABS = 1e-6;
@@ -272,6 +276,146 @@ class NnKernelsTest {
         }
     }
 
+    // ---------------------------------------------------------------- depthwise convolution
+
+    /**
+     * Every depthwise shape class of EfficientNet-B0 (3x3 and 5x5, stride 1 and 2, padding (r - 1) / 2) on odd,
+     * multi-tile and tiny planes, batch 1 and 3, up to 1152 channels; then kernels, strides and paddings B0 does
+     * not use but the kernels take: asymmetric ones, padding past the kernel (outputs wholly in the padding),
+     * stride 3 and 4, a 16x16 kernel that forces small tiles, a 1x1 kernel.
+     */
+    static List<ConvGeometry> depthwiseShapes() {
+        List<ConvGeometry> shapes = new ArrayList<>();
+        int[][] square = { // n, c, h, w, kernel, stride
+                {3, 32, 40, 37, 3, 1}, {1, 96, 65, 64, 3, 2}, {3, 144, 17, 16, 5, 2}, {1, 672, 14, 14, 5, 1},
+                {3, 144, 7, 9, 5, 1}, {3, 672, 7, 9, 5, 2}, {1, 96, 1, 1, 3, 1}, {3, 144, 2, 2, 5, 2},
+                {3, 1152, 8, 8, 3, 1}, {1, 1152, 8, 8, 5, 1}, {2, 240, 1, 1, 5, 1}, {1, 8, 130, 129, 3, 1},
+                {2, 4, 131, 67, 5, 2}, {1, 2, 100, 3, 5, 1}, {1, 2, 3, 100, 5, 2}, {5, 3, 4, 4, 3, 2}};
+        for (int[] s : square) shapes.add(ConvGeometry.square(s[0], s[1], s[2], s[3], s[1], s[4], s[5], s[1]));
+        shapes.add(new ConvGeometry(2, 5, 11, 13, 5, 3, 5, 1, 2, 0, 2, 5));
+        shapes.add(new ConvGeometry(2, 3, 70, 9, 3, 7, 1, 3, 1, 4, 0, 3));
+        shapes.add(new ConvGeometry(1, 2, 9, 40, 2, 2, 4, 2, 3, 1, 3, 2));
+        shapes.add(new ConvGeometry(2, 2, 5, 5, 2, 3, 3, 1, 1, 3, 3, 2));
+        shapes.add(new ConvGeometry(1, 2, 300, 2, 2, 16, 16, 5, 1, 7, 7, 2));
+        shapes.add(new ConvGeometry(1, 1, 20, 20, 1, 1, 1, 1, 1, 0, 0, 1));
+        shapes.add(new ConvGeometry(2, 3, 40, 41, 3, 15, 15, 4, 3, 6, 7, 3));
+        return shapes;
+    }
+
+    /**
+     * The three depthwise kernels against the CPU backend. A sum of 9 or 25 products (or, for the filter
+     * gradient, n p q of them) is compared within 1e-5 of the sum of the products' magnitudes, which the CPU
+     * computes too, from |x|, |w| and |dy|: both sides round each term and partial sum, in different orders, so
+     * the difference scales with that sum, not with the (possibly cancelling) result. The filter gradient, a
+     * reduction, must repeat bit for bit.
+     */
+    @Test
+    void depthwiseForwardAndBackwardMatchTheCpuOnEveryB0ShapeClass() {
+        for (ConvGeometry g : depthwiseShapes()) {
+            String what = g.toString();
+            int[] xs = g.inputShape(), ws = g.weightShape(), ys = g.outputShape();
+            float[] x = values(xs, 2), w = values(ws, 1), dy = values(ys, 1);
+            Tensor cx = host(x, xs), cw = host(w, ws), cdy = host(dy, ys);
+            Tensor ax = host(abs(x), xs), aw = host(abs(w), ws), ady = host(abs(dy), ys);
+            Tensor y = Tensor.allocate(arena, ys), ya = Tensor.allocate(arena, ys), dx = Tensor.allocate(arena, xs),
+                    dxa = Tensor.allocate(arena, xs), dw = Tensor.allocate(arena, ws), dwa = Tensor.allocate(arena, ws);
+            cpu.conv2dForward(g, cx, cw, y);
+            cpu.conv2dForward(g, ax, aw, ya);
+            cpu.conv2dBackwardData(g, cdy, cw, dx);
+            cpu.conv2dBackwardData(g, ady, aw, dxa);
+            cpu.conv2dBackwardFilter(g, cx, cdy, dw);
+            cpu.conv2dBackwardFilter(g, ax, ady, dwa);
+
+            DeviceBuffer gx = upload(x), gw = upload(w), gdy = upload(dy);
+            DeviceBuffer gy = poisoned(y.size()), gdx = poisoned(dx.size()), gdw = poisoned(dw.size());
+            kernels.depthwiseForward(stream, g, gx.pointer(), gw.pointer(), gy.pointer());
+            assertWithinMagnitude(y, ya, download(gy, (int) y.size()), "depthwiseForward " + what);
+            kernels.depthwiseBackwardData(stream, g, gdy.pointer(), gw.pointer(), gdx.pointer());
+            assertWithinMagnitude(dx, dxa, download(gdx, (int) dx.size()), "depthwiseBackwardData " + what);
+            kernels.depthwiseBackwardFilter(stream, g, gx.pointer(), gdy.pointer(), gdw.pointer());
+            float[] first = download(gdw, (int) dw.size());
+            assertWithinMagnitude(dw, dwa, first, "depthwiseBackwardFilter " + what);
+            gdw.fill((byte) 0xFF);
+            kernels.depthwiseBackwardFilter(stream, g, gx.pointer(), gdy.pointer(), gdw.pointer());
+            assertBitIdentical(first, download(gdw, (int) dw.size()), "depthwiseBackwardFilter " + what + ", second run");
+        }
+    }
+
+    @Test
+    void depthwiseLaunchesCheckTheirArguments() {
+        ConvGeometry g = ConvGeometry.square(2, 8, 9, 9, 8, 3, 1, 8);
+        DeviceBuffer x = poisoned(2 * 8 * 9 * 9), w = poisoned(8 * 9);
+        assertThrows(IllegalArgumentException.class, () -> kernels.depthwiseForward(stream, g, x.pointer(), w.pointer(), x.pointer()));
+        assertThrows(IllegalArgumentException.class, () -> kernels.depthwiseBackwardData(stream, g, x.pointer(), w.pointer(), 0));
+        assertThrows(IllegalArgumentException.class, () -> kernels.depthwiseBackwardFilter(stream,
+                ConvGeometry.square(2, 8, 9, 9, 8, 3, 1, 1), x.pointer(), x.pointer(), w.pointer()));
+    }
+
+    // ---------------------------------------------------------------- bf16 and layout conversions
+
+    /**
+     * fp32 -> bf16 on random bit patterns of every exponent (a third of them exact ties) and the edge cases
+     * (NaNs with payloads only in the dropped bits, infinities, the largest floats, signed zeros, subnormals),
+     * bit for bit against {@link Bf16Reference}; more elements than one grid-stride lap. bf16 -> fp32 on all
+     * 65536 patterns, bit for bit.
+     */
+    @Test
+    void bf16ConversionsMatchTheReferenceBitForBit() {
+        int[] special = {0x7F800001, 0xFF80FFFF, 0x7FC00000, 0x7FFFFFFF, 0x7F800000, 0xFF800000, 0x7F7FFFFF, 0x7F7F8000,
+                0x7F7F7FFF, 0x00000000, 0x80000000, 0x00008000, 0x00018000, 0x00000001, 0x3F808000, 0x3F818000, 0xBF818000};
+        int count = NnKernels.MAX_BLOCKS * NnKernels.BLOCK + 4099;
+        int[] bits = new int[count];
+        for (int i = 0; i < count; i++) {
+            bits[i] = i < special.length ? special[i] : random.nextInt();
+            if (i >= special.length && i % 3 == 0) bits[i] = (bits[i] & 0xFFFF0000) | 0x8000;
+        }
+        DeviceBuffer gx = uploadInts(bits), gy = poisoned((count + 1) / 2);
+        kernels.f32ToBf16(stream, gx.pointer(), gy.pointer(), count);
+        short[] got = downloadShorts(gy, count);
+        for (int i = 0; i < count; i++) {
+            int expected = Bf16Reference.round(bits[i]);
+            if ((got[i] & 0xFFFF) != expected) {
+                throw new AssertionError(String.format("f32ToBf16: element %d, 0x%08X: GPU 0x%04X, reference 0x%04X (seed %d)",
+                        i, bits[i], got[i] & 0xFFFF, expected, seed));
+            }
+        }
+
+        short[] all = new short[1 << 16];
+        for (int i = 0; i < all.length; i++) all[i] = (short) i;
+        DeviceBuffer gb = uploadShorts(all), gf = poisoned(all.length);
+        kernels.bf16ToF32(stream, gb.pointer(), gf.pointer(), all.length);
+        int[] widened = downloadInts(gf, all.length);
+        for (int i = 0; i < all.length; i++) {
+            if (widened[i] != Bf16Reference.widen(i)) {
+                throw new AssertionError(String.format("bf16ToF32: 0x%04X gave 0x%08X", i, widened[i]));
+            }
+        }
+    }
+
+    /**
+     * NCHW -> NHWC and back, exactly, on channel and pixel counts that are not multiples of the 32 x 32 tile,
+     * a one-pixel image, one channel, and a B0 late-stage shape.
+     */
+    @Test
+    void layoutTransposesMatchAJavaTransposeExactly() {
+        for (int[] s : List.of(new int[]{3, 37, 9, 7}, new int[]{2, 1152, 8, 8}, new int[]{1, 3, 67, 65},
+                new int[]{4, 5, 1, 1}, new int[]{2, 1, 33, 31})) {
+            int n = s[0], c = s[1], h = s[2], w = s[3], hw = h * w;
+            float[] x = values(s, 10), expected = new float[x.length];
+            for (int img = 0; img < n; img++) {
+                for (int ch = 0; ch < c; ch++) {
+                    for (int j = 0; j < hw; j++) expected[(img * hw + j) * c + ch] = x[(img * c + ch) * hw + j];
+                }
+            }
+            String what = java.util.Arrays.toString(s);
+            DeviceBuffer gx = upload(x), nhwc = poisoned(x.length), back = poisoned(x.length);
+            kernels.nchwToNhwc(stream, gx.pointer(), nhwc.pointer(), n, c, h, w);
+            assertBitIdentical(expected, download(nhwc, x.length), "nchwToNhwc " + what);
+            kernels.nhwcToNchw(stream, nhwc.pointer(), back.pointer(), n, c, h, w);
+            assertBitIdentical(x, download(back, x.length), "nhwcToNchw " + what);
+        }
+    }
+
     // ---------------------------------------------------------------- helpers
 
     /** Random values in +-range, none zero or tiny (a skipped multiply by a zero input would go unseen). */
@@ -329,6 +473,64 @@ class NnKernelsTest {
             stream.copyToHost(d, 0, staging, 0, 8);
             stream.synchronize();
             return staging.segment().get(JAVA_DOUBLE, 0);
+        }
+    }
+
+    private float[] abs(float[] values) {
+        float[] out = new float[values.length];
+        for (int i = 0; i < values.length; i++) out[i] = Math.abs(values[i]);
+        return out;
+    }
+
+    private DeviceBuffer uploadInts(int[] values) {
+        return uploadBytes(MemorySegment.ofArray(values));
+    }
+
+    private DeviceBuffer uploadShorts(short[] values) {
+        return uploadBytes(MemorySegment.ofArray(values));
+    }
+
+    /** Raw bits, so NaN payloads arrive as written. */
+    private DeviceBuffer uploadBytes(MemorySegment values) {
+        long bytes = values.byteSize();
+        DeviceBuffer d = track(context.allocate(bytes));
+        try (PinnedBuffer staging = context.allocatePinned(bytes)) {
+            staging.segment().copyFrom(values);
+            stream.copyToDevice(staging, 0, d, 0, bytes);
+            stream.synchronize();
+        }
+        return d;
+    }
+
+    private int[] downloadInts(DeviceBuffer d, int count) {
+        try (PinnedBuffer staging = context.allocatePinned((long) count * Integer.BYTES)) {
+            stream.copyToHost(d, 0, staging, 0, (long) count * Integer.BYTES);
+            stream.synchronize();
+            return staging.segment().asSlice(0, (long) count * Integer.BYTES).toArray(JAVA_INT);
+        }
+    }
+
+    private short[] downloadShorts(DeviceBuffer d, int count) {
+        try (PinnedBuffer staging = context.allocatePinned((long) count * Short.BYTES)) {
+            stream.copyToHost(d, 0, staging, 0, (long) count * Short.BYTES);
+            stream.synchronize();
+            return staging.segment().asSlice(0, (long) count * Short.BYTES).toArray(JAVA_SHORT);
+        }
+    }
+
+    /**
+     * |got - expected| <= REL * magnitude everywhere, magnitude being the sum of the absolute values of the
+     * terms; a NaN (an element never written) fails.
+     */
+    private void assertWithinMagnitude(Tensor expected, Tensor magnitude, float[] got, String what) {
+        float[] e = expected.toArray(), m = magnitude.toArray();
+        assertEquals(e.length, got.length, what + ": sizes");
+        for (int i = 0; i < e.length; i++) {
+            double tol = REL * m[i];
+            if (!(Math.abs((double) got[i] - e[i]) <= tol)) {
+                throw new AssertionError(what + ": element " + i + ": GPU " + got[i] + ", CPU " + e[i] + ", tolerance " + tol
+                        + " (seed " + seed + ")");
+            }
         }
     }
 

@@ -1,0 +1,166 @@
+package ich.gpu;
+
+import ich.nn.ConvGeometry;
+import org.junit.jupiter.api.Test;
+
+import java.util.SplittableRandom;
+
+import static ich.gpu.NnKernels.DepthwisePass.BACKWARD_DATA;
+import static ich.gpu.NnKernels.DepthwisePass.BACKWARD_FILTER;
+import static ich.gpu.NnKernels.DepthwisePass.FORWARD;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The host-side logic of {@link NnKernels} that needs no GPU: which depthwise shapes the kernels take, the
+ * tilings and launch sizes (every one must fit the kernels' limits, since a wrong one only shows on a GPU), and
+ * the argument checks.
+ */
+class NnKernelsHostTest {
+    private static final long A = 0x7f00_0000_0000L, MB = 1 << 20;
+
+    @Test
+    void everyB0DepthwiseShapeAndTheTestShapesAreSupported() {
+        for (ConvGeometry g : NnKernelsTest.depthwiseShapes()) assertTrue(NnKernels.supportsDepthwise(g), g::toString);
+        // B0's depthwise layers at 256x256 and 512x512, batch 256
+        int[][] b0 = {{32, 3, 1, 128}, {96, 3, 2, 128}, {144, 3, 1, 64}, {144, 5, 2, 64}, {240, 5, 1, 32}, {240, 3, 2, 32},
+                {480, 3, 1, 16}, {480, 5, 1, 16}, {672, 5, 1, 16}, {672, 5, 2, 16}, {1152, 5, 1, 8}, {1152, 3, 1, 8}};
+        for (int[] l : b0) {
+            for (int scale : new int[]{1, 2}) {
+                ConvGeometry g = ConvGeometry.square(256, l[0], l[3] * scale, l[3] * scale, l[0], l[1], l[2], l[0]);
+                assertTrue(NnKernels.supportsDepthwise(g), g::toString);
+            }
+        }
+    }
+
+    @Test
+    void onlyDepthwiseShapesWithAtMostABlockOfTapsAreSupported() {
+        assertFalse(NnKernels.supportsDepthwise(ConvGeometry.square(2, 16, 8, 8, 16, 3, 1, 1)), "dense");
+        assertFalse(NnKernels.supportsDepthwise(ConvGeometry.square(2, 16, 8, 8, 32, 3, 1, 16)), "groups == c, k = 2c");
+        assertFalse(NnKernels.supportsDepthwise(ConvGeometry.square(2, 16, 8, 8, 16, 3, 1, 8)), "grouped");
+        assertTrue(NnKernels.supportsDepthwise(new ConvGeometry(1, 4, 40, 40, 4, 16, 16, 1, 1, 0, 0, 4)), "16x16 = 256 taps");
+        assertFalse(NnKernels.supportsDepthwise(new ConvGeometry(1, 4, 40, 40, 4, 17, 16, 1, 1, 0, 0, 4)), "17x16 taps");
+    }
+
+    @Test
+    void sharedMemoryOfTheKernelLayouts() {
+        // forward: 9 taps + the 34 x 34 window of 32 x 32 outputs
+        ConvGeometry k3 = ConvGeometry.square(1, 8, 128, 128, 8, 3, 1, 8);
+        assertEquals(9 + 34 * 34, NnKernels.depthwiseSharedFloats(k3, FORWARD, 32, 32));
+        // filter gradient: dy values and window offsets of 32 x 32 outputs, then the same window
+        assertEquals(2 * 32 * 32 + 34 * 34, NnKernels.depthwiseSharedFloats(k3, BACKWARD_FILTER, 32, 32));
+        // 5x5 stride 2: the window of 32 x 32 outputs is 67 x 67
+        ConvGeometry k5s2 = ConvGeometry.square(1, 8, 128, 128, 8, 5, 2, 8);
+        assertEquals(25 + 67 * 67, NnKernels.depthwiseSharedFloats(k5s2, FORWARD, 32, 32));
+        // data gradient of 32 x 32 dx pixels gathers from (32 + 3) / 2 + 2 = 19 dy rows and columns
+        assertEquals(25 + 19 * 19, NnKernels.depthwiseSharedFloats(k5s2, BACKWARD_DATA, 32, 32));
+    }
+
+    @Test
+    void b0TilingsAreTheIntendedOnes() {
+        // a big plane: 32 x 32 output tiles, one plane a block, 16 tiles a plane
+        ConvGeometry stem = ConvGeometry.square(256, 32, 128, 128, 32, 3, 1, 32);
+        NnKernels.DepthwiseTiling t = NnKernels.depthwiseTiling(stem, FORWARD);
+        assertEquals(new NnKernels.DepthwiseTiling(1, 32, 32, 9 + 34 * 34), t);
+        assertEquals(256 * 32 * 16, NnKernels.depthwiseBlocks(stem, FORWARD, t, 256L * 32));
+        // the 8x8 planes of the late stages: 16 planes a block, 1024 outputs
+        ConvGeometry late = ConvGeometry.square(256, 1152, 8, 8, 1152, 5, 1, 1152);
+        t = NnKernels.depthwiseTiling(late, FORWARD);
+        assertEquals(new NnKernels.DepthwiseTiling(16, 8, 8, 16 * (25 + 12 * 12)), t);
+        assertEquals(256 * 1152 / 16, NnKernels.depthwiseBlocks(late, FORWARD, t, 256L * 1152));
+        // the filter gradient packs images of one channel
+        assertEquals(16, NnKernels.depthwiseTiling(late, BACKWARD_FILTER).group());
+        // 1x1 planes: as many as the shared memory takes (18 floats each for 3x3)
+        ConvGeometry dot = ConvGeometry.square(4, 2048, 1, 1, 2048, 3, 1, 2048);
+        assertEquals(8192 / 18, NnKernels.depthwiseTiling(dot, FORWARD).group());
+    }
+
+    /** Random geometries: every tiling fits the kernels' limits and covers the plane. */
+    @Test
+    void everyTilingFitsTheSharedMemoryAndTheBlock() {
+        SplittableRandom random = new SplittableRandom(3);
+        for (int i = 0; i < 20_000; i++) {
+            int r = 1 + random.nextInt(i % 10 == 0 ? 16 : 7), s = 1 + random.nextInt(i % 10 == 0 ? 16 : 7);
+            int sh = 1 + random.nextInt(4), sw = 1 + random.nextInt(4), ph = random.nextInt(r + 2), pw = random.nextInt(s + 2);
+            int h = Math.max(1, r - 2 * ph) + random.nextInt(i % 2 == 0 ? 10 : 300);
+            int w = Math.max(1, s - 2 * pw) + random.nextInt(i % 3 == 0 ? 10 : 300);
+            int n = 1 + random.nextInt(300), c = 1 + random.nextInt(1200);
+            ConvGeometry g = new ConvGeometry(n, c, h, w, c, r, s, sh, sw, ph, pw, c);
+            assertTrue(NnKernels.supportsDepthwise(g), g::toString);
+            for (NnKernels.DepthwisePass pass : NnKernels.DepthwisePass.values()) {
+                NnKernels.DepthwiseTiling t = NnKernels.depthwiseTiling(g, pass);
+                String what = pass + " " + g + " -> " + t;
+                boolean data = pass == BACKWARD_DATA;
+                int height = data ? h : g.p(), width = data ? w : g.q();
+                long planes = pass == BACKWARD_FILTER ? n : (long) n * c;
+                assertTrue(t.sharedFloats() <= NnKernels.DEPTHWISE_SHARED_FLOATS && t.sharedBytes() <= 32 * 1024, what);
+                assertEquals(t.group() * NnKernels.depthwiseSharedFloats(g, pass, t.rows(), t.cols()), t.sharedFloats(), what);
+                assertTrue(t.rows() >= 1 && t.rows() <= height && t.cols() >= 1 && t.cols() <= width, what);
+                // the kernels keep one column per thread
+                assertTrue(t.cols() <= NnKernels.DEPTHWISE_TILE_COLUMNS && t.cols() <= NnKernels.BLOCK, what);
+                assertTrue(t.group() >= 1 && t.group() <= planes, what);
+                assertTrue(t.group() == 1 || (t.rows() == height && t.cols() == width), what + ": packs planes but not whole ones");
+                int blocks = NnKernels.depthwiseBlocks(g, pass, t, planes);
+                assertTrue(blocks >= 1 && blocks <= NnKernels.MAX_TILE_BLOCKS, what);
+            }
+        }
+    }
+
+    @Test
+    void depthwiseArgumentChecks() {
+        ConvGeometry g = ConvGeometry.square(2, 8, 9, 9, 8, 3, 2, 8);
+        long xBytes = 2 * 8 * 9 * 9 * 4, wBytes = 8 * 9 * 4, yBytes = 2 * 8 * 5 * 5 * 4;
+        NnKernels.checkDepthwise("op", g, A, xBytes, A + MB, wBytes, A + 2 * MB, yBytes); // disjoint: fine
+        NnKernels.checkDepthwise("op", g, A + MB, xBytes, A, wBytes, A + MB - yBytes, yBytes); // touching: fine
+
+        assertMessage("not a depthwise", () -> NnKernels.checkDepthwise("op", ConvGeometry.square(2, 8, 9, 9, 8, 3, 2, 1),
+                A, xBytes, A + MB, wBytes, A + 2 * MB, yBytes));
+        assertMessage("do not take", () -> NnKernels.checkDepthwise("op", new ConvGeometry(1, 2, 30, 30, 2, 17, 17, 1, 1, 0, 0, 2),
+                A, xBytes, A + MB, wBytes, A + 2 * MB, yBytes));
+        assertMessage("null device pointer", () -> NnKernels.checkDepthwise("op", g, 0, xBytes, A + MB, wBytes, A + 2 * MB, yBytes));
+        assertMessage("null device pointer", () -> NnKernels.checkDepthwise("op", g, A, xBytes, A + MB, wBytes, 0, yBytes));
+        assertMessage("overlaps", () -> NnKernels.checkDepthwise("op", g, A, xBytes, A + MB, wBytes, A, yBytes));
+        assertMessage("overlaps", () -> NnKernels.checkDepthwise("op", g, A, xBytes, A + MB, wBytes, A + MB + wBytes - 4, yBytes));
+        assertMessage("no geometry", () -> NnKernels.checkDepthwise("op", null, A, xBytes, A + MB, wBytes, A + 2 * MB, yBytes));
+    }
+
+    @Test
+    void overlapsComparesAddressesUnsigned() {
+        assertTrue(NnKernels.overlaps(A, 8, A + 4, 8));
+        assertFalse(NnKernels.overlaps(A, 8, A + 8, 8));
+        assertFalse(NnKernels.overlaps(A + 8, 8, A, 8));
+        assertTrue(NnKernels.overlaps(A, 100, A + 10, 1));
+        assertFalse(NnKernels.overlaps(A, 0, A, 8), "an empty range overlaps nothing");
+        long high = 0xFFFF_FF00_0000_0000L; // negative as a long
+        assertTrue(NnKernels.overlaps(high, 16, high + 8, 16));
+        assertFalse(NnKernels.overlaps(high, 16, A, 16));
+    }
+
+    @Test
+    void conversionAndTransposeChecksAndLaunchSizes() {
+        NnKernels.checkConversion("f32ToBf16", A, 4, A + 4 * 100, 2, 100);
+        NnKernels.checkConversion("f32ToBf16", 0, 4, 0, 2, 0); // nothing to convert: no pointers needed
+        assertMessage("-1 elements", () -> NnKernels.checkConversion("f32ToBf16", A, 4, A + MB, 2, -1));
+        assertMessage("null device pointer", () -> NnKernels.checkConversion("bf16ToF32", A, 2, 0, 4, 10));
+        assertMessage("overlaps", () -> NnKernels.checkConversion("f32ToBf16", A, 4, A + 4 * 99, 2, 100));
+        assertMessage("overlaps", () -> NnKernels.checkConversion("bf16ToF32", A, 2, A, 4, 1));
+
+        assertEquals(2L * 3 * 4 * 5, NnKernels.checkTranspose("t", A, A + MB, 2, 3, 4, 5));
+        assertMessage("sizes must be positive", () -> NnKernels.checkTranspose("t", A, A + MB, 2, 0, 4, 5));
+        assertMessage("null device pointer", () -> NnKernels.checkTranspose("t", 0, A + MB, 2, 3, 4, 5));
+        assertMessage("in place", () -> NnKernels.checkTranspose("t", A, A, 2, 3, 4, 5));
+        assertMessage("in place", () -> NnKernels.checkTranspose("t", A, A + 2 * 3 * 4 * 5 * 4 - 4, 2, 3, 4, 5));
+
+        assertEquals(3 * 2 * 3, NnKernels.transposeBlocks(3, 37, 65)); // 2 tiles of channels, 3 of pixels
+        assertEquals(1, NnKernels.transposeBlocks(1, 1, 1));
+        assertEquals(NnKernels.MAX_TILE_BLOCKS, NnKernels.transposeBlocks(65_535, 1152, 512 * 512));
+    }
+
+    private static void assertMessage(String part, org.junit.jupiter.api.function.Executable call) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
+        assertTrue(e.getMessage().contains(part), () -> "message '" + e.getMessage() + "' lacks '" + part + "'");
+    }
+}
