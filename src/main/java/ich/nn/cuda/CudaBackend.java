@@ -42,8 +42,10 @@ import static ich.nn.OpShapes.shape;
  *
  * <p><b>Convolution algorithms.</b> For each geometry and direction, the first call runs cuDNN's algorithm
  * search ({@code cudnnFind*AlgorithmEx}) on the real buffers, keeps the fastest algorithm (the fastest
- * deterministic one unless {@link Options#deterministic()} is off), and reuses it. One workspace, grown to the
- * largest chosen algorithm's need, is shared by all.
+ * deterministic one unless {@link Options#deterministic()} is off), and reuses it. For depthwise convolutions,
+ * where cuDNN is weak, our kernels (cuda/nn.cu) are timed on the same buffers too and run instead when faster
+ * ({@link Options#depthwise()}); {@link #convolutionChoices()} says what won. One workspace, sized for the
+ * search, is shared by all.
  *
  * <p>Not thread-safe: one thread drives a backend at a time (the context is made current on whichever does).
  */
@@ -55,19 +57,31 @@ public final class CudaBackend implements Backend {
      * @param deterministic     choose only convolution algorithms that give the same bits on every run
      * @param searchWorkspace   the most workspace the algorithm search may try, in bytes
      */
-    public record Options(boolean allowTf32, boolean deterministic, long searchWorkspace) {
+    public record Options(boolean allowTf32, boolean deterministic, long searchWorkspace, Depthwise depthwise) {
         public Options {
             if (searchWorkspace < 0) throw new IllegalArgumentException("searchWorkspace must be >= 0: " + searchWorkspace);
+            java.util.Objects.requireNonNull(depthwise);
         }
 
         public static Options defaults() {
-            return new Options(false, true, 512L << 20);
+            return new Options(false, true, 512L << 20, Depthwise.FASTEST);
         }
 
         public Options withTf32(boolean allow) {
-            return new Options(allow, deterministic, searchWorkspace);
+            return new Options(allow, deterministic, searchWorkspace, depthwise);
+        }
+
+        public Options withDepthwise(Depthwise choice) {
+            return new Options(allowTf32, deterministic, searchWorkspace, choice);
         }
     }
+
+    /**
+     * Who runs depthwise convolutions, where cuDNN is known to be weak: whichever measured faster on the first
+     * call for that shape and direction (the default), always cuDNN, or always our kernels (cuda/nn.cu) where
+     * they take the shape.
+     */
+    public enum Depthwise { FASTEST, CUDNN, OWN }
 
     private final int ordinal;
     private final Options options;
@@ -255,13 +269,19 @@ public final class CudaBackend implements Backend {
 
     // ---------------------------------------------------------------- convolution
 
-    /** Descriptors and chosen algorithms of one geometry; -1 until that direction's first call searched. */
+    /** The algorithm number that stands for our depthwise kernels instead of one of cuDNN's. */
+    private static final int OWN_DEPTHWISE = -2, UNSEARCHED = -1;
+
+    /** Descriptors and chosen algorithms of one geometry, per direction; UNSEARCHED until its first call. */
     private final class ConvPlan implements AutoCloseable {
+        final ConvGeometry g;
         final Cudnn.Descriptor x, w, y, conv;
-        final int[] algo = {-1, -1, -1};
+        final int[] algo = {UNSEARCHED, UNSEARCHED, UNSEARCHED};
         final long[] workspaceBytes = new long[3];
+        final String[] choice = new String[3];
 
         ConvPlan(ConvGeometry g) {
+            this.g = g;
             List<Cudnn.Descriptor> made = new ArrayList<>();
             try {
                 x = add(made, cudnn.tensor(g.n(), g.c(), g.h(), g.w()));
@@ -280,23 +300,42 @@ public final class CudaBackend implements Backend {
             return d;
         }
 
-        /** The algorithm of a direction, searched on these buffers the first time. */
-        int algorithm(Cudnn.Direction direction, long a, long b, long out, ConvGeometry g) {
+        /**
+         * The algorithm of a direction, searched on these buffers the first time: cuDNN's fastest (deterministic
+         * unless allowed otherwise), or {@link #OWN_DEPTHWISE} when our kernel is faster or chosen by the options.
+         */
+        int algorithm(Cudnn.Direction direction, long a, long b, long out) {
             int i = direction.ordinal();
-            if (algo[i] < 0) {
-                Tensor ws = workspace(options.searchWorkspace());
-                List<Cudnn.AlgoPerf> found = cudnn.find(direction, x, w, conv, y, a, b, out,
-                        ws == null ? 0 : ws.data().address(), ws == null ? 0 : options.searchWorkspace());
-                Cudnn.AlgoPerf best = found.stream().filter(p -> p.deterministic() || !options.deterministic())
-                        .findFirst().orElse(null);
-                if (best == null) {
-                    throw new IllegalStateException("cuDNN has no " + (options.deterministic() ? "deterministic " : "")
-                            + "algorithm for " + direction + " of " + g + " within " + options.searchWorkspace()
-                            + " bytes of workspace (found: " + found + ")");
-                }
-                algo[i] = best.algo();
-                workspaceBytes[i] = best.workspaceBytes();
+            if (algo[i] != UNSEARCHED) return algo[i];
+            boolean ownFits = NnKernels.supportsDepthwise(g);
+            if (ownFits && options.depthwise() == Depthwise.OWN) {
+                algo[i] = OWN_DEPTHWISE;
+                choice[i] = "own kernel (chosen)";
+                return algo[i];
             }
+            Tensor ws = workspace(options.searchWorkspace());
+            List<Cudnn.AlgoPerf> found = cudnn.find(direction, x, w, conv, y, a, b, out,
+                    ws == null ? 0 : ws.data().address(), ws == null ? 0 : options.searchWorkspace());
+            Cudnn.AlgoPerf best = found.stream().filter(p -> p.deterministic() || !options.deterministic())
+                    .findFirst().orElse(null);
+            if (ownFits && options.depthwise() == Depthwise.FASTEST) {
+                float ownMillis = timeOwnDepthwise(direction, g, a, b, out);
+                if (best == null || ownMillis < best.millis()) {
+                    algo[i] = OWN_DEPTHWISE;
+                    choice[i] = String.format(Locale.ROOT, "own kernel %.3f ms vs cuDNN %s", ownMillis,
+                            best == null ? "none" : String.format(Locale.ROOT, "%.3f ms", best.millis()));
+                    return algo[i];
+                }
+            }
+            if (best == null) {
+                throw new IllegalStateException("cuDNN has no " + (options.deterministic() ? "deterministic " : "")
+                        + "algorithm for " + direction + " of " + g + " within " + options.searchWorkspace()
+                        + " bytes of workspace (found: " + found + ")");
+            }
+            algo[i] = best.algo();
+            workspaceBytes[i] = best.workspaceBytes();
+            choice[i] = String.format(Locale.ROOT, "cuDNN algo %d %.3f ms%s", best.algo(), best.millis(),
+                    best.workspaceBytes() > 0 ? ", " + best.workspaceBytes() + " B workspace" : "");
             return algo[i];
         }
 
@@ -308,6 +347,46 @@ public final class CudaBackend implements Backend {
 
     private ConvPlan plan(ConvGeometry g) {
         return convPlans.computeIfAbsent(g, ConvPlan::new);
+    }
+
+    /** Mean milliseconds of our depthwise kernel for one direction over 3 runs after a warm-up, timed with events. */
+    private float timeOwnDepthwise(Cudnn.Direction direction, ConvGeometry g, long a, long b, long out) {
+        Runnable run = () -> runOwnDepthwise(direction, g, a, b, out);
+        run.run();
+        try (ich.gpu.Event start = context.createEvent(); ich.gpu.Event end = context.createEvent()) {
+            stream.record(start);
+            for (int k = 0; k < 3; k++) run.run();
+            stream.record(end);
+            end.synchronize();
+            return end.millisSince(start) / 3;
+        }
+    }
+
+    /** Buffers as for cuDNN's search: FORWARD (x, w, y), BACKWARD_DATA (w, dy, dx), BACKWARD_FILTER (x, dy, dw). */
+    private void runOwnDepthwise(Cudnn.Direction direction, ConvGeometry g, long a, long b, long out) {
+        switch (direction) {
+            case FORWARD -> kernels.depthwiseForward(stream, g, a, b, out);
+            case BACKWARD_DATA -> kernels.depthwiseBackwardData(stream, g, b, a, out);
+            case BACKWARD_FILTER -> kernels.depthwiseBackwardFilter(stream, g, a, b, out);
+        }
+    }
+
+    /**
+     * Which algorithm runs each convolution searched so far, one line per geometry and direction, e.g.
+     * "depthwise 3x3/2 [256,96,128,128] FORWARD: own kernel 0.412 ms vs cuDNN 1.380 ms": for benchmarks and logs.
+     */
+    public List<String> convolutionChoices() {
+        List<String> lines = new ArrayList<>();
+        for (ConvPlan p : convPlans.values()) {
+            for (Cudnn.Direction d : Cudnn.Direction.values()) {
+                if (p.choice[d.ordinal()] == null) continue;
+                ConvGeometry g = p.g;
+                lines.add(String.format(Locale.ROOT, "%s %dx%d/%d [%d,%d,%d,%d]->%d %s: %s", g.depthwise() ? "depthwise"
+                        : "conv", g.r(), g.s(), g.strideH(), g.n(), g.c(), g.h(), g.w(), g.k(), d, p.choice[d.ordinal()]));
+            }
+        }
+        lines.sort(null);
+        return lines;
     }
 
     /** The shared workspace, grown to at least {@code bytes}; null for 0. */
@@ -333,7 +412,11 @@ public final class CudaBackend implements Backend {
         OpShapes.conv(op, g, x, w, y);
         ConvPlan p = plan(g);
         long xp = x.data().address(), wp = w.data().address(), yp = y.data().address();
-        int algo = p.algorithm(Cudnn.Direction.FORWARD, xp, wp, yp, g);
+        int algo = p.algorithm(Cudnn.Direction.FORWARD, xp, wp, yp);
+        if (algo == OWN_DEPTHWISE) {
+            kernels.depthwiseForward(stream, g, xp, wp, yp);
+            return;
+        }
         long wsBytes = p.workspaceBytes[0];
         cudnn.convolutionForward(p.x, xp, p.w, wp, p.conv, algo, workspacePointer(wsBytes), wsBytes, p.y, yp);
     }
@@ -345,7 +428,11 @@ public final class CudaBackend implements Backend {
         OpShapes.conv(op, g, dx, w, dy);
         ConvPlan p = plan(g);
         long dyp = dy.data().address(), wp = w.data().address(), dxp = dx.data().address();
-        int algo = p.algorithm(Cudnn.Direction.BACKWARD_DATA, wp, dyp, dxp, g);
+        int algo = p.algorithm(Cudnn.Direction.BACKWARD_DATA, wp, dyp, dxp);
+        if (algo == OWN_DEPTHWISE) {
+            kernels.depthwiseBackwardData(stream, g, dyp, wp, dxp);
+            return;
+        }
         long wsBytes = p.workspaceBytes[1];
         cudnn.convolutionBackwardData(p.w, wp, p.y, dyp, p.conv, algo, workspacePointer(wsBytes), wsBytes, p.x, dxp);
     }
@@ -357,7 +444,11 @@ public final class CudaBackend implements Backend {
         OpShapes.conv(op, g, x, dw, dy);
         ConvPlan p = plan(g);
         long xp = x.data().address(), dyp = dy.data().address(), dwp = dw.data().address();
-        int algo = p.algorithm(Cudnn.Direction.BACKWARD_FILTER, xp, dyp, dwp, g);
+        int algo = p.algorithm(Cudnn.Direction.BACKWARD_FILTER, xp, dyp, dwp);
+        if (algo == OWN_DEPTHWISE) {
+            kernels.depthwiseBackwardFilter(stream, g, xp, dyp, dwp);
+            return;
+        }
         long wsBytes = p.workspaceBytes[2];
         cudnn.convolutionBackwardFilter(p.x, xp, p.y, dyp, p.conv, algo, workspacePointer(wsBytes), wsBytes, p.w, dwp);
     }

@@ -85,9 +85,11 @@ class CudaBackendTest {
         return Tensor.of(arena, values, shape);
     }
 
+    /** On the device, and the copy finished (so another backend's stream may read it too). */
     private Tensor device(float[] values, int... shape) {
         Tensor t = gpu.allocateUninitialized(arena, shape);
         gpu.copy(host(values, shape), t);
+        gpu.synchronize();
         return t;
     }
 
@@ -99,12 +101,18 @@ class CudaBackendTest {
     private Tensor poisoned(int... shape) {
         Tensor t = gpu.allocateUninitialized(arena, shape);
         gpu.stream().fill32(t.data().address(), Float.floatToRawIntBits(Float.NaN), t.size());
+        gpu.synchronize();
         return t;
     }
 
     private float[] read(Tensor deviceTensor) {
+        return read(gpu, deviceTensor);
+    }
+
+    /** Through the stream of the backend that wrote it, so its work is done first. */
+    private float[] read(CudaBackend b, Tensor deviceTensor) {
         Tensor h = Tensor.allocate(arena, deviceTensor.shape());
-        gpu.copy(deviceTensor, h);
+        b.copy(deviceTensor, h);
         return h.toArray();
     }
 
@@ -146,7 +154,26 @@ class CudaBackendTest {
 
     @Test
     void convolutionsMatchTheCpu() {
-        for (ConvGeometry g : geometries()) {
+        checkConvolutions(gpu, geometries());
+        List<String> choices = gpu.convolutionChoices();
+        assertEquals(geometries().size() * 3, choices.size(), "one choice per geometry and direction: " + choices);
+    }
+
+    /** The depthwise shapes with our kernels forced, and with cuDNN forced: both must match the CPU. */
+    @Test
+    void depthwiseByEitherEngineMatchesTheCpu() {
+        List<ConvGeometry> depthwise = geometries().stream().filter(ConvGeometry::depthwise).toList();
+        for (CudaBackend.Depthwise engine : new CudaBackend.Depthwise[] {CudaBackend.Depthwise.OWN, CudaBackend.Depthwise.CUDNN}) {
+            try (CudaBackend b = CudaBackend.open(0, CudaBackend.Options.defaults().withDepthwise(engine))) {
+                checkConvolutions(b, depthwise);
+                String expected = engine == CudaBackend.Depthwise.OWN ? "own kernel" : "cuDNN";
+                for (String line : b.convolutionChoices()) assertTrue(line.contains(expected), engine + ": " + line);
+            }
+        }
+    }
+
+    private void checkConvolutions(CudaBackend b, List<ConvGeometry> geometries) {
+        for (ConvGeometry g : geometries) {
             Tensor x = host(randoms(g.n() * (long) g.c() * g.h() * g.w(), 1), g.inputShape());
             Tensor w = host(randoms((long) g.k() * (g.c() / g.groups()) * g.r() * g.s(), 0.5), g.weightShape());
             Tensor dy = host(randoms((long) g.n() * g.k() * g.p() * g.q(), 1), g.outputShape());
@@ -158,13 +185,13 @@ class CudaBackendTest {
 
             Tensor gx = device(x), gw = device(w), gdy = device(dy);
             Tensor gy = poisoned(g.outputShape()), gdx = poisoned(g.inputShape()), gdw = poisoned(g.weightShape());
-            for (int repeat = 0; repeat < 2; repeat++) { // the second call reuses the searched algorithms
-                gpu.conv2dForward(g, gx, gw, gy);
-                gpu.conv2dBackwardData(g, gdy, gw, gdx);
-                gpu.conv2dBackwardFilter(g, gx, gdy, gdw);
-                assertNormClose(y.toArray(), read(gy), SUM_REL, "forward " + g);
-                assertNormClose(dx.toArray(), read(gdx), SUM_REL, "backward data " + g);
-                assertNormClose(dw.toArray(), read(gdw), SUM_REL, "backward filter " + g);
+            for (int repeat = 0; repeat < 2; repeat++) { // the second call reuses the chosen algorithms
+                b.conv2dForward(g, gx, gw, gy);
+                b.conv2dBackwardData(g, gdy, gw, gdx);
+                b.conv2dBackwardFilter(g, gx, gdy, gdw);
+                assertNormClose(y.toArray(), read(b, gy), SUM_REL, "forward " + g);
+                assertNormClose(dx.toArray(), read(b, gdx), SUM_REL, "backward data " + g);
+                assertNormClose(dw.toArray(), read(b, gdw), SUM_REL, "backward filter " + g);
             }
         }
     }
