@@ -1,11 +1,17 @@
 package ich.cli;
 
+import ich.gpu.CudaException;
+import ich.gpu.GpuUnavailableException;
+import ich.nn.Device;
 import ich.train.Schedule;
 import ich.train.TrainConfig;
 import ich.train.Trainer;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
+import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
@@ -17,6 +23,9 @@ import java.util.concurrent.Callable;
                 + "curves.png, split.csv, errors.csv and config.json into the run folder.",
                 "Ctrl-C saves where the run stands; --resume continues it with the same random stream."})
 final class TrainCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
     @Option(names = "--data", required = true, paramLabel = "DIR", description = "DICOM files (DIR/images when it exists), searched recursively.")
     Path data;
 
@@ -93,43 +102,26 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--workers", paramLabel = "N", description = "Loader threads (default: all cores).")
     Integer workers;
 
-    @Option(names = "--threads", paramLabel = "N", description = "Compute threads (default: all cores).")
+    @Option(names = "--threads", paramLabel = "N", description = "Compute threads of the CPU backend (default: all cores).")
     Integer threads;
+
+    @Option(names = "--device", defaultValue = "cpu", paramLabel = "DEV",
+            description = "cpu, gpu (the first GPU) or gpu:N (default ${DEFAULT-VALUE}). Checkpoints are the same files on either; --resume may change it.")
+    String device;
+
+    @Option(names = "--gpu-preprocess", negatable = true,
+            description = "With --device gpu: decode on the loader threads and preprocess on the GPU, straight into device memory "
+                    + "(default on for a GPU; --no-gpu-preprocess copies the CPU loader's batches to the GPU instead).")
+    Boolean gpuPreprocess;
 
     @Option(names = "--seed", defaultValue = "1", paramLabel = "S", description = "Seed of everything random (default ${DEFAULT-VALUE}).")
     long seed;
 
     @Override
     public Integer call() throws Exception {
-        int cores = Runtime.getRuntime().availableProcessors();
-        if (!split.equals("grouped") && !split.equals("stratified")) {
-            System.err.println("ich train: --split must be grouped or stratified, not " + split);
-            return 2;
-        }
-        if (!headInit.equals("prior") && !headInit.equals("timm")) {
-            System.err.println("ich train: --head-init must be prior or timm, not " + headInit);
-            return 2;
-        }
-        Path labelFile = labels != null ? labels : data.resolve("stage_1_train.csv");
-        if (!Files.isRegularFile(labelFile)) {
-            System.err.println("ich train: no label file " + labelFile + (labels == null ? " (give one with --labels)" : ""));
-            return 2;
-        }
-        if (!Files.isDirectory(data)) {
-            System.err.println("ich train: no data folder " + data);
-            return 2;
-        }
-        TrainConfig config;
-        try {
-            config = new TrainConfig(data.toAbsolutePath().normalize(), labelFile.toAbsolutePath().normalize(), out,
-                    new Schedule(headEpochs, headLr, epochs, lr, epochFraction, cosine), batch,
-                    resize != null ? resize : Math.round(imageSize * 8f / 7f), imageSize, split.equals("grouped"), valFraction,
-                    pretrained, adamw, weightDecay, 1e-7, clipNorm, labelWeights, dropout, dropPath,
-                    workers != null ? workers : cores, threads != null ? threads : cores, seed, !headInit.equals("timm"));
-        } catch (IllegalArgumentException e) {
-            System.err.println("ich train: " + e.getMessage());
-            return 2;
-        }
+        PrintWriter err = spec.commandLine().getErr();
+        TrainConfig config = config(err);
+        if (config == null) return 2;
         Trainer trainer = new Trainer(config, System.out, System.console() != null);
         try {
             Trainer.Result r = trainer.run(resume);
@@ -140,8 +132,59 @@ final class TrainCommand implements Callable<Integer> {
             System.out.println("run folder: " + out + " (metrics.csv, curves.png, split.csv, errors.csv, config.json)");
             return r.interrupted() ? 130 : 0;
         } catch (IllegalArgumentException e) {
-            System.err.println("ich train: " + e.getMessage());
+            err.println("ich train: " + e.getMessage());
             return 2;
+        } catch (GpuUnavailableException e) {
+            // The device opens before the run folder is made: nothing was written.
+            err.println("ich train: cannot train on " + config.device().label() + ": " + e.getMessage());
+            return 1;
+        } catch (CudaException e) {
+            err.println("ich train: CUDA error on " + config.device().label() + ": " + e.getMessage());
+            return 1;
+        }
+    }
+
+    /** The run's configuration from the options, or null after saying on {@code err} what is wrong. */
+    TrainConfig config(PrintWriter err) {
+        int cores = Runtime.getRuntime().availableProcessors();
+        if (!split.equals("grouped") && !split.equals("stratified")) {
+            err.println("ich train: --split must be grouped or stratified, not " + split);
+            return null;
+        }
+        if (!headInit.equals("prior") && !headInit.equals("timm")) {
+            err.println("ich train: --head-init must be prior or timm, not " + headInit);
+            return null;
+        }
+        Device where;
+        try {
+            where = Device.parse(device, threads != null ? threads : cores);
+        } catch (IllegalArgumentException e) {
+            err.println("ich train: --device: " + e.getMessage());
+            return null;
+        }
+        if (Boolean.TRUE.equals(gpuPreprocess) && !(where instanceof Device.Gpu)) {
+            err.println("ich train: --gpu-preprocess needs --device gpu (the device is " + where.label() + ")");
+            return null;
+        }
+        Path labelFile = labels != null ? labels : data.resolve("stage_1_train.csv");
+        if (!Files.isRegularFile(labelFile)) {
+            err.println("ich train: no label file " + labelFile + (labels == null ? " (give one with --labels)" : ""));
+            return null;
+        }
+        if (!Files.isDirectory(data)) {
+            err.println("ich train: no data folder " + data);
+            return null;
+        }
+        try {
+            return new TrainConfig(data.toAbsolutePath().normalize(), labelFile.toAbsolutePath().normalize(), out,
+                    new Schedule(headEpochs, headLr, epochs, lr, epochFraction, cosine), batch,
+                    resize != null ? resize : Math.round(imageSize * 8f / 7f), imageSize, split.equals("grouped"), valFraction,
+                    pretrained, adamw, weightDecay, 1e-7, clipNorm, labelWeights, dropout, dropPath,
+                    workers != null ? workers : cores, threads != null ? threads : cores, seed, !headInit.equals("timm"),
+                    where, gpuPreprocess != null ? gpuPreprocess : where instanceof Device.Gpu);
+        } catch (IllegalArgumentException e) {
+            err.println("ich train: " + e.getMessage());
+            return null;
         }
     }
 }

@@ -37,7 +37,8 @@ import java.util.List;
  * the kernel of batch i, and the host stages batch i + 2 meanwhile. A batch's output therefore stays valid until
  * the second {@code submit} after it; reading it later is an {@link IllegalStateException}, not stale data.
  *
- * <p>Not thread-safe: one thread submits (the context is made current on it at each call). Everything native is
+ * <p>Not thread-safe: one thread at a time submits (the context is made current on it at each call); another may
+ * read a batch that a lock or queue handed over to it, as ich.train.GpuBatchLoader does. Everything native is
  * freed by {@link #close()}; the {@link Context} stays the caller's.
  */
 public final class GpuPreprocessor implements AutoCloseable {
@@ -141,7 +142,8 @@ public final class GpuPreprocessor implements AutoCloseable {
     private final Stream copyStream, computeStream;
     private final Slot[] slots = new Slot[2];
     private final SliceKernel.Scratch scratch = new SliceKernel.Scratch();
-    private final Arena arena = Arena.ofConfined();
+    // Shared, not confined: a loader opens the preprocessor on one thread and submits from its staging thread.
+    private final Arena arena = Arena.ofShared();
     private final MemorySegment batchStruct = arena.allocate(PreprocessStructs.BATCH_BYTES, 16);
     private final MemorySegment cpuFloats;
     private final List<AutoCloseable> owned = new ArrayList<>();

@@ -28,7 +28,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>The model never waits when the workers keep up; {@link #waitNanos()} says how long it did wait, which is
  * the number to watch when deciding between more workers and GPU preprocessing.
  */
-public final class BatchLoader implements AutoCloseable {
+public final class BatchLoader implements BatchSource {
     /** What to load: rows of the dataset in order, with their files and 6 labels each (row-major). */
     public record Plan(List<Preprocessor.Input> inputs, int[] samples, float[] targets, int labelsPerSample,
                        int batchSize, long seed, int epoch) {
@@ -67,15 +67,18 @@ public final class BatchLoader implements AutoCloseable {
         }
     }
 
+    @Override
     public int batches() {
         return plan.batches();
     }
 
+    @Override
     public boolean hasNext() {
         return nextToHand < plan.batches();
     }
 
     /** The next batch in order, waiting for it if needed. A worker's unexpected exception is rethrown here. */
+    @Override
     public LoadedBatch next() throws InterruptedException {
         if (!hasNext()) throw new NoSuchElementException("all " + plan.batches() + " batches handed out");
         long start = System.nanoTime();
@@ -97,6 +100,7 @@ public final class BatchLoader implements AutoCloseable {
     }
 
     /** Total time {@link #next()} spent waiting for the workers. */
+    @Override
     public long waitNanos() {
         return waitNanos;
     }

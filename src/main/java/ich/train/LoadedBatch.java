@@ -11,15 +11,33 @@ import java.util.List;
  * (0/1, the order of {@link ich.labels.Subtype}), with the dataset index of each row. Samples that failed to
  * load are not in the batch (n can be smaller than the batch size) but listed in {@code failures}, so the caller
  * records them. Owns its memory: close it after the step.
+ *
+ * <p>{@code images} is a host tensor from {@link BatchLoader}, or a device tensor from {@link GpuBatchLoader} that
+ * lies in memory the loader reuses: it stays valid until {@link #releaseImages()} (which {@link #close()} calls),
+ * and a step should copy it out and release it as early as it can, so the loader can fill that memory again.
  */
 public record LoadedBatch(int index, Tensor images, float[] targets, int[] samples,
-                          List<Preprocessor.Failure> failures, Arena arena) implements AutoCloseable {
+                          List<Preprocessor.Failure> failures, Arena arena, Runnable release) implements AutoCloseable {
+    /** A host batch; nothing to release but its arena. */
+    public LoadedBatch(int index, Tensor images, float[] targets, int[] samples, List<Preprocessor.Failure> failures, Arena arena) {
+        this(index, images, targets, samples, failures, arena, () -> {});
+    }
+
     public int n() {
         return samples.length;
     }
 
+    /** Hands device images back to their loader (once; later calls do nothing). The images must not be read after. */
+    public void releaseImages() {
+        release.run();
+    }
+
     @Override
     public void close() {
-        arena.close();
+        try {
+            releaseImages();
+        } finally {
+            arena.close();
+        }
     }
 }

@@ -5,7 +5,8 @@ import java.util.Locale;
 
 /**
  * One line of progress for a loop of known length: a bar, the running loss, images per second and the time
- * left. On a terminal the line redraws in place at most four times a second; into a file or pipe it prints a
+ * left, and on a GPU its utilisation ({@code GPU 97%}, NVML's latest sample; {@code GPU --%} when unknown), which
+ * says whether the GPU or the loader is the bottleneck. On a terminal the line redraws in place at most four times a second; into a file or pipe it prints a
  * line at every tenth of the way, so logs stay short.
  */
 public final class ProgressBar {
@@ -15,20 +16,34 @@ public final class ProgressBar {
     private final String label;
     private final int total;
     private final boolean terminal;
+    private final boolean gpu;
     private final long start = System.nanoTime();
     private long lastDraw;
     private int lastDecile = -1;
     private long images;
+    private int gpuPercent = -1;
 
     public ProgressBar(PrintStream out, String label, int total, boolean terminal) {
+        this(out, label, total, terminal, false);
+    }
+
+    /** {@code gpu}: the loop runs on a GPU, and the line shows its utilisation. */
+    public ProgressBar(PrintStream out, String label, int total, boolean terminal, boolean gpu) {
         this.out = out;
         this.label = label;
         this.total = Math.max(1, total);
         this.terminal = terminal;
+        this.gpu = gpu;
     }
 
     /** After step {@code done} (1-based) that processed {@code batchImages} images, with the mean loss so far. */
     public void update(int done, int batchImages, double meanLoss) {
+        update(done, batchImages, meanLoss, -1);
+    }
+
+    /** As {@link #update(int, int, double)}, with the GPU's utilisation in percent (-1: unknown; ignored on the CPU). */
+    public void update(int done, int batchImages, double meanLoss, int gpuPercent) {
+        this.gpuPercent = gpuPercent;
         images += batchImages;
         long now = System.nanoTime();
         int decile = done * 10 / total;
@@ -54,8 +69,9 @@ public final class ProgressBar {
         double seconds = (now - start) / 1e9;
         int filled = (int) ((long) WIDTH * Math.min(done, total) / total);
         double eta = done > 0 ? seconds * (total - done) / done : Double.NaN;
-        return String.format(Locale.ROOT, "%s [%s%s] %d/%d loss %.4f %.1f img/s %s %s", label, "#".repeat(filled),
-                ".".repeat(WIDTH - filled), done, total, meanLoss, seconds > 0 ? images / seconds : 0,
+        String utilisation = !gpu ? "" : gpuPercent < 0 ? " GPU --%" : " GPU " + gpuPercent + "%";
+        return String.format(Locale.ROOT, "%s [%s%s] %d/%d loss %.4f %.1f img/s%s %s %s", label, "#".repeat(filled),
+                ".".repeat(WIDTH - filled), done, total, meanLoss, seconds > 0 ? images / seconds : 0, utilisation,
                 done >= total ? "took" : "ETA", clock(done >= total ? seconds : eta));
     }
 

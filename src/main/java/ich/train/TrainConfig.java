@@ -1,13 +1,16 @@
 package ich.train;
 
+import ich.nn.Device;
+
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 
 /**
- * Everything that determines a training run. Saved as {@code config.json} in the run folder and inside every
- * checkpoint; {@code --resume} refuses to continue a run under different settings.
+ * Everything that determines a training run, and where it runs. Saved as {@code config.json} in the run folder and
+ * inside every checkpoint; {@code --resume} refuses to continue a run under different settings, but not on another
+ * device: checkpoints are the same files on either (see {@link #settingsJson()}).
  *
  * @param data          folder of DICOM files (searched recursively; {@code DATA/images} when it exists)
  * @param labels        the labels in stage_1_train.csv format
@@ -33,12 +36,20 @@ import java.util.Map;
  * @param priorHead     start the classifier at the training prevalence: bias logit(p) per subtype and timm's
  *                      weights scaled by 0.1, so the first steps are not spent unlearning random logits (a fresh
  *                      head's initial loss is ~1.3 instead of ~0.4); changes nothing the network can represent
+ * @param device        where the network computes ({@code cpu} or {@code gpu:N})
+ * @param gpuPreprocess on a GPU device, decode on the loader threads and let the preprocessing kernel write each
+ *                      batch into device memory (the same tensors as the CPU path); false: the CPU loader's host
+ *                      batches are copied to the device
  */
 public record TrainConfig(Path data, Path labels, Path runDir, Schedule schedule, int batch, int resize, int crop,
                           boolean groupedSplit, double valFraction, Path pretrained, boolean adamw, double weightDecay,
                           double adamEps, double clipNorm, double[] labelWeights, double dropout, double dropPath,
-                          int workers, int threads, long seed, boolean priorHead) {
+                          int workers, int threads, long seed, boolean priorHead, Device device, boolean gpuPreprocess) {
     public TrainConfig {
+        if (device == null) throw new IllegalArgumentException("no device");
+        if (gpuPreprocess && !(device instanceof Device.Gpu)) {
+            throw new IllegalArgumentException("GPU preprocessing needs a GPU device (--device gpu), not " + device.label());
+        }
         if (batch <= 0) throw new IllegalArgumentException("--batch must be positive: " + batch);
         if (crop <= 0 || crop > resize) throw new IllegalArgumentException("need 0 < crop <= resize, got crop " + crop + ", resize " + resize);
         if (!(valFraction > 0 && valFraction < 1)) throw new IllegalArgumentException("validation fraction must be in (0, 1): " + valFraction);
@@ -48,11 +59,67 @@ public record TrainConfig(Path data, Path labels, Path runDir, Schedule schedule
         if (workers <= 0 || threads <= 0) throw new IllegalArgumentException("workers and threads must be positive");
     }
 
+    /** On the CPU backend with {@code threads} threads. */
+    public TrainConfig(Path data, Path labels, Path runDir, Schedule schedule, int batch, int resize, int crop,
+                       boolean groupedSplit, double valFraction, Path pretrained, boolean adamw, double weightDecay,
+                       double adamEps, double clipNorm, double[] labelWeights, double dropout, double dropPath,
+                       int workers, int threads, long seed, boolean priorHead) {
+        this(data, labels, runDir, schedule, batch, resize, crop, groupedSplit, valFraction, pretrained, adamw, weightDecay,
+                adamEps, clipNorm, labelWeights, dropout, dropPath, workers, threads, seed, priorHead, new Device.Cpu(threads), false);
+    }
+
+    /** The same run on another device (GPU preprocessing on when it is a GPU). */
+    public TrainConfig onDevice(Device d) {
+        return new TrainConfig(data, labels, runDir, schedule, batch, resize, crop, groupedSplit, valFraction, pretrained, adamw,
+                weightDecay, adamEps, clipNorm, labelWeights, dropout, dropPath, workers, threads, seed, priorHead, d,
+                d instanceof Device.Gpu);
+    }
+
+    /** The same run with GPU preprocessing on or off. */
+    public TrainConfig withGpuPreprocess(boolean on) {
+        return new TrainConfig(data, labels, runDir, schedule, batch, resize, crop, groupedSplit, valFraction, pretrained, adamw,
+                weightDecay, adamEps, clipNorm, labelWeights, dropout, dropPath, workers, threads, seed, priorHead, device, on);
+    }
+
+    /** Keys of {@link #toJson()} that say where a run computes, not what: a resumed run may change them. */
+    static final String DEVICE_KEY = "device", PREPROCESS_KEY = "preprocess";
+
     /**
-     * The settings that decide the numbers a run produces, as JSON. Thread counts are left out (the CPU backend
-     * gives the same result for any), so a run may resume with other thread counts.
+     * {@code config.json}: where the run computes ({@value #DEVICE_KEY}, {@value #PREPROCESS_KEY}: cpu or gpu),
+     * then {@link #settingsJson()}.
      */
     public String toJson() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put(DEVICE_KEY, device.label());
+        m.put(PREPROCESS_KEY, gpuPreprocess ? "gpu" : "cpu");
+        m.putAll(settings());
+        return json(m);
+    }
+
+    /**
+     * The settings that decide the numbers a run produces, as JSON: what {@code --resume} compares. Thread counts
+     * are left out (the CPU backend gives the same result for any), and so is the device: the devices agree
+     * within float precision and a checkpoint is the same file from either, so a run may resume on another one.
+     */
+    public String settingsJson() {
+        return json(settings());
+    }
+
+    /**
+     * {@link #settingsJson()} of a saved {@code config.json}: its device lines dropped. Runs from before the
+     * device was recorded have none, and compare equal to a CPU run of the same settings.
+     */
+    static String settingsOf(String configJson) {
+        return configJson.replaceAll("(?m)^  \"(" + DEVICE_KEY + "|" + PREPROCESS_KEY + ")\": \"[^\"\n]*\",\n", "");
+    }
+
+    /** The device a saved {@code config.json} names, or {@code cpu} for runs from before devices were recorded. */
+    static String deviceOf(String configJson) {
+        var m = java.util.regex.Pattern.compile("(?m)^  \"" + DEVICE_KEY + "\": \"([^\"\n]*)\",$").matcher(configJson);
+        return m.find() ? m.group(1) : "cpu";
+    }
+
+    private Map<String, Object> settings() {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("data", data.toString());
         m.put("labels", labels.toString());
@@ -77,6 +144,10 @@ public record TrainConfig(Path data, Path labels, Path runDir, Schedule schedule
         m.put("drop_path", dropPath);
         m.put("seed", seed);
         m.put("head_init", priorHead ? "prior" : "timm");
+        return m;
+    }
+
+    private static String json(Map<String, Object> m) {
         StringBuilder sb = new StringBuilder("{\n");
         int i = 0;
         for (var e : m.entrySet()) {

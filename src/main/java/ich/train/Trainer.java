@@ -7,7 +7,6 @@ import ich.metrics.Metrics;
 import ich.nn.Backend;
 import ich.nn.Parameter;
 import ich.nn.Tensor;
-import ich.nn.cpu.CpuBackend;
 import ich.nn.io.Checkpoint;
 import ich.nn.io.PretrainedWeights;
 import ich.nn.model.EfficientNetB0;
@@ -32,7 +31,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 /**
- * {@code ich train}: the seed's training, end to end on the CPU backend.
+ * {@code ich train}: the seed's training, end to end, on the CPU backend or a GPU ({@link TrainConfig#device()}).
  *
  * <p>Run folder: {@code config.json}, {@code split.csv}, {@code errors.csv} (inputs left out, with reasons),
  * {@code metrics.csv}, {@code curves.png}, {@code last.safetensors} (after every epoch, and when interrupted) and
@@ -41,6 +40,10 @@ import java.util.concurrent.TimeUnit;
  * <p>Determinism: the split, initialisation, epoch order, crops, flips, dropout and drop-path all derive from the
  * seed, and the CPU backend's reductions do not depend on thread timing, so a run repeats exactly, and a run
  * interrupted and resumed ends with the same weights as one that was not.
+ *
+ * <p>Devices: the model, optimizer state and batches live on the backend's device; everything the trainer reads
+ * or saves goes through {@link Backend#copy} into host tensors, so a checkpoint is the same file from either device
+ * and a run may resume on another one (config.json says which device the run last used).
  */
 public final class Trainer {
     public static final String BEST = "best.safetensors";
@@ -73,24 +76,44 @@ public final class Trainer {
         stopAtStep = step;
     }
 
-    /** Trains; with {@code resume}, continues the run in the run folder from {@code last.safetensors}. */
+    /**
+     * Trains; with {@code resume}, continues the run in the run folder from {@code last.safetensors}.
+     *
+     * @throws ich.gpu.GpuUnavailableException when the device is a GPU that cannot be used, saying why; nothing is
+     *                                         written then (the run folder is made after the device opens)
+     */
     public Result run(boolean resume) throws IOException, InterruptedException {
         TrainConfig c = config;
         Path run = c.runDir();
-        Files.createDirectories(run);
         Path last = run.resolve(LAST);
-        String configJson = c.toJson();
+        String previousDevice = null;
         if (resume) {
             if (!Files.exists(last)) throw new IllegalArgumentException("nothing to resume: " + last + " does not exist");
             String saved = Files.readString(run.resolve(CONFIG), StandardCharsets.UTF_8);
-            if (!saved.equals(configJson)) {
+            if (!TrainConfig.settingsOf(saved).equals(c.settingsJson())) {
                 throw new IllegalArgumentException("the options differ from those of the run in " + run + " (" + run.resolve(CONFIG)
                         + "); resume with the same options, or start a new run in another folder");
             }
+            previousDevice = TrainConfig.deviceOf(saved);
         } else if (Files.exists(last)) {
             throw new IllegalArgumentException(run + " already holds a run (" + LAST + "); use --resume to continue it or choose another --out");
         }
+        try (TrainingDevice device = TrainingDevice.open(c)) {
+            return run(resume, device, previousDevice);
+        }
+    }
+
+    private Result run(boolean resume, TrainingDevice device, String previousDevice) throws IOException, InterruptedException {
+        TrainConfig c = config;
+        Path run = c.runDir();
+        Path last = run.resolve(LAST);
+        String configJson = c.toJson();
+        Files.createDirectories(run);
         Files.writeString(run.resolve(CONFIG), configJson, StandardCharsets.UTF_8);
+        out.println(device.describe());
+        if (previousDevice != null && !previousDevice.equals(c.device().label())) {
+            out.printf("resuming on %s; the run so far was on %s (checkpoints are the same files on either)%n", c.device().label(), previousDevice);
+        }
 
         LabelTable table = LabelCsv.read(c.labels());
         Path images = Files.isDirectory(c.data().resolve("images")) ? c.data().resolve("images") : c.data();
@@ -119,8 +142,8 @@ public final class Trainer {
             }
         }, "ich-train-stop");
         Runtime.getRuntime().addShutdownHook(hook);
-        try (Backend backend = new CpuBackend(c.threads());
-             EfficientNetB0 model = EfficientNetB0.initialized(backend,
+        Backend backend = device.backend();
+        try (EfficientNetB0 model = EfficientNetB0.initialized(backend,
                      EfficientNetB0.Config.defaults().withDropRates(c.dropout(), c.dropPath()), c.seed());
              Arena state = Arena.ofShared()) {
             if (c.pretrained() != null) {
@@ -139,11 +162,14 @@ public final class Trainer {
             double bestValLoss = Double.POSITIVE_INFINITY, lossSum = 0;
             int bestEpoch = -1, lossImages = 0;
             if (resume) {
-                Checkpoint.Contents ck = Checkpoint.read(last, state);
-                var report = model.load(ck.model());
-                if (!report.exact()) throw new IllegalStateException(last + ": the weights do not fit the model: " + report.describe());
-                restore(optimizer.adam(), ck.optimizer(), ck.state());
-                Checkpoint.TrainingState s = ck.state();
+                Checkpoint.TrainingState s;
+                try (Arena host = Arena.ofConfined()) { // the file's tensors, freed once copied into the model and optimizer
+                    Checkpoint.Contents ck = Checkpoint.read(last, host);
+                    var report = model.load(ck.model());
+                    if (!report.exact()) throw new IllegalStateException(last + ": the weights do not fit the model: " + report.describe());
+                    restore(optimizer.adam(), ck.optimizer(), ck.state());
+                    s = ck.state();
+                }
                 startEpoch = s.epoch();
                 globalStep = s.step();
                 Map<String, String> x = s.extra();
@@ -169,13 +195,14 @@ public final class Trainer {
                 }
                 int[] rows = Schedule.rows(split.train(), epoch, c.batch(), c.seed());
                 long epochStart = System.nanoTime();
+                device.gpuPercentSinceLast(); // starts the epoch's window
                 ProgressBar bar = new ProgressBar(out, String.format(Locale.ROOT, "epoch %d/%d %s", e + 1, plan.size(), epoch.phase()),
-                        epoch.steps(), terminal);
+                        epoch.steps(), terminal, device.isGpu());
                 long wait = 0;
                 int step = startStep;
                 int[] remaining = java.util.Arrays.copyOfRange(rows, Math.min(rows.length, startStep * c.batch()), rows.length);
                 if (remaining.length > 0) {
-                    try (BatchLoader loader = new BatchLoader(trainPre, data.plan(remaining, c.batch(), c.seed(), e), c.workers(), 2)) {
+                    try (BatchSource loader = device.loader(true, trainPre, data.plan(remaining, c.batch(), c.seed(), e), c.workers())) {
                         while (loader.hasNext()) {
                             try (LoadedBatch batch = loader.next()) {
                                 if (batch.n() > 0) {
@@ -186,7 +213,7 @@ public final class Trainer {
                                 }
                                 step++;
                                 globalStep++;
-                                bar.update(step, batch.n(), lossImages == 0 ? Double.NaN : lossSum / lossImages);
+                                bar.update(step, batch.n(), lossImages == 0 ? Double.NaN : lossSum / lossImages, device.latestGpuPercent());
                             }
                             if (globalStep >= stopAtStep) stopRequested = true;
                             if (stopRequested && loader.hasNext()) {
@@ -202,9 +229,11 @@ public final class Trainer {
                     out.printf("interrupted: saved %s at epoch %d, step %d; continue with --resume%n", last, e + 1, step);
                     break;
                 }
+                double gpuPercent = device.gpuPercentSinceLast();
                 double trainLoss = lossImages == 0 ? Double.NaN : lossSum / lossImages;
                 int trainedImages = lossImages;
-                Validation v = validate(model, valPre, data, split.test(), labelWeights);
+                Validation v = validate(model, device, valPre, data, split.test(), labelWeights);
+                long peak = device.peakDeviceBytes();
                 boolean best = v.loss() < bestValLoss;
                 if (best) {
                     bestValLoss = v.loss();
@@ -213,7 +242,8 @@ public final class Trainer {
                 double seconds = (System.nanoTime() - epochStart) / 1e9;
                 log.add(new TrainingLog.Epoch(e, epoch.phase(), epoch.lr((int) globalStep - 1, c.schedule().cosine()), step, trainedImages,
                         trainLoss, v.loss(), v.metrics().weightedLogLoss(), v.metrics().auc(), v.metrics().accuracy(), seconds,
-                        trainedImages / Math.max(1e-9, seconds - v.seconds()), wait / 1e9, best));
+                        trainedImages / Math.max(1e-9, seconds - v.seconds()), wait / 1e9, best, gpuPercent,
+                        peak < 0 ? Double.NaN : peak / (double) (1 << 20)));
                 startStep = 0;
                 lossSum = 0;
                 lossImages = 0;
@@ -221,8 +251,9 @@ public final class Trainer {
                         e + 1 < plan.size() ? plan.get(e + 1).baseLr() : epoch.baseLr(), configJson);
                 if (best) Files.copy(last, run.resolve(BEST), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
                 log.write(run);
-                out.printf(Locale.ROOT, "epoch %d/%d: train loss %.4f, val loss %.4f, weighted log loss %.4f, AUC any %.3f%s%n",
-                        e + 1, plan.size(), trainLoss, v.loss(), v.metrics().weightedLogLoss(), v.metrics().auc()[0], best ? " (best)" : "");
+                out.printf(Locale.ROOT, "epoch %d/%d: train loss %.4f, val loss %.4f, weighted log loss %.4f, AUC any %.3f; waited %.1f s for data%s%s%n",
+                        e + 1, plan.size(), trainLoss, v.loss(), v.metrics().weightedLogLoss(), v.metrics().auc()[0], wait / 1e9,
+                        deviceFigures(device.isGpu(), gpuPercent, peak), best ? " (best)" : "");
                 if (stopRequested && e + 1 < plan.size()) {
                     interrupted = true;
                     out.printf("interrupted after epoch %d; continue with --resume%n", e + 1);
@@ -243,8 +274,7 @@ public final class Trainer {
     private double trainStep(EfficientNetB0 model, Adam adam, LoadedBatch batch, Tensor labelWeights, double lr, long globalStep) {
         Backend backend = model.backend();
         try (StepContext ctx = StepContext.training(backend, config.seed(), globalStep)) {
-            Tensor x = ctx.allocate(batch.images().shape());
-            backend.copy(batch.images(), x);
+            Tensor x = input(backend, batch, ctx);
             Tensor targets = ctx.upload(batch.targets(), batch.n(), TrainingData.LABELS);
             Tensor logits = model.forward(x, ctx);
             EfficientNetB0.Loss loss = model.loss(logits, targets, labelWeights, ctx);
@@ -260,27 +290,29 @@ public final class Trainer {
     /** Validation loss (plain mean BCE, as the seed's checkpoint monitors) and the competition's metrics. */
     record Validation(double loss, Evaluation metrics, double seconds) {}
 
-    Validation validate(EfficientNetB0 model, Preprocessor pre, TrainingData data, int[] rows, Tensor labelWeights) throws InterruptedException {
+    Validation validate(EfficientNetB0 model, TrainingDevice device, Preprocessor pre, TrainingData data, int[] rows, Tensor labelWeights)
+            throws InterruptedException {
         long start = System.nanoTime();
         float[] probabilities = new float[rows.length * TrainingData.LABELS];
         float[] labels = new float[rows.length * TrainingData.LABELS];
         double lossSum = 0;
         int n = 0;
         Backend backend = model.backend();
-        try (BatchLoader loader = new BatchLoader(pre, data.plan(rows, config.batch(), config.seed(), 0), config.workers(), 2)) {
+        try (BatchSource loader = device.loader(false, pre, data.plan(rows, config.batch(), config.seed(), 0), config.workers());
+             Arena host = Arena.ofConfined()) {
             while (loader.hasNext()) {
                 try (LoadedBatch batch = loader.next(); StepContext ctx = StepContext.eval(backend)) {
                     if (batch.n() == 0) continue;
-                    Tensor x = ctx.allocate(batch.images().shape());
-                    backend.copy(batch.images(), x);
+                    Tensor x = input(backend, batch, ctx);
                     Tensor targets = ctx.upload(batch.targets(), batch.n(), TrainingData.LABELS);
                     Tensor logits = model.forward(x, ctx);
                     lossSum += backend.bceWithLogits(logits, targets, null, null) * batch.n();
                     Tensor p = ctx.allocate(logits.shape());
                     backend.sigmoid(logits, p);
-                    Tensor host = Tensor.allocate(ctx.arena(), logits.shape());
-                    backend.copy(p, host);
-                    float[] pv = host.toArray();
+                    // Read through a host tensor of its own: on a GPU the step arena's tensors are device memory.
+                    Tensor probabilitiesOnHost = Tensor.allocate(host, logits.shape());
+                    backend.copy(p, probabilitiesOnHost);
+                    float[] pv = probabilitiesOnHost.toArray();
                     System.arraycopy(pv, 0, probabilities, n * TrainingData.LABELS, pv.length);
                     System.arraycopy(batch.targets(), 0, labels, n * TrainingData.LABELS, batch.targets().length);
                     n += batch.n();
@@ -291,6 +323,25 @@ public final class Trainer {
         labels = java.util.Arrays.copyOf(labels, n * TrainingData.LABELS);
         return new Validation(n == 0 ? Double.NaN : lossSum / n, Metrics.evaluate(probabilities, labels, n),
                 (System.nanoTime() - start) / 1e9);
+    }
+
+    /**
+     * The step's input on the backend's device: a copy of the batch's images (host to device, or device to device
+     * from a GPU loader). A GPU loader's images are released as soon as the copy is done (the release waits for
+     * it), so the kernel can preprocess the batch after next while this step runs.
+     */
+    private static Tensor input(Backend backend, LoadedBatch batch, StepContext ctx) {
+        Tensor x = ctx.allocate(batch.images().shape());
+        backend.copy(batch.images(), x);
+        batch.releaseImages();
+        return x;
+    }
+
+    /** "; GPU 93 %, peak 11.2 GiB" on a GPU ("unknown" where NVML gave nothing), nothing on the CPU. */
+    static String deviceFigures(boolean gpu, double gpuPercent, long peakBytes) {
+        if (!gpu) return "";
+        return String.format(Locale.ROOT, "; GPU %s, peak %.2f GiB of device memory",
+                Double.isNaN(gpuPercent) ? "% unknown" : String.format(Locale.ROOT, "%.0f %%", gpuPercent), peakBytes / (double) (1L << 30));
     }
 
     /** A fresh optimizer whose state lives in its own arena (closing the arena frees it). */
@@ -360,8 +411,6 @@ public final class Trainer {
 
     private void save(Path file, EfficientNetB0 model, Adam adam, int epochsDone, long globalStep, int epochStep,
                              double lossSum, int lossImages, double bestValLoss, int bestEpoch, double lr, String configJson) throws IOException {
-        Map<String, Tensor> weights = new LinkedHashMap<>();
-        for (Parameter p : model.namedParameters().values()) weights.put(p.name(), p.value());
         Map<String, String> extra = new LinkedHashMap<>();
         extra.put("epoch_step", Integer.toString(epochStep));
         extra.put("epoch_loss_sum", Double.toString(lossSum));
@@ -369,8 +418,24 @@ public final class Trainer {
         extra.put("best_val_loss", Double.toString(bestValLoss));
         extra.put("best_epoch", Integer.toString(bestEpoch));
         extra.put(STEP_COUNTS, stepCounts(adam));
-        Checkpoint.write(file, weights, optimizerTensors(adam), new Checkpoint.TrainingState(epochsDone, globalStep, adam.steps(), lr,
-                config.seed(), "", configJson, extra));
+        // Saved from host copies, so the file is the same whichever device trained (and CPU tensors are read as is).
+        Backend backend = model.backend();
+        try (Arena host = Arena.ofConfined()) {
+            Map<String, Tensor> weights = new LinkedHashMap<>();
+            for (Parameter p : model.namedParameters().values()) weights.put(p.name(), onHost(backend, p.value(), host));
+            Map<String, Tensor> optimizer = new LinkedHashMap<>();
+            optimizerTensors(adam).forEach((k, t) -> optimizer.put(k, onHost(backend, t, host)));
+            Checkpoint.write(file, weights, optimizer, new Checkpoint.TrainingState(epochsDone, globalStep, adam.steps(), lr,
+                    config.seed(), "", configJson, extra));
+        }
+    }
+
+    /** {@code t} itself when it is on the host, else a host copy in {@code arena}. */
+    static Tensor onHost(Backend backend, Tensor t, Arena arena) {
+        if (t.isHost()) return t;
+        Tensor copy = Tensor.allocate(arena, t.shape());
+        backend.copy(t, copy);
+        return copy;
     }
 
     private static void writeProblems(Path file, List<TrainingData.Problem> problems) throws IOException {

@@ -31,11 +31,21 @@ public final class TrainingLog {
 
     /**
      * One epoch's numbers. Validation figures are on the held-out images in eval mode; {@code waitSeconds} is the
-     * time the model waited for the loader.
+     * time the model waited for the loader. On a GPU, {@code gpuPercent} is NVML's mean utilisation over the
+     * epoch's training steps and {@code devicePeakMib} the most device memory the backend held so far; both are
+     * NaN on the CPU (or unknown), and empty in metrics.csv.
      */
     public record Epoch(int epoch, String phase, double lr, int steps, int images, double trainLoss, double valLoss,
                         double valWeightedLogLoss, double[] valAuc, double[] valAccuracy, double seconds,
-                        double imagesPerSecond, double waitSeconds, boolean best) {}
+                        double imagesPerSecond, double waitSeconds, boolean best, double gpuPercent, double devicePeakMib) {
+        /** An epoch without device figures (the CPU). */
+        public Epoch(int epoch, String phase, double lr, int steps, int images, double trainLoss, double valLoss,
+                     double valWeightedLogLoss, double[] valAuc, double[] valAccuracy, double seconds,
+                     double imagesPerSecond, double waitSeconds, boolean best) {
+            this(epoch, phase, lr, steps, images, trainLoss, valLoss, valWeightedLogLoss, valAuc, valAccuracy, seconds,
+                    imagesPerSecond, waitSeconds, best, Double.NaN, Double.NaN);
+        }
+    }
 
     private final List<Epoch> epochs = new ArrayList<>();
 
@@ -48,7 +58,15 @@ public final class TrainingLog {
         epochs.add(e);
     }
 
+    /** The device columns, appended after those of the first version so that files of either version read. */
+    static final String DEVICE_COLUMNS = ",gpu_util_percent,device_peak_mib";
+
     public static String header() {
+        return headerWithoutDeviceColumns() + DEVICE_COLUMNS;
+    }
+
+    /** metrics.csv's header before the device columns: such files still read (their epochs have no device figures). */
+    static String headerWithoutDeviceColumns() {
         StringBuilder sb = new StringBuilder("epoch,phase,lr,steps,images,train_loss,val_loss,val_weighted_log_loss");
         for (Subtype s : Subtype.values()) sb.append(",auc_").append(s.csvName());
         for (Subtype s : Subtype.values()) sb.append(",acc_").append(s.csvName());
@@ -63,7 +81,9 @@ public final class TrainingLog {
         for (double a : e.valAuc()) sb.append(',').append(num(a));
         for (double a : e.valAccuracy()) sb.append(',').append(num(a));
         return sb.append(',').append(String.format(Locale.ROOT, "%.1f,%.2f,%.1f", e.seconds(), e.imagesPerSecond(), e.waitSeconds()))
-                .append(',').append(e.best() ? 1 : 0).toString();
+                .append(',').append(e.best() ? 1 : 0)
+                .append(',').append(Double.isNaN(e.gpuPercent()) ? "" : String.format(Locale.ROOT, "%.1f", e.gpuPercent()))
+                .append(',').append(Double.isNaN(e.devicePeakMib()) ? "" : String.format(Locale.ROOT, "%.1f", e.devicePeakMib())).toString();
     }
 
     private static String num(double v) {
@@ -75,12 +95,15 @@ public final class TrainingLog {
         Path file = runDir.resolve(METRICS);
         if (!java.nio.file.Files.exists(file)) return List.of();
         List<String> lines = java.nio.file.Files.readAllLines(file, StandardCharsets.UTF_8);
-        if (lines.isEmpty() || !lines.get(0).equals(header())) throw new IOException(file + ": not a metrics file of this version (header differs)");
+        boolean deviceColumns = !lines.isEmpty() && lines.get(0).equals(header());
+        if (!deviceColumns && (lines.isEmpty() || !lines.get(0).equals(headerWithoutDeviceColumns()))) {
+            throw new IOException(file + ": not a metrics file of this version (header differs)");
+        }
         List<Epoch> out = new ArrayList<>();
         int k = Subtype.COUNT;
         for (String line : lines.subList(1, lines.size())) {
             String[] c = line.split(",", -1);
-            if (c.length != 8 + 2 * k + 4) throw new IOException(file + ": malformed row: " + line);
+            if (c.length != 8 + 2 * k + 4 + (deviceColumns ? 2 : 0)) throw new IOException(file + ": malformed row: " + line);
             double[] auc = new double[k], acc = new double[k];
             for (int i = 0; i < k; i++) {
                 auc[i] = parse(c[8 + i]);
@@ -88,7 +111,8 @@ public final class TrainingLog {
             }
             int t = 8 + 2 * k;
             out.add(new Epoch(Integer.parseInt(c[0]), c[1], parse(c[2]), Integer.parseInt(c[3]), Integer.parseInt(c[4]), parse(c[5]),
-                    parse(c[6]), parse(c[7]), auc, acc, parse(c[t]), parse(c[t + 1]), parse(c[t + 2]), c[t + 3].equals("1")));
+                    parse(c[6]), parse(c[7]), auc, acc, parse(c[t]), parse(c[t + 1]), parse(c[t + 2]), c[t + 3].equals("1"),
+                    deviceColumns ? parse(c[t + 4]) : Double.NaN, deviceColumns ? parse(c[t + 5]) : Double.NaN));
         }
         return out;
     }

@@ -105,6 +105,36 @@ class TrainerTest {
         assertTrue(nothing.getMessage().contains("nothing to resume"), nothing.getMessage());
     }
 
+    @Test
+    void aRunResumesOnAnotherDeviceAndFromAConfigWrittenBeforeDevicesWereRecorded() throws Exception {
+        Path run = dir.resolve("moved");
+        Trainer t = new Trainer(config(run), quiet(), false);
+        t.stopAtStep(1);
+        assertTrue(t.run(false).interrupted());
+        String json = Files.readString(run.resolve(Trainer.CONFIG));
+        assertTrue(json.startsWith("{\n  \"device\": \"cpu\",\n  \"preprocess\": \"cpu\",\n"), json);
+
+        // As if the run so far had been on a GPU: its config.json says so; the checkpoint is the same file either way.
+        Files.writeString(run.resolve(Trainer.CONFIG), config(run).onDevice(new ich.nn.Device.Gpu(0)).toJson());
+        var printed = new ByteArrayOutputStream();
+        Trainer second = new Trainer(config(run), new PrintStream(printed, true), false);
+        second.stopAtStep(2);
+        assertTrue(second.run(true).interrupted());
+        assertTrue(printed.toString().contains("resuming on cpu; the run so far was on gpu:0"), printed.toString());
+        assertTrue(printed.toString().contains("device: cpu ("), printed.toString());
+        assertEquals(json, Files.readString(run.resolve(Trainer.CONFIG)), "config.json names the device the run now uses");
+        assertEquals(2, Checkpoint.readState(run.resolve(Trainer.LAST)).step());
+
+        // A config.json without the device lines (written before they existed) resumes as a CPU run, silently.
+        Files.writeString(run.resolve(Trainer.CONFIG), config(run).settingsJson());
+        var quietly = new ByteArrayOutputStream();
+        Trainer third = new Trainer(config(run), new PrintStream(quietly, true), false);
+        third.stopAtStep(3);
+        assertTrue(third.run(true).interrupted());
+        assertFalse(quietly.toString().contains("the run so far was on"), quietly.toString());
+        assertEquals(3, Checkpoint.readState(run.resolve(Trainer.LAST)).step());
+    }
+
     private static void assertSameTensors(Map<String, Tensor> a, Map<String, Tensor> b) {
         assertEquals(a.keySet(), b.keySet());
         for (var e : a.entrySet()) assertArrayEquals(e.getValue().toArray(), b.get(e.getKey()).toArray(), e.getKey());

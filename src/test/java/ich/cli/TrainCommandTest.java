@@ -1,0 +1,118 @@
+package ich.cli;
+
+import ich.gpu.GpuUnavailableException;
+import ich.nn.Backend;
+import ich.nn.Device;
+import ich.train.TrainConfig;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/** {@code ich train --device}: parsing, the CPU default, and a GPU that is not there. */
+class TrainCommandTest {
+    @TempDir
+    static Path dir;
+    static Path data;
+
+    @BeforeAll
+    static void makeData() {
+        data = dir.resolve("data");
+        CliTest.Run synth = CliTest.run("synth", "--out", data.toString(), "--studies", "6", "--slices-per-study", "4", "--seed", "7",
+                "--size", "64", "--positive-rate", "0.5", "--test-fraction", "0");
+        assertEquals(0, synth.exit(), synth.err());
+    }
+
+    record Parsed(TrainConfig config, String err) {}
+
+    static Parsed parse(String... options) {
+        TrainCommand command = new TrainCommand();
+        List<String> args = new ArrayList<>(List.of("--data", data.toString(), "--out", dir.resolve("unused").toString(), "--threads", "3"));
+        args.addAll(List.of(options));
+        new CommandLine(command).parseArgs(args.toArray(String[]::new));
+        StringWriter err = new StringWriter();
+        TrainConfig config = command.config(new PrintWriter(err, true));
+        return new Parsed(config, err.toString());
+    }
+
+    static List<String> smallRun(Path out, String... more) {
+        List<String> args = new ArrayList<>(List.of("train", "--data", data.toString(), "--out", out.toString(), "--image-size", "32",
+                "--resize", "36", "--batch", "6", "--head-epochs", "1", "--epochs", "1", "--epoch-fraction", "1", "--val-fraction", "0.25",
+                "--threads", "2", "--workers", "2", "--seed", "5"));
+        args.addAll(List.of(more));
+        return args;
+    }
+
+    @Test
+    void devicesParse() {
+        Parsed none = parse();
+        assertEquals(new Device.Cpu(3), none.config().device(), none.err());
+        assertFalse(none.config().gpuPreprocess());
+        assertEquals(new Device.Cpu(3), parse("--device", "cpu").config().device());
+        Parsed gpu = parse("--device", "gpu");
+        assertEquals(new Device.Gpu(0), gpu.config().device(), gpu.err());
+        assertTrue(gpu.config().gpuPreprocess(), "GPU preprocessing is the default on a GPU");
+        Parsed second = parse("--device", "GPU:1", "--no-gpu-preprocess");
+        assertEquals(new Device.Gpu(1), second.config().device(), second.err());
+        assertFalse(second.config().gpuPreprocess());
+        assertTrue(parse("--device", "gpu:1", "--gpu-preprocess").config().gpuPreprocess());
+    }
+
+    @Test
+    void badDevicesAreRefusedSayingWhatIsAccepted() {
+        for (String bad : List.of("tpu", "gpu:x", "gpu:", "cpu:0", "")) {
+            Parsed p = parse("--device", bad);
+            assertNull(p.config(), bad);
+            assertTrue(p.err().contains("--device: unknown device '" + bad + "': use cpu, gpu or gpu:N"), p.err());
+        }
+        Parsed negative = parse("--device", "gpu:-1");
+        assertNull(negative.config());
+        assertTrue(negative.err().contains("GPU ordinal must be >= 0: -1"), negative.err());
+        Parsed onCpu = parse("--device", "cpu", "--gpu-preprocess");
+        assertNull(onCpu.config());
+        assertTrue(onCpu.err().contains("--gpu-preprocess needs --device gpu"), onCpu.err());
+        CliTest.Run run = CliTest.run("train", "--data", data.toString(), "--out", dir.resolve("bad").toString(), "--device", "tpu");
+        assertEquals(2, run.exit());
+        assertTrue(run.err().contains("unknown device 'tpu'"), run.err());
+        assertFalse(Files.exists(dir.resolve("bad")));
+    }
+
+    @Test
+    void aGpuThatIsNotThereFailsWithTheReasonAndWritesNothing() {
+        String reason;
+        try (Backend b = new Device.Gpu(0).open()) {
+            assumeTrue(false, "a GPU backend opened (" + b.name() + "): this test is for machines without one");
+            return;
+        } catch (GpuUnavailableException e) {
+            reason = e.getMessage();
+        }
+        Path out = dir.resolve("gpu-run");
+        CliTest.Run run = CliTest.run(smallRun(out, "--device", "gpu").toArray(String[]::new));
+        assertEquals(1, run.exit(), run.err());
+        assertTrue(run.err().contains("ich train: cannot train on gpu:0: " + reason), run.err());
+        assertFalse(Files.exists(out), "no run folder for a run that could not start");
+    }
+
+    @Test
+    void deviceCpuIsTheRunWithoutTheFlagBitForBit() throws Exception {
+        Path plain = dir.resolve("plain"), cpu = dir.resolve("cpu");
+        CliTest.Run a = CliTest.run(smallRun(plain).toArray(String[]::new));
+        assertEquals(0, a.exit(), a.err());
+        CliTest.Run b = CliTest.run(smallRun(cpu, "--device", "cpu").toArray(String[]::new));
+        assertEquals(0, b.exit(), b.err());
+        for (String f : List.of("last.safetensors", "best.safetensors", "config.json", "split.csv")) {
+            assertArrayEquals(Files.readAllBytes(plain.resolve(f)), Files.readAllBytes(cpu.resolve(f)), f);
+        }
+        assertTrue(Files.readString(cpu.resolve("config.json")).contains("\"device\": \"cpu\""));
+    }
+}

@@ -1,0 +1,116 @@
+package ich.train;
+
+import ich.gpu.Gpu;
+import ich.gpu.GpuUnavailableException;
+import ich.gpu.Kernels;
+import ich.nn.Backend;
+import ich.nn.Device;
+import ich.nn.cpu.CpuBackend;
+import ich.nn.io.Checkpoint;
+import ich.nn.model.EfficientNetB0;
+import ich.synth.SynthConfig;
+import ich.synth.SynthDataset;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Training on the GPU against the CPU reference, on a tiny synthetic set: one epoch of the whole network, with the
+ * GPU preprocessing kernel and with the CPU loader's batches copied over, gives the CPU's validation loss to float
+ * precision; the GPU's checkpoint loads on the CPU and the run resumes there. Skips, printing why, without a GPU,
+ * its kernels or the CUDA backend.
+ */
+class TrainerGpuTest {
+    @TempDir
+    static Path dir;
+    static Path data;
+    private static String skip;
+
+    @BeforeAll
+    static void check() throws Exception {
+        if (Gpu.probe() instanceof Gpu.Unavailable u) skip = "no GPU: " + u.reason();
+        else if (Kernels.preprocessFatbin().isEmpty()) skip = Kernels.NOT_BUILT;
+        else {
+            try (Backend b = new Device.Gpu(0).open()) {
+                System.err.println("TrainerGpuTest on " + b.name());
+            } catch (GpuUnavailableException e) {
+                skip = "no CUDA backend: " + e.getMessage();
+            }
+        }
+        if (skip != null) {
+            System.err.println("TrainerGpuTest skipped: " + skip);
+            return;
+        }
+        data = dir.resolve("data");
+        SynthDataset.generate(SynthConfig.of(data, 6, 4, 5).withSize(64).withTestFraction(0).withThreads(2), false);
+    }
+
+    /** Two epochs of the whole network, so a run stopped after the first can resume elsewhere. */
+    static TrainConfig cpu(Path run) {
+        return new TrainConfig(data, data.resolve(SynthDataset.TRAIN_LABELS), run, new Schedule(0, 1e-4, 2, 4e-4, 1, false),
+                4, 36, 32, true, 0.25, null, false, 0, 1e-7, 0, null, 0.125, 0.2, 2, 2, 9, true);
+    }
+
+    static PrintStream quiet() {
+        return new PrintStream(new ByteArrayOutputStream());
+    }
+
+    static void assertRelative(double expected, double actual, double tolerance, String what) {
+        assertTrue(Double.isFinite(expected) && Double.isFinite(actual), what + ": " + expected + " vs " + actual);
+        assertEquals(expected, actual, tolerance * Math.abs(expected), what);
+    }
+
+    @Test
+    void anEpochOnTheGpuAgreesWithTheCpuAndItsCheckpointLoadsAndResumesOnTheCpu() throws Exception {
+        assumeTrue(skip == null, () -> "skipped: " + skip);
+        Trainer.Result reference = new Trainer(cpu(dir.resolve("cpu")), quiet(), false).run(false);
+        assertEquals(2, reference.epochs());
+        TrainingLog.Epoch first = reference.log().get(0);
+
+        for (boolean kernel : new boolean[] {true, false}) {
+            Path run = dir.resolve(kernel ? "gpu-kernel" : "gpu-copied");
+            TrainConfig onGpu = cpu(run).onDevice(new Device.Gpu(0)).withGpuPreprocess(kernel);
+            var printed = new ByteArrayOutputStream();
+            Trainer gpu = new Trainer(onGpu, new PrintStream(printed, true), false);
+            gpu.stopAtStep(first.steps()); // after the first epoch
+            Trainer.Result r = gpu.run(false);
+            assertTrue(r.interrupted(), printed.toString());
+            String what = kernel ? "GPU preprocessing" : "CPU batches copied to the GPU";
+            assertTrue(printed.toString().contains("device: gpu:0"), printed.toString());
+            assertTrue(printed.toString().contains(" img/s GPU "), "the progress line shows the GPU: " + printed);
+            TrainingLog.Epoch e = r.log().get(0);
+            assertRelative(first.valLoss(), e.valLoss(), 1e-3, what + ": validation loss");
+            assertRelative(first.trainLoss(), e.trainLoss(), 1e-3, what + ": training loss");
+            assertTrue(e.devicePeakMib() > 0, what + ": peak device memory " + e.devicePeakMib());
+            assertTrue(Double.isNaN(e.gpuPercent()) || (e.gpuPercent() >= 0 && e.gpuPercent() <= 100), what + ": " + e.gpuPercent());
+            assertEquals(e.devicePeakMib(), TrainingLog.read(run).get(0).devicePeakMib(), 0.05);
+
+            try (Arena arena = Arena.ofConfined(); CpuBackend cpuBackend = new CpuBackend(2)) {
+                Checkpoint.Contents ck = Checkpoint.read(run.resolve(Trainer.LAST), arena);
+                try (EfficientNetB0 model = EfficientNetB0.fromStateDict(cpuBackend, ck.model(), run.toString())) {
+                    assertEquals(ck.model().size(), model.namedParameters().size());
+                }
+                assertFalse(ck.optimizer().isEmpty(), "the Adam moments are saved from the device");
+                for (var t : ck.optimizer().values()) for (float v : t.toArray()) assertTrue(Float.isFinite(v));
+            }
+            var resumed = new ByteArrayOutputStream();
+            Trainer.Result rest = new Trainer(cpu(run), new PrintStream(resumed, true), false).run(true);
+            assertFalse(rest.interrupted());
+            assertEquals(2, rest.epochs());
+            assertTrue(resumed.toString().contains("the run so far was on gpu:0"), resumed.toString());
+            // The second epoch starts from weights one epoch of float rounding away from the CPU run's.
+            assertRelative(reference.log().get(1).valLoss(), rest.log().get(1).valLoss(), 1e-2, what + ": resumed on the CPU");
+        }
+        List<TrainingLog.Epoch> cpuLog = TrainingLog.read(dir.resolve("cpu"));
+        assertTrue(Double.isNaN(cpuLog.get(0).gpuPercent()) && Double.isNaN(cpuLog.get(0).devicePeakMib()));
+    }
+}
