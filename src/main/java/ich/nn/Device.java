@@ -15,7 +15,7 @@ public sealed interface Device permits Device.Cpu, Device.Gpu {
     /** A fresh backend on this device; the caller closes it. */
     Backend open();
 
-    /** {@code cpu} or {@code gpu:N}, as {@link #parse} reads it. */
+    /** {@code cpu} or {@code gpu:N} (as {@link #parse} reads it), plus " (TF32)" for a GPU allowed to use it. */
     String label();
 
     /** The CPU backend with {@code threads} compute threads. */
@@ -60,9 +60,10 @@ public sealed interface Device permits Device.Cpu, Device.Gpu {
             return CudaBackend.open(ordinal, CudaBackend.Options.defaults().withTf32(allowTf32));
         }
 
+        /** {@code gpu:N}, with " (TF32)" when allowed, so logs and config.json say how it computed. */
         @Override
         public String label() {
-            return "gpu:" + ordinal;
+            return "gpu:" + ordinal + (allowTf32 ? " (TF32)" : "");
         }
     }
 

@@ -66,6 +66,9 @@ class TrainCommandTest {
         assertEquals(new Device.Gpu(1), second.config().device(), second.err());
         assertFalse(second.config().gpuPreprocess());
         assertTrue(parse("--device", "gpu:1", "--gpu-preprocess").config().gpuPreprocess());
+        Parsed tf32 = parse("--device", "gpu", "--tf32");
+        assertEquals(new Device.Gpu(0, true), tf32.config().device(), tf32.err());
+        assertEquals("gpu:0 (TF32)", tf32.config().device().label());
     }
 
     @Test
@@ -81,6 +84,9 @@ class TrainCommandTest {
         Parsed onCpu = parse("--device", "cpu", "--gpu-preprocess");
         assertNull(onCpu.config());
         assertTrue(onCpu.err().contains("--gpu-preprocess needs --device gpu"), onCpu.err());
+        Parsed tf32OnCpu = parse("--tf32");
+        assertNull(tf32OnCpu.config());
+        assertTrue(tf32OnCpu.err().contains("--tf32 needs --device gpu"), tf32OnCpu.err());
         CliTest.Run run = CliTest.run("train", "--data", data.toString(), "--out", dir.resolve("bad").toString(), "--device", "tpu");
         assertEquals(2, run.exit());
         assertTrue(run.err().contains("unknown device 'tpu'"), run.err());
