@@ -139,6 +139,18 @@ public interface Backend extends AutoCloseable {
      */
     double bceWithLogits(Tensor logits, Tensor targets, Tensor labelWeights, Tensor dLogits);
 
+    /**
+     * {@link #bceWithLogits} without waiting for the loss: the gradient is queued as usual, and the returned
+     * supplier gives the loss (waiting for it the first time). A GPU backend thus queues the whole backward pass
+     * and the optimizer step before the host waits once, at the end of the step, instead of idling the GPU
+     * mid-step. By default the loss is computed at once.
+     */
+    default java.util.function.DoubleSupplier bceWithLogitsLater(Tensor logits, Tensor targets, Tensor labelWeights,
+                                                                 Tensor dLogits) {
+        double loss = bceWithLogits(logits, targets, labelWeights, dLogits);
+        return () -> loss;
+    }
+
     // ---- optimiser ----
 
     /**

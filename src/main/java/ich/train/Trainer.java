@@ -283,7 +283,10 @@ public final class Trainer {
             if (config.clipNorm() > 0) Adam.clipGradNorm(backend, trainable, config.clipNorm());
             adam.setLearningRate(lr);
             adam.step(trainable);
-            return loss.value();
+            // The one wait of the step on a GPU: everything above was queued without reading anything back.
+            double value = loss.value();
+            batch.releaseImages();
+            return value;
         }
     }
 
@@ -306,13 +309,15 @@ public final class Trainer {
                     Tensor x = input(backend, batch, ctx);
                     Tensor targets = ctx.upload(batch.targets(), batch.n(), TrainingData.LABELS);
                     Tensor logits = model.forward(x, ctx);
-                    lossSum += backend.bceWithLogits(logits, targets, null, null) * batch.n();
+                    java.util.function.DoubleSupplier batchLoss = backend.bceWithLogitsLater(logits, targets, null, null);
                     Tensor p = ctx.allocate(logits.shape());
                     backend.sigmoid(logits, p);
                     // Read through a host tensor of its own: on a GPU the step arena's tensors are device memory.
                     Tensor probabilitiesOnHost = Tensor.allocate(host, logits.shape());
                     backend.copy(p, probabilitiesOnHost);
                     float[] pv = probabilitiesOnHost.toArray();
+                    lossSum += batchLoss.getAsDouble() * batch.n();
+                    batch.releaseImages();
                     System.arraycopy(pv, 0, probabilities, n * TrainingData.LABELS, pv.length);
                     System.arraycopy(batch.targets(), 0, labels, n * TrainingData.LABELS, batch.targets().length);
                     n += batch.n();
@@ -327,13 +332,13 @@ public final class Trainer {
 
     /**
      * The step's input on the backend's device: a copy of the batch's images (host to device, or device to device
-     * from a GPU loader). A GPU loader's images are released as soon as the copy is done (the release waits for
-     * it), so the kernel can preprocess the batch after next while this step runs.
+     * from a GPU loader). The caller releases a GPU loader's images once the step's work has finished (the
+     * release's fence waits for the device): a training step after reading its loss, so the release costs no
+     * wait of its own, and the loader may preprocess the batch after next meanwhile.
      */
     private static Tensor input(Backend backend, LoadedBatch batch, StepContext ctx) {
-        Tensor x = ctx.allocate(batch.images().shape());
+        Tensor x = ctx.output(batch.images().shape());
         backend.copy(batch.images(), x);
-        batch.releaseImages();
         return x;
     }
 

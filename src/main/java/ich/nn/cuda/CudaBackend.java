@@ -708,6 +708,16 @@ public final class CudaBackend implements Backend {
 
     @Override
     public double bceWithLogits(Tensor logits, Tensor targets, Tensor labelWeights, Tensor dLogits) {
+        return bceWithLogitsLater(logits, targets, labelWeights, dLogits).getAsDouble();
+    }
+
+    /**
+     * Queues the loss kernel; the loss lands in the next cell of a ring of {@link #LOSS_CELLS} device doubles, so a
+     * supplier stays readable until that many later losses have been queued (a step asks for its own at its end).
+     */
+    @Override
+    public java.util.function.DoubleSupplier bceWithLogitsLater(Tensor logits, Tensor targets, Tensor labelWeights,
+                                                                Tensor dLogits) {
         String op = "bceWithLogits";
         live(op, logits, targets);
         if (logits.rank() != 2) throw new IllegalArgumentException(op + ": logits " + logits + " should be [n, labels]");
@@ -723,11 +733,24 @@ public final class CudaBackend implements Backend {
             live(op, dLogits);
             shape(op, "logit gradient", dLogits, logits.shape());
         }
-        if (lossCell == null) lossCell = allocateUninitialized(own, 2); // one double
+        return queueLoss(logits, targets, labelWeights, dLogits, n, labels);
+    }
+
+    private static final int LOSS_CELLS = 64;
+    private int nextLossCell;
+
+    private java.util.function.DoubleSupplier queueLoss(Tensor logits, Tensor targets, Tensor labelWeights, Tensor dLogits,
+                                                        int n, int labels) {
+        if (lossCell == null) lossCell = allocateUninitialized(own, 2 * LOSS_CELLS); // doubles
+        long cell = ptr(lossCell) + (long) Double.BYTES * nextLossCell;
+        nextLossCell = (nextLossCell + 1) % LOSS_CELLS;
         kernels.bceWithLogits(stream, ptr(logits), ptr(targets), labelWeights == null ? 0 : ptr(labelWeights),
-                dLogits == null ? 0 : ptr(dLogits), ptr(lossCell), n, labels);
-        stream.copyToHostAndWait(ptr(lossCell), hostScalar, Double.BYTES);
-        return hostScalar.get(ValueLayout.JAVA_DOUBLE, 0);
+                dLogits == null ? 0 : ptr(dLogits), cell, n, labels);
+        return () -> {
+            bind();
+            stream.copyToHostAndWait(cell, hostScalar, Double.BYTES);
+            return hostScalar.get(ValueLayout.JAVA_DOUBLE, 0);
+        };
     }
 
     // ---------------------------------------------------------------- optimiser

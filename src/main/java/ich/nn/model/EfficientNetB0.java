@@ -201,16 +201,38 @@ public final class EfficientNetB0 implements AutoCloseable {
 
     /**
      * Weighted binary cross-entropy on the logits (see {@link Backend#bceWithLogits}); writes d loss / d logits
-     * into a new tensor of the step and returns both.
+     * into a new tensor of the step and returns both. On a GPU the value is read only when asked for
+     * ({@link Backend#bceWithLogitsLater}), so ask after queuing the backward pass and the update.
      */
     public Loss loss(Tensor logits, Tensor targets, Tensor labelWeights, StepContext ctx) {
         Tensor dLogits = ctx.output(logits.shape());
-        double value = ctx.backend().bceWithLogits(logits, targets, labelWeights, dLogits);
-        return new Loss(value, dLogits);
+        return new Loss(ctx.backend().bceWithLogitsLater(logits, targets, labelWeights, dLogits), dLogits);
     }
 
-    /** A loss value and its gradient with respect to the logits. */
-    public record Loss(double value, Tensor dLogits) {
+    /** A loss and its gradient with respect to the logits; the value is read from the device on first use. */
+    public static final class Loss {
+        private final java.util.function.DoubleSupplier later;
+        private final Tensor dLogits;
+        private double value = Double.NaN;
+        private boolean read;
+
+        Loss(java.util.function.DoubleSupplier later, Tensor dLogits) {
+            this.later = later;
+            this.dLogits = dLogits;
+        }
+
+        /** The loss; the first call waits for the device to compute it. */
+        public double value() {
+            if (!read) {
+                value = later.getAsDouble();
+                read = true;
+            }
+            return value;
+        }
+
+        public Tensor dLogits() {
+            return dLogits;
+        }
     }
 
     /** Every weight and buffer by timm state-dict name, in timm's order. */
