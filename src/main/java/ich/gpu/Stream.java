@@ -91,31 +91,39 @@ public final class Stream extends NativeResource {
 
     /**
      * Records what {@code body} queues on this stream into a CUDA graph instead of running it, and returns the
-     * graph ready to {@link Graph#launch} any number of times. Capture mode is thread-local: other threads may
-     * use CUDA meanwhile, but this thread must not synchronize or allocate inside {@code body} (the driver
-     * refuses, and the error surfaces here). The capture is ended even when {@code body} throws.
+     * graph ready to {@link Graph#launch} any number of times. See {@link #beginCapture}. The capture is ended even
+     * when {@code body} throws.
      */
     public Graph capture(Runnable body) {
-        checkOpen();
-        final int threadLocalMode = 1; // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
-        cuda.check(cuda.call(cuda.cuStreamBeginCapture, handle, threadLocalMode), "cuStreamBeginCapture_v2");
-        RuntimeException failure = null;
+        beginCapture();
         try {
             body.run();
         } catch (RuntimeException e) {
-            failure = e;
+            try {
+                endCapture().close();
+            } catch (RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
         }
-        MemorySegment graph;
-        try {
-            graph = cuda.handleOut(cuda.cuStreamEndCapture, "cuStreamEndCapture", handle);
-        } catch (RuntimeException e) {
-            if (failure != null) failure.addSuppressed(e);
-            throw failure != null ? failure : e;
-        }
-        if (failure != null) {
-            cuda.check(cuda.call(cuda.cuGraphDestroy, graph), "cuGraphDestroy");
-            throw failure;
-        }
+        return endCapture();
+    }
+
+    /**
+     * From now on, work queued on this stream is recorded, not run, until {@link #endCapture}. Capture mode is
+     * thread-local: other threads may use CUDA meanwhile, and this thread may queue work on other streams, but it
+     * must not synchronize or allocate device memory (the driver refuses, and the capture fails).
+     */
+    public void beginCapture() {
+        checkOpen();
+        final int threadLocalMode = 1; // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+        cuda.check(cuda.call(cuda.cuStreamBeginCapture, handle, threadLocalMode), "cuStreamBeginCapture_v2");
+    }
+
+    /** Ends the capture begun by {@link #beginCapture} and instantiates what was recorded. */
+    public Graph endCapture() {
+        checkOpen();
+        MemorySegment graph = cuda.handleOut(cuda.cuStreamEndCapture, "cuStreamEndCapture", handle);
         return Graph.instantiate(cuda, graph);
     }
 

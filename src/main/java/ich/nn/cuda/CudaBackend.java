@@ -212,7 +212,8 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor allocate(Arena arena, int... shape) {
         Tensor t = allocateUninitialized(arena, shape);
-        stream.fill32(t.data().address(), 0, t.size());
+        long at = t.data().address(), count = t.size();
+        queue("fill", () -> stream.fill32(at, 0, count), at, count);
         return t;
     }
 
@@ -240,9 +241,10 @@ public final class CudaBackend implements Backend {
         return Tensor.wrap(data, false, shape);
     }
 
+    /** During a graph step ({@link #beginStep}), from the step's own pool, so its tensors have the same addresses every time. */
     @Override
     public Arena stepArena() {
-        return new DeviceStepArena(pool);
+        return new DeviceStepArena(active != null ? active.pool : pool);
     }
 
     @Override
@@ -253,6 +255,13 @@ public final class CudaBackend implements Backend {
         }
         bind();
         long bytes = source.bytes();
+        if (mode != Mode.EAGER && !destination.isHost()) {
+            hoistedCopy(op, source, destination, bytes);
+            return;
+        }
+        if (mode != Mode.EAGER && !source.isHost()) {
+            throw notCapturable("copy from the device to the host (" + source + ") waits for the device mid-step");
+        }
         if (source.isHost() && destination.isHost()) {
             MemorySegment.copy(source.data(), 0, destination.data(), 0, bytes);
         } else if (source.isHost()) {
@@ -414,11 +423,12 @@ public final class CudaBackend implements Backend {
         long xp = x.data().address(), wp = w.data().address(), yp = y.data().address();
         int algo = p.algorithm(Cudnn.Direction.FORWARD, xp, wp, yp);
         if (algo == OWN_DEPTHWISE) {
-            kernels.depthwiseForward(stream, g, xp, wp, yp);
+            queue("depthwiseForward", () -> kernels.depthwiseForward(stream, g, xp, wp, yp), xp, wp, yp);
             return;
         }
-        long wsBytes = p.workspaceBytes[0];
-        cudnn.convolutionForward(p.x, xp, p.w, wp, p.conv, algo, workspacePointer(wsBytes), wsBytes, p.y, yp);
+        long wsBytes = p.workspaceBytes[0], ws = workspacePointer(wsBytes);
+        queue("convolutionForward", () -> cudnn.convolutionForward(p.x, xp, p.w, wp, p.conv, algo, ws, wsBytes, p.y, yp),
+                xp, wp, yp, algo);
     }
 
     @Override
@@ -430,11 +440,12 @@ public final class CudaBackend implements Backend {
         long dyp = dy.data().address(), wp = w.data().address(), dxp = dx.data().address();
         int algo = p.algorithm(Cudnn.Direction.BACKWARD_DATA, wp, dyp, dxp);
         if (algo == OWN_DEPTHWISE) {
-            kernels.depthwiseBackwardData(stream, g, dyp, wp, dxp);
+            queue("depthwiseBackwardData", () -> kernels.depthwiseBackwardData(stream, g, dyp, wp, dxp), dyp, wp, dxp);
             return;
         }
-        long wsBytes = p.workspaceBytes[1];
-        cudnn.convolutionBackwardData(p.w, wp, p.y, dyp, p.conv, algo, workspacePointer(wsBytes), wsBytes, p.x, dxp);
+        long wsBytes = p.workspaceBytes[1], ws = workspacePointer(wsBytes);
+        queue("convolutionBackwardData", () -> cudnn.convolutionBackwardData(p.w, wp, p.y, dyp, p.conv, algo, ws, wsBytes, p.x, dxp),
+                wp, dyp, dxp, algo);
     }
 
     @Override
@@ -446,11 +457,12 @@ public final class CudaBackend implements Backend {
         long xp = x.data().address(), dyp = dy.data().address(), dwp = dw.data().address();
         int algo = p.algorithm(Cudnn.Direction.BACKWARD_FILTER, xp, dyp, dwp);
         if (algo == OWN_DEPTHWISE) {
-            kernels.depthwiseBackwardFilter(stream, g, xp, dyp, dwp);
+            queue("depthwiseBackwardFilter", () -> kernels.depthwiseBackwardFilter(stream, g, xp, dyp, dwp), xp, dyp, dwp);
             return;
         }
-        long wsBytes = p.workspaceBytes[2];
-        cudnn.convolutionBackwardFilter(p.x, xp, p.y, dyp, p.conv, algo, workspacePointer(wsBytes), wsBytes, p.w, dwp);
+        long wsBytes = p.workspaceBytes[2], ws = workspacePointer(wsBytes);
+        queue("convolutionBackwardFilter", () -> cudnn.convolutionBackwardFilter(p.x, xp, p.y, dyp, p.conv, algo, ws, wsBytes, p.w, dwp),
+                xp, dyp, dwp, algo);
     }
 
     // ---------------------------------------------------------------- batch norm
@@ -502,9 +514,9 @@ public final class CudaBackend implements Backend {
         epsilon(op, eps);
         BnPlan p = bnPlan(op, x);
         bnEpsilon.put(saveInvStd.data().address(), eps);
-        cudnn.batchNormForwardTraining(p.x(), x.data().address(), y.data().address(), p.perChannel(),
-                gamma.data().address(), beta.data().address(), momentum, runningMean.data().address(),
-                runningVar.data().address(), eps, saveMean.data().address(), saveInvStd.data().address());
+        queue("batchNormForwardTraining", () -> cudnn.batchNormForwardTraining(p.x(), ptr(x), ptr(y), p.perChannel(), ptr(gamma),
+                ptr(beta), momentum, ptr(runningMean), ptr(runningVar), eps, ptr(saveMean), ptr(saveInvStd)),
+                ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(runningMean), ptr(runningVar), ptr(saveMean), ptr(saveInvStd));
     }
 
     @Override
@@ -517,8 +529,8 @@ public final class CudaBackend implements Backend {
         shape(op, "output", y, x.shape());
         epsilon(op, eps);
         BnPlan p = bnPlan(op, x);
-        cudnn.batchNormForwardInference(p.x(), x.data().address(), y.data().address(), p.perChannel(),
-                gamma.data().address(), beta.data().address(), runningMean.data().address(), runningVar.data().address(), eps);
+        queue("batchNormForwardInference", () -> cudnn.batchNormForwardInference(p.x(), ptr(x), ptr(y), p.perChannel(), ptr(gamma),
+                ptr(beta), ptr(runningMean), ptr(runningVar), eps), ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(runningMean), ptr(runningVar));
     }
 
     /**
@@ -536,10 +548,10 @@ public final class CudaBackend implements Backend {
         shape(op, "output gradient", dy, x.shape());
         shape(op, "input gradient", dx, x.shape());
         BnPlan p = bnPlan(op, x);
-        cudnn.batchNormBackward(p.x(), x.data().address(), dy.data().address(), dx.data().address(), p.perChannel(),
-                gamma.data().address(), dgamma.data().address(), dbeta.data().address(),
-                bnEpsilon.getOrDefault(saveInvStd.data().address(), Cudnn.BN_MIN_EPSILON),
-                saveMean.data().address(), saveInvStd.data().address());
+        double eps = bnEpsilon.getOrDefault(ptr(saveInvStd), Cudnn.BN_MIN_EPSILON);
+        queue("batchNormBackward", () -> cudnn.batchNormBackward(p.x(), ptr(x), ptr(dy), ptr(dx), p.perChannel(), ptr(gamma),
+                ptr(dgamma), ptr(dbeta), eps, ptr(saveMean), ptr(saveInvStd)),
+                ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(dgamma), ptr(dbeta), ptr(saveMean), ptr(saveInvStd));
     }
 
     // ---------------------------------------------------------------- element-wise
@@ -547,37 +559,37 @@ public final class CudaBackend implements Backend {
     @Override
     public void silu(Tensor x, Tensor y) {
         elementwise("silu", x, y);
-        kernels.silu(stream, ptr(x), ptr(y), x.size());
+        queue("silu", () -> kernels.silu(stream, ptr(x), ptr(y), x.size()), ptr(x), ptr(y), x.size());
     }
 
     @Override
     public void siluBackward(Tensor x, Tensor dy, Tensor dx) {
         elementwise("siluBackward", x, dy, dx);
-        kernels.siluBackward(stream, ptr(x), ptr(dy), ptr(dx), x.size());
+        queue("siluBackward", () -> kernels.siluBackward(stream, ptr(x), ptr(dy), ptr(dx), x.size()), ptr(x), ptr(dy), ptr(dx), x.size());
     }
 
     @Override
     public void sigmoid(Tensor x, Tensor y) {
         elementwise("sigmoid", x, y);
-        kernels.sigmoid(stream, ptr(x), ptr(y), x.size());
+        queue("sigmoid", () -> kernels.sigmoid(stream, ptr(x), ptr(y), x.size()), ptr(x), ptr(y), x.size());
     }
 
     @Override
     public void sigmoidBackward(Tensor y, Tensor dy, Tensor dx) {
         elementwise("sigmoidBackward", y, dy, dx);
-        kernels.sigmoidBackward(stream, ptr(y), ptr(dy), ptr(dx), y.size());
+        queue("sigmoidBackward", () -> kernels.sigmoidBackward(stream, ptr(y), ptr(dy), ptr(dx), y.size()), ptr(y), ptr(dy), ptr(dx), y.size());
     }
 
     @Override
     public void add(Tensor a, Tensor b, Tensor y) {
         elementwise("add", a, b, y);
-        kernels.add(stream, ptr(a), ptr(b), ptr(y), a.size());
+        queue("add", () -> kernels.add(stream, ptr(a), ptr(b), ptr(y), a.size()), ptr(a), ptr(b), ptr(y), a.size());
     }
 
     @Override
     public void accumulate(Tensor into, Tensor from) {
         elementwise("accumulate", into, from);
-        kernels.accumulate(stream, ptr(into), ptr(from), into.size());
+        queue("accumulate", () -> kernels.accumulate(stream, ptr(into), ptr(from), into.size()), ptr(into), ptr(from), into.size());
     }
 
     @Override
@@ -589,19 +601,20 @@ public final class CudaBackend implements Backend {
         if (mask.size() == x.size()) perSample = 1;
         else if (mask.size() == x.dim(0)) perSample = x.size() / x.dim(0);
         else throw new IllegalArgumentException(op + ": mask " + mask + " should have the shape of " + x + " or [n]");
-        kernels.multiplyByMask(stream, ptr(x), ptr(mask), ptr(y), x.size(), perSample);
+        queue("multiplyByMask", () -> kernels.multiplyByMask(stream, ptr(x), ptr(mask), ptr(y), x.size(), perSample), ptr(x), ptr(mask), ptr(y), x.size(), perSample);
     }
 
     @Override
     public void scale(Tensor t, float factor) {
         elementwise("scale", t);
-        kernels.scale(stream, ptr(t), factor, t.size());
+        queue("scale", () -> kernels.scale(stream, ptr(t), factor, t.size()), ptr(t), t.size(), Float.floatToRawIntBits(factor));
     }
 
     /** Through cuBLAS's dot product (float accumulation in a fixed tree), so within ~1e-6 of the CPU's double sum. */
     @Override
     public double sumOfSquares(Tensor t) {
         elementwise("sumOfSquares", t);
+        if (mode != Mode.EAGER) throw notCapturable("sumOfSquares (gradient clipping) waits for the device mid-step");
         double sum = 0;
         long base = ptr(t);
         for (long done = 0; done < t.size(); ) {
@@ -621,7 +634,7 @@ public final class CudaBackend implements Backend {
         elementwise(op, x, y);
         live(op, s);
         long planes = planes(op, x, s);
-        kernels.scaleChannels(stream, ptr(x), ptr(s), ptr(y), planes, x.size() / planes);
+        queue("scaleChannels", () -> kernels.scaleChannels(stream, ptr(x), ptr(s), ptr(y), planes, x.size() / planes), ptr(x), ptr(s), ptr(y), planes, x.size());
     }
 
     @Override
@@ -631,7 +644,7 @@ public final class CudaBackend implements Backend {
         live(op, s, ds);
         long planes = planes(op, x, s);
         planes(op, x, ds);
-        kernels.scaleChannelsBackward(stream, ptr(x), ptr(s), ptr(dy), ptr(dx), ptr(ds), planes, x.size() / planes);
+        queue("scaleChannelsBackward", () -> kernels.scaleChannelsBackward(stream, ptr(x), ptr(s), ptr(dy), ptr(dx), ptr(ds), planes, x.size() / planes), ptr(x), ptr(s), ptr(dy), ptr(dx), ptr(ds), planes, x.size());
     }
 
     @Override
@@ -639,7 +652,7 @@ public final class CudaBackend implements Backend {
         String op = "globalAveragePool";
         live(op, x, y);
         long planes = planes(op, x, y);
-        kernels.globalAveragePool(stream, ptr(x), ptr(y), planes, x.size() / planes);
+        queue("globalAveragePool", () -> kernels.globalAveragePool(stream, ptr(x), ptr(y), planes, x.size() / planes), ptr(x), ptr(y), planes, x.size());
     }
 
     @Override
@@ -647,7 +660,7 @@ public final class CudaBackend implements Backend {
         String op = "globalAveragePoolBackward";
         live(op, dy, dx);
         long planes = planes(op, dx, dy);
-        kernels.globalAveragePoolBackward(stream, ptr(dy), ptr(dx), planes, dx.size() / planes);
+        queue("globalAveragePoolBackward", () -> kernels.globalAveragePoolBackward(stream, ptr(dy), ptr(dx), planes, dx.size() / planes), ptr(dy), ptr(dx), planes, dx.size());
     }
 
     // ---------------------------------------------------------------- fully connected
@@ -670,8 +683,11 @@ public final class CudaBackend implements Backend {
         int[] d = linearDims(op, x, w, b);
         int n = d[0], in = d[1], out = d[2];
         shape(op, "output", y, n, out);
-        cublas.sgemm(Cublas.OP_T, Cublas.OP_N, out, n, in, 1f, ptr(w), in, ptr(x), in, 0f, ptr(y), out);
-        if (b != null) cublas.sgemm(Cublas.OP_N, Cublas.OP_N, out, n, 1, 1f, ptr(b), out, ones(n), 1, 1f, ptr(y), out);
+        long onesPointer = b == null ? 0 : ones(n);
+        queue("linearForward", () -> {
+            cublas.sgemm(Cublas.OP_T, Cublas.OP_N, out, n, in, 1f, ptr(w), in, ptr(x), in, 0f, ptr(y), out);
+            if (b != null) cublas.sgemm(Cublas.OP_N, Cublas.OP_N, out, n, 1, 1f, ptr(b), out, onesPointer, 1, 1f, ptr(y), out);
+        }, ptr(x), ptr(w), b == null ? 0 : ptr(b), ptr(y), n, in, out);
     }
 
     @Override
@@ -685,13 +701,14 @@ public final class CudaBackend implements Backend {
         if (dx != null) {
             live(op, dx);
             if (dx.size() != x.size()) throw new IllegalArgumentException(op + ": input gradient " + dx + " should match " + x);
-            cublas.sgemm(Cublas.OP_N, Cublas.OP_N, in, n, out, 1f, ptr(w), in, ptr(dy), out, 0f, ptr(dx), in);
         }
-        cublas.sgemm(Cublas.OP_N, Cublas.OP_T, in, out, n, 1f, ptr(x), in, ptr(dy), out, 0f, ptr(dw), in);
-        if (db != null) {
-            live(op, db);
-            cublas.sgemm(Cublas.OP_N, Cublas.OP_N, out, 1, n, 1f, ptr(dy), out, ones(n), n, 0f, ptr(db), out);
-        }
+        if (db != null) live(op, db);
+        long onesPointer = db == null ? 0 : ones(n);
+        queue(op, () -> {
+            if (dx != null) cublas.sgemm(Cublas.OP_N, Cublas.OP_N, in, n, out, 1f, ptr(w), in, ptr(dy), out, 0f, ptr(dx), in);
+            cublas.sgemm(Cublas.OP_N, Cublas.OP_T, in, out, n, 1f, ptr(x), in, ptr(dy), out, 0f, ptr(dw), in);
+            if (db != null) cublas.sgemm(Cublas.OP_N, Cublas.OP_N, out, 1, n, 1f, ptr(dy), out, onesPointer, n, 0f, ptr(db), out);
+        }, ptr(x), ptr(w), ptr(dy), dx == null ? 0 : ptr(dx), ptr(dw), db == null ? 0 : ptr(db), n, in, out);
     }
 
     /** A device vector of at least n ones (for bias GEMMs). */
@@ -708,6 +725,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public double bceWithLogits(Tensor logits, Tensor targets, Tensor labelWeights, Tensor dLogits) {
+        if (mode != Mode.EAGER) throw notCapturable("bceWithLogits waits for the loss mid-step: use bceWithLogitsLater");
         return bceWithLogitsLater(logits, targets, labelWeights, dLogits).getAsDouble();
     }
 
@@ -742,11 +760,20 @@ public final class CudaBackend implements Backend {
     private java.util.function.DoubleSupplier queueLoss(Tensor logits, Tensor targets, Tensor labelWeights, Tensor dLogits,
                                                         int n, int labels) {
         if (lossCell == null) lossCell = allocateUninitialized(own, 2 * LOSS_CELLS); // doubles
-        long cell = ptr(lossCell) + (long) Double.BYTES * nextLossCell;
-        nextLossCell = (nextLossCell + 1) % LOSS_CELLS;
-        kernels.bceWithLogits(stream, ptr(logits), ptr(targets), labelWeights == null ? 0 : ptr(labelWeights),
-                dLogits == null ? 0 : ptr(dLogits), cell, n, labels);
+        long cell;
+        if (mode == Mode.REPLAY) {
+            // the captured kernel writes the cell it was captured with
+            if (replayLoss >= active.lossCells.size()) throw diverged("a loss the captured step did not compute");
+            cell = active.lossCells.get(replayLoss++);
+        } else {
+            cell = ptr(lossCell) + (long) Double.BYTES * nextLossCell;
+            nextLossCell = (nextLossCell + 1) % LOSS_CELLS;
+            if (mode == Mode.CAPTURE) active.lossCells.add(cell);
+        }
+        long z = ptr(logits), t = ptr(targets), w = labelWeights == null ? 0 : ptr(labelWeights), dz = dLogits == null ? 0 : ptr(dLogits);
+        queue("bceWithLogits", () -> kernels.bceWithLogits(stream, z, t, w, dz, cell, n, labels), z, t, w, dz, cell, n, labels);
         return () -> {
+            if (mode != Mode.EAGER) throw notCapturable("reading the loss before the step ends (call endStep first)");
             bind();
             stream.copyToHostAndWait(cell, hostScalar, Double.BYTES);
             return hostScalar.get(ValueLayout.JAVA_DOUBLE, 0);
@@ -759,8 +786,216 @@ public final class CudaBackend implements Backend {
     public void adamStep(Tensor param, Tensor grad, Tensor m, Tensor v, long step, double lr, double beta1, double beta2,
                          double eps, double weightDecay, boolean decoupled) {
         elementwise("adamStep", param, grad, m, v);
+        if (mode != Mode.EAGER) {
+            throw notCapturable("adamStep takes the learning rate and bias corrections by value, which a graph would freeze");
+        }
         kernels.adamStep(stream, ptr(param), ptr(grad), ptr(m), ptr(v), param.size(), step, lr, beta1, beta2, eps,
                 weightDecay, decoupled);
+    }
+
+    // ---------------------------------------------------------------- CUDA graphs of whole steps
+
+    /**
+     * How ops are queued. EAGER: each op runs as it is called. CAPTURE: ops are recorded into a CUDA graph on the
+     * stream and their fingerprints (op, device addresses, sizes) kept. REPLAY: ops queue nothing; each must match
+     * the captured fingerprint at its position, and {@link #endStep} launches the graph. In CAPTURE and REPLAY,
+     * copies into the device run at once on a side stream ("hoisted"): they bring the step's new inputs (images,
+     * labels, dropout masks) into the same buffers every time, and the graph waits for them.
+     */
+    private enum Mode { EAGER, CAPTURE, REPLAY }
+
+    /** One key's captured step: its memory pool (stable addresses), fingerprints, loss cells and the graph. */
+    private final class StepGraph implements AutoCloseable {
+        final DeviceStepArena.Pool pool = new DeviceStepArena.Pool(context, CudaBackend.this::allocated, CudaBackend.this::freed);
+        final List<String> ops = new ArrayList<>();
+        final List<Long> lossCells = new ArrayList<>();
+        int runs;
+        ich.gpu.Graph graph;
+
+        @Override
+        public void close() {
+            if (graph != null) graph.close();
+            pool.close();
+        }
+    }
+
+    /** Thrown when an op cannot be part of a CUDA graph; the step should run without one. */
+    public static final class NotCapturableException extends IllegalStateException {
+        NotCapturableException(String message) {
+            super(message);
+        }
+    }
+
+    private Mode mode = Mode.EAGER;
+    private final Map<Object, StepGraph> graphs = new HashMap<>();
+    private StepGraph active;
+    private int replayOp, replayLoss;
+    private final java.util.Set<Long> usedThisStep = new java.util.HashSet<>();
+    private Stream copyStream;
+    private ich.gpu.Event copiesDone;
+    private ich.gpu.PinnedBuffer staging;
+    private long stagingOffset;
+    /** Pinned staging for hoisted host-to-device copies of one step (images of a CPU loader, labels, masks). */
+    private static final long STAGING_BYTES = 256L << 20;
+
+    /**
+     * Starts a training step that runs as a CUDA graph. Steps with the same {@code key} must make the same calls
+     * with the same shapes (the key should hold the batch size and whatever changes the op sequence, such as the
+     * set of trainable parameters). The first step of a key runs eagerly (cuDNN's algorithm searches, the key's
+     * memory pool fills), the second is captured and then launched, later ones replay the graph. Call
+     * {@link #endStep} after the step's last op and before reading its loss; {@link #abandonStep} on failure.
+     *
+     * @return the mode this step runs in: "eager", "capture" or "replay", for logs
+     */
+    public String beginStep(Object key) {
+        if (active != null) throw new IllegalStateException("beginStep: the previous step did not end");
+        bind();
+        StepGraph g = graphs.computeIfAbsent(key, k -> new StepGraph());
+        active = g;
+        usedThisStep.clear();
+        stagingOffset = 0;
+        if (g.runs == 0) {
+            mode = Mode.EAGER;
+        } else if (g.graph == null) {
+            ensureSideStream();
+            mode = Mode.CAPTURE;
+            stream.beginCapture();
+        } else {
+            ensureSideStream();
+            mode = Mode.REPLAY;
+            replayOp = 0;
+            replayLoss = 0;
+        }
+        return mode.name().toLowerCase(Locale.ROOT);
+    }
+
+    /** Ends the step begun by {@link #beginStep}: captures and launches, or launches the graph; returns at once. */
+    public void endStep() {
+        if (active == null) throw new IllegalStateException("endStep without beginStep");
+        StepGraph g = active;
+        try {
+            switch (mode) {
+                case EAGER -> { }
+                case CAPTURE -> {
+                    g.graph = stream.endCapture();
+                    launchAfterCopies(g);
+                }
+                case REPLAY -> {
+                    if (replayOp != g.ops.size()) throw diverged("the step ended after " + replayOp + " of " + g.ops.size() + " ops");
+                    launchAfterCopies(g);
+                }
+            }
+            g.runs++;
+        } finally {
+            mode = Mode.EAGER;
+            active = null;
+        }
+    }
+
+    /**
+     * Ends a step that failed: a capture in progress is ended and dropped, and the key starts over (eager, then a
+     * new capture). What the failed step queued eagerly has run; what it captured has not.
+     */
+    public void abandonStep() {
+        if (active == null) return;
+        StepGraph g = active;
+        try {
+            if (mode == Mode.CAPTURE) {
+                try {
+                    stream.endCapture().close();
+                } catch (RuntimeException ignored) {
+                    // an invalidated capture cannot instantiate; ending it is what matters
+                }
+            }
+        } finally {
+            mode = Mode.EAGER;
+            active = null;
+            g.ops.clear();
+            g.lossCells.clear();
+            if (g.graph != null) g.graph.close();
+            g.graph = null;
+            g.runs = 0;
+        }
+    }
+
+    /** Whether steps of this key replay a captured graph now. */
+    public boolean hasGraph(Object key) {
+        StepGraph g = graphs.get(key);
+        return g != null && g.graph != null;
+    }
+
+    private void launchAfterCopies(StepGraph g) {
+        copyStream.record(copiesDone);
+        stream.waitFor(copiesDone);
+        g.graph.launch(stream);
+    }
+
+    private void ensureSideStream() {
+        if (copyStream == null) {
+            copyStream = context.createStream();
+            copiesDone = context.createEvent();
+            staging = context.allocatePinned(STAGING_BYTES);
+        }
+    }
+
+    /**
+     * Every queuing op goes through here: EAGER runs {@code work}; CAPTURE records its fingerprint and runs it
+     * (into the graph); REPLAY checks the fingerprint and runs nothing.
+     */
+    private void queue(String op, Runnable work, long... fingerprint) {
+        switch (mode) {
+            case EAGER -> work.run();
+            case CAPTURE -> {
+                active.ops.add(fingerprint(op, fingerprint));
+                for (long f : fingerprint) usedThisStep.add(f);
+                work.run();
+            }
+            case REPLAY -> {
+                String expected = replayOp < active.ops.size() ? active.ops.get(replayOp) : "(end of the captured step)";
+                String actual = fingerprint(op, fingerprint);
+                if (!expected.equals(actual)) throw diverged("op " + replayOp + " is " + actual + ", captured " + expected);
+                for (long f : fingerprint) usedThisStep.add(f);
+                replayOp++;
+            }
+        }
+    }
+
+    private static String fingerprint(String op, long[] values) {
+        StringBuilder b = new StringBuilder(op);
+        for (long v : values) b.append(' ').append(Long.toHexString(v));
+        return b.toString();
+    }
+
+    /**
+     * A copy into the device during a graph step: runs now on the side stream, before the graph that reads it. Its
+     * destination must not have been touched by an earlier op of the step: that op runs later, in the graph.
+     */
+    private void hoistedCopy(String op, Tensor source, Tensor destination, long bytes) {
+        live(op, destination);
+        long to = destination.data().address();
+        if (usedThisStep.contains(to)) {
+            throw notCapturable("a copy into " + destination + " after an op of the same step used it");
+        }
+        if (source.isHost()) {
+            if (stagingOffset + bytes > staging.size()) {
+                throw notCapturable("the step copies more than " + STAGING_BYTES + " bytes from the host");
+            }
+            MemorySegment.copy(source.data(), 0, staging.segment(), stagingOffset, bytes);
+            copyStream.copyToDevice(staging.segment().asSlice(stagingOffset, bytes), to, bytes);
+            stagingOffset = (stagingOffset + bytes + 255) & -256L;
+        } else {
+            live(op, source);
+            copyStream.copyOnDevice(source.data().address(), to, bytes);
+        }
+    }
+
+    private NotCapturableException notCapturable(String why) {
+        return new NotCapturableException("not capturable in a CUDA graph: " + why);
+    }
+
+    private IllegalStateException diverged(String what) {
+        return new IllegalStateException("the step diverged from its captured CUDA graph: " + what
+                + " (steps of one key must make the same calls with the same shapes)");
     }
 
     // ---------------------------------------------------------------- checks
@@ -802,9 +1037,14 @@ public final class CudaBackend implements Backend {
         List<Throwable> errors = new ArrayList<>();
         Runnable[] steps = {
                 stream::synchronize,
+                () -> graphs.values().forEach(StepGraph::close),
                 () -> convPlans.values().forEach(ConvPlan::close),
                 () -> bnPlans.values().forEach(BnPlan::close),
-                own::close, pool::close, kernels::close, cublas::close, cudnn::close, stream::close, context::close};
+                own::close, pool::close, () -> {
+                    if (copyStream != null) copyStream.close();
+                    if (copiesDone != null) copiesDone.close();
+                    if (staging != null) staging.close();
+                }, kernels::close, cublas::close, cudnn::close, stream::close, context::close};
         for (Runnable r : steps) {
             try {
                 r.run();
