@@ -6,6 +6,7 @@ import ich.gpu.Cudnn;
 import ich.gpu.GpuUnavailableException;
 import ich.gpu.NnKernels;
 import ich.gpu.Stream;
+import ich.nn.AdamTensors;
 import ich.nn.Backend;
 import ich.nn.ConvGeometry;
 import ich.nn.OpShapes;
@@ -15,7 +16,9 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -100,6 +103,8 @@ public final class CudaBackend implements Backend {
     private final Map<List<Integer>, BnPlan> bnPlans = new HashMap<>();
     /** The epsilon of the training forward that filled a saveInvStd buffer, by its address: cuDNN wants it again. */
     private final Map<Long, Double> bnEpsilon = new HashMap<>();
+    /** Multi-tensor Adam tables by their tensors, least recently used first. */
+    private final LinkedHashMap<AdamKey, NnKernels.AdamTable> adamTables = new LinkedHashMap<>(8, 0.75f, true);
     private final MemorySegment hostScalar = Arena.ofAuto().allocate(8, 8);
     private Tensor workspace;
     private Tensor ones;
@@ -740,6 +745,65 @@ public final class CudaBackend implements Backend {
                 weightDecay, decoupled);
     }
 
+    /**
+     * One launch for all the tensors ({@link NnKernels.AdamTable}), bit for bit {@link #adamStep} on each. The
+     * table is built on the first call with a given list (the same addresses and sizes, in order) and reused
+     * while the list recurs: an optimiser passes the same tensors every step, and freezing or unfreezing changes
+     * the list, so the last {@link #ADAM_TABLES} lists are kept. Not to be called inside a stream capture: the
+     * scalars' copy records an event, and a new list's table is uploaded from pageable memory; a graph should
+     * capture {@link NnKernels.AdamTable#launch} and set the scalars before each replay.
+     */
+    @Override
+    public void adamStepAll(List<AdamTensors> tensors, long step, double lr, double beta1, double beta2, double eps,
+                            double weightDecay, boolean decoupled) {
+        String op = "adamStepAll";
+        if (tensors.isEmpty()) return;
+        long[] key = new long[5 * tensors.size()];
+        for (int i = 0; i < tensors.size(); i++) {
+            AdamTensors t = tensors.get(i);
+            if (t == null) throw new IllegalArgumentException(op + ": entry " + i + " is null");
+            elementwise(op, t.param(), t.grad(), t.m(), t.v());
+            key[5 * i] = ptr(t.param());
+            key[5 * i + 1] = ptr(t.grad());
+            key[5 * i + 2] = ptr(t.m());
+            key[5 * i + 3] = ptr(t.v());
+            key[5 * i + 4] = t.param().size();
+        }
+        adamTable(new AdamKey(key)).step(stream, step, lr, beta1, beta2, eps, weightDecay, decoupled);
+    }
+
+    /** Multi-tensor Adam tables kept at once: the lists of a training run (head only, then all) and some spare. */
+    static final int ADAM_TABLES = 4;
+
+    /** The addresses and size of each tensor of an {@link #adamStepAll} list: param, grad, m, v, n, then the next. */
+    private record AdamKey(long[] words) {
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof AdamKey k && Arrays.equals(words, k.words);
+        }
+
+        @Override
+        public int hashCode() {
+            return Arrays.hashCode(words);
+        }
+    }
+
+    private NnKernels.AdamTable adamTable(AdamKey key) {
+        NnKernels.AdamTable table = adamTables.get(key);
+        if (table != null) return table;
+        long[] w = key.words();
+        List<NnKernels.AdamPointers> pointers = new ArrayList<>(w.length / 5);
+        for (int i = 0; i < w.length; i += 5) pointers.add(new NnKernels.AdamPointers(w[i], w[i + 1], w[i + 2], w[i + 3], w[i + 4]));
+        if (adamTables.size() >= ADAM_TABLES) {
+            AdamKey eldest = adamTables.keySet().iterator().next();
+            stream.synchronize(); // a queued launch may still read the table
+            adamTables.remove(eldest).close();
+        }
+        table = kernels.adamTable(context, stream, pointers);
+        adamTables.put(key, table);
+        return table;
+    }
+
     // ---------------------------------------------------------------- checks
 
     private static long ptr(Tensor t) {
@@ -781,6 +845,7 @@ public final class CudaBackend implements Backend {
                 stream::synchronize,
                 () -> convPlans.values().forEach(ConvPlan::close),
                 () -> bnPlans.values().forEach(BnPlan::close),
+                () -> adamTables.values().forEach(NnKernels.AdamTable::close),
                 own::close, pool::close, kernels::close, cublas::close, cudnn::close, stream::close, context::close};
         for (Runnable r : steps) {
             try {
