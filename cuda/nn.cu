@@ -1,7 +1,8 @@
 // Training kernels of our own for the CUDA backend (ich.nn.Backend): the element-wise ops, squeeze-excitation
-// scaling, global average pooling, BCE-with-logits, the Adam/AdamW step and depthwise convolution (forward and
-// both gradients), all fp32 NCHW, plus the bf16 and NCHW/NHWC conversions of the bf16 path. The host side is
-// ich.gpu.NnKernels; the reference of every op is ich.nn.cpu.CpuBackend.
+// scaling, global average pooling, BCE-with-logits, the Adam/AdamW step (per tensor, or over every tensor of a
+// model in one launch) and depthwise convolution (forward and both gradients), all fp32 NCHW, plus the bf16
+// and NCHW/NHWC conversions of the bf16 path. The host side is ich.gpu.NnKernels; the reference of every op
+// is ich.nn.cpu.CpuBackend.
 //
 // Exactness: as in preprocess.cu, fp32 products and sums are written with __fmul_rn/__fadd_rn/__fsub_rn and
 // the build passes -fmad=false, so the arithmetic ops round as Java's do, in Java's order. Where the CPU works
@@ -160,25 +161,74 @@ extern "C" __global__ void ich_nn_bce_with_logits(const float* z, const float* t
 
 // ---- optimiser ----
 
-// One Adam/AdamW step over a parameter tensor, in place on param, m and v; the CPU's float formulas in its
-// order. The host computes, in double as the CPU does, and rounds to float: step_size = lr / (1 - beta1^step),
-// inv_sqrt_bias2 = 1 / sqrt(1 - beta2^step), l2 = weight decay for Adam (0 for AdamW), decay = 1 - lr * wd for
-// AdamW (1 for Adam). Napkin: 4 reads + 3 writes of 4 bytes per element; all 5.3 M parameters of
-// EfficientNet-B0 are ~150 MB, ~50 us at H100 bandwidth, so one launch per tensor is launch-bound, not bandwidth.
+// One element of an Adam/AdamW step, in place on param, m and v: the CPU's float formulas in its order. Both
+// Adam kernels below use it, so the multi-tensor one gives the per-tensor one's bits.
+__device__ __forceinline__ void adam_element(float* param, const float* grad, float* m, float* v, i64 i, float beta1,
+                                             float beta2, float one_minus_b1, float one_minus_b2, float eps,
+                                             float step_size, float inv_sqrt_bias2, float l2, float decay) {
+    const float p0 = param[i];
+    const float g = __fadd_rn(grad[i], __fmul_rn(l2, p0));
+    const float p = __fmul_rn(p0, decay);
+    const float mi = __fadd_rn(__fmul_rn(beta1, m[i]), __fmul_rn(one_minus_b1, g));
+    const float vi = __fadd_rn(__fmul_rn(beta2, v[i]), __fmul_rn(__fmul_rn(one_minus_b2, g), g));
+    m[i] = mi;
+    v[i] = vi;
+    const float denom = __fadd_rn(__fmul_rn(__fsqrt_rn(vi), inv_sqrt_bias2), eps);
+    param[i] = __fsub_rn(p, __fdiv_rn(__fmul_rn(step_size, mi), denom));
+}
+
+// One Adam/AdamW step over a parameter tensor, in place on param, m and v. The host computes, in double as the
+// CPU does, and rounds to float: step_size = lr / (1 - beta1^step), inv_sqrt_bias2 = 1 / sqrt(1 - beta2^step),
+// l2 = weight decay for Adam (0 for AdamW), decay = 1 - lr * wd for AdamW (1 for Adam). Napkin: 4 reads + 3
+// writes of 4 bytes per element; all 5.3 M parameters of EfficientNet-B0 are ~150 MB, ~50 us at H100
+// bandwidth, so one launch per tensor (~210 of them) is launch-bound, not bandwidth: see ich_nn_adam_multi.
 extern "C" __global__ void ich_nn_adam_step(float* param, const float* grad, float* m, float* v, i64 n,
                                             float beta1, float beta2, float eps, float step_size,
                                             float inv_sqrt_bias2, float l2, float decay) {
     const float one_minus_b1 = __fsub_rn(1.0f, beta1), one_minus_b2 = __fsub_rn(1.0f, beta2);
     for (i64 i = first_index(); i < n; i += grid_stride()) {
-        const float p0 = param[i];
-        const float g = __fadd_rn(grad[i], __fmul_rn(l2, p0));
-        const float p = __fmul_rn(p0, decay);
-        const float mi = __fadd_rn(__fmul_rn(beta1, m[i]), __fmul_rn(one_minus_b1, g));
-        const float vi = __fadd_rn(__fmul_rn(beta2, v[i]), __fmul_rn(__fmul_rn(one_minus_b2, g), g));
-        m[i] = mi;
-        v[i] = vi;
-        const float denom = __fadd_rn(__fmul_rn(__fsqrt_rn(vi), inv_sqrt_bias2), eps);
-        param[i] = __fsub_rn(p, __fdiv_rn(__fmul_rn(step_size, mi), denom));
+        adam_element(param, grad, m, v, i, beta1, beta2, one_minus_b1, one_minus_b2, eps, step_size, inv_sqrt_bias2,
+                     l2, decay);
+    }
+}
+
+// One tensor of a multi-tensor Adam step; the host (NnKernels.AdamTable) writes these, 48 bytes each.
+struct AdamTensor {
+    float* param;
+    const float* grad;
+    float* m;
+    float* v;
+    i64 n;            // elements, >= 1
+    i64 first_chunk;  // index of the tensor's first chunk among all tensors' chunks
+};
+
+// The per-step values of ich_nn_adam_step's arguments, read from device memory (28 bytes) so that a launch
+// captured into a CUDA graph picks up the learning rate and step count of each replay.
+struct AdamScalars {
+    float beta1, beta2, eps, step_size, inv_sqrt_bias2, l2, decay;
+};
+
+// One Adam/AdamW step over every tensor of a table, in one launch: ich_nn_adam_step's arithmetic per element.
+// Each tensor is cut into chunks of `chunk` elements (its last one shorter); chunk_tensor[c] is the tensor of
+// global chunk c, so a block finds its work with one lookup, no search. Blocks stride over the chunks; the
+// threads of a block stride over the chunk's elements, so a warp touches 128 consecutive bytes per array.
+//
+// Napkin: EfficientNet-B0 with a 6-label head trains 213 tensors of 4.0 M floats in all; at chunk = 4096 (16
+// elements a thread) that is 1143 chunks, ~210 of them short ones (most tensors are batch-norm vectors of 16 to
+// 1280 elements), ~1.5 waves of blocks on a 132-SM H100 (at 38 registers a thread, 6 blocks of 256 fit an
+// SM). Traffic is the per-tensor kernel's 28 bytes per element (~112 MB, ~35 us at 3.3 TB/s) plus 52 bytes of
+// table per chunk (60 KB); it replaces 213 launches of a few microseconds each, host and GPU.
+extern "C" __global__ void ich_nn_adam_multi(const AdamTensor* tensors, const int* chunk_tensor, i64 chunks,
+                                             i64 chunk, const AdamScalars* scalars) {
+    const AdamScalars s = *scalars;
+    const float one_minus_b1 = __fsub_rn(1.0f, s.beta1), one_minus_b2 = __fsub_rn(1.0f, s.beta2);
+    for (i64 c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const AdamTensor t = tensors[chunk_tensor[c]];
+        const i64 begin = (c - t.first_chunk) * chunk, end = min(begin + chunk, t.n);
+        for (i64 i = begin + threadIdx.x; i < end; i += blockDim.x) {
+            adam_element(t.param, t.grad, t.m, t.v, i, s.beta1, s.beta2, one_minus_b1, one_minus_b2, s.eps,
+                         s.step_size, s.inv_sqrt_bias2, s.l2, s.decay);
+        }
     }
 }
 

@@ -112,6 +112,10 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--tf32", description = "With --device gpu: let convolutions and GEMMs use TF32 tensor cores (faster; ~1e-3 relative instead of fp32's ~1e-6).")
     boolean tf32;
 
+    @Option(names = "--cuda-graph", description = "With --device gpu: run each training step as a CUDA graph, captured once per batch shape and "
+            + "replayed (cuts the host's launch cost; not with --clip-norm, which reads the gradient norm mid-step).")
+    boolean cudaGraph;
+
     @Option(names = "--gpu-preprocess", negatable = true,
             description = "With --device gpu: decode on the loader threads and preprocess on the GPU, straight into device memory "
                     + "(default on for a GPU; --no-gpu-preprocess copies the CPU loader's batches to the GPU instead).")
@@ -171,6 +175,17 @@ final class TrainCommand implements Callable<Integer> {
                 return null;
             }
             where = gpu.withTf32(true);
+        }
+        if (cudaGraph) {
+            if (clipNorm > 0) {
+                err.println("ich train: --cuda-graph cannot be used with --clip-norm (clipping reads the gradient norm back mid-step)");
+                return null;
+            }
+            if (!(where instanceof Device.Gpu gpu)) {
+                err.println("ich train: --cuda-graph needs --device gpu (the device is " + where.label() + ")");
+                return null;
+            }
+            where = gpu.withCudaGraphs(true);
         }
         if (Boolean.TRUE.equals(gpuPreprocess) && !(where instanceof Device.Gpu)) {
             err.println("ich train: --gpu-preprocess needs --device gpu (the device is " + where.label() + ")");

@@ -2,6 +2,9 @@ package ich.gpu;
 
 import ich.nn.ConvGeometry;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -15,6 +18,9 @@ import java.util.List;
  *
  * <p>The reductions ({@link #scaleChannelsBackward}, {@link #globalAveragePool}, {@link #bceWithLogits},
  * {@link #depthwiseBackwardFilter}) use no atomics: the same inputs give the same bits on every run.
+ *
+ * <p>{@link #adamTable} makes a table of every parameter tensor of a model, whose {@link AdamTable#step} updates
+ * them all in one launch with scalars read from device memory, so that the launch can be captured in a CUDA graph.
  *
  * <p>Besides the {@code Backend} ops there are depthwise convolutions ({@link #supportsDepthwise} says which
  * shapes; the CUDA backend races them against cuDNN per shape) and the conversions of the bf16 path.
@@ -43,12 +49,12 @@ public final class NnKernels implements AutoCloseable {
             DEPTHWISE_BACKWARD_DATA = "ich_nn_depthwise_backward_data",
             DEPTHWISE_BACKWARD_FILTER = "ich_nn_depthwise_backward_filter", F32_TO_BF16 = "ich_nn_f32_to_bf16",
             BF16_TO_F32 = "ich_nn_bf16_to_f32", NCHW_TO_NHWC = "ich_nn_nchw_to_nhwc_f32",
-            NHWC_TO_NCHW = "ich_nn_nhwc_to_nchw_f32";
+            NHWC_TO_NCHW = "ich_nn_nhwc_to_nchw_f32", ADAM_MULTI = "ich_nn_adam_multi";
     /** Every entry point the Java side launches (KernelBuildTest checks each is in the fatbin). */
     public static final List<String> ENTRY_POINTS = List.of(SILU, SILU_BACKWARD, SIGMOID, SIGMOID_BACKWARD, ADD,
             MULTIPLY_BY_MASK, SCALE, SCALE_CHANNELS, SCALE_CHANNELS_BACKWARD, GLOBAL_AVERAGE_POOL,
             GLOBAL_AVERAGE_POOL_BACKWARD, BCE_WITH_LOGITS, ADAM_STEP, DEPTHWISE_FORWARD, DEPTHWISE_BACKWARD_DATA,
-            DEPTHWISE_BACKWARD_FILTER, F32_TO_BF16, BF16_TO_F32, NCHW_TO_NHWC, NHWC_TO_NCHW);
+            DEPTHWISE_BACKWARD_FILTER, F32_TO_BF16, BF16_TO_F32, NCHW_TO_NHWC, NHWC_TO_NCHW, ADAM_MULTI);
 
     /**
      * Dynamic shared memory a depthwise block may use, in floats: 32 KiB, under the 48 KiB a launch gets without
@@ -68,7 +74,7 @@ public final class NnKernels implements AutoCloseable {
     private final Module module;
     private final Module.Kernel silu, siluBackward, sigmoid, sigmoidBackward, add, multiplyByMask, scale, scaleChannels,
             scaleChannelsBackward, globalAveragePool, globalAveragePoolBackward, bceWithLogits, adamStep, depthwiseForward,
-            depthwiseBackwardData, depthwiseBackwardFilter, f32ToBf16, bf16ToF32, nchwToNhwc, nhwcToNchw;
+            depthwiseBackwardData, depthwiseBackwardFilter, f32ToBf16, bf16ToF32, nchwToNhwc, nhwcToNchw, adamMulti;
 
     /**
      * Loads nn.fatbin into {@code context} and looks up every entry point.
@@ -107,6 +113,7 @@ public final class NnKernels implements AutoCloseable {
             bf16ToF32 = k.get(17);
             nchwToNhwc = k.get(18);
             nhwcToNchw = k.get(19);
+            adamMulti = k.get(20);
         } catch (RuntimeException e) {
             module.close();
             throw e;
@@ -215,13 +222,295 @@ public final class NnKernels implements AutoCloseable {
      */
     public void adamStep(Stream stream, long param, long grad, long m, long v, long n, long step, double lr, double beta1,
                          double beta2, double eps, double weightDecay, boolean decoupled) {
-        if (step < 1) throw new IllegalArgumentException("adamStep: step counts from 1, got " + step);
+        float[] s = adamScalars("adamStep", step, lr, beta1, beta2, eps, weightDecay, decoupled);
+        elementwise(stream, adamStep, n, param, grad, m, v, n, s[0], s[1], s[2], s[3], s[4], s[5], s[6]);
+    }
+
+    /**
+     * The float scalars of an Adam step in the kernels' order: beta1, beta2, eps, step size lr / (1 - beta1^step),
+     * 1 / sqrt(1 - beta2^step), the L2 coefficient (weight decay for Adam, 0 for AdamW) and the decay factor
+     * (1 - lr * weight decay for AdamW, 1 for Adam), computed in double and rounded once, as the CPU backend does.
+     */
+    static float[] adamScalars(String op, long step, double lr, double beta1, double beta2, double eps, double weightDecay,
+                               boolean decoupled) {
+        if (step < 1) throw new IllegalArgumentException(op + ": step counts from 1, got " + step);
         float stepSize = (float) (lr / (1 - Math.pow(beta1, step)));
         float invSqrtBias2 = (float) (1 / Math.sqrt(1 - Math.pow(beta2, step)));
         float l2 = decoupled ? 0f : (float) weightDecay;
         float decay = decoupled ? (float) (1 - lr * weightDecay) : 1f;
-        elementwise(stream, adamStep, n, param, grad, m, v, n, (float) beta1, (float) beta2, (float) eps, stepSize,
-                invSqrtBias2, l2, decay);
+        return new float[]{(float) beta1, (float) beta2, (float) eps, stepSize, invSqrtBias2, l2, decay};
+    }
+
+    /** One tensor of a multi-tensor Adam step: the device addresses of its parameter, gradient and moments, n floats each. */
+    public record AdamPointers(long param, long grad, long m, long v, long n) {
+    }
+
+    /**
+     * Elements of a chunk of the multi-tensor Adam kernel, the unit a block takes: 16 per thread, so that the
+     * table lookup per chunk is noise, while B0's 4.0 M trained floats still make 1143 chunks, a wave of blocks.
+     */
+    public static final int ADAM_CHUNK = 4096;
+    /** Bytes of the kernel's scalar struct (7 floats) and of the slot each takes in device and pinned memory. */
+    static final int ADAM_SCALARS_BYTES = 28, ADAM_SCALARS_SLOT = 32;
+    /** Bytes of one tensor's record in the table: four pointers, n and its first chunk, as struct AdamTensor. */
+    static final int ADAM_RECORD_BYTES = 48;
+    /** Pinned scalar structs an {@link AdamTable} cycles through: how many steps the host may queue ahead. */
+    static final int ADAM_SCALAR_SLOTS = 4;
+
+    /**
+     * Where each tensor's chunks start and which tensor each chunk belongs to: tensor t owns chunks
+     * firstChunk[t] .. firstChunk[t] + ceil(n / chunk) - 1, and chunkTensor[c] = t for each of them.
+     */
+    record AdamLayout(long[] firstChunk, int[] chunkTensor) {
+        int chunks() {
+            return chunkTensor.length;
+        }
+    }
+
+    static AdamLayout adamLayout(List<AdamPointers> tensors, int chunk) {
+        long[] first = new long[tensors.size()];
+        long chunks = 0;
+        for (int t = 0; t < first.length; t++) {
+            first[t] = chunks;
+            chunks += ceilDiv(tensors.get(t).n(), chunk);
+        }
+        if (chunks > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("adamTable: " + chunks + " chunks of " + chunk + " elements are too many");
+        }
+        int[] chunkTensor = new int[(int) chunks];
+        for (int t = 0; t < first.length; t++) {
+            long end = t + 1 < first.length ? first[t + 1] : chunks;
+            java.util.Arrays.fill(chunkTensor, (int) first[t], (int) end, t);
+        }
+        return new AdamLayout(first, chunkTensor);
+    }
+
+    /**
+     * Checks a multi-tensor Adam table: at least one tensor, each of at least one element with no null pointer,
+     * and no array that is written (a parameter or a moment) overlapping any other array of the table, since
+     * the kernel updates all of them at once in no fixed order. Gradients, only read, may overlap each other.
+     */
+    static void checkAdamTensors(List<AdamPointers> tensors) {
+        String op = "adamTable";
+        if (tensors.isEmpty()) throw new IllegalArgumentException(op + ": no tensors");
+        record Range(long start, long end, boolean written, int tensor, String what) {
+        }
+        List<Range> ranges = new ArrayList<>(4 * tensors.size());
+        for (int t = 0; t < tensors.size(); t++) {
+            AdamPointers a = tensors.get(t);
+            if (a == null) throw new IllegalArgumentException(op + ": tensor " + t + " is null");
+            if (a.n() < 1) throw new IllegalArgumentException(op + ": tensor " + t + " has " + a.n() + " elements");
+            if (a.param() == 0 || a.grad() == 0 || a.m() == 0 || a.v() == 0) {
+                throw new IllegalArgumentException(op + ": tensor " + t + " has a null device pointer");
+            }
+            long bytes = Math.multiplyExact(a.n(), Float.BYTES);
+            ranges.add(new Range(a.param(), a.param() + bytes, true, t, "parameter"));
+            ranges.add(new Range(a.grad(), a.grad() + bytes, false, t, "gradient"));
+            ranges.add(new Range(a.m(), a.m() + bytes, true, t, "first moment"));
+            ranges.add(new Range(a.v(), a.v() + bytes, true, t, "second moment"));
+        }
+        ranges.sort((x, y) -> Long.compareUnsigned(x.start(), y.start()));
+        // Sorted by start, a range overlaps an earlier one exactly when it starts before that one's end; it
+        // conflicts when either is written. So it is enough to track the furthest-reaching range so far, and the
+        // furthest-reaching written one.
+        Range furthest = null, furthestWritten = null;
+        for (Range r : ranges) {
+            Range hit = null;
+            if (furthestWritten != null && Long.compareUnsigned(r.start(), furthestWritten.end()) < 0) hit = furthestWritten;
+            else if (r.written() && furthest != null && Long.compareUnsigned(r.start(), furthest.end()) < 0) hit = furthest;
+            if (hit != null) {
+                throw new IllegalArgumentException(op + ": the " + r.what() + " of tensor " + r.tensor() + " overlaps the "
+                        + hit.what() + " of tensor " + hit.tensor());
+            }
+            if (furthest == null || Long.compareUnsigned(r.end(), furthest.end()) > 0) furthest = r;
+            if (r.written() && (furthestWritten == null || Long.compareUnsigned(r.end(), furthestWritten.end()) > 0)) {
+                furthestWritten = r;
+            }
+        }
+    }
+
+    /**
+     * The table's device image: the scalar slot ({@link #ADAM_SCALARS_SLOT} bytes, left for
+     * {@link AdamTable#setScalars}), one {@link #ADAM_RECORD_BYTES}-byte record per tensor (param, grad, m, v,
+     * n, first chunk), then one int per chunk: its tensor. Little-endian, as the GPU reads it.
+     */
+    static MemorySegment adamTableImage(Arena arena, List<AdamPointers> tensors, AdamLayout layout) {
+        long recordsAt = ADAM_SCALARS_SLOT, chunksAt = recordsAt + (long) ADAM_RECORD_BYTES * tensors.size();
+        MemorySegment image = arena.allocate(chunksAt + (long) Integer.BYTES * layout.chunks(), 8);
+        for (int t = 0; t < tensors.size(); t++) {
+            AdamPointers a = tensors.get(t);
+            long at = recordsAt + (long) ADAM_RECORD_BYTES * t;
+            long[] fields = {a.param(), a.grad(), a.m(), a.v(), a.n(), layout.firstChunk()[t]};
+            for (int f = 0; f < fields.length; f++) image.set(ValueLayout.JAVA_LONG_UNALIGNED, at + 8L * f, fields[f]);
+        }
+        MemorySegment.copy(layout.chunkTensor(), 0, image, ValueLayout.JAVA_INT_UNALIGNED, chunksAt, layout.chunks());
+        return image;
+    }
+
+    /**
+     * A device table of {@code tensors} for {@link AdamTable#step}, uploaded on {@code stream} (the upload is
+     * queued there, so launches on the same stream see it). The tensors must stay allocated while the table is used.
+     *
+     * @throws IllegalArgumentException as {@link #checkAdamTensors} says
+     */
+    public AdamTable adamTable(Context context, Stream stream, List<AdamPointers> tensors) {
+        List<AdamPointers> copy = List.copyOf(tensors);
+        checkAdamTensors(copy);
+        return new AdamTable(adamMulti, context, stream, copy);
+    }
+
+    /**
+     * A fixed list of parameter tensors updated by one launch per Adam step ({@code ich_nn_adam_multi}), with the
+     * results of {@link #adamStep} on each, bit for bit.
+     *
+     * <p>The per-step scalars (learning rate, bias corrections, weight decay) live in device memory: {@link
+     * #setScalars} queues an asynchronous copy of them from pinned host memory, and {@link #launch} only names
+     * their address. So a launch captured into a CUDA graph ({@link Stream#capture}) runs with whatever
+     * {@code setScalars} queued on the stream before each replay: capture {@code launch} alone, and call
+     * {@code setScalars} on the same stream, outside the capture, before every {@link Graph#launch}.
+     *
+     * <p>Pinned memory: the copy reads the host struct when the stream reaches it, so the struct must not be
+     * rewritten before then. {@code setScalars} cycles through {@link #ADAM_SCALAR_SLOTS} structs, each with an
+     * event recorded after its copy, and waits for a struct's event before rewriting it: the host may queue that
+     * many steps ahead of the GPU and then waits, never corrupting a queued step. That is also why {@code
+     * setScalars} must not be captured: an event recorded in a capture cannot be waited on afterwards, and a
+     * captured copy would read one struct at every replay while the host rewrites them in turn.
+     *
+     * <p>Not thread-safe; use it where its context is current. Before {@link #close}, make sure no queued launch
+     * still reads the table (synchronize the stream it was launched on).
+     */
+    public static final class AdamTable implements AutoCloseable {
+        private final Module.Kernel kernel;
+        private final List<AdamPointers> tensors;
+        private final int chunks;
+        private final long elements;
+        private final DeviceBuffer table;
+        private final PinnedBuffer scalars;
+        private final Event[] copied = new Event[ADAM_SCALAR_SLOTS];
+        private final boolean[] pending = new boolean[ADAM_SCALAR_SLOTS];
+        private int nextSlot;
+        private boolean scalarsSet;
+        private boolean closed;
+
+        private AdamTable(Module.Kernel kernel, Context context, Stream stream, List<AdamPointers> tensors) {
+            this.kernel = kernel;
+            this.tensors = tensors;
+            AdamLayout layout = adamLayout(tensors, ADAM_CHUNK);
+            this.chunks = layout.chunks();
+            this.elements = tensors.stream().mapToLong(AdamPointers::n).sum();
+            DeviceBuffer t = null;
+            PinnedBuffer s = null;
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment image = adamTableImage(arena, tensors, layout);
+                t = context.allocate(image.byteSize());
+                s = context.allocatePinned((long) ADAM_SCALARS_SLOT * ADAM_SCALAR_SLOTS);
+                for (int i = 0; i < copied.length; i++) copied[i] = context.createEvent();
+                // From pageable memory the driver stages the bytes before returning, so the arena may close next.
+                stream.copyToDevice(image.asSlice(ADAM_SCALARS_SLOT), t.pointer() + ADAM_SCALARS_SLOT,
+                        image.byteSize() - ADAM_SCALARS_SLOT);
+            } catch (RuntimeException e) {
+                for (Event ev : copied) if (ev != null) ev.close();
+                if (s != null) s.close();
+                if (t != null) t.close();
+                throw e;
+            }
+            this.table = t;
+            this.scalars = s;
+        }
+
+        /** The tensors, in table order. */
+        public List<AdamPointers> tensors() {
+            return tensors;
+        }
+
+        /** Floats updated per step: the tensors' sizes summed. */
+        public long elements() {
+            return elements;
+        }
+
+        /** Chunks of {@link #ADAM_CHUNK} elements (each tensor's last one shorter): the blocks' work items. */
+        public int chunks() {
+            return chunks;
+        }
+
+        /**
+         * Queues the copy of one step's scalars (the arguments of {@link NnKernels#adamStep}) into the table's
+         * device struct on {@code stream}; launches queued after it on that stream use them. Waits only when
+         * {@link #ADAM_SCALAR_SLOTS} earlier copies are still queued. Not inside a stream capture (see the class
+         * comment).
+         */
+        public void setScalars(Stream stream, long step, double lr, double beta1, double beta2, double eps,
+                               double weightDecay, boolean decoupled) {
+            checkOpen();
+            float[] values = adamScalars("adamTable.setScalars", step, lr, beta1, beta2, eps, weightDecay, decoupled);
+            int slot = nextSlot;
+            if (pending[slot]) copied[slot].synchronize(); // the copy that last read this struct has run
+            long at = (long) ADAM_SCALARS_SLOT * slot;
+            MemorySegment.copy(values, 0, scalars.segment(), ValueLayout.JAVA_FLOAT_UNALIGNED, at, values.length);
+            stream.copyToDevice(scalars, at, table, 0, ADAM_SCALARS_BYTES);
+            stream.record(copied[slot]);
+            pending[slot] = true;
+            nextSlot = (slot + 1) % ADAM_SCALAR_SLOTS;
+            scalarsSet = true;
+        }
+
+        /**
+         * Queues the update of every tensor with the scalars the stream last copied in; capturable.
+         *
+         * @throws IllegalStateException before the first {@link #setScalars}
+         */
+        public void launch(Stream stream) {
+            checkOpen();
+            if (!scalarsSet) throw new IllegalStateException("adamTable: launch before any setScalars");
+            long base = table.pointer();
+            long records = base + ADAM_SCALARS_SLOT, chunkTensor = records + (long) ADAM_RECORD_BYTES * tensors.size();
+            stream.launch(kernel, Stream.Dim3.of(Math.min(MAX_BLOCKS, chunks)), Stream.Dim3.of(BLOCK), 0, records,
+                    chunkTensor, (long) chunks, (long) ADAM_CHUNK, base);
+        }
+
+        /** The device address of the table (scalars, then records): what identifies a captured launch. */
+        public long devicePointer() {
+            checkOpen();
+            return table.pointer();
+        }
+
+        /** {@link #setScalars} then {@link #launch}: one Adam step of every tensor. */
+        public void step(Stream stream, long step, double lr, double beta1, double beta2, double eps, double weightDecay,
+                         boolean decoupled) {
+            setScalars(stream, step, lr, beta1, beta2, eps, weightDecay, decoupled);
+            launch(stream);
+        }
+
+        private void checkOpen() {
+            if (closed) throw new IllegalStateException("adamTable: closed");
+        }
+
+        /** Waits for the queued scalar copies (they read the pinned structs), then frees everything. */
+        @Override
+        public void close() {
+            if (closed) return;
+            closed = true;
+            RuntimeException failure = null;
+            for (int i = 0; i < copied.length; i++) {
+                try {
+                    if (pending[i]) copied[i].synchronize();
+                } catch (RuntimeException e) {
+                    failure = e;
+                }
+            }
+            List<AutoCloseable> resources = new ArrayList<>(List.of(copied));
+            resources.add(scalars);
+            resources.add(table);
+            for (AutoCloseable r : resources) {
+                try {
+                    r.close();
+                } catch (Exception e) {
+                    if (failure == null) failure = e instanceof RuntimeException re ? re : new IllegalStateException(e);
+                    else failure.addSuppressed(e);
+                }
+            }
+            if (failure != null) throw failure;
+        }
     }
 
     // ---- depthwise convolution (groups == c == k): x [n, c, h, w], w [c, 1, r, s], y [n, c, p, q] ----

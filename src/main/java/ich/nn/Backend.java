@@ -1,6 +1,7 @@
 package ich.nn;
 
 import java.lang.foreign.Arena;
+import java.util.List;
 
 /**
  * The operations a network is made of, each with its backward pass, on one device.
@@ -161,6 +162,19 @@ public interface Backend extends AutoCloseable {
      */
     void adamStep(Tensor param, Tensor grad, Tensor m, Tensor v, long step, double lr, double beta1, double beta2,
                   double eps, double weightDecay, boolean decoupled);
+
+    /**
+     * {@link #adamStep} on each of {@code tensors}, with the same step count and hyper-parameters, with the
+     * results of calling it on each in list order. A backend may update them all at once (the CUDA backend does,
+     * in one launch), so no array written by the step (a parameter or a moment) may overlap any other array of
+     * the list. By default it loops over {@code adamStep}. An empty list does nothing.
+     */
+    default void adamStepAll(List<AdamTensors> tensors, long step, double lr, double beta1, double beta2, double eps,
+                             double weightDecay, boolean decoupled) {
+        for (AdamTensors t : tensors) {
+            adamStep(t.param(), t.grad(), t.m(), t.v(), step, lr, beta1, beta2, eps, weightDecay, decoupled);
+        }
+    }
 
     @Override
     void close();

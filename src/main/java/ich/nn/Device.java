@@ -38,20 +38,30 @@ public sealed interface Device permits Device.Cpu, Device.Gpu {
     /**
      * The CUDA backend on the GPU of this CUDA ordinal.
      *
-     * @param allowTf32 let convolutions and GEMMs use TF32 tensor cores (faster; ~1e-3 relative instead of fp32)
+     * @param allowTf32  let convolutions and GEMMs use TF32 tensor cores (faster; ~1e-3 relative instead of fp32)
+     * @param cudaGraphs run training steps as CUDA graphs (captured once per batch shape, then replayed), which
+     *                   removes the host's per-launch cost; see {@link CudaBackend#beginStep}
      */
-    record Gpu(int ordinal, boolean allowTf32) implements Device {
+    record Gpu(int ordinal, boolean allowTf32, boolean cudaGraphs) implements Device {
         public Gpu {
             if (ordinal < 0) throw new IllegalArgumentException("GPU ordinal must be >= 0: " + ordinal);
         }
 
-        /** Strict fp32 (no TF32), so results match the CPU reference. */
+        /** Strict fp32 (no TF32), eager launches: results match the CPU reference. */
         public Gpu(int ordinal) {
-            this(ordinal, false);
+            this(ordinal, false, false);
+        }
+
+        public Gpu(int ordinal, boolean allowTf32) {
+            this(ordinal, allowTf32, false);
         }
 
         public Gpu withTf32(boolean allow) {
-            return new Gpu(ordinal, allow);
+            return new Gpu(ordinal, allow, cudaGraphs);
+        }
+
+        public Gpu withCudaGraphs(boolean on) {
+            return new Gpu(ordinal, allowTf32, on);
         }
 
         /** @throws ich.gpu.GpuUnavailableException when there is no usable GPU, cuDNN, cuBLAS or kernels, saying which */
@@ -60,10 +70,10 @@ public sealed interface Device permits Device.Cpu, Device.Gpu {
             return CudaBackend.open(ordinal, CudaBackend.Options.defaults().withTf32(allowTf32));
         }
 
-        /** {@code gpu:N}, with " (TF32)" when allowed, so logs and config.json say how it computed. */
+        /** {@code gpu:N}, with " (TF32)" and " (CUDA graphs)" when on, so logs and config.json say how it ran. */
         @Override
         public String label() {
-            return "gpu:" + ordinal + (allowTf32 ? " (TF32)" : "");
+            return "gpu:" + ordinal + (allowTf32 ? " (TF32)" : "") + (cudaGraphs ? " (CUDA graphs)" : "");
         }
     }
 

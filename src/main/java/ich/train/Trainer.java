@@ -11,6 +11,8 @@ import ich.nn.io.Checkpoint;
 import ich.nn.io.PretrainedWeights;
 import ich.nn.model.EfficientNetB0;
 import ich.nn.model.StepContext;
+import ich.nn.cuda.CudaBackend;
+import ich.nn.Device;
 import ich.nn.optim.Adam;
 import ich.preprocess.Preprocessor;
 import ich.split.Split;
@@ -273,20 +275,28 @@ public final class Trainer {
 
     private double trainStep(EfficientNetB0 model, Adam adam, LoadedBatch batch, Tensor labelWeights, double lr, long globalStep) {
         Backend backend = model.backend();
+        List<Parameter> trainable = model.trainableParameters();
+        CudaBackend graphs = backend instanceof CudaBackend cuda && config.device() instanceof Device.Gpu g && g.cudaGraphs()
+                && config.clipNorm() == 0 ? cuda : null;
+        // Steps of one key make the same calls with the same shapes: the batch size and the trainable set decide them.
+        if (graphs != null) graphs.beginStep(List.of(batch.n(), trainable.size()));
         try (StepContext ctx = StepContext.training(backend, config.seed(), globalStep)) {
             Tensor x = input(backend, batch, ctx);
             Tensor targets = ctx.upload(batch.targets(), batch.n(), TrainingData.LABELS);
             Tensor logits = model.forward(x, ctx);
             EfficientNetB0.Loss loss = model.loss(logits, targets, labelWeights, ctx);
             model.backward(loss.dLogits(), ctx);
-            List<Parameter> trainable = model.trainableParameters();
             if (config.clipNorm() > 0) Adam.clipGradNorm(backend, trainable, config.clipNorm());
             adam.setLearningRate(lr);
             adam.step(trainable);
+            if (graphs != null) graphs.endStep();
             // The one wait of the step on a GPU: everything above was queued without reading anything back.
             double value = loss.value();
             batch.releaseImages();
             return value;
+        } catch (RuntimeException e) {
+            if (graphs != null) graphs.abandonStep();
+            throw e;
         }
     }
 

@@ -1,10 +1,12 @@
 package ich.bench;
 
+import ich.nn.AdamTensors;
 import ich.nn.Backend;
 import ich.nn.ConvGeometry;
 import ich.nn.Tensor;
 
 import java.lang.foreign.Arena;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.Supplier;
@@ -137,6 +139,12 @@ public final class TimingBackend implements Backend {
     @Override public void adamStep(Tensor param, Tensor grad, Tensor m, Tensor v, long step, double lr, double beta1, double beta2,
                                    double eps, double weightDecay, boolean decoupled) {
         time("adam", () -> inner.adamStep(param, grad, m, v, step, lr, beta1, beta2, eps, weightDecay, decoupled));
+    }
+
+    /** Forwarded whole, so a backend that fuses the update (one launch on a GPU) is timed as it runs. */
+    @Override public void adamStepAll(List<AdamTensors> tensors, long step, double lr, double beta1, double beta2, double eps,
+                                      double weightDecay, boolean decoupled) {
+        time("adam", () -> inner.adamStepAll(tensors, step, lr, beta1, beta2, eps, weightDecay, decoupled));
     }
 
     @Override public void close() { inner.close(); }

@@ -69,6 +69,9 @@ class TrainCommandTest {
         Parsed tf32 = parse("--device", "gpu", "--tf32");
         assertEquals(new Device.Gpu(0, true), tf32.config().device(), tf32.err());
         assertEquals("gpu:0 (TF32)", tf32.config().device().label());
+        Parsed graphs = parse("--device", "gpu", "--cuda-graph");
+        assertEquals(new Device.Gpu(0, false, true), graphs.config().device(), graphs.err());
+        assertEquals("gpu:0 (CUDA graphs)", graphs.config().device().label());
     }
 
     @Test
@@ -84,6 +87,12 @@ class TrainCommandTest {
         Parsed onCpu = parse("--device", "cpu", "--gpu-preprocess");
         assertNull(onCpu.config());
         assertTrue(onCpu.err().contains("--gpu-preprocess needs --device gpu"), onCpu.err());
+        Parsed graphsOnCpu = parse("--cuda-graph");
+        assertNull(graphsOnCpu.config());
+        assertTrue(graphsOnCpu.err().contains("--cuda-graph needs --device gpu"), graphsOnCpu.err());
+        Parsed graphsAndClip = parse("--device", "gpu", "--cuda-graph", "--clip-norm", "1");
+        assertNull(graphsAndClip.config());
+        assertTrue(graphsAndClip.err().contains("--clip-norm"), graphsAndClip.err());
         Parsed tf32OnCpu = parse("--tf32");
         assertNull(tf32OnCpu.config());
         assertTrue(tf32OnCpu.err().contains("--tf32 needs --device gpu"), tf32OnCpu.err());

@@ -3,11 +3,18 @@ package ich.gpu;
 import ich.nn.ConvGeometry;
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.SplittableRandom;
 
 import static ich.gpu.NnKernels.DepthwisePass.BACKWARD_DATA;
 import static ich.gpu.NnKernels.DepthwisePass.BACKWARD_FILTER;
 import static ich.gpu.NnKernels.DepthwisePass.FORWARD;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -17,7 +24,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The host-side logic of {@link NnKernels} that needs no GPU: which depthwise shapes the kernels take, the
  * tilings and launch sizes (every one must fit the kernels' limits, since a wrong one only shows on a GPU), and
- * the argument checks.
+ * the argument checks, and the multi-tensor Adam table (chunks, byte layout, overlap checks, scalars).
  */
 class NnKernelsHostTest {
     private static final long A = 0x7f00_0000_0000L, MB = 1 << 20;
@@ -157,6 +164,105 @@ class NnKernelsHostTest {
         assertEquals(3 * 2 * 3, NnKernels.transposeBlocks(3, 37, 65)); // 2 tiles of channels, 3 of pixels
         assertEquals(1, NnKernels.transposeBlocks(1, 1, 1));
         assertEquals(NnKernels.MAX_TILE_BLOCKS, NnKernels.transposeBlocks(65_535, 1152, 512 * 512));
+    }
+
+    // ---------------------------------------------------------------- multi-tensor Adam
+
+    /** Tensors of the given sizes laid out one after another from A, each as param, grad, m, v. */
+    private static List<NnKernels.AdamPointers> adamTensors(long... sizes) {
+        List<NnKernels.AdamPointers> out = new ArrayList<>();
+        long at = A;
+        for (long n : sizes) {
+            long bytes = n * Float.BYTES;
+            out.add(new NnKernels.AdamPointers(at, at + bytes, at + 2 * bytes, at + 3 * bytes, n));
+            at += 4 * bytes;
+        }
+        return out;
+    }
+
+    @Test
+    void adamLayoutCutsEachTensorIntoChunks() {
+        // 1 element, exactly one chunk, one element more than a chunk, a small one, two chunks and a bit
+        List<NnKernels.AdamPointers> tensors = adamTensors(1, 4096, 4097, 7, 2 * 4096 + 3);
+        NnKernels.AdamLayout layout = NnKernels.adamLayout(tensors, 4096);
+        assertArrayEquals(new long[]{0, 1, 2, 4, 5}, layout.firstChunk());
+        assertArrayEquals(new int[]{0, 1, 2, 2, 3, 4, 4, 4}, layout.chunkTensor());
+        // every element of every tensor in exactly one chunk, as the kernel walks them
+        for (int t = 0; t < tensors.size(); t++) {
+            long covered = 0;
+            for (int c = 0; c < layout.chunks(); c++) {
+                if (layout.chunkTensor()[c] != t) continue;
+                long begin = (c - layout.firstChunk()[t]) * 4096L, end = Math.min(begin + 4096, tensors.get(t).n());
+                assertEquals(covered, begin, "chunks of tensor " + t + " are consecutive");
+                assertTrue(end > begin, "no empty chunk");
+                covered = end;
+            }
+            assertEquals(tensors.get(t).n(), covered, "tensor " + t + " covered");
+        }
+    }
+
+    @Test
+    void adamTableImageIsTheKernelsLayout() {
+        List<NnKernels.AdamPointers> tensors = adamTensors(3, 5000);
+        NnKernels.AdamLayout layout = NnKernels.adamLayout(tensors, NnKernels.ADAM_CHUNK);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment image = NnKernels.adamTableImage(arena, tensors, layout);
+            assertEquals(32 + 2 * 48 + 3 * 4, image.byteSize(), "scalar slot, two records, three chunks");
+            NnKernels.AdamPointers second = tensors.get(1);
+            long record = 32 + 48;
+            assertEquals(second.param(), image.get(JAVA_LONG_UNALIGNED, record));
+            assertEquals(second.grad(), image.get(JAVA_LONG_UNALIGNED, record + 8));
+            assertEquals(second.m(), image.get(JAVA_LONG_UNALIGNED, record + 16));
+            assertEquals(second.v(), image.get(JAVA_LONG_UNALIGNED, record + 24));
+            assertEquals(5000, image.get(JAVA_LONG_UNALIGNED, record + 32));
+            assertEquals(1, image.get(JAVA_LONG_UNALIGNED, record + 40), "first chunk");
+            long chunks = 32 + 2 * 48;
+            assertEquals(0, image.get(JAVA_INT_UNALIGNED, chunks));
+            assertEquals(1, image.get(JAVA_INT_UNALIGNED, chunks + 4));
+            assertEquals(1, image.get(JAVA_INT_UNALIGNED, chunks + 8));
+        }
+        assertTrue(NnKernels.ADAM_SCALARS_BYTES <= NnKernels.ADAM_SCALARS_SLOT && NnKernels.ADAM_SCALARS_SLOT % 8 == 0,
+                "the records after the scalars stay 8-byte aligned");
+    }
+
+    @Test
+    void adamTableChecks() {
+        NnKernels.checkAdamTensors(adamTensors(1, 7, 1000));
+        assertMessage("no tensors", () -> NnKernels.checkAdamTensors(List.of()));
+        assertMessage("0 elements", () -> NnKernels.checkAdamTensors(
+                List.of(new NnKernels.AdamPointers(A, A + MB, A + 2 * MB, A + 3 * MB, 0))));
+        assertMessage("null device pointer", () -> NnKernels.checkAdamTensors(
+                List.of(new NnKernels.AdamPointers(A, 0, A + 2 * MB, A + 3 * MB, 4))));
+
+        // the second tensor's parameter is the first one's second moment
+        NnKernels.AdamPointers first = new NnKernels.AdamPointers(A, A + MB, A + 2 * MB, A + 3 * MB, 100);
+        assertMessage("overlaps", () -> NnKernels.checkAdamTensors(List.of(first,
+                new NnKernels.AdamPointers(A + 3 * MB, A + 4 * MB, A + 5 * MB, A + 6 * MB, 100))));
+        // a moment reaching one float into a gradient read by another tensor
+        assertMessage("overlaps", () -> NnKernels.checkAdamTensors(List.of(first,
+                new NnKernels.AdamPointers(A + 4 * MB, A + 5 * MB, A + MB - 4 * 99, A + 6 * MB, 100))));
+        // a moment inside a long gradient, with a short gradient (which may overlap it) starting in between: the
+        // check must remember the long one, not only the last range it saw
+        assertMessage("first moment of tensor 2 overlaps the gradient of tensor 0", () -> NnKernels.checkAdamTensors(List.of(
+                new NnKernels.AdamPointers(A + 9 * MB, A, A + 10 * MB, A + 11 * MB, MB / 4),
+                new NnKernels.AdamPointers(A + 12 * MB, A + 8, A + 13 * MB, A + 14 * MB, 1),
+                new NnKernels.AdamPointers(A + 16 * MB, A + 15 * MB, A + 64, A + 17 * MB, 1))));
+        // two tensors reading the same gradient race on nothing
+        NnKernels.checkAdamTensors(List.of(first, new NnKernels.AdamPointers(A + 4 * MB, A + MB, A + 5 * MB, A + 6 * MB, 100)));
+        // touching ranges do not overlap
+        NnKernels.checkAdamTensors(List.of(new NnKernels.AdamPointers(A, A + 400, A + 800, A + 1200, 100)));
+    }
+
+    @Test
+    void adamScalarsAreTheCpuBackendsRoundedOnce() {
+        float[] adam = NnKernels.adamScalars("op", 3, 1e-3, 0.9, 0.999, 1e-7, 1e-4, false);
+        assertArrayEquals(new float[]{0.9f, 0.999f, 1e-7f, (float) (1e-3 / (1 - Math.pow(0.9, 3))),
+                (float) (1 / Math.sqrt(1 - Math.pow(0.999, 3))), 1e-4f, 1f}, adam);
+        float[] adamW = NnKernels.adamScalars("op", 1, 2e-3, 0.9, 0.99, 1e-8, 0.05, true);
+        assertEquals(0f, adamW[5], "no L2 term for AdamW");
+        assertEquals((float) (1 - 2e-3 * 0.05), adamW[6]);
+        assertEquals(NnKernels.ADAM_SCALARS_BYTES, adam.length * Float.BYTES);
+        assertMessage("step counts from 1", () -> NnKernels.adamScalars("op", 0, 1e-3, 0.9, 0.999, 1e-7, 0, false));
     }
 
     private static void assertMessage(String part, org.junit.jupiter.api.function.Executable call) {

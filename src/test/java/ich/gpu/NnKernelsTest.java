@@ -28,8 +28,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * every output buffer is filled with NaN bytes before the launch, so an element a kernel skips fails the
  * comparison. Tolerances: 1e-5 relative for plain fp32 arithmetic and for reductions, 1e-6 absolute + 1e-5
  * relative where exp is involved (expf is not the CPU's double exp); for the depthwise convolutions 1e-5 of the
- * sum of the terms' magnitudes; none for the conversions and transposes, which must be exact. Each reduction runs
- * twice and must repeat bit for bit. Skips, saying why, without a GPU or without the kernels built.
+ * sum of the terms' magnitudes; none for the conversions and transposes, which must be exact, nor between the
+ * multi-tensor and the per-tensor Adam kernels. Each reduction runs twice and must repeat bit for bit. Skips,
+ * saying why, without a GPU or without the kernels built.
  */
 class NnKernelsTest {
     private static final double REL = 1e-5, EXP_ABS = 1e-6;
@@ -276,6 +277,101 @@ class NnKernelsTest {
         }
     }
 
+    /** One tensor's parameter, moments and gradient on the device. */
+    private record AdamBuffers(DeviceBuffer param, DeviceBuffer m, DeviceBuffer v, DeviceBuffer grad, int n) {
+        NnKernels.AdamPointers pointers() {
+            return new NnKernels.AdamPointers(param.pointer(), grad.pointer(), m.pointer(), v.pointer(), n);
+        }
+    }
+
+    /** Sizes around the chunk (4096) and B0's: single elements, odd sizes, several chunks, 300 001 (74 chunks). */
+    private static final int[] ADAM_SIZES = {1, 7, 1000, 300_001, 4096, 4097, 1, 16, 1280, 7, 300_001, 8192, 3, 1000, 5,
+            4095, 65_536, 2, 96, 11};
+
+    /**
+     * The multi-tensor kernel against the per-tensor one over 20 tensors, Adam with L2 and AdamW, 3 steps: bit for
+     * bit, every parameter and moment of every tensor after every step (and within REL of the CPU). Both start
+     * from the same random parameters and moments (never zero) and read the same gradients; the updates are in
+     * place, so an element the table skipped or updated twice keeps a different value than the per-tensor run.
+     */
+    @Test
+    void multiTensorAdamEqualsThePerTensorKernelBitForBit() {
+        for (boolean decoupled : new boolean[]{false, true}) {
+            double lr = 2e-3, wd = decoupled ? 5e-2 : 1e-4;
+            List<AdamBuffers> multi = new ArrayList<>(), single = new ArrayList<>();
+            List<Tensor[]> onCpu = new ArrayList<>();
+            for (int n : ADAM_SIZES) {
+                int[] shape = {n};
+                float[] p = values(shape, 1), m = values(shape, 0.1), v = abs(values(shape, 0.01));
+                DeviceBuffer grad = upload(values(shape, 0.5));
+                multi.add(new AdamBuffers(upload(p), upload(m), upload(v), grad, n));
+                single.add(new AdamBuffers(upload(p), upload(m), upload(v), grad, n));
+                onCpu.add(new Tensor[]{host(p, shape), host(m, shape), host(v, shape)});
+            }
+            NnKernels.AdamTable table = track(kernels.adamTable(context, stream, multi.stream().map(AdamBuffers::pointers).toList()));
+            assertEquals(java.util.Arrays.stream(ADAM_SIZES).asLongStream().sum(), table.elements());
+            for (long step = 1; step <= 3; step++) {
+                for (int t = 0; t < ADAM_SIZES.length; t++) { // fresh gradients, shared by both runs
+                    float[] g = values(new int[]{ADAM_SIZES[t]}, 0.5);
+                    upload(multi.get(t).grad(), g);
+                    Tensor[] c = onCpu.get(t);
+                    cpu.adamStep(c[0], host(g, ADAM_SIZES[t]), c[1], c[2], step, lr, 0.9, 0.999, 1e-8, wd, decoupled);
+                }
+                table.step(stream, step, lr, 0.9, 0.999, 1e-8, wd, decoupled);
+                for (AdamBuffers b : single) {
+                    kernels.adamStep(stream, b.param().pointer(), b.grad().pointer(), b.m().pointer(), b.v().pointer(), b.n(),
+                            step, lr, 0.9, 0.999, 1e-8, wd, decoupled);
+                }
+                for (int t = 0; t < ADAM_SIZES.length; t++) {
+                    String what = (decoupled ? "AdamW" : "Adam") + " step " + step + ", tensor " + t + " of " + ADAM_SIZES[t];
+                    AdamBuffers a = multi.get(t), b = single.get(t);
+                    float[] param = download(a.param(), a.n());
+                    assertBitIdentical(download(b.param(), b.n()), param, what + " param");
+                    assertBitIdentical(download(b.m(), b.n()), download(a.m(), a.n()), what + " m");
+                    assertBitIdentical(download(b.v(), b.n()), download(a.v(), a.n()), what + " v");
+                    assertClose(onCpu.get(t)[0], param, 0, what + " param vs CPU");
+                }
+            }
+        }
+    }
+
+    /**
+     * The launch alone, captured into a CUDA graph, replayed 6 times (more steps than the table has pinned scalar
+     * structs) with a new step count and learning rate each: bit for bit the per-tensor kernel with those values,
+     * which shows the captured kernel reads its scalars from device memory at each replay.
+     */
+    @Test
+    void aCapturedMultiTensorAdamLaunchReplaysWithEachStepsScalars() {
+        int[] sizes = {1, 1000, 300_001, 7};
+        List<AdamBuffers> multi = new ArrayList<>(), single = new ArrayList<>();
+        for (int n : sizes) {
+            int[] shape = {n};
+            float[] p = values(shape, 1), m = values(shape, 0.1), v = abs(values(shape, 0.01));
+            DeviceBuffer grad = upload(values(shape, 0.5));
+            multi.add(new AdamBuffers(upload(p), upload(m), upload(v), grad, n));
+            single.add(new AdamBuffers(upload(p), upload(m), upload(v), grad, n));
+        }
+        NnKernels.AdamTable table = track(kernels.adamTable(context, stream, multi.stream().map(AdamBuffers::pointers).toList()));
+        assertThrows(IllegalStateException.class, () -> table.launch(stream), "no scalars yet");
+        table.setScalars(stream, 1, 1e-3, 0.9, 0.999, 1e-7, 0.01, true);
+        Graph graph = track(stream.capture(() -> table.launch(stream)));
+        for (long step = 1; step <= 6; step++) {
+            double lr = 1e-3 * (1 + step);
+            table.setScalars(stream, step, lr, 0.9, 0.999, 1e-7, 0.01, true);
+            graph.launch(stream);
+            for (AdamBuffers b : single) {
+                kernels.adamStep(stream, b.param().pointer(), b.grad().pointer(), b.m().pointer(), b.v().pointer(), b.n(),
+                        step, lr, 0.9, 0.999, 1e-7, 0.01, true);
+            }
+            for (int t = 0; t < sizes.length; t++) {
+                String what = "replay " + step + ", tensor " + t;
+                AdamBuffers a = multi.get(t), b = single.get(t);
+                assertBitIdentical(download(b.param(), b.n()), download(a.param(), a.n()), what + " param");
+                assertBitIdentical(download(b.v(), b.n()), download(a.v(), a.n()), what + " v");
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- depthwise convolution
 
     /**
@@ -441,14 +537,19 @@ class NnKernelsTest {
     }
 
     private DeviceBuffer upload(float[] values) {
+        DeviceBuffer d = track(context.allocate((long) values.length * Float.BYTES));
+        upload(d, values);
+        return d;
+    }
+
+    /** Overwrites the start of {@code d} with {@code values}, after the work queued before. */
+    private void upload(DeviceBuffer d, float[] values) {
         long bytes = (long) values.length * Float.BYTES;
-        DeviceBuffer d = track(context.allocate(bytes));
         try (PinnedBuffer staging = context.allocatePinned(bytes)) {
             MemorySegment.copy(values, 0, staging.segment(), JAVA_FLOAT, 0, values.length);
             stream.copyToDevice(staging, 0, d, 0, bytes);
             stream.synchronize();
         }
-        return d;
     }
 
     /** A device buffer of {@code floats} floats, every byte 0xFF: a NaN in each element. */

@@ -113,4 +113,18 @@ class TrainerGpuTest {
         List<TrainingLog.Epoch> cpuLog = TrainingLog.read(dir.resolve("cpu"));
         assertTrue(Double.isNaN(cpuLog.get(0).gpuPercent()) && Double.isNaN(cpuLog.get(0).devicePeakMib()));
     }
+
+    /** The same run with every full-batch step after the first two replayed as a CUDA graph: the same numbers. */
+    @Test
+    void cudaGraphStepsGiveTheEagerRunsResults() throws Exception {
+        assumeTrue(skip == null, () -> "skipped: " + skip);
+        TrainConfig eager = cpu(dir.resolve("eager")).onDevice(new Device.Gpu(0)).withGpuPreprocess(false);
+        TrainConfig graphs = cpu(dir.resolve("graphs")).onDevice(new Device.Gpu(0).withCudaGraphs(true)).withGpuPreprocess(false);
+        Trainer.Result a = new Trainer(eager, quiet(), false).run(false);
+        Trainer.Result b = new Trainer(graphs, quiet(), false).run(false);
+        for (int e = 0; e < a.epochs(); e++) {
+            assertEquals(a.log().get(e).trainLoss(), b.log().get(e).trainLoss(), 0.0, "training loss, epoch " + (e + 1));
+            assertEquals(a.log().get(e).valLoss(), b.log().get(e).valLoss(), 0.0, "validation loss, epoch " + (e + 1));
+        }
+    }
 }

@@ -6,6 +6,7 @@ import ich.gpu.Cudnn;
 import ich.gpu.GpuUnavailableException;
 import ich.gpu.NnKernels;
 import ich.gpu.Stream;
+import ich.nn.AdamTensors;
 import ich.nn.Backend;
 import ich.nn.ConvGeometry;
 import ich.nn.OpShapes;
@@ -15,7 +16,9 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -100,6 +103,8 @@ public final class CudaBackend implements Backend {
     private final Map<List<Integer>, BnPlan> bnPlans = new HashMap<>();
     /** The epsilon of the training forward that filled a saveInvStd buffer, by its address: cuDNN wants it again. */
     private final Map<Long, Double> bnEpsilon = new HashMap<>();
+    /** Multi-tensor Adam tables by their tensors, least recently used first. */
+    private final LinkedHashMap<AdamKey, NnKernels.AdamTable> adamTables = new LinkedHashMap<>(8, 0.75f, true);
     private final MemorySegment hostScalar = Arena.ofAuto().allocate(8, 8);
     private Tensor workspace;
     private Tensor ones;
@@ -998,6 +1003,73 @@ public final class CudaBackend implements Backend {
                 + " (steps of one key must make the same calls with the same shapes)");
     }
 
+    /**
+     * One launch for all the tensors ({@link NnKernels.AdamTable}), bit for bit {@link #adamStep} on each. The
+     * table is built on the first call with a given list (the same addresses and sizes, in order) and reused
+     * while the list recurs: an optimiser passes the same tensors every step, and freezing or unfreezing changes
+     * the list, so the last {@link #ADAM_TABLES} lists are kept. In a graph step ({@link #beginStep}) the kernel is
+     * captured and the scalars are copied in beside the graph; the list must then be one the warm-up step used.
+     */
+    @Override
+    public void adamStepAll(List<AdamTensors> tensors, long step, double lr, double beta1, double beta2, double eps,
+                            double weightDecay, boolean decoupled) {
+        String op = "adamStepAll";
+        if (tensors.isEmpty()) return;
+        long[] key = new long[5 * tensors.size()];
+        for (int i = 0; i < tensors.size(); i++) {
+            AdamTensors t = tensors.get(i);
+            if (t == null) throw new IllegalArgumentException(op + ": entry " + i + " is null");
+            elementwise(op, t.param(), t.grad(), t.m(), t.v());
+            key[5 * i] = ptr(t.param());
+            key[5 * i + 1] = ptr(t.grad());
+            key[5 * i + 2] = ptr(t.m());
+            key[5 * i + 3] = ptr(t.v());
+            key[5 * i + 4] = t.param().size();
+        }
+        NnKernels.AdamTable table = adamTable(new AdamKey(key));
+        if (mode == Mode.EAGER) {
+            table.step(stream, step, lr, beta1, beta2, eps, weightDecay, decoupled);
+        } else {
+            // In a graph step the scalars (learning rate, bias corrections) are a new input: copied in on the side
+            // stream before the graph, whose captured kernel reads them from device memory.
+            table.setScalars(copyStream, step, lr, beta1, beta2, eps, weightDecay, decoupled);
+            queue(op, () -> table.launch(stream), table.devicePointer(), tensors.size());
+        }
+    }
+
+    /** Multi-tensor Adam tables kept at once: the lists of a training run (head only, then all) and some spare. */
+    static final int ADAM_TABLES = 4;
+
+    /** The addresses and size of each tensor of an {@link #adamStepAll} list: param, grad, m, v, n, then the next. */
+    private record AdamKey(long[] words) {
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof AdamKey k && Arrays.equals(words, k.words);
+        }
+
+        @Override
+        public int hashCode() {
+            return Arrays.hashCode(words);
+        }
+    }
+
+    private NnKernels.AdamTable adamTable(AdamKey key) {
+        NnKernels.AdamTable table = adamTables.get(key);
+        if (table != null) return table;
+        if (mode != Mode.EAGER) throw notCapturable("adamStepAll with tensors the warm-up step did not update");
+        long[] w = key.words();
+        List<NnKernels.AdamPointers> pointers = new ArrayList<>(w.length / 5);
+        for (int i = 0; i < w.length; i += 5) pointers.add(new NnKernels.AdamPointers(w[i], w[i + 1], w[i + 2], w[i + 3], w[i + 4]));
+        if (adamTables.size() >= ADAM_TABLES) {
+            AdamKey eldest = adamTables.keySet().iterator().next();
+            stream.synchronize(); // a queued launch may still read the table
+            adamTables.remove(eldest).close();
+        }
+        table = kernels.adamTable(context, stream, pointers);
+        adamTables.put(key, table);
+        return table;
+    }
+
     // ---------------------------------------------------------------- checks
 
     private static long ptr(Tensor t) {
@@ -1040,6 +1112,7 @@ public final class CudaBackend implements Backend {
                 () -> graphs.values().forEach(StepGraph::close),
                 () -> convPlans.values().forEach(ConvPlan::close),
                 () -> bnPlans.values().forEach(BnPlan::close),
+                () -> adamTables.values().forEach(NnKernels.AdamTable::close),
                 own::close, pool::close, () -> {
                     if (copyStream != null) copyStream.close();
                     if (copiesDone != null) copiesDone.close();

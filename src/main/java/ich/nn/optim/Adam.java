@@ -1,18 +1,24 @@
 package ich.nn.optim;
 
+import ich.nn.AdamTensors;
 import ich.nn.Backend;
 import ich.nn.Parameter;
 import ich.nn.Tensor;
 
 import java.lang.foreign.Arena;
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
- * Adam and AdamW with PyTorch's formulas (torch.optim.Adam / AdamW), one {@link Backend#adamStep} per trainable
- * parameter, so the update runs wherever the backend's tensors live.
+ * Adam and AdamW with PyTorch's formulas (torch.optim.Adam / AdamW), through {@link Backend#adamStepAll} (one
+ * {@link Backend#adamStep} per trainable parameter, or one launch for all on a GPU), so the update runs wherever
+ * the backend's tensors live.
  *
  * <p>State is kept per parameter name: the first and second moments ({@code exp_avg}, {@code exp_avg_sq}, as
  * PyTorch names them) and the parameter's own step count, which only advances when the parameter is trained.
@@ -107,15 +113,35 @@ public final class Adam {
         return steps;
     }
 
-    /** One update of every trainable parameter from its gradient. */
+    /**
+     * One update of every trainable parameter from its gradient. Parameters that share a step count (all of them,
+     * unless some were frozen for a while) go to the backend together, in one {@link Backend#adamStepAll}, which
+     * the CUDA backend runs as one launch; each parameter's update is the same as a lone {@link Backend#adamStep}.
+     *
+     * @throws IllegalArgumentException when a trainable parameter's name appears twice (its two updates would race
+     *                                  in one launch), or its shape differs from its state's; nothing is updated then
+     */
     public void step(Collection<Parameter> parameters) {
+        List<Parameter> trained = new ArrayList<>();
+        List<State> trainedStates = new ArrayList<>();
+        Set<String> names = new HashSet<>();
         for (Parameter p : parameters) {
             if (!p.trainable()) continue;
-            State s = state(p.name(), p.value());
-            s.step++;
-            backend.adamStep(p.value(), p.grad(), s.expAvg, s.expAvgSq, s.step, learningRate, options.beta1(),
-                    options.beta2(), options.eps(), options.weightDecay(), options.decoupled());
+            if (!names.add(p.name())) throw new IllegalArgumentException("Adam: parameter " + p.name() + " is listed twice");
+            trained.add(p);
+            trainedStates.add(state(p.name(), p.value()));
         }
+        // Updates of different parameters are independent, so grouping changes no bit; groups go in order of first
+        // appearance and each keeps its parameters' order.
+        Map<Long, List<AdamTensors>> byStep = new LinkedHashMap<>();
+        for (int i = 0; i < trained.size(); i++) {
+            Parameter p = trained.get(i);
+            State s = trainedStates.get(i);
+            s.step++;
+            byStep.computeIfAbsent(s.step, k -> new ArrayList<>()).add(new AdamTensors(p.value(), p.grad(), s.expAvg, s.expAvgSq));
+        }
+        byStep.forEach((step, tensors) -> backend.adamStepAll(tensors, step, learningRate, options.beta1(), options.beta2(),
+                options.eps(), options.weightDecay(), options.decoupled()));
         steps++;
     }
 

@@ -1,6 +1,7 @@
 package ich.nn.cuda;
 
 import ich.gpu.GpuUnavailableException;
+import ich.nn.AdamTensors;
 import ich.nn.ConvGeometry;
 import ich.nn.Parameter;
 import ich.nn.Tensor;
@@ -15,6 +16,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -387,6 +389,79 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * adamStepAll on the GPU (one launch per call) against the CPU's loop, per element within 1e-5: a different
+     * list each step for 6 steps (more lists than the backend keeps tables for), then the first two lists again,
+     * the last step over all tensors. Adam with L2 decay and AdamW.
+     */
+    @Test
+    void adamStepAllMatchesTheCpu() {
+        int[] sizes = {1, 7, 1000, 300_001, 4097, 16};
+        for (boolean decoupled : new boolean[] {false, true}) {
+            List<AdamTensors> onCpu = new ArrayList<>(), onGpu = new ArrayList<>();
+            for (int n : sizes) {
+                float[] p = randoms(n, 1), m = randoms(n, 0.1), v = randoms(n, 0.01);
+                for (int i = 0; i < n; i++) v[i] = Math.abs(v[i]) + 1e-6f;
+                onCpu.add(new AdamTensors(host(p, n), Tensor.allocate(arena, n), host(m, n), host(v, n)));
+                onGpu.add(new AdamTensors(device(p, n), gpu.allocate(arena, n), device(m, n), device(v, n)));
+            }
+            for (long step = 1; step <= 9; step++) {
+                int skipped = (int) ((step - 1) % 6); // steps 1-6: six lists, each without one tensor; 7, 8: lists 1, 2
+                List<AdamTensors> cpuList = new ArrayList<>(), gpuList = new ArrayList<>();
+                for (int t = 0; t < sizes.length; t++) {
+                    float[] g = randoms(sizes[t], 0.5);
+                    onCpu.get(t).grad().copyFrom(g);
+                    gpu.copy(onCpu.get(t).grad(), onGpu.get(t).grad());
+                    if (t == skipped && step < 9) continue;
+                    cpuList.add(onCpu.get(t));
+                    gpuList.add(onGpu.get(t));
+                }
+                double lr = 1e-3 * step;
+                cpu.adamStepAll(cpuList, step, lr, 0.9, 0.999, 1e-7, 0.01, decoupled);
+                gpu.adamStepAll(gpuList, step, lr, 0.9, 0.999, 1e-7, 0.01, decoupled);
+                for (int t = 0; t < sizes.length; t++) {
+                    String what = (decoupled ? "AdamW" : "Adam") + " step " + step + ", tensor " + t;
+                    AdamTensors c = onCpu.get(t), d = onGpu.get(t);
+                    assertElementsClose(c.param().toArray(), read(d.param()), what + " parameters");
+                    assertElementsClose(c.m().toArray(), read(d.m()), what + " first moment");
+                    assertElementsClose(c.v().toArray(), read(d.v()), what + " second moment");
+                }
+            }
+        }
+    }
+
+    /** The optimiser on both backends through freezing and unfreezing, when its parameters split into two groups. */
+    @Test
+    void adamOptimiserWithFrozenParametersMatchesTheCpu() {
+        int[][] shapes = {{8, 3, 3, 3}, {8}, {8}, {6, 1280}, {6}};
+        List<Parameter> cpuParams = new ArrayList<>(), gpuParams = new ArrayList<>();
+        for (int i = 0; i < shapes.length; i++) {
+            long n = 1;
+            for (int d : shapes[i]) n *= d;
+            float[] values = randoms(n, 1);
+            cpuParams.add(Parameter.weight("p" + i, host(values, shapes[i]), Tensor.allocate(arena, shapes[i])));
+            gpuParams.add(Parameter.weight("p" + i, device(values, shapes[i]), gpu.allocate(arena, shapes[i])));
+        }
+        Adam cpuAdam = new Adam(cpu, arena, Adam.Options.adamW(1e-2, 0.05));
+        Adam gpuAdam = new Adam(gpu, arena, Adam.Options.adamW(1e-2, 0.05));
+        for (int step = 1; step <= 5; step++) {
+            for (int i = 0; i < shapes.length; i++) {
+                boolean head = i >= 3, trainable = head || step <= 1 || step >= 4; // the body frozen for steps 2 and 3
+                cpuParams.get(i).setTrainable(trainable);
+                gpuParams.get(i).setTrainable(trainable);
+                cpuParams.get(i).grad().copyFrom(randoms(cpuParams.get(i).size(), 0.5));
+                gpu.copy(cpuParams.get(i).grad(), gpuParams.get(i).grad());
+            }
+            cpuAdam.step(cpuParams);
+            gpuAdam.step(gpuParams);
+            for (int i = 0; i < shapes.length; i++) {
+                assertElementsClose(cpuParams.get(i).value().toArray(), read(gpuParams.get(i).value()), "step " + step + ", p" + i);
+            }
+        }
+        assertEquals(5L, gpuAdam.stepCounts().get("p3"));
+        assertEquals(3L, gpuAdam.stepCounts().get("p0"));
+    }
+
     // ---------------------------------------------------------------- the whole network
 
     /**
@@ -459,6 +534,71 @@ class CudaBackendTest {
                 else assertArrayEquals(first, grad, "deterministic algorithms and kernels give the same bits");
             }
         }
+    }
+
+    /**
+     * The same four training steps (new images, labels and dropout masks each time) run eagerly on one model and as
+     * a CUDA graph on another from the same weights: warm-up, capture, two replays. Same bits.
+     */
+    @Test
+    void graphStepsEqualEagerSteps() {
+        int n = 4, size = 64;
+        EfficientNetB0.Config config = EfficientNetB0.Config.defaults();
+        try (Arena models = Arena.ofShared();
+             EfficientNetB0 eager = EfficientNetB0.initialized(gpu, config, 5);
+             EfficientNetB0 graphed = EfficientNetB0.initialized(gpu, config, 5)) {
+            Adam eagerAdam = new Adam(gpu, models, Adam.Options.adam(4e-4));
+            Adam graphAdam = new Adam(gpu, models, Adam.Options.adam(4e-4));
+            List<String> modes = new java.util.ArrayList<>();
+            for (int step = 1; step <= 4; step++) {
+                float[] images = randoms((long) n * 3 * size * size, 1);
+                float[] t = new float[n * 6];
+                for (int i = 0; i < t.length; i++) t[i] = random.nextInt(2);
+                double lr = 4e-4 * step; // a new learning rate each step: the graph must not freeze it
+                double eagerLoss, graphLoss;
+                try (StepContext ctx = StepContext.training(gpu, 9, step)) {
+                    EfficientNetB0.Loss loss = eager.loss(eager.forward(device(images, n, 3, size, size), ctx), device(t, n, 6), null, ctx);
+                    eager.backward(loss.dLogits(), ctx, false);
+                    eagerAdam.setLearningRate(lr);
+                    eagerAdam.step(eager.trainableParameters());
+                    eagerLoss = loss.value();
+                }
+                modes.add(gpu.beginStep("test"));
+                try (StepContext ctx = StepContext.training(gpu, 9, step)) {
+                    Tensor x = ctx.output(n, 3, size, size), targets = ctx.output(n, 6);
+                    gpu.copy(host(images, n, 3, size, size), x);
+                    gpu.copy(host(t, n, 6), targets);
+                    EfficientNetB0.Loss loss = graphed.loss(graphed.forward(x, ctx), targets, null, ctx);
+                    graphed.backward(loss.dLogits(), ctx, false);
+                    graphAdam.setLearningRate(lr);
+                    graphAdam.step(graphed.trainableParameters());
+                    gpu.endStep();
+                    graphLoss = loss.value();
+                } catch (RuntimeException e) {
+                    gpu.abandonStep();
+                    throw e;
+                }
+                assertEquals(eagerLoss, graphLoss, 0.0, "loss of step " + step + " (" + modes.getLast() + ")");
+            }
+            assertEquals(List.of("eager", "capture", "replay", "replay"), modes);
+            for (String name : eager.namedParameters().keySet()) {
+                assertArrayEquals(read(eager.namedParameters().get(name).value()), read(graphed.namedParameters().get(name).value()),
+                        name + " after 4 steps");
+            }
+        }
+    }
+
+    @Test
+    void whatAGraphCannotHoldIsRefusedAndTheKeyStartsOver() {
+        Tensor a = gpu.allocate(arena, 64);
+        gpu.beginStep("refused");
+        gpu.endStep(); // the eager warm-up
+        gpu.beginStep("refused");
+        assertThrows(CudaBackend.NotCapturableException.class, () -> gpu.sumOfSquares(a));
+        gpu.abandonStep();
+        assertEquals("eager", gpu.beginStep("refused"), "after a failed capture the key warms up again");
+        gpu.endStep();
+        assertTrue(!gpu.hasGraph("refused"));
     }
 
     // ---------------------------------------------------------------- misuse

@@ -1,5 +1,6 @@
 package ich.nn.optim;
 
+import ich.nn.Backend;
 import ich.nn.Parameter;
 import ich.nn.Tensor;
 import ich.nn.cpu.CpuBackend;
@@ -7,7 +8,13 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
+import java.lang.reflect.InvocationHandler;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -16,7 +23,10 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Adam/AdamW against PyTorch's update written out in double; freezing, learning-rate changes, state, clipping. */
+/**
+ * Adam/AdamW against PyTorch's update written out in double; freezing, learning-rate changes, state, clipping; the
+ * grouped update against the per-parameter loop, bit for bit.
+ */
 class AdamTest {
     private static final CpuBackend CPU = new CpuBackend(2);
 
@@ -157,6 +167,107 @@ class AdamTest {
             second.step(List.of(copy));
             assertArrayEquals(a.value().toArray(), copy.value().toArray());
             assertEquals(4, second.steps());
+        }
+    }
+
+    /**
+     * The backend, recording the calls of {@link Backend#adamStepAll} (step count and number of tensors) and
+     * running them through the interface's default, which loops over the CPU's adamStep.
+     */
+    private static Backend recording(List<long[]> calls) {
+        InvocationHandler handler = (proxy, method, args) -> {
+            if (method.getName().equals("adamStepAll")) {
+                calls.add(new long[] {(Long) args[1], ((List<?>) args[0]).size()});
+                return InvocationHandler.invokeDefault(proxy, method, args);
+            }
+            try {
+                return method.invoke(CPU, args);
+            } catch (InvocationTargetException e) {
+                throw e.getCause();
+            }
+        };
+        return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class}, handler);
+    }
+
+    /**
+     * Adam's grouped update (one adamStepAll per step count) against the per-parameter loop it replaced, run by
+     * hand with adamStep on copies: bit for bit, for Adam with L2 decay and AdamW, through freezing, a learning
+     * rate change and unfreezing, after which the parameters' step counts differ and two groups are sent.
+     */
+    @Test
+    void groupedStepsAreBitIdenticalToThePerParameterLoop() {
+        for (Adam.Options options : List.of(Adam.Options.adam(3e-3).withWeightDecay(1e-4, false), Adam.Options.adamW(1e-2, 0.05))) {
+            Random random = new Random(options.hashCode());
+            try (Arena arena = Arena.ofShared()) {
+                List<Parameter> params = List.of(weight(arena, random, "a", 1), weight(arena, random, "b", 7),
+                        weight(arena, random, "c", 3, 4, 5), weight(arena, random, "d", 1000),
+                        weight(arena, random, "e", 8, 3, 3, 3));
+                Tensor running = Tensor.allocate(arena, 4);
+                running.fill(0.5f);
+                List<Parameter> all = new ArrayList<>(params);
+                all.add(2, Parameter.buffer("bn.running_var", running));
+                // the old loop's own copies of values and state
+                Map<String, Tensor[]> old = new HashMap<>();
+                Map<String, Long> oldSteps = new HashMap<>();
+                for (Parameter p : params) {
+                    Tensor v = Tensor.allocate(arena, p.value().shape());
+                    v.copyFrom(p.value());
+                    old.put(p.name(), new Tensor[] {v, Tensor.allocate(arena, v.shape()), Tensor.allocate(arena, v.shape())});
+                    oldSteps.put(p.name(), 0L);
+                }
+                List<long[]> calls = new ArrayList<>();
+                Adam adam = new Adam(recording(calls), arena, options);
+                for (int step = 1; step <= 6; step++) {
+                    if (step == 3) {
+                        params.get(1).setTrainable(false);
+                        params.get(3).setTrainable(false);
+                    }
+                    if (step == 4) adam.setLearningRate(options.learningRate() / 3);
+                    if (step == 5) params.forEach(p -> p.setTrainable(true));
+                    for (Parameter p : params) randomGrad(p, random);
+                    calls.clear();
+                    adam.step(all);
+                    for (Parameter p : params) {
+                        if (!p.trainable()) continue;
+                        Tensor[] t = old.get(p.name());
+                        long s = oldSteps.merge(p.name(), 1L, Long::sum);
+                        CPU.adamStep(t[0], p.grad(), t[1], t[2], s, adam.learningRate(), options.beta1(), options.beta2(),
+                                options.eps(), options.weightDecay(), options.decoupled());
+                    }
+                    String what = options + ", step " + step;
+                    for (Parameter p : params) {
+                        Tensor[] t = old.get(p.name());
+                        assertArrayEquals(t[0].toArray(), p.value().toArray(), what + ": " + p.name());
+                        Map<String, Tensor> moments = adam.moments();
+                        assertArrayEquals(t[1].toArray(), moments.get(p.name() + ".exp_avg").toArray(), what + ": m of " + p.name());
+                        assertArrayEquals(t[2].toArray(), moments.get(p.name() + ".exp_avg_sq").toArray(), what + ": v of " + p.name());
+                        assertEquals(oldSteps.get(p.name()), adam.stepCounts().get(p.name()), what + ": step count of " + p.name());
+                    }
+                    // one call while all parameters share a step count; after unfreezing, b and d lag two steps
+                    String sent = calls.stream().map(java.util.Arrays::toString).toList().toString();
+                    if (step <= 2) assertEquals("[[" + step + ", 5]]", sent, what);
+                    else if (step <= 4) assertEquals("[[" + step + ", 3]]", sent, what);
+                    else assertEquals("[[" + step + ", 3], [" + (step - 2) + ", 2]]", sent, what);
+                }
+                assertEquals(0.5f, running.get(3), "a buffer is never updated");
+            }
+        }
+    }
+
+    @Test
+    void aParameterListedTwiceIsRefusedBeforeAnyUpdate() {
+        Random random = new Random(5);
+        try (Arena arena = Arena.ofShared()) {
+            Parameter a = weight(arena, random, "a", 10), b = weight(arena, random, "b", 3);
+            randomGrad(a, random);
+            randomGrad(b, random);
+            float[] before = b.value().toArray();
+            Adam adam = new Adam(CPU, arena, Adam.Options.adam(1e-2));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> adam.step(List.of(b, a, a)));
+            assertTrue(e.getMessage().contains("a is listed twice"), e.getMessage());
+            assertArrayEquals(before, b.value().toArray());
+            assertEquals(0, adam.steps());
+            assertFalse(adam.stepCounts().values().stream().anyMatch(s -> s != 0), "no step counted: " + adam.stepCounts());
         }
     }
 
