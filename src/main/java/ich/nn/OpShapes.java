@@ -67,4 +67,35 @@ public final class OpShapes {
             throw new IllegalArgumentException(op + ": " + what + " is " + t + ", expected " + Arrays.toString(expected));
         }
     }
+
+    /** Training batch norm's shapes; returns the channel count. */
+    public static int batchNormTraining(String op, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                        Tensor y, Tensor saveMean, Tensor saveInvStd) {
+        int c = channels(op, x);
+        perChannel(op, c, gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
+        shape(op, "output", y, x.shape());
+        if (x.size() / c < 2) {
+            throw new IllegalArgumentException(op + ": need more than one value per channel in training, input " + x);
+        }
+        return c;
+    }
+
+    /** Inference batch norm's shapes; returns the channel count. */
+    public static int batchNormInference(String op, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                         Tensor y) {
+        int c = channels(op, x);
+        perChannel(op, c, gamma, beta, runningMean, runningVar);
+        shape(op, "output", y, x.shape());
+        return c;
+    }
+
+    /** Batch norm backward's shapes; returns the channel count. */
+    public static int batchNormBackward(String op, Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+                                        Tensor dx, Tensor dgamma, Tensor dbeta) {
+        int c = channels(op, x);
+        perChannel(op, c, gamma, saveMean, saveInvStd, dgamma, dbeta);
+        shape(op, "output gradient", dy, x.shape());
+        shape(op, "input gradient", dx, x.shape());
+        return c;
+    }
 }

@@ -448,15 +448,10 @@ public final class CpuBackend implements Backend {
                                          double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd) {
         String op = "batchNormForwardTraining";
         begin(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
-        int c = channels(op, x);
-        perChannel(op, c, gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
-        shape(op, "output", y, x.shape());
+        int c = OpShapes.batchNormTraining(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
         int n = x.dim(0);
         int spatial = (int) (x.size() / ((long) n * c));
         long count = (long) n * spatial;
-        if (count < 2) {
-            throw new IllegalArgumentException(op + ": need more than one value per channel in training, input " + x);
-        }
         parallel(c, (from, to, sc) -> {
             float[] plane = sc.get(Scratch.PLANE, spatial);
             double[] moments = new double[2];
@@ -488,9 +483,7 @@ public final class CpuBackend implements Backend {
                                           double eps, Tensor y) {
         String op = "batchNormForwardInference";
         begin(op, x, gamma, beta, runningMean, runningVar, y);
-        int c = channels(op, x);
-        perChannel(op, c, gamma, beta, runningMean, runningVar);
-        shape(op, "output", y, x.shape());
+        int c = OpShapes.batchNormInference(op, x, gamma, beta, runningMean, runningVar, y);
         int n = x.dim(0);
         int spatial = (int) (x.size() / ((long) n * c));
         parallel(c, (from, to, sc) -> {
@@ -519,10 +512,7 @@ public final class CpuBackend implements Backend {
                                   Tensor dx, Tensor dgamma, Tensor dbeta) {
         String op = "batchNormBackward";
         begin(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
-        int c = channels(op, x);
-        perChannel(op, c, gamma, saveMean, saveInvStd, dgamma, dbeta);
-        shape(op, "output gradient", dy, x.shape());
-        shape(op, "input gradient", dx, x.shape());
+        int c = OpShapes.batchNormBackward(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
         int n = x.dim(0);
         int spatial = (int) (x.size() / ((long) n * c));
         long count = (long) n * spatial;

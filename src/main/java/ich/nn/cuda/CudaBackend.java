@@ -424,16 +424,7 @@ public final class CudaBackend implements Backend {
         String op = "conv2dForward";
         live(op, x, w, y);
         OpShapes.conv(op, g, x, w, y);
-        ConvPlan p = plan(g);
-        long xp = x.data().address(), wp = w.data().address(), yp = y.data().address();
-        int algo = p.algorithm(Cudnn.Direction.FORWARD, xp, wp, yp);
-        if (algo == OWN_DEPTHWISE) {
-            queue("depthwiseForward", () -> kernels.depthwiseForward(stream, g, xp, wp, yp), xp, wp, yp);
-            return;
-        }
-        long wsBytes = p.workspaceBytes[0], ws = workspacePointer(wsBytes);
-        queue("convolutionForward", () -> cudnn.convolutionForward(p.x, xp, p.w, wp, p.conv, algo, ws, wsBytes, p.y, yp),
-                xp, wp, yp, algo);
+        convolve(Cudnn.Direction.FORWARD, g, ptr(x), ptr(w), ptr(y));
     }
 
     @Override
@@ -441,16 +432,7 @@ public final class CudaBackend implements Backend {
         String op = "conv2dBackwardData";
         live(op, dy, w, dx);
         OpShapes.conv(op, g, dx, w, dy);
-        ConvPlan p = plan(g);
-        long dyp = dy.data().address(), wp = w.data().address(), dxp = dx.data().address();
-        int algo = p.algorithm(Cudnn.Direction.BACKWARD_DATA, wp, dyp, dxp);
-        if (algo == OWN_DEPTHWISE) {
-            queue("depthwiseBackwardData", () -> kernels.depthwiseBackwardData(stream, g, dyp, wp, dxp), dyp, wp, dxp);
-            return;
-        }
-        long wsBytes = p.workspaceBytes[1], ws = workspacePointer(wsBytes);
-        queue("convolutionBackwardData", () -> cudnn.convolutionBackwardData(p.w, wp, p.y, dyp, p.conv, algo, ws, wsBytes, p.x, dxp),
-                wp, dyp, dxp, algo);
+        convolve(Cudnn.Direction.BACKWARD_DATA, g, ptr(w), ptr(dy), ptr(dx));
     }
 
     @Override
@@ -458,16 +440,28 @@ public final class CudaBackend implements Backend {
         String op = "conv2dBackwardFilter";
         live(op, x, dy, dw);
         OpShapes.conv(op, g, x, dw, dy);
+        convolve(Cudnn.Direction.BACKWARD_FILTER, g, ptr(x), ptr(dy), ptr(dw));
+    }
+
+    /**
+     * One direction of a convolution with the algorithm chosen for it (searched on the first call). Buffers as for
+     * cuDNN's search: FORWARD (x, w, y), BACKWARD_DATA (w, dy, dx), BACKWARD_FILTER (x, dy, dw).
+     */
+    private void convolve(Cudnn.Direction d, ConvGeometry g, long a, long b, long out) {
         ConvPlan p = plan(g);
-        long xp = x.data().address(), dyp = dy.data().address(), dwp = dw.data().address();
-        int algo = p.algorithm(Cudnn.Direction.BACKWARD_FILTER, xp, dyp, dwp);
+        int algo = p.algorithm(d, a, b, out);
         if (algo == OWN_DEPTHWISE) {
-            queue("depthwiseBackwardFilter", () -> kernels.depthwiseBackwardFilter(stream, g, xp, dyp, dwp), xp, dyp, dwp);
+            queue("depthwise " + d, () -> runOwnDepthwise(d, g, a, b, out), a, b, out);
             return;
         }
-        long wsBytes = p.workspaceBytes[2], ws = workspacePointer(wsBytes);
-        queue("convolutionBackwardFilter", () -> cudnn.convolutionBackwardFilter(p.x, xp, p.y, dyp, p.conv, algo, ws, wsBytes, p.w, dwp),
-                xp, dyp, dwp, algo);
+        long wsBytes = p.workspaceBytes[d.ordinal()], ws = workspacePointer(wsBytes);
+        queue("cudnn " + d, () -> {
+            switch (d) {
+                case FORWARD -> cudnn.convolutionForward(p.x, a, p.w, b, p.conv, algo, ws, wsBytes, p.y, out);
+                case BACKWARD_DATA -> cudnn.convolutionBackwardData(p.w, a, p.y, b, p.conv, algo, ws, wsBytes, p.x, out);
+                case BACKWARD_FILTER -> cudnn.convolutionBackwardFilter(p.x, a, p.y, b, p.conv, algo, ws, wsBytes, p.w, out);
+            }
+        }, a, b, out, algo);
     }
 
     // ---------------------------------------------------------------- batch norm
@@ -512,10 +506,7 @@ public final class CudaBackend implements Backend {
                                          double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd) {
         String op = "batchNormForwardTraining";
         live(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
-        int c = channels(op, x);
-        perChannel(op, c, gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
-        shape(op, "output", y, x.shape());
-        if (x.size() / c < 2) throw new IllegalArgumentException(op + ": need more than one value per channel in training, input " + x);
+        OpShapes.batchNormTraining(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
         epsilon(op, eps);
         BnPlan p = bnPlan(op, x);
         bnEpsilon.put(saveInvStd.data().address(), eps);
@@ -529,9 +520,7 @@ public final class CudaBackend implements Backend {
                                           double eps, Tensor y) {
         String op = "batchNormForwardInference";
         live(op, x, gamma, beta, runningMean, runningVar, y);
-        int c = channels(op, x);
-        perChannel(op, c, gamma, beta, runningMean, runningVar);
-        shape(op, "output", y, x.shape());
+        OpShapes.batchNormInference(op, x, gamma, beta, runningMean, runningVar, y);
         epsilon(op, eps);
         BnPlan p = bnPlan(op, x);
         queue("batchNormForwardInference", () -> cudnn.batchNormForwardInference(p.x(), ptr(x), ptr(y), p.perChannel(), ptr(gamma),
@@ -548,10 +537,7 @@ public final class CudaBackend implements Backend {
                                   Tensor dgamma, Tensor dbeta) {
         String op = "batchNormBackward";
         live(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
-        int c = channels(op, x);
-        perChannel(op, c, gamma, saveMean, saveInvStd, dgamma, dbeta);
-        shape(op, "output gradient", dy, x.shape());
-        shape(op, "input gradient", dx, x.shape());
+        OpShapes.batchNormBackward(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
         BnPlan p = bnPlan(op, x);
         double eps = bnEpsilon.getOrDefault(ptr(saveInvStd), Cudnn.BN_MIN_EPSILON);
         queue("batchNormBackward", () -> cudnn.batchNormBackward(p.x(), ptr(x), ptr(dy), ptr(dx), p.perChannel(), ptr(gamma),
