@@ -11,10 +11,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.NoSuchElementException;
-import java.util.TreeMap;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.locks.Condition;
-import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.ExecutionException;
 
 /**
  * Worker threads that read and preprocess batches ahead of the model into a bounded queue.
@@ -46,25 +43,12 @@ public final class BatchLoader implements BatchSource {
 
     private final Preprocessor preprocessor;
     private final Plan plan;
-    private final int prefetch;
-    private final AtomicInteger nextToBuild = new AtomicInteger();
-    private final ReentrantLock lock = new ReentrantLock();
-    private final Condition changed = lock.newCondition();
-    private final TreeMap<Integer, Object> ready = new TreeMap<>(); // LoadedBatch or Throwable
-    private final List<Thread> workers = new ArrayList<>();
-    private int nextToHand;
-    private boolean closed;
-    private long waitNanos;
+    private final OrderedWorkers<LoadedBatch> workers;
 
     public BatchLoader(Preprocessor preprocessor, Plan plan, int workers, int prefetch) {
-        if (workers <= 0 || prefetch <= 0) throw new IllegalArgumentException("workers and prefetch must be positive");
         this.preprocessor = preprocessor;
         this.plan = plan;
-        this.prefetch = prefetch;
-        for (int t = 0; t < workers; t++) {
-            Thread thread = Thread.ofPlatform().daemon().name("ich-loader-" + t).start(this::work);
-            this.workers.add(thread);
-        }
+        this.workers = new OrderedWorkers<>("ich-loader", workers, prefetch, plan.batches(), this::build, LoadedBatch::close);
     }
 
     @Override
@@ -74,68 +58,24 @@ public final class BatchLoader implements BatchSource {
 
     @Override
     public boolean hasNext() {
-        return nextToHand < plan.batches();
+        return workers.hasNext();
     }
 
     /** The next batch in order, waiting for it if needed. A worker's unexpected exception is rethrown here. */
     @Override
     public LoadedBatch next() throws InterruptedException {
         if (!hasNext()) throw new NoSuchElementException("all " + plan.batches() + " batches handed out");
-        long start = System.nanoTime();
-        lock.lock();
         try {
-            Object item;
-            while ((item = ready.remove(nextToHand)) == null) {
-                if (closed) throw new IllegalStateException("loader closed");
-                changed.await();
-            }
-            nextToHand++;
-            changed.signalAll();
-            waitNanos += System.nanoTime() - start;
-            if (item instanceof Throwable t) throw new IllegalStateException("batch loading failed: " + t, t);
-            return (LoadedBatch) item;
-        } finally {
-            lock.unlock();
+            return workers.take();
+        } catch (ExecutionException e) {
+            throw new IllegalStateException("batch loading failed: " + e.getCause(), e.getCause());
         }
     }
 
     /** Total time {@link #next()} spent waiting for the workers. */
     @Override
     public long waitNanos() {
-        return waitNanos;
-    }
-
-    private void work() {
-        try {
-            for (int b; (b = nextToBuild.getAndIncrement()) < plan.batches(); ) {
-                lock.lock();
-                try {
-                    while (!closed && b >= nextToHand + prefetch) changed.await();
-                    if (closed) return;
-                } finally {
-                    lock.unlock();
-                }
-                Object item;
-                try {
-                    item = build(b);
-                } catch (Throwable t) {
-                    item = t;
-                }
-                lock.lock();
-                try {
-                    if (closed) {
-                        if (item instanceof LoadedBatch batch) batch.close();
-                        return;
-                    }
-                    ready.put(b, item);
-                    changed.signalAll();
-                } finally {
-                    lock.unlock();
-                }
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
+        return workers.waitNanos();
     }
 
     private LoadedBatch build(int b) {
@@ -177,22 +117,6 @@ public final class BatchLoader implements BatchSource {
     /** Stops the workers and frees every batch not handed out. */
     @Override
     public void close() {
-        lock.lock();
-        try {
-            closed = true;
-            for (Object item : ready.values()) if (item instanceof LoadedBatch batch) batch.close();
-            ready.clear();
-            changed.signalAll();
-        } finally {
-            lock.unlock();
-        }
-        for (Thread t : workers) {
-            try {
-                t.join();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return;
-            }
-        }
+        workers.close();
     }
 }

@@ -14,8 +14,9 @@ import java.util.BitSet;
 import java.util.List;
 import java.util.NoSuchElementException;
 import java.util.TreeMap;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -53,16 +54,14 @@ public final class GpuBatchLoader implements BatchSource {
 
     private final GpuPreprocessor preprocessor;
     private final BatchLoader.Plan plan;
-    private final int prefetch;
     private final Runnable fence;
-    private final AtomicInteger nextToDecode = new AtomicInteger();
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition changed = lock.newCondition();
-    private final TreeMap<Integer, Object> decoded = new TreeMap<>(); // Decoded or Throwable
+    private final OrderedWorkers<Decoded> decoded; // taken by the staging thread
     private final TreeMap<Integer, Object> submitted = new TreeMap<>(); // Submitted or Throwable
     private final BitSet released = new BitSet(); // by submission number
-    private final List<Thread> threads = new ArrayList<>();
-    private int nextToSubmit, nextToHand, outstanding;
+    private final Thread stager;
+    private int nextToHand, outstanding;
     private boolean closed;
     private Throwable stagingFailed;
     private long waitNanos;
@@ -86,10 +85,9 @@ public final class GpuBatchLoader implements BatchSource {
         }
         this.preprocessor = preprocessor;
         this.plan = plan;
-        this.prefetch = prefetch;
         this.fence = fence;
-        for (int t = 0; t < workers; t++) threads.add(Thread.ofPlatform().daemon().name("ich-gpu-loader-" + t).start(this::decode));
-        threads.add(Thread.ofPlatform().daemon().name("ich-gpu-stager").start(this::stage));
+        this.decoded = new OrderedWorkers<>("ich-gpu-loader", workers, prefetch, plan.batches(), this::read, d -> d.arena().close());
+        this.stager = Thread.ofPlatform().daemon().name("ich-gpu-stager").start(this::stage);
     }
 
     @Override
@@ -180,39 +178,6 @@ public final class GpuBatchLoader implements BatchSource {
         }
     }
 
-    private void decode() {
-        try {
-            for (int b; (b = nextToDecode.getAndIncrement()) < plan.batches(); ) {
-                lock.lock();
-                try {
-                    while (!closed && b >= nextToSubmit + prefetch) changed.await();
-                    if (closed) return;
-                } finally {
-                    lock.unlock();
-                }
-                Object item;
-                try {
-                    item = read(b);
-                } catch (Throwable t) {
-                    item = t;
-                }
-                lock.lock();
-                try {
-                    if (closed) {
-                        if (item instanceof Decoded d) d.arena().close();
-                        return;
-                    }
-                    decoded.put(b, item);
-                    changed.signalAll();
-                } finally {
-                    lock.unlock();
-                }
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-    }
-
     /** Reads a batch's files as {@link BatchLoader} does, up to the pixels: the same samples fail with the same messages. */
     private Decoded read(int b) {
         int from = b * plan.batchSize();
@@ -251,15 +216,12 @@ public final class GpuBatchLoader implements BatchSource {
         try {
             for (int b = 0; b < plan.batches(); b++) {
                 Object item;
-                lock.lock();
                 try {
-                    while (!closed && !decoded.containsKey(b)) changed.await();
-                    if (closed) return;
-                    item = decoded.remove(b);
-                    nextToSubmit = b + 1;
-                    changed.signalAll();
-                } finally {
-                    lock.unlock();
+                    item = decoded.take();
+                } catch (ExecutionException e) {
+                    item = e.getCause(); // handed on: next() rethrows it at this batch
+                } catch (CancellationException e) {
+                    return; // closed
                 }
                 Object out = item;
                 if (item instanceof Decoded d) {
@@ -322,20 +284,16 @@ public final class GpuBatchLoader implements BatchSource {
         lock.lock();
         try {
             closed = true;
-            for (Object item : decoded.values()) if (item instanceof Decoded d) d.arena().close();
-            decoded.clear();
             submitted.clear();
             changed.signalAll();
         } finally {
             lock.unlock();
         }
-        for (Thread t : threads) {
-            try {
-                t.join();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return;
-            }
+        decoded.close();
+        try {
+            stager.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 }
