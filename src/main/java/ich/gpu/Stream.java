@@ -1,6 +1,9 @@
 package ich.gpu;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
 
 /** A CUDA stream: asynchronous copies and kernel launches run on it in order. */
 public final class Stream extends NativeResource {
@@ -123,7 +126,13 @@ public final class Stream extends NativeResource {
     /** Ends the capture begun by {@link #beginCapture} and instantiates what was recorded. */
     public Graph endCapture() {
         checkOpen();
-        MemorySegment graph = cuda.handleOut(cuda.cuStreamEndCapture, "cuStreamEndCapture", handle);
+        MemorySegment graph;
+        // cuStreamEndCapture(CUstream, CUgraph*): the out-parameter comes second, so handleOut (out first) cannot be used
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ADDRESS);
+            cuda.check(cuda.call(cuda.cuStreamEndCapture, handle, out), "cuStreamEndCapture");
+            graph = out.get(ADDRESS, 0);
+        }
         return Graph.instantiate(cuda, graph);
     }
 
