@@ -32,12 +32,13 @@ public record LoadedBatch(int index, Tensor images, float[] targets, int[] sampl
         release.run();
     }
 
+    /** Releases the images and frees the batch's memory; a second call does nothing. */
     @Override
     public void close() {
         try {
             releaseImages();
         } finally {
-            arena.close();
+            if (arena.scope().isAlive()) arena.close(); // Arena.close throws when called twice
         }
     }
 }
