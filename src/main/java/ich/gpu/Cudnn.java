@@ -37,8 +37,6 @@ public final class Cudnn implements AutoCloseable {
     static final int DATA_FLOAT = 0, TENSOR_NCHW = 0, CROSS_CORRELATION = 1, BATCHNORM_SPATIAL = 1;
     /** {@code cudnnMathType_t}: DEFAULT lets fp32 convolutions use TF32 tensor cores; FMA forbids it. */
     public static final int DEFAULT_MATH = 0, FMA_MATH = 3;
-    /** {@code CUDNN_BN_MIN_EPSILON}: cuDNN refuses a smaller epsilon. */
-    public static final double BN_MIN_EPSILON = 1e-5;
     static final int STATUS_SUBLIBRARY_LOADING_FAILED = 1008;
 
     /**

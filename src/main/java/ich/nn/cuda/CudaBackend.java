@@ -101,6 +101,8 @@ public final class CudaBackend implements Backend {
     private final ThreadLocal<Boolean> bound = ThreadLocal.withInitial(() -> false);
     private final Map<ConvGeometry, ConvPlan> convPlans = new HashMap<>();
     private final Map<List<Integer>, BnPlan> bnPlans = new HashMap<>();
+    /** PyTorch's and timm's batch-norm epsilon, for saved statistics this backend's forward did not make. */
+    private static final double DEFAULT_BN_EPSILON = 1e-5;
     /** The epsilon of the training forward that filled a saveInvStd buffer, by its address: cuDNN wants it again. */
     private final Map<Long, Double> bnEpsilon = new HashMap<>();
     /** Multi-tensor Adam tables by their tensors, least recently used first. */
@@ -496,9 +498,8 @@ public final class CudaBackend implements Backend {
     }
 
     private static void epsilon(String op, double eps) {
-        if (eps < Cudnn.BN_MIN_EPSILON) {
-            throw new IllegalArgumentException(op + ": eps " + eps + " is below cuDNN's minimum " + Cudnn.BN_MIN_EPSILON);
-        }
+        // cuDNN 9's CUDNN_BN_MIN_EPSILON is 0 (it was 1e-5 before); 1 / sqrt(var + eps) needs eps > 0 for a constant channel.
+        if (!(eps > 0)) throw new IllegalArgumentException(op + ": eps must be positive, got " + eps);
     }
 
     @Override
@@ -529,8 +530,8 @@ public final class CudaBackend implements Backend {
 
     /**
      * cuDNN's backward wants the forward's epsilon next to the saved statistics (the contract passes only the
-     * statistics): it is remembered by the address of the saved 1/std, and is cuDNN's minimum, EfficientNet's
-     * value, for statistics that did not come from this backend's forward.
+     * statistics): it is remembered by the address of the saved 1/std, and is EfficientNet's 1e-5 for statistics
+     * that did not come from this backend's forward.
      */
     @Override
     public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
@@ -539,7 +540,7 @@ public final class CudaBackend implements Backend {
         live(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
         OpShapes.batchNormBackward(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
         BnPlan p = bnPlan(op, x);
-        double eps = bnEpsilon.getOrDefault(ptr(saveInvStd), Cudnn.BN_MIN_EPSILON);
+        double eps = bnEpsilon.getOrDefault(ptr(saveInvStd), DEFAULT_BN_EPSILON);
         queue("batchNormBackward", () -> cudnn.batchNormBackward(p.x(), ptr(x), ptr(dy), ptr(dx), p.perChannel(), ptr(gamma),
                 ptr(dgamma), ptr(dbeta), eps, ptr(saveMean), ptr(saveInvStd)),
                 ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(dgamma), ptr(dbeta), ptr(saveMean), ptr(saveInvStd));

@@ -470,17 +470,25 @@ class CudaBackendTest {
     /**
      * Two training steps of EfficientNet-B0 (forward, weighted BCE, backward, Adam) from the same initial weights
      * on both backends: the losses, every gradient and BN statistic of the first step, and every updated weight.
+     *
+     * <p>Some gradients are zero in exact arithmetic (the bias of a batch norm followed by a 1x1 convolution and
+     * another training-mode batch norm, which subtracts any shift again): both backends hold rounding noise there
+     * (~1e-7), which Adam, dividing by sqrt(v) + 1e-7, turns into steps of about the learning rate in random
+     * directions. Those weights can only be held to Adam's bound, |change| <= lr per step; the others must agree
+     * to 1e-4 of their norm.
      */
     @Test
     void wholeTrainingStepsMatchTheCpu() {
-        int n = 4, size = 64;
+        int n = 4, size = 64, steps = 2;
+        double lr = 4e-4;
         EfficientNetB0.Config config = EfficientNetB0.Config.defaults();
         try (Arena models = Arena.ofShared();
              EfficientNetB0 onCpu = EfficientNetB0.initialized(cpu, config, 11);
              EfficientNetB0 onGpu = EfficientNetB0.initialized(gpu, config, 11)) {
-            Adam cpuAdam = new Adam(cpu, models, Adam.Options.adam(4e-4));
-            Adam gpuAdam = new Adam(gpu, models, Adam.Options.adam(4e-4));
-            for (int step = 1; step <= 2; step++) {
+            Adam cpuAdam = new Adam(cpu, models, Adam.Options.adam(lr));
+            Adam gpuAdam = new Adam(gpu, models, Adam.Options.adam(lr));
+            java.util.Set<String> noiseGradients = new java.util.HashSet<>();
+            for (int step = 1; step <= steps; step++) {
                 Tensor x = host(randoms((long) n * 3 * size * size, 1), n, 3, size, size);
                 float[] t = new float[n * 6];
                 for (int i = 0; i < t.length; i++) t[i] = random.nextInt(2);
@@ -497,26 +505,41 @@ class CudaBackendTest {
                     onGpu.backward(lg.dLogits(), gc, false);
                 }
                 assertEquals(cpuLoss, gpuLoss, 1e-4 * cpuLoss, "loss, step " + step + " (seed " + seed + ")");
-                if (step == 1) compareParameters(onCpu.namedParameters(), onGpu.namedParameters(), true, 2e-3);
+                if (step == 1) {
+                    compareGradients(onCpu.namedParameters(), onGpu.namedParameters(), 2e-3);
+                    for (Parameter p : onCpu.namedParameters().values()) {
+                        if (p.isBuffer() || p.grad() == null) continue;
+                        double sumSq = 0;
+                        for (float g : p.grad().toArray()) sumSq += (double) g * g;
+                        if (Math.sqrt(sumSq / p.grad().size()) < 1e-5) noiseGradients.add(p.name());
+                    }
+                }
                 cpuAdam.step(onCpu.namedParameters().values());
                 gpuAdam.step(onGpu.namedParameters().values());
             }
-            compareParameters(onCpu.namedParameters(), onGpu.namedParameters(), false, 1e-4);
+            for (String name : onCpu.namedParameters().keySet()) {
+                float[] c = onCpu.namedParameters().get(name).value().toArray();
+                float[] g = read(onGpu.namedParameters().get(name).value());
+                if (!noiseGradients.contains(name)) {
+                    assertNormClose(c, g, 1e-4, "weights of " + name);
+                    continue;
+                }
+                for (int i = 0; i < c.length; i++) {
+                    assertTrue(Math.abs(c[i] - g[i]) <= 2 * steps * lr, name + "[" + i + "]: " + c[i] + " vs " + g[i]
+                            + ", more apart than Adam's steps can take them (seed " + seed + ")");
+                }
+            }
         }
     }
 
-    private void compareParameters(Map<String, Parameter> cpuParams, Map<String, Parameter> gpuParams, boolean gradients,
-                                   double tolerance) {
+    private void compareGradients(Map<String, Parameter> cpuParams, Map<String, Parameter> gpuParams, double tolerance) {
         assertEquals(cpuParams.keySet(), gpuParams.keySet());
         for (String name : cpuParams.keySet()) {
             Parameter pc = cpuParams.get(name), pg = gpuParams.get(name);
-            if (gradients && pc.isBuffer()) {
+            if (pc.isBuffer()) {
                 assertNormClose(pc.value().toArray(), read(pg.value()), tolerance, "buffer " + name);
-            } else if (gradients) {
-                if (pc.grad() == null) continue; // frozen
+            } else if (pc.grad() != null) { // null: frozen
                 assertNormClose(pc.grad().toArray(), read(pg.grad()), tolerance, "gradient of " + name);
-            } else {
-                assertNormClose(pc.value().toArray(), read(pg.value()), tolerance, "weights of " + name);
             }
         }
     }
@@ -620,8 +643,8 @@ class CudaBackendTest {
         IllegalStateException s = assertThrows(IllegalStateException.class, () -> gpu.silu(stale, onDevice));
         assertTrue(s.getMessage().contains("closed"), s.getMessage());
         assertThrows(IllegalArgumentException.class, () -> gpu.batchNormForwardInference(gpu.allocate(arena, 2, 3, 4, 4),
-                gpu.allocate(arena, 3), gpu.allocate(arena, 3), gpu.allocate(arena, 3), gpu.allocate(arena, 3), 1e-6,
-                gpu.allocate(arena, 2, 3, 4, 4)), "eps below cuDNN's minimum");
+                gpu.allocate(arena, 3), gpu.allocate(arena, 3), gpu.allocate(arena, 3), gpu.allocate(arena, 3), 0,
+                gpu.allocate(arena, 2, 3, 4, 4)), "eps must be positive");
     }
 
     @Test
