@@ -471,11 +471,11 @@ class CudaBackendTest {
      * Two training steps of EfficientNet-B0 (forward, weighted BCE, backward, Adam) from the same initial weights
      * on both backends: the losses, every gradient and BN statistic of the first step, and every updated weight.
      *
-     * <p>Some gradients are zero in exact arithmetic (the bias of a batch norm followed by a 1x1 convolution and
-     * another training-mode batch norm, which subtracts any shift again): both backends hold rounding noise there
-     * (~1e-7), which Adam, dividing by sqrt(v) + 1e-7, turns into steps of about the learning rate in random
-     * directions. Those weights can only be held to Adam's bound, |change| <= lr per step; the others must agree
-     * to 1e-4 of their norm.
+     * <p>Adam's epsilon is 1e-3 here, not 1e-7: some gradients are zero in exact arithmetic (the bias of a batch
+     * norm followed by a 1x1 convolution and another training-mode batch norm, which subtracts any shift again),
+     * and both backends hold rounding noise there (~1e-7), which Adam with a tiny epsilon turns into steps of the
+     * full learning rate in random directions; two correct implementations would then differ by percents after a
+     * step. With 1e-3 such noise moves nothing, and every weight must agree to 1e-4 of its norm.
      */
     @Test
     void wholeTrainingStepsMatchTheCpu() {
@@ -485,9 +485,8 @@ class CudaBackendTest {
         try (Arena models = Arena.ofShared();
              EfficientNetB0 onCpu = EfficientNetB0.initialized(cpu, config, 11);
              EfficientNetB0 onGpu = EfficientNetB0.initialized(gpu, config, 11)) {
-            Adam cpuAdam = new Adam(cpu, models, Adam.Options.adam(lr));
-            Adam gpuAdam = new Adam(gpu, models, Adam.Options.adam(lr));
-            java.util.Set<String> noiseGradients = new java.util.HashSet<>();
+            Adam cpuAdam = new Adam(cpu, models, Adam.Options.adam(lr).withEps(1e-3));
+            Adam gpuAdam = new Adam(gpu, models, Adam.Options.adam(lr).withEps(1e-3));
             for (int step = 1; step <= steps; step++) {
                 Tensor x = host(randoms((long) n * 3 * size * size, 1), n, 3, size, size);
                 float[] t = new float[n * 6];
@@ -505,29 +504,13 @@ class CudaBackendTest {
                     onGpu.backward(lg.dLogits(), gc, false);
                 }
                 assertEquals(cpuLoss, gpuLoss, 1e-4 * cpuLoss, "loss, step " + step + " (seed " + seed + ")");
-                if (step == 1) {
-                    compareGradients(onCpu.namedParameters(), onGpu.namedParameters(), 2e-3);
-                    for (Parameter p : onCpu.namedParameters().values()) {
-                        if (p.isBuffer() || p.grad() == null) continue;
-                        double sumSq = 0;
-                        for (float g : p.grad().toArray()) sumSq += (double) g * g;
-                        if (Math.sqrt(sumSq / p.grad().size()) < 1e-5) noiseGradients.add(p.name());
-                    }
-                }
+                if (step == 1) compareGradients(onCpu.namedParameters(), onGpu.namedParameters(), 2e-3);
                 cpuAdam.step(onCpu.namedParameters().values());
                 gpuAdam.step(onGpu.namedParameters().values());
             }
             for (String name : onCpu.namedParameters().keySet()) {
-                float[] c = onCpu.namedParameters().get(name).value().toArray();
-                float[] g = read(onGpu.namedParameters().get(name).value());
-                if (!noiseGradients.contains(name)) {
-                    assertNormClose(c, g, 1e-4, "weights of " + name);
-                    continue;
-                }
-                for (int i = 0; i < c.length; i++) {
-                    assertTrue(Math.abs(c[i] - g[i]) <= 2 * steps * lr, name + "[" + i + "]: " + c[i] + " vs " + g[i]
-                            + ", more apart than Adam's steps can take them (seed " + seed + ")");
-                }
+                assertNormClose(onCpu.namedParameters().get(name).value().toArray(),
+                        read(onGpu.namedParameters().get(name).value()), 1e-4, "weights of " + name);
             }
         }
     }
