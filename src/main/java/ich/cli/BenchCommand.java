@@ -360,7 +360,7 @@ final class BenchCommand implements Runnable {
             CudaBackend cuda = backend instanceof CudaBackend c ? c : null;
             try (backend; Arena arena = Arena.ofShared();
                  EfficientNetB0 model = EfficientNetB0.initialized(backend, EfficientNetB0.Config.defaults(), SEED)) {
-                String name = cuda != null ? cuda.deviceName() + " (" + d.label() + ")" : cpuModel() + ", " + t + (t == 1 ? " thread" : " threads") + " (cpu)";
+                String name = cuda != null ? cuda.deviceName() + " (" + d.label() + ")" : cpuModel() + ", " + backend.name();
                 out.printf(Locale.ROOT, "ich bench train: EfficientNet-B0 training steps (forward, BCE, backward, Adam), batch %d x 3 x %d x %d fp32, "
                         + "%d timed steps after %d warm-up%n", b, s, s, n, warm);
                 out.printf("device: %s; %s%n", name, LocalDateTime.now().truncatedTo(ChronoUnit.MINUTES).toString().replace('T', ' '));
@@ -431,9 +431,9 @@ final class BenchCommand implements Runnable {
             Tensor x = backend.allocate(arena, b, 3, s, s);
             Tensor targets = backend.allocate(arena, b, LABELS);
             try (Arena staging = Arena.ofConfined()) {
-                Tensor host = Tensor.allocate(staging, b, 3, s, s);
+                Tensor host = x.isHost() ? x : Tensor.allocate(staging, b, 3, s, s);
                 for (long i = 0; i < host.size(); i++) host.set(i, (float) random.nextGaussian());
-                backend.copy(host, x);
+                if (host != x) backend.copy(host, x);
                 backend.copy(Tensor.of(staging, randomLabels(random, b), b, LABELS), targets);
                 synchronize(cuda); // before the staging memory is freed
             }

@@ -84,7 +84,7 @@ class BenchCommandTest {
         assertTrue(lines.getFirst().startsWith("ich bench train: EfficientNet-B0")
                 && lines.getFirst().contains("batch " + batch + " x 3 x " + size + " x " + size + " fp32"), r.out());
         int cores = Runtime.getRuntime().availableProcessors();
-        assertTrue(lines.get(1).startsWith("device: " + BenchCommand.Train.cpuModel() + ", " + cores + " thread"), r.out());
+        assertTrue(lines.get(1).startsWith("device: " + BenchCommand.Train.cpuModel() + ", cpu (" + cores + " thread"), r.out());
         assertTrue(lines.get(1).matches(".*; \\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}$"), "the date: " + lines.get(1));
         assertTrue(lines.get(2).startsWith("path") && lines.get(2).contains("images/s") && lines.get(2).contains("ms/step"), r.out());
         String memory = row(lines, "training, batch in device memory", r.out());
