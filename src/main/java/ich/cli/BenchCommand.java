@@ -14,6 +14,7 @@ import ich.gpu.UtilisationSampler;
 import ich.hu.HounsfieldTransform;
 import ich.nn.Backend;
 import ich.nn.Device;
+import ich.nn.Parameter;
 import ich.nn.Tensor;
 import ich.nn.cuda.CudaBackend;
 import ich.nn.model.EfficientNetB0;
@@ -282,7 +283,8 @@ final class BenchCommand implements Runnable {
                     + "input and labels, seeded), then with --files each batch read from DICOM files and preprocessed as "
                     + "ich train does it (BSB windows, resize to S * 8 / 7, random crop S x S, flip; --workers loader "
                     + "threads) and copied to the device, so the data path is measured too.",
-                    "On a GPU it adds the mean GPU utilisation over the timed steps (NVML) and the peak memory."})
+                    "On a GPU it adds the mean GPU utilisation over the timed steps (NVML) and the peak memory; --precision "
+                            + "tf32 and --cuda-graph run the steps as ich train --tf32 and --cuda-graph do."})
     static final class Train implements Callable<Integer> {
         private static final int LABELS = 6;
         private static final long SEED = 1;
@@ -316,12 +318,36 @@ final class BenchCommand implements Runnable {
         @Option(names = "--files", paramLabel = "DIR", description = "also time batches read from the .dcm files under DIR (cycled), e.g. a folder written by ich synth")
         Path files;
 
-        @Option(names = "--precision", defaultValue = "fp32", paramLabel = "fp32", description = "fp32, the only precision the engine trains in so far (default ${DEFAULT-VALUE})")
+        @Option(names = "--precision", defaultValue = "fp32", paramLabel = "fp32|tf32",
+                description = "fp32, or tf32 on a GPU: convolutions and GEMMs on TF32 tensor cores, as ich train --tf32 (default ${DEFAULT-VALUE})")
         String precision;
+
+        @Option(names = "--cuda-graph", description = "on a GPU: each step as a CUDA graph, captured once and replayed, as ich train --cuda-graph")
+        boolean cudaGraph;
 
         /** One timed row: images/s, the loss at the first and last timed step, and what the GPU sampler saw. */
         private record Measured(double imagesPerSecond, double millisPerStep, double firstLoss, double lastLoss,
                                 UtilisationSampler.Window utilisation, String extra) {}
+
+        /**
+         * What every step of a run uses: {@code cuda} is the backend when it is the CUDA one, {@code graphs} too when
+         * steps run as CUDA graphs, {@code sampler} NVML's when it started.
+         */
+        private record Run(Backend backend, CudaBackend cuda, CudaBackend graphs, UtilisationSampler sampler, EfficientNetB0 model,
+                           Adam adam) {
+            void synchronize() {
+                if (cuda != null) cuda.synchronize(); // CPU ops finish before they return; CUDA ones are queued
+            }
+
+            UtilisationSampler.Window window() {
+                return sampler == null ? null : sampler.window();
+            }
+        }
+
+        /** A step's input and targets, made inside its context (a loaded batch copied in) or fixed ones. */
+        private interface StepInput {
+            Tensor[] inputAndTargets(StepContext ctx);
+        }
 
         @Override
         public Integer call() throws IOException {
@@ -346,7 +372,14 @@ final class BenchCommand implements Runnable {
             if (s < 32 || s > 4096) throw usage("--size must be 32 to 4096, got " + s);
             if (n < 1) throw usage("--steps must be positive, got " + n);
             if (warm < 0) throw usage("--warmup must be 0 or more, got " + warm);
-            if (!precision.equalsIgnoreCase("fp32")) throw usage("--precision must be fp32 (the engine trains in fp32 only so far), got " + precision);
+            String p = precision.toLowerCase(Locale.ROOT);
+            if (!p.equals("fp32") && !p.equals("tf32")) throw usage("--precision must be fp32 or tf32, got " + precision);
+            if (d instanceof Device.Gpu g) {
+                d = g.withTf32(p.equals("tf32")).withCudaGraphs(cudaGraph);
+            } else {
+                if (p.equals("tf32")) throw usage("--precision tf32 needs a GPU (--device gpu)");
+                if (cudaGraph) throw usage("--cuda-graph needs a GPU (--device gpu)");
+            }
             List<Path> dicoms = files == null ? List.of() : dicomFiles(files);
 
             PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
@@ -356,13 +389,16 @@ final class BenchCommand implements Runnable {
             } catch (GpuUnavailableException e) {
                 err.println("ich bench train: " + d.label() + " is not usable: " + e.getMessage());
                 return 1;
+            } catch (RuntimeException e) { // the driver refused (out of memory, a busy device, ...)
+                err.println("ich bench train: cannot open " + d.label() + ": " + e.getMessage());
+                return 1;
             }
             CudaBackend cuda = backend instanceof CudaBackend c ? c : null;
             try (backend; Arena arena = Arena.ofShared();
                  EfficientNetB0 model = EfficientNetB0.initialized(backend, EfficientNetB0.Config.defaults(), SEED)) {
-                String name = cuda != null ? cuda.deviceName() + " (" + d.label() + ")" : cpuModel() + ", " + backend.name();
-                out.printf(Locale.ROOT, "ich bench train: EfficientNet-B0 training steps (forward, BCE, backward, Adam), batch %d x 3 x %d x %d fp32, "
-                        + "%d timed steps after %d warm-up%n", b, s, s, n, warm);
+                String name = cuda != null ? cuda.deviceName() + ", " + d.label() : cpuModel() + ", " + backend.name();
+                out.printf(Locale.ROOT, "ich bench train: EfficientNet-B0 training steps (forward, BCE, backward, Adam), batch %d x 3 x %d x %d %s, "
+                        + "%d timed steps after %d warm-up%n", b, s, s, p, n, warm);
                 out.printf("device: %s; %s%n", name, LocalDateTime.now().truncatedTo(ChronoUnit.MINUTES).toString().replace('T', ' '));
                 out.printf("%-34s %12s %12s  %s%n", "path", "images/s", "ms/step", "notes");
                 out.flush();
@@ -377,15 +413,17 @@ final class BenchCommand implements Runnable {
                     }
                 }
                 try {
+                    Run run = new Run(backend, cuda, cudaGraph ? cuda : null, sampler, model, adam);
+                    String how = p + (cuda == null ? "" : cudaGraph ? ", CUDA graphs" : ", eager");
                     long[] step = {0};
-                    Measured memory = inMemory(backend, cuda, sampler, model, adam, arena, b, s, n, warm, step);
-                    row(out, "training, batch in device memory", memory);
+                    Measured memory = inMemory(run, arena, b, s, n, warm, step);
+                    row(out, "training, batch in device memory", how, memory);
                     Measured fromFiles = null;
                     if (files == null) {
                         out.printf("%-34s %12s %12s  %s%n", "training, batches from files", "-", "-", "not run: no --files DIR");
                     } else {
-                        fromFiles = fromFiles(backend, cuda, sampler, model, adam, dicoms, b, s, n, warm, w, step);
-                        row(out, "training, batches from files", fromFiles);
+                        fromFiles = fromFiles(run, dicoms, b, s, n, warm, w, step);
+                        row(out, "training, batches from files", how, fromFiles);
                     }
                     if (cuda != null) {
                         String util = noNvml != null ? noNvml
@@ -418,15 +456,15 @@ final class BenchCommand implements Runnable {
             return bytes / (double) (1L << 30);
         }
 
-        private static void row(PrintWriter out, String path, Measured m) {
-            out.printf(Locale.ROOT, "%-34s %,12.1f %,12.1f  fp32, loss %.4f -> %.4f (first -> last timed step)%s%n", path,
-                    m.imagesPerSecond(), m.millisPerStep(), m.firstLoss(), m.lastLoss(), m.extra());
+        private static void row(PrintWriter out, String path, String how, Measured m) {
+            out.printf(Locale.ROOT, "%-34s %,12.1f %,12.1f  %s; loss %.4f -> %.4f (first -> last timed step)%s%n", path,
+                    m.imagesPerSecond(), m.millisPerStep(), how, m.firstLoss(), m.lastLoss(), m.extra());
             out.flush();
         }
 
         /** Steps on one fixed batch that lives on the device: the engine alone, no input pipeline. */
-        private static Measured inMemory(Backend backend, CudaBackend cuda, UtilisationSampler sampler, EfficientNetB0 model, Adam adam,
-                                         Arena arena, int b, int s, int n, int warm, long[] step) {
+        private static Measured inMemory(Run run, Arena arena, int b, int s, int n, int warm, long[] step) {
+            Backend backend = run.backend();
             SplittableRandom random = new SplittableRandom(SEED);
             Tensor x = backend.allocate(arena, b, 3, s, s);
             Tensor targets = backend.allocate(arena, b, LABELS);
@@ -435,35 +473,30 @@ final class BenchCommand implements Runnable {
                 for (long i = 0; i < host.size(); i++) host.set(i, (float) random.nextGaussian());
                 if (host != x) backend.copy(host, x);
                 backend.copy(Tensor.of(staging, randomLabels(random, b), b, LABELS), targets);
-                synchronize(cuda); // before the staging memory is freed
+                run.synchronize(); // before the staging memory is freed
             }
-            for (int i = 0; i < warm; i++) {
-                try (StepContext ctx = StepContext.training(backend, SEED, step[0]++)) {
-                    train(model, adam, x, targets, ctx);
-                }
-            }
-            synchronize(cuda);
-            if (sampler != null) sampler.window();
+            StepInput fixed = ctx -> new Tensor[] {x, targets};
+            for (int i = 0; i < warm; i++) step(run, step[0]++, b, fixed);
+            run.synchronize();
+            run.window();
             double first = Double.NaN, last = Double.NaN;
             long start = System.nanoTime();
             for (int i = 0; i < n; i++) {
-                try (StepContext ctx = StepContext.training(backend, SEED, step[0]++)) {
-                    last = train(model, adam, x, targets, ctx);
-                    if (i == 0) first = last;
-                }
+                last = step(run, step[0]++, b, fixed);
+                if (i == 0) first = last;
             }
-            synchronize(cuda);
+            run.synchronize();
             double seconds = (System.nanoTime() - start) / 1e9;
-            UtilisationSampler.Window util = sampler != null ? sampler.window() : null;
-            return new Measured((double) b * n / seconds, 1e3 * seconds / n, first, last, util, "");
+            return new Measured((double) b * n / seconds, 1e3 * seconds / n, first, last, run.window(), "");
         }
 
         /**
          * Steps on batches that {@link BatchLoader} reads and preprocesses from the files, as {@code ich train} feeds
          * them, each copied to the device inside the step. The loader prefetches 2 batches, as in training.
          */
-        private static Measured fromFiles(Backend backend, CudaBackend cuda, UtilisationSampler sampler, EfficientNetB0 model, Adam adam,
-                                          List<Path> dicoms, int b, int s, int n, int warm, int workers, long[] step) throws InterruptedException {
+        private static Measured fromFiles(Run run, List<Path> dicoms, int b, int s, int n, int warm, int workers, long[] step)
+                throws InterruptedException {
+            Backend backend = run.backend();
             int total = (warm + n) * b;
             List<Preprocessor.Input> inputs = new ArrayList<>(total);
             int[] samples = new int[total];
@@ -482,8 +515,8 @@ final class BenchCommand implements Runnable {
             try (BatchLoader loader = new BatchLoader(pre, plan, workers, 2)) {
                 for (int i = 0; i < warm + n; i++) {
                     if (i == warm) {
-                        synchronize(cuda);
-                        if (sampler != null) sampler.window();
+                        run.synchronize();
+                        run.window();
                         start = System.nanoTime();
                         waitAtStart = loader.waitNanos();
                     }
@@ -491,21 +524,21 @@ final class BenchCommand implements Runnable {
                         failed += lb.failures().size();
                         if (firstFailure == null && !lb.failures().isEmpty()) firstFailure = lb.failures().getFirst().message();
                         if (lb.n() == 0) continue;
-                        try (StepContext ctx = StepContext.training(backend, SEED, step[0]++)) {
+                        double loss = step(run, step[0]++, lb.n(), ctx -> {
                             Tensor x = ctx.output(lb.images().shape());
                             backend.copy(lb.images(), x);
-                            double loss = train(model, adam, x, ctx.upload(lb.targets(), lb.n(), LABELS), ctx);
-                            if (i >= warm) {
-                                trained += lb.n();
-                                if (Double.isNaN(first)) first = loss;
-                                last = loss;
-                            }
+                            return new Tensor[] {x, ctx.upload(lb.targets(), lb.n(), LABELS)};
+                        });
+                        if (i >= warm) {
+                            trained += lb.n();
+                            if (Double.isNaN(first)) first = loss;
+                            last = loss;
                         }
                     }
                 }
-                synchronize(cuda);
+                run.synchronize();
                 double seconds = (System.nanoTime() - start) / 1e9;
-                if (sampler != null) util = sampler.window();
+                util = run.window();
                 if (trained == 0) {
                     throw new IllegalStateException("no timed batch could be loaded from the files: " + failed + " samples failed, first: " + firstFailure);
                 }
@@ -517,18 +550,27 @@ final class BenchCommand implements Runnable {
             }
         }
 
-        /** One training step as the trainer runs it (without clipping or a schedule); returns the loss. */
-        private static double train(EfficientNetB0 model, Adam adam, Tensor x, Tensor targets, StepContext ctx) {
-            Tensor logits = model.forward(x, ctx);
-            EfficientNetB0.Loss loss = model.loss(logits, targets, null, ctx);
-            model.backward(loss.dLogits(), ctx);
-            adam.step(model.trainableParameters());
-            return loss.value();
-        }
-
-        /** CPU ops finish before they return; CUDA ones are queued on the backend's stream. */
-        private static void synchronize(CudaBackend cuda) {
-            if (cuda != null) cuda.synchronize();
+        /**
+         * One training step as the trainer runs it (without clipping or a schedule): queued without reading anything
+         * back, as a CUDA graph where the run says so, then the loss read once; returns it.
+         */
+        private static double step(Run run, long stepNumber, int n, StepInput input) {
+            EfficientNetB0 model = run.model();
+            List<Parameter> trainable = model.trainableParameters();
+            // The trainer's key: steps with the same batch size and trainable set make the same calls.
+            if (run.graphs() != null) run.graphs().beginStep(List.of(n, trainable.size()));
+            try (StepContext ctx = StepContext.training(run.backend(), SEED, stepNumber)) {
+                Tensor[] xy = input.inputAndTargets(ctx);
+                Tensor logits = model.forward(xy[0], ctx);
+                EfficientNetB0.Loss loss = model.loss(logits, xy[1], null, ctx);
+                model.backward(loss.dLogits(), ctx);
+                run.adam().step(trainable);
+                if (run.graphs() != null) run.graphs().endStep();
+                return loss.value();
+            } catch (RuntimeException e) {
+                if (run.graphs() != null) run.graphs().abandonStep();
+                throw e;
+            }
         }
 
         /** 0/1 labels, about one in four positive (the RSNA "any" rate is one in seven; the exact rate does not change the cost). */

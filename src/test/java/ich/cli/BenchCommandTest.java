@@ -137,18 +137,23 @@ class BenchCommandTest {
 
     @Test
     void badTrainArgumentsAreUsageErrors(@TempDir Path tmp) {
-        String[][] cases = {
+        String[][] cases = { // the arguments, then the message
                 {"--device", "tpu", "unknown device 'tpu'"},
                 {"--size", "16", "--size must be 32 to 4096"},
                 {"--batch", "0", "--batch must be 1 to 65535"},
                 {"--steps", "0", "--steps must be positive"},
-                {"--precision", "bf16", "--precision must be fp32"},
+                {"--precision", "bf16", "--precision must be fp32 or tf32"},
+                {"--precision", "tf32", "--precision tf32 needs a GPU"},
+                {"--cuda-graph", "--cuda-graph needs a GPU"},
                 {"--files", tmp.resolve("nope").toString(), "is not a directory"},
                 {"--files", tmp.toString(), "no .dcm files"}};
         for (String[] c : cases) {
-            CliTest.Run r = CliTest.run("bench", "train", c[0], c[1]);
-            assertEquals(2, r.exit(), String.join(" ", c) + ": " + r.out() + r.err());
-            assertTrue(r.err().contains(c[2]), c[2] + " in " + r.err());
+            List<String> args = new java.util.ArrayList<>(List.of("bench", "train"));
+            args.addAll(Arrays.asList(c).subList(0, c.length - 1));
+            CliTest.Run r = CliTest.run(args.toArray(String[]::new));
+            String message = c[c.length - 1];
+            assertEquals(2, r.exit(), args + ": " + r.out() + r.err());
+            assertTrue(r.err().contains(message), message + " in " + r.err());
         }
     }
 }
