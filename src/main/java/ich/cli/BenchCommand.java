@@ -7,13 +7,25 @@ import ich.gpu.Event;
 import ich.gpu.Gpu;
 import ich.gpu.GpuPreprocessor;
 import ich.gpu.Kernels;
+import ich.gpu.GpuUnavailableException;
 import ich.gpu.Stream;
 import ich.gpu.SyntheticSlices;
+import ich.gpu.UtilisationSampler;
 import ich.hu.HounsfieldTransform;
+import ich.nn.Backend;
+import ich.nn.Device;
+import ich.nn.Parameter;
+import ich.nn.Tensor;
+import ich.nn.cuda.CudaBackend;
+import ich.nn.model.EfficientNetB0;
+import ich.nn.model.StepContext;
+import ich.nn.optim.Adam;
 import ich.preprocess.Augmentation;
 import ich.preprocess.Preprocessor;
 import ich.preprocess.SliceKernel;
 import ich.preprocess.WindowChannels;
+import ich.train.BatchLoader;
+import ich.train.LoadedBatch;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -24,14 +36,18 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.time.LocalDateTime;
+import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import java.util.stream.IntStream;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure throughput on this machine.",
-        subcommands = {BenchCommand.Preprocess.class})
+        subcommands = {BenchCommand.Preprocess.class, BenchCommand.Train.class})
 final class BenchCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -258,6 +274,334 @@ final class BenchCommand implements Runnable {
             }
             if (out.isEmpty()) throw new CommandLine.ParameterException(spec.commandLine(), "--data " + data + ": no readable .dcm files");
             return out;
+        }
+    }
+
+    @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
+            description = {"Images/s of EfficientNet-B0 training steps on the engine (forward, BCE with logits, backward, Adam), "
+                    + "only the timed steps after --warmup counting: first with the batch already in device memory (random "
+                    + "input and labels, seeded), then with --files each batch read from DICOM files and preprocessed as "
+                    + "ich train does it (BSB windows, resize to S * 8 / 7, random crop S x S, flip; --workers loader "
+                    + "threads) and copied to the device, so the data path is measured too.",
+                    "On a GPU it adds the mean GPU utilisation over the timed steps (NVML) and the peak memory; --precision "
+                            + "tf32 and --cuda-graph run the steps as ich train --tf32 and --cuda-graph do."})
+    static final class Train implements Callable<Integer> {
+        private static final int LABELS = 6;
+        private static final long SEED = 1;
+        private static final double LEARNING_RATE = 4e-4;
+        private static final Duration SAMPLE_PERIOD = Duration.ofMillis(100);
+
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|gpu|gpu:N", description = "where the steps run (default ${DEFAULT-VALUE})")
+        String device;
+
+        @Option(names = "--batch", paramLabel = "B", description = "images per step (default 32 on cpu, 256 on a GPU)")
+        Integer batch;
+
+        @Option(names = "--size", paramLabel = "S", description = "input S x S (default 96 on cpu, 256 on a GPU)")
+        Integer size;
+
+        @Option(names = "--steps", paramLabel = "N", description = "timed steps per row (default 10 on cpu, 50 on a GPU)")
+        Integer steps;
+
+        @Option(names = "--warmup", paramLabel = "N", description = "untimed steps before them (default 2 on cpu, 5 on a GPU)")
+        Integer warmup;
+
+        @Option(names = "--threads", paramLabel = "T", description = "compute threads of the CPU backend (default: all cores)")
+        Integer threads;
+
+        @Option(names = "--workers", paramLabel = "N", description = "loader threads for --files (default: all cores, as ich train)")
+        Integer workers;
+
+        @Option(names = "--files", paramLabel = "DIR", description = "also time batches read from the .dcm files under DIR (cycled), e.g. a folder written by ich synth")
+        Path files;
+
+        @Option(names = "--precision", defaultValue = "fp32", paramLabel = "fp32|tf32",
+                description = "fp32, or tf32 on a GPU: convolutions and GEMMs on TF32 tensor cores, as ich train --tf32 (default ${DEFAULT-VALUE})")
+        String precision;
+
+        @Option(names = "--cuda-graph", description = "on a GPU: each step as a CUDA graph, captured once and replayed, as ich train --cuda-graph")
+        boolean cudaGraph;
+
+        /** One timed row: images/s, the loss at the first and last timed step, and what the GPU sampler saw. */
+        private record Measured(double imagesPerSecond, double millisPerStep, double firstLoss, double lastLoss,
+                                UtilisationSampler.Window utilisation, String extra) {}
+
+        /**
+         * What every step of a run uses: {@code cuda} is the backend when it is the CUDA one, {@code graphs} too when
+         * steps run as CUDA graphs, {@code sampler} NVML's when it started.
+         */
+        private record Run(Backend backend, CudaBackend cuda, CudaBackend graphs, UtilisationSampler sampler, EfficientNetB0 model,
+                           Adam adam) {
+            void synchronize() {
+                if (cuda != null) cuda.synchronize(); // CPU ops finish before they return; CUDA ones are queued
+            }
+
+            UtilisationSampler.Window window() {
+                return sampler == null ? null : sampler.window();
+            }
+        }
+
+        /** A step's input and targets, made inside its context (a loaded batch copied in) or fixed ones. */
+        private interface StepInput {
+            Tensor[] inputAndTargets(StepContext ctx);
+        }
+
+        @Override
+        public Integer call() throws IOException {
+            int cores = Runtime.getRuntime().availableProcessors();
+            int t = threads != null ? threads : cores;
+            int w = workers != null ? workers : cores;
+            if (t < 1) throw usage("--threads must be positive, got " + t);
+            if (w < 1) throw usage("--workers must be positive, got " + w);
+            Device d;
+            try {
+                d = Device.parse(device, t);
+            } catch (IllegalArgumentException e) {
+                throw usage("--device: " + e.getMessage());
+            }
+            boolean onGpu = d instanceof Device.Gpu;
+            int b = batch != null ? batch : onGpu ? 256 : 32;
+            int s = size != null ? size : onGpu ? 256 : 96;
+            int n = steps != null ? steps : onGpu ? 50 : 10;
+            int warm = warmup != null ? warmup : onGpu ? 5 : 2;
+            if (b < 1 || b > 65_535) throw usage("--batch must be 1 to 65535, got " + b);
+            // B0 halves the resolution five times: below 32 x 32 the last stages see less than one pixel.
+            if (s < 32 || s > 4096) throw usage("--size must be 32 to 4096, got " + s);
+            if (n < 1) throw usage("--steps must be positive, got " + n);
+            if (warm < 0) throw usage("--warmup must be 0 or more, got " + warm);
+            String p = precision.toLowerCase(Locale.ROOT);
+            if (!p.equals("fp32") && !p.equals("tf32")) throw usage("--precision must be fp32 or tf32, got " + precision);
+            if (d instanceof Device.Gpu g) {
+                d = g.withTf32(p.equals("tf32")).withCudaGraphs(cudaGraph);
+            } else {
+                if (p.equals("tf32")) throw usage("--precision tf32 needs a GPU (--device gpu)");
+                if (cudaGraph) throw usage("--cuda-graph needs a GPU (--device gpu)");
+            }
+            List<Path> dicoms = files == null ? List.of() : dicomFiles(files);
+
+            PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
+            Backend backend;
+            try {
+                backend = d.open();
+            } catch (GpuUnavailableException e) {
+                err.println("ich bench train: " + d.label() + " is not usable: " + e.getMessage());
+                return 1;
+            } catch (RuntimeException e) { // the driver refused (out of memory, a busy device, ...)
+                err.println("ich bench train: cannot open " + d.label() + ": " + e.getMessage());
+                return 1;
+            }
+            CudaBackend cuda = backend instanceof CudaBackend c ? c : null;
+            try (backend; Arena arena = Arena.ofShared();
+                 EfficientNetB0 model = EfficientNetB0.initialized(backend, EfficientNetB0.Config.defaults(), SEED)) {
+                String name = cuda != null ? cuda.deviceName() + ", " + d.label() : cpuModel() + ", " + backend.name();
+                out.printf(Locale.ROOT, "ich bench train: EfficientNet-B0 training steps (forward, BCE, backward, Adam), batch %d x 3 x %d x %d %s, "
+                        + "%d timed steps after %d warm-up%n", b, s, s, p, n, warm);
+                out.printf("device: %s; %s%n", name, LocalDateTime.now().truncatedTo(ChronoUnit.MINUTES).toString().replace('T', ' '));
+                out.printf("%-34s %12s %12s  %s%n", "path", "images/s", "ms/step", "notes");
+                out.flush();
+                Adam adam = new Adam(backend, arena, Adam.Options.adam(LEARNING_RATE));
+                UtilisationSampler sampler = null;
+                String noNvml = null;
+                if (cuda != null) {
+                    try {
+                        sampler = UtilisationSampler.start(cuda.ordinal(), SAMPLE_PERIOD);
+                    } catch (RuntimeException e) {
+                        noNvml = "unavailable: " + e.getMessage();
+                    }
+                }
+                try {
+                    Run run = new Run(backend, cuda, cudaGraph ? cuda : null, sampler, model, adam);
+                    String how = p + (cuda == null ? "" : cudaGraph ? ", CUDA graphs" : ", eager");
+                    long[] step = {0};
+                    Measured memory = inMemory(run, arena, b, s, n, warm, step);
+                    row(out, "training, batch in device memory", how, memory);
+                    Measured fromFiles = null;
+                    if (files == null) {
+                        out.printf("%-34s %12s %12s  %s%n", "training, batches from files", "-", "-", "not run: no --files DIR");
+                    } else {
+                        fromFiles = fromFiles(run, dicoms, b, s, n, warm, w, step);
+                        row(out, "training, batches from files", how, fromFiles);
+                    }
+                    if (cuda != null) {
+                        String util = noNvml != null ? noNvml
+                                : memory.utilisation().gpuText() + " over the in-memory steps" + (fromFiles == null ? ""
+                                : ", " + fromFiles.utilisation().gpuText() + " over the file steps")
+                                + String.format(Locale.ROOT, " (NVML every %d ms)", SAMPLE_PERIOD.toMillis());
+                        out.printf("%-34s %s%n", "GPU utilisation", util);
+                        out.printf(Locale.ROOT, "%-34s %.2f GiB held by the backend; %s%n", "peak GPU memory", gib(cuda.peakAllocatedBytes()),
+                                sampler != null ? String.format(Locale.ROOT, "%.2f GiB in use on the device (NVML, all processes)", gib(sampler.peakMemoryUsedBytes()))
+                                        : "device total " + noNvml);
+                    }
+                } finally {
+                    if (sampler != null) sampler.close();
+                }
+                out.flush();
+                return 0;
+            } catch (RuntimeException | InterruptedException e) {
+                if (e instanceof InterruptedException) Thread.currentThread().interrupt();
+                out.flush();
+                err.println("ich bench train: failed on " + d.label() + ": " + e);
+                return 1;
+            }
+        }
+
+        private CommandLine.ParameterException usage(String message) {
+            return new CommandLine.ParameterException(spec.commandLine(), message);
+        }
+
+        private static double gib(long bytes) {
+            return bytes / (double) (1L << 30);
+        }
+
+        private static void row(PrintWriter out, String path, String how, Measured m) {
+            out.printf(Locale.ROOT, "%-34s %,12.1f %,12.1f  %s; loss %.4f -> %.4f (first -> last timed step)%s%n", path,
+                    m.imagesPerSecond(), m.millisPerStep(), how, m.firstLoss(), m.lastLoss(), m.extra());
+            out.flush();
+        }
+
+        /** Steps on one fixed batch that lives on the device: the engine alone, no input pipeline. */
+        private static Measured inMemory(Run run, Arena arena, int b, int s, int n, int warm, long[] step) {
+            Backend backend = run.backend();
+            SplittableRandom random = new SplittableRandom(SEED);
+            Tensor x = backend.allocate(arena, b, 3, s, s);
+            Tensor targets = backend.allocate(arena, b, LABELS);
+            try (Arena staging = Arena.ofConfined()) {
+                Tensor host = x.isHost() ? x : Tensor.allocate(staging, b, 3, s, s);
+                for (long i = 0; i < host.size(); i++) host.set(i, (float) random.nextGaussian());
+                if (host != x) backend.copy(host, x);
+                backend.copy(Tensor.of(staging, randomLabels(random, b), b, LABELS), targets);
+                run.synchronize(); // before the staging memory is freed
+            }
+            StepInput fixed = ctx -> new Tensor[] {x, targets};
+            for (int i = 0; i < warm; i++) step(run, step[0]++, b, fixed);
+            run.synchronize();
+            run.window();
+            double first = Double.NaN, last = Double.NaN;
+            long start = System.nanoTime();
+            for (int i = 0; i < n; i++) {
+                last = step(run, step[0]++, b, fixed);
+                if (i == 0) first = last;
+            }
+            run.synchronize();
+            double seconds = (System.nanoTime() - start) / 1e9;
+            return new Measured((double) b * n / seconds, 1e3 * seconds / n, first, last, run.window(), "");
+        }
+
+        /**
+         * Steps on batches that {@link BatchLoader} reads and preprocesses from the files, as {@code ich train} feeds
+         * them, each copied to the device inside the step. The loader prefetches 2 batches, as in training.
+         */
+        private static Measured fromFiles(Run run, List<Path> dicoms, int b, int s, int n, int warm, int workers, long[] step)
+                throws InterruptedException {
+            Backend backend = run.backend();
+            int total = (warm + n) * b;
+            List<Preprocessor.Input> inputs = new ArrayList<>(total);
+            int[] samples = new int[total];
+            for (int i = 0; i < total; i++) {
+                inputs.add(new Preprocessor.Input(dicoms.get(i % dicoms.size()), 0, i));
+                samples[i] = i;
+            }
+            SplittableRandom random = new SplittableRandom(SEED + 1);
+            BatchLoader.Plan plan = new BatchLoader.Plan(inputs, samples, randomLabels(random, total), LABELS, b, SEED, 0);
+            Preprocessor pre = new Preprocessor(Preprocessor.Config.train(Math.max(s, Math.round(s * 8 / 7f)), s));
+            int failed = 0, trained = 0;
+            String firstFailure = null;
+            double first = Double.NaN, last = Double.NaN;
+            long start = 0, waitAtStart = 0;
+            UtilisationSampler.Window util = null;
+            try (BatchLoader loader = new BatchLoader(pre, plan, workers, 2)) {
+                for (int i = 0; i < warm + n; i++) {
+                    if (i == warm) {
+                        run.synchronize();
+                        run.window();
+                        start = System.nanoTime();
+                        waitAtStart = loader.waitNanos();
+                    }
+                    try (LoadedBatch lb = loader.next()) {
+                        failed += lb.failures().size();
+                        if (firstFailure == null && !lb.failures().isEmpty()) firstFailure = lb.failures().getFirst().message();
+                        if (lb.n() == 0) continue;
+                        double loss = step(run, step[0]++, lb.n(), ctx -> {
+                            Tensor x = ctx.output(lb.images().shape());
+                            backend.copy(lb.images(), x);
+                            return new Tensor[] {x, ctx.upload(lb.targets(), lb.n(), LABELS)};
+                        });
+                        if (i >= warm) {
+                            trained += lb.n();
+                            if (Double.isNaN(first)) first = loss;
+                            last = loss;
+                        }
+                    }
+                }
+                run.synchronize();
+                double seconds = (System.nanoTime() - start) / 1e9;
+                util = run.window();
+                if (trained == 0) {
+                    throw new IllegalStateException("no timed batch could be loaded from the files: " + failed + " samples failed, first: " + firstFailure);
+                }
+                double waited = (loader.waitNanos() - waitAtStart) / 1e9;
+                String extra = String.format(Locale.ROOT, "; %d files, %d loader threads; the step waited for the loader %.0f %% of the time",
+                        dicoms.size(), workers, 100 * waited / seconds)
+                        + (failed == 0 ? "" : "; " + failed + " samples unreadable, left out (first: " + firstFailure + ")");
+                return new Measured(trained / seconds, 1e3 * seconds / n, first, last, util, extra);
+            }
+        }
+
+        /**
+         * One training step as the trainer runs it (without clipping or a schedule): queued without reading anything
+         * back, as a CUDA graph where the run says so, then the loss read once; returns it.
+         */
+        private static double step(Run run, long stepNumber, int n, StepInput input) {
+            EfficientNetB0 model = run.model();
+            List<Parameter> trainable = model.trainableParameters();
+            // The trainer's key: steps with the same batch size and trainable set make the same calls.
+            if (run.graphs() != null) run.graphs().beginStep(List.of(n, trainable.size()));
+            try (StepContext ctx = StepContext.training(run.backend(), SEED, stepNumber)) {
+                Tensor[] xy = input.inputAndTargets(ctx);
+                Tensor logits = model.forward(xy[0], ctx);
+                EfficientNetB0.Loss loss = model.loss(logits, xy[1], null, ctx);
+                model.backward(loss.dLogits(), ctx);
+                run.adam().step(trainable);
+                if (run.graphs() != null) run.graphs().endStep();
+                return loss.value();
+            } catch (RuntimeException e) {
+                if (run.graphs() != null) run.graphs().abandonStep();
+                throw e;
+            }
+        }
+
+        /** 0/1 labels, about one in four positive (the RSNA "any" rate is one in seven; the exact rate does not change the cost). */
+        private static float[] randomLabels(SplittableRandom random, int images) {
+            float[] labels = new float[images * LABELS];
+            for (int i = 0; i < labels.length; i++) labels[i] = random.nextInt(4) == 0 ? 1 : 0;
+            return labels;
+        }
+
+        private List<Path> dicomFiles(Path dir) throws IOException {
+            if (!Files.isDirectory(dir)) throw usage("--files " + dir + " is not a directory");
+            List<Path> paths;
+            try (var walk = Files.walk(dir)) {
+                paths = walk.filter(Files::isRegularFile).filter(p -> p.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".dcm"))
+                        .sorted().toList();
+            }
+            if (paths.isEmpty()) throw usage("--files " + dir + ": no .dcm files under it");
+            return paths;
+        }
+
+        /** The "model name" of /proc/cpuinfo (Linux), else the architecture. */
+        static String cpuModel() {
+            try {
+                for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                    int colon = line.indexOf(':');
+                    if (line.startsWith("model name") && colon > 0) return line.substring(colon + 1).trim();
+                }
+            } catch (IOException | RuntimeException e) {
+                // not Linux, or no access: fall through
+            }
+            return System.getProperty("os.arch") + " CPU (model unknown)";
         }
     }
 }

@@ -1,7 +1,11 @@
 package ich.cli;
 
 import ich.gpu.Gpu;
+import ich.gpu.GpuUnavailableException;
 import ich.gpu.Kernels;
+import ich.nn.Backend;
+import ich.nn.Device;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -12,7 +16,10 @@ import java.util.Locale;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-/** {@code ich bench preprocess} as a user runs it: one table, CPU rows measured, GPU rows measured or saying why not. */
+/**
+ * {@code ich bench preprocess} and {@code ich bench train} as a user runs them: one table each, CPU rows measured,
+ * GPU rows measured or saying why not.
+ */
 class BenchCommandTest {
     private static double slicesPerSecond(String line) {
         String[] cells = line.substring(34).trim().split("\\s+");
@@ -55,5 +62,98 @@ class BenchCommandTest {
         CliTest.Run empty = CliTest.run("bench", "preprocess", "--data", tmp.toString(), "--seconds", "0.1");
         assertEquals(2, empty.exit());
         assertTrue(empty.err().toLowerCase(Locale.ROOT).contains("no readable .dcm files"), empty.err());
+    }
+
+    private static String row(List<String> lines, String start, String out) {
+        return lines.stream().filter(l -> l.startsWith(start)).findFirst().orElseThrow(() -> new AssertionError(start + " missing:\n" + out));
+    }
+
+    /** The loss pair "loss a -> b" of a training row: both finite and positive (BCE of a model that is not exact). */
+    private static void assertLosses(String line) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("loss (\\S+) -> (\\S+) ").matcher(line);
+        assertTrue(m.find(), line);
+        for (int g = 1; g <= 2; g++) {
+            double loss = Double.parseDouble(m.group(g));
+            assertTrue(Double.isFinite(loss) && loss > 0, line);
+        }
+    }
+
+    private static List<String> trainTable(CliTest.Run r, int batch, int size) {
+        assertEquals(0, r.exit(), r.out() + r.err());
+        List<String> lines = Arrays.asList(r.out().split("\n"));
+        assertTrue(lines.getFirst().startsWith("ich bench train: EfficientNet-B0")
+                && lines.getFirst().contains("batch " + batch + " x 3 x " + size + " x " + size + " fp32"), r.out());
+        int cores = Runtime.getRuntime().availableProcessors();
+        assertTrue(lines.get(1).startsWith("device: " + BenchCommand.Train.cpuModel() + ", cpu (" + cores + " thread"), r.out());
+        assertTrue(lines.get(1).matches(".*; \\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}$"), "the date: " + lines.get(1));
+        assertTrue(lines.get(2).startsWith("path") && lines.get(2).contains("images/s") && lines.get(2).contains("ms/step"), r.out());
+        String memory = row(lines, "training, batch in device memory", r.out());
+        double perSecond = slicesPerSecond(memory);
+        assertTrue(perSecond > 0 && Double.isFinite(perSecond), memory);
+        assertLosses(memory);
+        assertFalse(r.out().contains("GPU utilisation") || r.out().contains("peak GPU memory"), "no GPU rows on the CPU:\n" + r.out());
+        assertEquals(5, lines.size(), "header, device, column names, 2 rows:\n" + r.out());
+        return lines;
+    }
+
+    @Test
+    void trainTimesWholeStepsOnTheCpu() {
+        CliTest.Run r = CliTest.run("bench", "train", "--device", "cpu", "--batch", "2", "--size", "32", "--steps", "2", "--warmup", "1");
+        List<String> lines = trainTable(r, 2, 32);
+        assertTrue(row(lines, "training, batches from files", r.out()).contains("not run: no --files DIR"), r.out());
+    }
+
+    @Test
+    void trainTimesBatchesReadFromFiles(@TempDir Path tmp) {
+        Path data = tmp.resolve("synth");
+        CliTest.Run synth = CliTest.run("synth", "--out", data.toString(), "--studies", "1", "--slices-per-study", "3", "--seed", "5",
+                "--size", "64", "--test-fraction", "0", "--threads", "1");
+        assertEquals(0, synth.exit(), synth.err());
+        CliTest.Run r = CliTest.run("bench", "train", "--device", "cpu", "--batch", "2", "--size", "32", "--steps", "2", "--warmup", "1",
+                "--files", data.toString(), "--workers", "1");
+        List<String> lines = trainTable(r, 2, 32);
+        String files = row(lines, "training, batches from files", r.out());
+        double perSecond = slicesPerSecond(files);
+        assertTrue(perSecond > 0 && Double.isFinite(perSecond), files);
+        assertLosses(files);
+        assertTrue(files.contains("3 files, 1 loader threads"), files);
+        assertFalse(files.contains("unreadable"), files);
+    }
+
+    @Test
+    void trainOnAMissingGpuFailsSayingWhy() {
+        String why;
+        try (Backend gpu = new Device.Gpu(0).open()) {
+            Assumptions.abort("skipped: a GPU backend opened here (" + gpu.name() + "); this test is for machines without one");
+            return;
+        } catch (GpuUnavailableException e) {
+            why = e.getMessage();
+        }
+        CliTest.Run r = CliTest.run("bench", "train", "--device", "gpu", "--steps", "1", "--warmup", "0");
+        assertEquals(1, r.exit(), r.out() + r.err());
+        assertTrue(r.err().contains("gpu:0 is not usable: " + why), r.err());
+        assertFalse(r.out().contains("images/s"), "no table without a device:\n" + r.out());
+    }
+
+    @Test
+    void badTrainArgumentsAreUsageErrors(@TempDir Path tmp) {
+        String[][] cases = { // the arguments, then the message
+                {"--device", "tpu", "unknown device 'tpu'"},
+                {"--size", "16", "--size must be 32 to 4096"},
+                {"--batch", "0", "--batch must be 1 to 65535"},
+                {"--steps", "0", "--steps must be positive"},
+                {"--precision", "bf16", "--precision must be fp32 or tf32"},
+                {"--precision", "tf32", "--precision tf32 needs a GPU"},
+                {"--cuda-graph", "--cuda-graph needs a GPU"},
+                {"--files", tmp.resolve("nope").toString(), "is not a directory"},
+                {"--files", tmp.toString(), "no .dcm files"}};
+        for (String[] c : cases) {
+            List<String> args = new java.util.ArrayList<>(List.of("bench", "train"));
+            args.addAll(Arrays.asList(c).subList(0, c.length - 1));
+            CliTest.Run r = CliTest.run(args.toArray(String[]::new));
+            String message = c[c.length - 1];
+            assertEquals(2, r.exit(), args + ": " + r.out() + r.err());
+            assertTrue(r.err().contains(message), message + " in " + r.err());
+        }
     }
 }
