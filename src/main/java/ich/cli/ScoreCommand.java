@@ -5,7 +5,9 @@ import ich.infer.Scorer;
 import ich.infer.ScoringRun;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -21,6 +23,9 @@ import java.util.concurrent.Callable;
                 + "per_study.csv (highest slice probability per study, for triage) and errors.csv beside it.",
                 "Every input ends up in exactly one of per_image.csv and errors.csv."})
 final class ScoreCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
     @Option(names = "--model", required = true, paramLabel = "CKPT|ONNX", description = "A training checkpoint (.safetensors) or an exported model (.onnx).")
     Path model;
 
@@ -97,7 +102,7 @@ final class ScoreCommand implements Callable<Integer> {
                     tta != null, resume, 0);
             ScoringRun.Summary s = ScoringRun.run(scorer, options, System.out);
             if (!s.complete()) {
-                System.err.println("ich score: " + s.problem());
+                spec.commandLine().getErr().println("ich score: " + s.problem());
                 return 1;
             }
             System.out.println("submission: " + out + "; reports: " + out.toAbsolutePath().resolveSibling(ScoringRun.PER_IMAGE).getParent());
@@ -148,8 +153,9 @@ final class ScoreCommand implements Callable<Integer> {
         return out;
     }
 
-    private static int fail(String message) {
-        System.err.println("ich score: " + message);
+    /** Errors go to the command line's error writer (stderr when run as a program), so callers can capture them. */
+    private int fail(String message) {
+        spec.commandLine().getErr().println("ich score: " + message);
         return 2;
     }
 }

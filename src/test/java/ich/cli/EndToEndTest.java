@@ -113,6 +113,7 @@ class EndToEndTest {
         CliTest.Run ort = CliTest.run("score", "--model", checkpoint, "--images", images, "--out", dir.resolve("d-ort").resolve("s.csv").toString(),
                 "--engine", "onnxruntime", "--device", "cpu");
         assertEquals(2, ort.exit(), "--device runs our engine, not ONNX Runtime");
+        assertTrue(ort.err().contains("--device runs our engine: use it with --engine java"), ort.err());
 
         Path onCpu = dir.resolve("d-cpu").resolve("s.csv"), plain = dir.resolve("d-plain").resolve("s.csv");
         assertEquals(0, CliTest.run("score", "--model", checkpoint, "--images", images, "--out", onCpu.toString(), "--device", "cpu").exit());
@@ -122,7 +123,9 @@ class EndToEndTest {
         org.junit.jupiter.api.Assumptions.assumeTrue(ich.gpu.Gpu.probe() instanceof ich.gpu.Gpu.Unavailable, "a GPU is present");
         Path onGpu = dir.resolve("d-gpu").resolve("s.csv");
         CliTest.Run gpu = CliTest.run("score", "--model", checkpoint, "--images", images, "--out", onGpu.toString(), "--device", "gpu");
-        assertEquals(2, gpu.exit(), "no GPU: a usage error (the reason goes to stderr), " + gpu.out());
+        assertEquals(2, gpu.exit(), "no GPU: a usage error, " + gpu.out());
+        assertTrue(gpu.err().startsWith("ich score: ") && gpu.err().strip().length() > "ich score: ".length() + 10,
+                "the reason is given: " + gpu.err());
         assertTrue(!Files.exists(onGpu), "nothing written");
     }
 }
