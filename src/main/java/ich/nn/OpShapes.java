@@ -68,6 +68,17 @@ public final class OpShapes {
         }
     }
 
+    /** BCE on logits [n, labels]: targets of the same shape, one weight per label, a gradient like the logits. */
+    public static void bceWithLogits(String op, Tensor logits, Tensor targets, Tensor labelWeights, Tensor dLogits) {
+        if (logits.rank() != 2) throw new IllegalArgumentException(op + ": logits " + logits + " should be [n, labels]");
+        shape(op, "targets", targets, logits.shape());
+        int labels = logits.dim(1);
+        if (labelWeights != null && labelWeights.size() != labels) {
+            throw new IllegalArgumentException(op + ": label weights " + labelWeights + " should have " + labels + " elements");
+        }
+        if (dLogits != null) shape(op, "logit gradient", dLogits, logits.shape());
+    }
+
     /** Training batch norm's shapes; returns the channel count. */
     public static int batchNormTraining(String op, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                         Tensor y, Tensor saveMean, Tensor saveInvStd) {

@@ -57,6 +57,11 @@ public final class Tensor {
         return new Tensor(dims, data, host);
     }
 
+    /** The number of elements of {@code shape}, whose dimensions must be positive (as every tensor's are). */
+    public static long elementCount(int... shape) {
+        return sizeOf(checkedShape(shape));
+    }
+
     /** The same memory seen with another shape of the same size (e.g. [N, C, 1, 1] as [N, C]). */
     public Tensor reshape(int... newShape) {
         int[] dims = checkedShape(newShape);

@@ -98,12 +98,8 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor allocateUninitialized(Arena arena, int... shape) {
         if (!(arena instanceof StepArena step)) return Tensor.allocate(arena, shape);
-        long elements = 1;
-        for (int d : shape) {
-            if (d <= 0) throw new IllegalArgumentException("dimensions must be positive: " + Arrays.toString(shape));
-            elements = Math.multiplyExact(elements, d);
-        }
-        return Tensor.wrap(step.allocateUninitialized(elements * Float.BYTES, Tensor.ALIGNMENT), true, shape);
+        long bytes = Tensor.elementCount(shape) * Float.BYTES;
+        return Tensor.wrap(step.allocateUninitialized(bytes, Tensor.ALIGNMENT), true, shape);
     }
 
     /** An arena whose memory comes back to this backend when it closes, for the next step to reuse. */
@@ -816,8 +812,7 @@ public final class CpuBackend implements Backend {
     public double bceWithLogits(Tensor logits, Tensor targets, Tensor labelWeights, Tensor dLogits) {
         String op = "bceWithLogits";
         begin(op, logits, targets);
-        if (logits.rank() != 2) throw new IllegalArgumentException(op + ": logits " + logits + " should be [n, labels]");
-        shape(op, "targets", targets, logits.shape());
+        OpShapes.bceWithLogits(op, logits, targets, labelWeights, dLogits);
         int n = logits.dim(0), labels = logits.dim(1);
         float[] z = logits.toArray(), t = targets.toArray();
         double[] wl = new double[labels];
@@ -825,7 +820,6 @@ public final class CpuBackend implements Backend {
             Arrays.fill(wl, 1);
         } else {
             host(op, labelWeights);
-            if (labelWeights.size() != labels) throw new IllegalArgumentException(op + ": label weights " + labelWeights + " should have " + labels + " elements");
             for (int l = 0; l < labels; l++) wl[l] = labelWeights.get(l);
         }
         double weightSum = 0;
@@ -844,7 +838,6 @@ public final class CpuBackend implements Backend {
         }
         if (grad != null) {
             host(op, dLogits);
-            shape(op, "logit gradient", dLogits, logits.shape());
             dLogits.copyFrom(grad);
         }
         return loss / norm;

@@ -227,12 +227,7 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor allocateUninitialized(Arena arena, int... shape) {
         bind();
-        long elements = 1;
-        for (int d : shape) {
-            if (d <= 0) throw new IllegalArgumentException("dimensions must be positive: " + java.util.Arrays.toString(shape));
-            elements = Math.multiplyExact(elements, d);
-        }
-        long bytes = elements * Float.BYTES;
+        long bytes = Tensor.elementCount(shape) * Float.BYTES;
         MemorySegment data;
         if (arena instanceof DeviceStepArena step) {
             data = step.allocateDevice(bytes);
@@ -730,20 +725,10 @@ public final class CudaBackend implements Backend {
                                                                 Tensor dLogits) {
         String op = "bceWithLogits";
         live(op, logits, targets);
-        if (logits.rank() != 2) throw new IllegalArgumentException(op + ": logits " + logits + " should be [n, labels]");
-        shape(op, "targets", targets, logits.shape());
-        int n = logits.dim(0), labels = logits.dim(1);
-        if (labelWeights != null) {
-            live(op, labelWeights);
-            if (labelWeights.size() != labels) {
-                throw new IllegalArgumentException(op + ": label weights " + labelWeights + " should have " + labels + " elements");
-            }
-        }
-        if (dLogits != null) {
-            live(op, dLogits);
-            shape(op, "logit gradient", dLogits, logits.shape());
-        }
-        return queueLoss(logits, targets, labelWeights, dLogits, n, labels);
+        OpShapes.bceWithLogits(op, logits, targets, labelWeights, dLogits);
+        if (labelWeights != null) live(op, labelWeights);
+        if (dLogits != null) live(op, dLogits);
+        return queueLoss(logits, targets, labelWeights, dLogits, logits.dim(0), logits.dim(1));
     }
 
     private static final int LOSS_CELLS = 64;
