@@ -301,37 +301,40 @@ public final class Cudnn implements AutoCloseable {
         }
     }
 
-    private Descriptor descriptor(MethodHandle create, String createName, MethodHandle destroy, String destroyName) {
+    /** A tensor, filter or convolution descriptor: created, then set up by {@code setUp}, destroyed if that fails. */
+    private Descriptor descriptor(MethodHandle create, String createName, MethodHandle destroy, String destroyName,
+                                  java.util.function.Consumer<MemorySegment> setUp) {
         requireOpen();
+        Descriptor d;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ADDRESS);
             check(Downcalls.callStatus(create, out), createName);
-            return new Descriptor(out.get(ADDRESS, 0), destroy, destroyName);
+            d = new Descriptor(out.get(ADDRESS, 0), destroy, destroyName);
         }
+        try {
+            setUp.accept(d.handle);
+            return d;
+        } catch (RuntimeException e) {
+            d.close();
+            throw e;
+        }
+    }
+
+    private Descriptor tensorDescriptor(java.util.function.Consumer<MemorySegment> setUp) {
+        return descriptor(lib.createTensor, "cudnnCreateTensorDescriptor", lib.destroyTensor, "cudnnDestroyTensorDescriptor", setUp);
     }
 
     /** An fp32 NCHW tensor descriptor [n, c, h, w]. */
     public Descriptor tensor(int n, int c, int h, int w) {
-        Descriptor d = descriptor(lib.createTensor, "cudnnCreateTensorDescriptor", lib.destroyTensor, "cudnnDestroyTensorDescriptor");
-        try {
-            check(Downcalls.callStatus(lib.setTensor4d, d.handle, TENSOR_NCHW, DATA_FLOAT, n, c, h, w), "cudnnSetTensor4dDescriptor");
-            return d;
-        } catch (RuntimeException e) {
-            d.close();
-            throw e;
-        }
+        return tensorDescriptor(d -> check(Downcalls.callStatus(lib.setTensor4d, d, TENSOR_NCHW, DATA_FLOAT, n, c, h, w),
+                "cudnnSetTensor4dDescriptor"));
     }
 
     /** An fp32 NCHW filter descriptor [k, c / groups, r, s]. */
     public Descriptor filter(int k, int cPerGroup, int r, int s) {
-        Descriptor d = descriptor(lib.createFilter, "cudnnCreateFilterDescriptor", lib.destroyFilter, "cudnnDestroyFilterDescriptor");
-        try {
-            check(Downcalls.callStatus(lib.setFilter4d, d.handle, DATA_FLOAT, TENSOR_NCHW, k, cPerGroup, r, s), "cudnnSetFilter4dDescriptor");
-            return d;
-        } catch (RuntimeException e) {
-            d.close();
-            throw e;
-        }
+        return descriptor(lib.createFilter, "cudnnCreateFilterDescriptor", lib.destroyFilter, "cudnnDestroyFilterDescriptor",
+                d -> check(Downcalls.callStatus(lib.setFilter4d, d, DATA_FLOAT, TENSOR_NCHW, k, cPerGroup, r, s),
+                        "cudnnSetFilter4dDescriptor"));
     }
 
     /**
@@ -340,29 +343,18 @@ public final class Cudnn implements AutoCloseable {
      * @param mathType {@link #FMA_MATH} for strict fp32, {@link #DEFAULT_MATH} to allow TF32 tensor cores
      */
     public Descriptor convolution(int padH, int padW, int strideH, int strideW, int groups, int mathType) {
-        Descriptor d = descriptor(lib.createConv, "cudnnCreateConvolutionDescriptor", lib.destroyConv, "cudnnDestroyConvolutionDescriptor");
-        try {
-            check(Downcalls.callStatus(lib.setConv2d, d.handle, padH, padW, strideH, strideW, 1, 1, CROSS_CORRELATION, DATA_FLOAT),
+        return descriptor(lib.createConv, "cudnnCreateConvolutionDescriptor", lib.destroyConv, "cudnnDestroyConvolutionDescriptor", d -> {
+            check(Downcalls.callStatus(lib.setConv2d, d, padH, padW, strideH, strideW, 1, 1, CROSS_CORRELATION, DATA_FLOAT),
                     "cudnnSetConvolution2dDescriptor");
-            check(Downcalls.callStatus(lib.setConvGroups, d.handle, groups), "cudnnSetConvolutionGroupCount");
-            check(Downcalls.callStatus(lib.setConvMath, d.handle, mathType), "cudnnSetConvolutionMathType");
-            return d;
-        } catch (RuntimeException e) {
-            d.close();
-            throw e;
-        }
+            check(Downcalls.callStatus(lib.setConvGroups, d, groups), "cudnnSetConvolutionGroupCount");
+            check(Downcalls.callStatus(lib.setConvMath, d, mathType), "cudnnSetConvolutionMathType");
+        });
     }
 
     /** The [1, c, 1, 1] descriptor of spatial batch norm's per-channel tensors for an input descriptor. */
     public Descriptor batchNormParameters(Descriptor x) {
-        Descriptor d = descriptor(lib.createTensor, "cudnnCreateTensorDescriptor", lib.destroyTensor, "cudnnDestroyTensorDescriptor");
-        try {
-            check(Downcalls.callStatus(lib.deriveBn, d.handle, x.handle, BATCHNORM_SPATIAL), "cudnnDeriveBNTensorDescriptor");
-            return d;
-        } catch (RuntimeException e) {
-            d.close();
-            throw e;
-        }
+        return tensorDescriptor(d -> check(Downcalls.callStatus(lib.deriveBn, d, x.handle, BATCHNORM_SPATIAL),
+                "cudnnDeriveBNTensorDescriptor"));
     }
 
     // ---- convolution ----
