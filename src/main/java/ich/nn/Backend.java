@@ -70,8 +70,11 @@ public interface Backend extends AutoCloseable {
     void batchNormForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                    double eps, Tensor y);
 
-    /** Backward of the training-mode forward: dx, dgamma and dbeta (all overwritten). */
-    void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+    /**
+     * Backward of the training-mode forward: dx, dgamma and dbeta (all overwritten), from the statistics it saved
+     * and the epsilon it used (cuDNN asks for it again; a backend that works from the saved 1/std may ignore it).
+     */
+    void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, double eps,
                            Tensor dx, Tensor dgamma, Tensor dbeta);
 
     // ---- element-wise ----

@@ -93,9 +93,9 @@ public final class TimingBackend implements Backend {
         time("bn inference", () -> inner.batchNormForwardInference(x, gamma, beta, runningMean, runningVar, eps, y));
     }
 
-    @Override public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+    @Override public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, double eps,
                                             Tensor dx, Tensor dgamma, Tensor dbeta) {
-        time("bn bwd", () -> inner.batchNormBackward(x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta));
+        time("bn bwd", () -> inner.batchNormBackward(x, dy, gamma, saveMean, saveInvStd, eps, dx, dgamma, dbeta));
     }
 
     @Override public void silu(Tensor x, Tensor y) { time("silu fwd", () -> inner.silu(x, y)); }

@@ -504,7 +504,7 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+    public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, double eps,
                                   Tensor dx, Tensor dgamma, Tensor dbeta) {
         String op = "batchNormBackward";
         begin(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);

@@ -101,10 +101,6 @@ public final class CudaBackend implements Backend {
     private final ThreadLocal<Boolean> bound = ThreadLocal.withInitial(() -> false);
     private final Map<ConvGeometry, ConvPlan> convPlans = new HashMap<>();
     private final Map<List<Integer>, BnPlan> bnPlans = new HashMap<>();
-    /** PyTorch's and timm's batch-norm epsilon, for saved statistics this backend's forward did not make. */
-    private static final double DEFAULT_BN_EPSILON = 1e-5;
-    /** The epsilon of the training forward that filled a saveInvStd buffer, by its address: cuDNN wants it again. */
-    private final Map<Long, Double> bnEpsilon = new HashMap<>();
     /** Multi-tensor Adam tables by their tensors, least recently used first. */
     private final LinkedHashMap<AdamKey, NnKernels.AdamTable> adamTables = new LinkedHashMap<>(8, 0.75f, true);
     private final MemorySegment hostScalar = Arena.ofAuto().allocate(8, 8);
@@ -505,7 +501,6 @@ public final class CudaBackend implements Backend {
         OpShapes.batchNormTraining(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
         epsilon(op, eps);
         BnPlan p = bnPlan(op, x);
-        bnEpsilon.put(saveInvStd.data().address(), eps);
         queue("batchNormForwardTraining", () -> cudnn.batchNormForwardTraining(p.x(), ptr(x), ptr(y), p.perChannel(), ptr(gamma),
                 ptr(beta), momentum, ptr(runningMean), ptr(runningVar), eps, ptr(saveMean), ptr(saveInvStd)),
                 ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(runningMean), ptr(runningVar), ptr(saveMean), ptr(saveInvStd));
@@ -523,19 +518,14 @@ public final class CudaBackend implements Backend {
                 ptr(beta), ptr(runningMean), ptr(runningVar), eps), ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(runningMean), ptr(runningVar));
     }
 
-    /**
-     * cuDNN's backward wants the forward's epsilon next to the saved statistics (the contract passes only the
-     * statistics): it is remembered by the address of the saved 1/std, and is EfficientNet's 1e-5 for statistics
-     * that did not come from this backend's forward.
-     */
     @Override
-    public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
-                                  Tensor dgamma, Tensor dbeta) {
+    public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, double eps,
+                                  Tensor dx, Tensor dgamma, Tensor dbeta) {
         String op = "batchNormBackward";
         live(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
         OpShapes.batchNormBackward(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+        epsilon(op, eps);
         BnPlan p = bnPlan(op, x);
-        double eps = bnEpsilon.getOrDefault(ptr(saveInvStd), DEFAULT_BN_EPSILON);
         queue("batchNormBackward", () -> cudnn.batchNormBackward(p.x(), ptr(x), ptr(dy), ptr(dx), p.perChannel(), ptr(gamma),
                 ptr(dgamma), ptr(dbeta), eps, ptr(saveMean), ptr(saveInvStd)),
                 ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(dgamma), ptr(dbeta), ptr(saveMean), ptr(saveInvStd));

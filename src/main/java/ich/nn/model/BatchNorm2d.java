@@ -87,7 +87,7 @@ public final class BatchNorm2d implements Layer {
         Tensor dx = ctx.output(x.shape());
         Tensor dgamma = gamma.trainable() ? gamma.grad() : ctx.output(c);
         Tensor dbeta = beta.trainable() ? beta.grad() : ctx.output(c);
-        ctx.backend().batchNormBackward(x, dy, gamma.value(), saveMean, saveInvStd, dx, dgamma, dbeta);
+        ctx.backend().batchNormBackward(x, dy, gamma.value(), saveMean, saveInvStd, eps, dx, dgamma, dbeta);
         return needInputGrad ? dx : null;
     }
 

@@ -39,7 +39,7 @@ class BatchNormKernelsTest {
                 Tensor y = Tensor.allocate(arena, x.shape()), mean = Tensor.allocate(arena, c), invStd = Tensor.allocate(arena, c);
                 backends[b].batchNormForwardTraining(x, gamma, beta, rm, rv, 0.1, 1e-5, y, mean, invStd);
                 Tensor dx = Tensor.allocate(arena, x.shape()), dg = Tensor.allocate(arena, c), db = Tensor.allocate(arena, c);
-                backends[b].batchNormBackward(x, dy, gamma, mean, invStd, dx, dg, db);
+                backends[b].batchNormBackward(x, dy, gamma, mean, invStd, 1e-5, dx, dg, db);
                 out[b] = y.toArray();
                 grads[b] = dx.toArray();
                 invStds[b] = invStd.toArray();

@@ -103,7 +103,7 @@ class CpuOpsTest {
             Tensor y = Tensor.allocate(arena, n, c, h, w), mean = Tensor.allocate(arena, c), inv = Tensor.allocate(arena, c);
             CPU.batchNormForwardTraining(x, gamma, beta, rm, rv, 0.1, EPS, y, mean, inv);
             Tensor dx = poisoned(arena, n, c, h, w), dgamma = poisoned(arena, c), dbeta = poisoned(arena, c);
-            CPU.batchNormBackward(x, r, gamma, mean, inv, dx, dgamma, dbeta);
+            CPU.batchNormBackward(x, r, gamma, mean, inv, EPS, dx, dgamma, dbeta);
             DoubleSupplier loss = () -> {
                 CPU.batchNormForwardTraining(x, gamma, beta, rm, rv, 0.1, EPS, y, mean, inv);
                 return dot(y, r);

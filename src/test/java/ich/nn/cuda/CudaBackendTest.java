@@ -225,10 +225,10 @@ class CudaBackendTest {
                 gdb = poisoned(c), gyInf = poisoned(shape);
 
         cpu.batchNormForwardTraining(x, gamma, beta, runMean, runVar, 0.1, 1e-5, y, mean, inv);
-        cpu.batchNormBackward(x, dy, gamma, mean, inv, dx, dg, db);
+        cpu.batchNormBackward(x, dy, gamma, mean, inv, 1e-5, dx, dg, db);
         cpu.batchNormForwardInference(x, gamma, beta, runMean, runVar, 1e-5, yInf);
         gpu.batchNormForwardTraining(gx, gGamma, gBeta, gRunMean, gRunVar, 0.1, 1e-5, gy, gMean, gInv);
-        gpu.batchNormBackward(gx, gdy, gGamma, gMean, gInv, gdx, gdg, gdb);
+        gpu.batchNormBackward(gx, gdy, gGamma, gMean, gInv, 1e-5, gdx, gdg, gdb);
         gpu.batchNormForwardInference(gx, gGamma, gBeta, gRunMean, gRunVar, 1e-5, gyInf);
 
         assertNormClose(y.toArray(), read(gy), SUM_REL, "training output");

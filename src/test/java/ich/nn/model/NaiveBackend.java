@@ -150,7 +150,7 @@ final class NaiveBackend implements Backend {
     }
 
     @Override
-    public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+    public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, double eps,
                                   Tensor dx, Tensor dgamma, Tensor dbeta) {
         int n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
         long m = (long) n * hw;
