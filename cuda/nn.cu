@@ -269,6 +269,27 @@ __device__ __forceinline__ void require_shared(i64 floats) {
 // Rounds towards minus infinity, also for a negative numerator (C's / truncates towards zero).
 __device__ __forceinline__ i64 floor_div(i64 a, i64 b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
+// Loads the r*s taps of `group` consecutive planes (from plane0) into taps[group][r*s]; planes past the end get
+// zeros. A plane's channel, and so its filter, is plane % c. Every thread of the block takes part.
+__device__ __forceinline__ void load_taps(float* taps, const float* wt, i64 plane0, i64 planes, i64 c, int rs, int group) {
+    for (int i = threadIdx.x; i < group * rs; i += blockDim.x) {
+        const i64 plane = plane0 + i / rs;
+        taps[i] = plane < planes ? wt[plane % c * rs + i % rs] : 0.0f;
+    }
+}
+
+// Loads a rows x cols window at (row0, col0) of `group` consecutive planes of src (each height x width) into
+// tile[group][rows][cols], zero outside the planes (padding, and planes past the end). Every thread takes part.
+__device__ __forceinline__ void load_window(float* tile, const float* src, i64 plane0, i64 planes, i64 height,
+                                            i64 width, i64 row0, i64 col0, int rows, int cols, int group) {
+    const int window = rows * cols;
+    for (int i = threadIdx.x; i < group * window; i += blockDim.x) {
+        const int g = i / window, at = i - g * window;
+        const i64 plane = plane0 + g, hh = row0 + at / cols, ww = col0 + at % cols;
+        tile[i] = plane < planes && hh >= 0 && hh < height && ww >= 0 && ww < width ? src[(plane * height + hh) * width + ww] : 0.0f;
+    }
+}
+
 // y = depthwise conv(x, wt). Planes are the n*c (image, channel) pairs; plane's channel is plane % c.
 // Shared layout: taps [group][r*s], then input tiles [group][in_rows][in_cols] with in_rows =
 // (tile_rows - 1) * stride_h + r and in_cols = (tile_cols - 1) * stride_w + s: the tile's outputs' whole
@@ -292,15 +313,8 @@ extern "C" __global__ void ich_nn_depthwise_forward(const float* x, const float*
         const i64 plane0 = item / (tiles_p * tiles_q) * group;
         const i64 p0 = item / tiles_q % tiles_p * tile_rows, q0 = item % tiles_q * tile_cols;
         const i64 row0 = p0 * stride_h - pad_h, col0 = q0 * stride_w - pad_w;
-        for (int i = threadIdx.x; i < group * rs; i += blockDim.x) {
-            const i64 plane = plane0 + i / rs;
-            taps[i] = plane < planes ? wt[plane % c * rs + i % rs] : 0.0f;
-        }
-        for (int i = threadIdx.x; i < group * in_plane; i += blockDim.x) {
-            const int g = i / in_plane, at = i - g * in_plane;
-            const i64 plane = plane0 + g, hh = row0 + at / in_cols, ww = col0 + at % in_cols;
-            tile[i] = plane < planes && hh >= 0 && hh < h && ww >= 0 && ww < w ? x[(plane * h + hh) * w + ww] : 0.0f;
-        }
+        load_taps(taps, wt, plane0, planes, c, rs, group);
+        load_window(tile, x, plane0, planes, h, w, row0, col0, in_rows, in_cols, group);
         __syncthreads();
         if (computes) {
             for (int row = threadIdx.x / tile_cols; row < group * tile_rows; row += row_step) {
@@ -349,15 +363,8 @@ extern "C" __global__ void ich_nn_depthwise_backward_data(const float* dy, const
         const i64 plane0 = item / (tiles_h * tiles_w) * group;
         const i64 h0 = item / tiles_w % tiles_h * tile_rows, w0 = item % tiles_w * tile_cols;
         const i64 o0 = floor_div(h0 + pad_h - r + 1, stride_h), u0 = floor_div(w0 + pad_w - s + 1, stride_w);
-        for (int i = threadIdx.x; i < group * rs; i += blockDim.x) {
-            const i64 plane = plane0 + i / rs;
-            taps[i] = plane < planes ? wt[plane % c * rs + i % rs] : 0.0f;
-        }
-        for (int i = threadIdx.x; i < group * dy_plane; i += blockDim.x) {
-            const int g = i / dy_plane, at = i - g * dy_plane;
-            const i64 plane = plane0 + g, o = o0 + at / dy_cols, u = u0 + at % dy_cols;
-            tile[i] = plane < planes && o >= 0 && o < p && u >= 0 && u < q ? dy[(plane * p + o) * q + u] : 0.0f;
-        }
+        load_taps(taps, wt, plane0, planes, c, rs, group);
+        load_window(tile, dy, plane0, planes, p, q, o0, u0, dy_rows, dy_cols, group);
         __syncthreads();
         if (computes) {
             for (int row = threadIdx.x / tile_cols; row < group * tile_rows; row += row_step) {
