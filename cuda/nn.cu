@@ -1,8 +1,9 @@
 // Training kernels of our own for the CUDA backend (ich.nn.Backend): the element-wise ops, squeeze-excitation
 // scaling, global average pooling, BCE-with-logits, the Adam/AdamW step (per tensor, or over every tensor of a
-// model in one launch) and depthwise convolution (forward and both gradients), all fp32 NCHW, plus the bf16
-// and NCHW/NHWC conversions of the bf16 path. The host side is ich.gpu.NnKernels; the reference of every op
-// is ich.nn.cpu.CpuBackend.
+// model in one launch) and depthwise convolution (forward and both gradients), all fp32 NCHW; then the bf16
+// mixed-precision path: the bf16 and NCHW/NHWC conversions, bf16 element-wise ops, and NHWC squeeze-excitation,
+// pooling and batch norm on bf16 activations with fp32 per-channel tensors (see its section at the end). The
+// host side is ich.gpu.NnKernels; the reference of every op is ich.nn.cpu.CpuBackend.
 //
 // Exactness: as in preprocess.cu, fp32 products and sums are written with __fmul_rn/__fadd_rn/__fsub_rn and
 // the build passes -fmad=false, so the arithmetic ops round as Java's do, in Java's order. Where the CPU works
@@ -11,7 +12,8 @@
 // a few ulp, not bit for bit.
 //
 // Determinism: no atomics. A reduction is one block per output, each thread summing a fixed strided subset in
-// a fixed order, then a fixed tree in shared memory; the same launch gives the same bits every time.
+// a fixed order, then a fixed tree in shared memory (batch norm: fixed per-chunk partial sums first, written to
+// a workspace, then one block per channel over them); the same launch gives the same bits every time.
 //
 // Napkin math for the element-wise kernels: they are pure bandwidth. On an H100 (~3.3 TB/s), a binary op over
 // the largest EfficientNet-B0 activation at batch 256, 256x256 (256 x 96 x 128 x 128 floats = 1.6 GB read +
@@ -487,25 +489,34 @@ extern "C" __global__ void ich_nn_bf16_to_f32(const unsigned short* x, float* y,
     for (i64 i = first_index(); i < n; i += grid_stride()) y[i] = __uint_as_float((unsigned int)x[i] << 16);
 }
 
+// Widening to and narrowing from the fp32 of a transpose's shared tile: exact for bf16 in, rounded to nearest
+// even for bf16 out.
+__device__ __forceinline__ float tile_value(float v) { return v; }
+__device__ __forceinline__ float tile_value(unsigned short bf16_bits) { return __uint_as_float((unsigned int)bf16_bits << 16); }
+__device__ __forceinline__ void put_value(float* p, float v) { *p = v; }
+__device__ __forceinline__ void put_value(unsigned short* p, float v) { *p = f32_to_bf16_bits(v); }
+
 // dst[b][col][row] = src[b][row][col] for `batch` matrices of rows x cols, through a 32 x 33 shared tile (the
-// extra column keeps the column-wise reads free of bank conflicts): a warp reads 32 consecutive floats of a
-// source row and writes 32 consecutive floats of a destination row, so both sides coalesce. 256 threads are
-// 32 x 8, each moving 4 elements of a tile; blocks stride over the batch's tiles. Napkin: 8 bytes per element,
-// pure bandwidth, ~0.5 ms for 400 M elements on an H100.
-__device__ __forceinline__ void transpose_batch(const float* src, float* dst, i64 batch, i64 rows, i64 cols) {
+// extra column keeps the column-wise reads free of bank conflicts): a warp reads 32 consecutive elements of a
+// source row and writes 32 consecutive elements of a destination row, so both sides coalesce. 256 threads are
+// 32 x 8, each moving 4 elements of a tile; blocks stride over the batch's tiles. In and Out are float or bf16
+// bits (unsigned short), so a layout change and a precision change take one pass. Napkin: 8 bytes per element
+// fp32 to fp32 (6 with one bf16 side), pure bandwidth, ~0.5 ms for 400 M fp32 elements on an H100.
+template <typename In, typename Out>
+__device__ __forceinline__ void transpose_batch(const In* src, Out* dst, i64 batch, i64 rows, i64 cols) {
     __shared__ float tile[32][33];
     const i64 tiles_r = (rows + 31) / 32, tiles_c = (cols + 31) / 32, items = batch * tiles_r * tiles_c;
     const int tx = threadIdx.x % 32, ty = threadIdx.x / 32, ty_step = blockDim.x / 32;
     for (i64 item = blockIdx.x; item < items; item += gridDim.x) {
         const i64 b = item / (tiles_r * tiles_c), r0 = item / tiles_c % tiles_r * 32, c0 = item % tiles_c * 32;
-        const float* in = src + b * rows * cols;
-        float* out = dst + b * rows * cols;
+        const In* in = src + b * rows * cols;
+        Out* out = dst + b * rows * cols;
         for (int i = ty; i < 32; i += ty_step) {
-            if (r0 + i < rows && c0 + tx < cols) tile[i][tx] = in[(r0 + i) * cols + c0 + tx];
+            if (r0 + i < rows && c0 + tx < cols) tile[i][tx] = tile_value(in[(r0 + i) * cols + c0 + tx]);
         }
         __syncthreads();
         for (int i = ty; i < 32; i += ty_step) {
-            if (c0 + i < cols && r0 + tx < rows) out[(c0 + i) * rows + r0 + tx] = tile[tx][i];
+            if (c0 + i < cols && r0 + tx < rows) put_value(&out[(c0 + i) * rows + r0 + tx], tile[tx][i]);
         }
         __syncthreads();  // the next item overwrites the tile
     }
@@ -519,4 +530,642 @@ extern "C" __global__ void ich_nn_nchw_to_nhwc_f32(const float* x, float* y, i64
 // [n, h, w, c] -> [n, c, h, w]: per image, an (h w) x c matrix transposed.
 extern "C" __global__ void ich_nn_nhwc_to_nchw_f32(const float* x, float* y, i64 n, i64 c, i64 hw) {
     transpose_batch(x, y, n, hw, c);
+}
+
+// fp32 [n, c, h, w] -> bf16 [n, h, w, c], rounded to nearest even: a tensor entering the bf16 NHWC path.
+extern "C" __global__ void ich_nn_nchw_f32_to_nhwc_bf16(const float* x, unsigned short* y, i64 n, i64 c, i64 hw) {
+    transpose_batch(x, y, n, c, hw);
+}
+
+// bf16 [n, h, w, c] -> fp32 [n, c, h, w], exact: a tensor leaving the bf16 NHWC path.
+extern "C" __global__ void ich_nn_nhwc_bf16_to_nchw_f32(const unsigned short* x, float* y, i64 n, i64 c, i64 hw) {
+    transpose_batch(x, y, n, hw, c);
+}
+
+// ---- the bf16 mixed-precision path: bf16 activations (NHWC where the layout matters), fp32 arithmetic ----
+//
+// A bf16 value is its 16 bits; it widens to fp32 exactly, the kernel computes in fp32 with the rounded ops of the
+// fp32 kernels above (so before the last step the value is the fp32 kernel's on the same inputs) and rounds the
+// result to bf16, to nearest even (f32_to_bf16_bits). Per-(image, channel) and per-channel tensors (SE scales,
+// pooled values, batch-norm parameters and statistics) stay fp32; sums are in double, in a fixed order.
+//
+// Bytes in flight: HBM needs ~20 KB in flight per SM to stream at full rate (~3.3 TB/s x ~0.8 us over 132 SMs
+// on an H100), and 2048 resident threads with one 2-byte load each hold 4 KB. So where the host finds every bf16
+// pointer 16-byte aligned (and, for NHWC tensors, c a multiple of 8) a thread moves 8 values with one 16-byte
+// load or store (vec == 8); otherwise one (vec == 1: any alignment and any c, about a quarter of the rate).
+
+typedef unsigned short bf16;  // the bits of a bfloat16: the top half of the float it stands for
+
+__device__ __forceinline__ float bf16_to_f32(bf16 b) { return __uint_as_float((unsigned int)b << 16); }
+
+// Two bf16 in a 32-bit word, the first at the lower address (little-endian, on the GPU as on the host).
+__device__ __forceinline__ unsigned int pack_bf16x2(float first, float second) {
+    return (unsigned int)f32_to_bf16_bits(first) | ((unsigned int)f32_to_bf16_bits(second) << 16);
+}
+
+// VEC consecutive bf16 values from p (16-byte aligned when VEC == 8), widened.
+template <int VEC>
+__device__ __forceinline__ void load_bf16(const bf16* p, float (&v)[VEC]) {
+    if constexpr (VEC == 8) {
+        const uint4 u = *reinterpret_cast<const uint4*>(p);
+        const unsigned int w[4] = {u.x, u.y, u.z, u.w};
+        for (int k = 0; k < 4; k++) {
+            v[2 * k] = __uint_as_float(w[k] << 16);
+            v[2 * k + 1] = __uint_as_float(w[k] & 0xFFFF0000u);
+        }
+    } else {
+        static_assert(VEC == 1, "packs of 8 values or single values");
+        v[0] = bf16_to_f32(*p);
+    }
+}
+
+// VEC fp32 values rounded to bf16 and stored at p (16-byte aligned when VEC == 8).
+template <int VEC>
+__device__ __forceinline__ void store_bf16(bf16* p, const float (&v)[VEC]) {
+    if constexpr (VEC == 8) {
+        uint4 u;
+        u.x = pack_bf16x2(v[0], v[1]);
+        u.y = pack_bf16x2(v[2], v[3]);
+        u.z = pack_bf16x2(v[4], v[5]);
+        u.w = pack_bf16x2(v[6], v[7]);
+        *reinterpret_cast<uint4*>(p) = u;
+    } else {
+        static_assert(VEC == 1, "packs of 8 values or single values");
+        *p = f32_to_bf16_bits(v[0]);
+    }
+}
+
+// ---- bf16 element-wise, layout-agnostic: the fp32 kernels' formulas, one rounding to bf16 at the end ----
+//
+// Napkin: 2 bytes per input and 2 per output element, half the fp32 kernels' traffic: a binary op over the
+// largest B0 activation at batch 256, 256x256 (256 x 96 x 128 x 128 = 403 M elements) moves 2.4 GB, ~0.7 ms at
+// ~3.3 TB/s.
+
+// Calls op.apply<V>(i) for elements i .. i + V - 1 of n: packs of 8 when vec == 8, then the n % 8 left one at a
+// time; one at a time throughout when vec == 1. A thread reads its elements before writing them, so an output
+// may be one of the inputs.
+template <typename Op>
+__device__ __forceinline__ void bf16_elementwise(const Op& op, i64 n, int vec) {
+    i64 done = 0;
+    if (vec == 8) {
+        const i64 packs = n / 8;
+        for (i64 p = first_index(); p < packs; p += grid_stride()) op.template apply<8>(p * 8);
+        done = packs * 8;
+    }
+    for (i64 i = done + first_index(); i < n; i += grid_stride()) op.template apply<1>(i);
+}
+
+struct SiluBf16 {
+    const bf16* x;
+    bf16* y;
+    template <int V>
+    __device__ __forceinline__ void apply(i64 i) const {
+        float v[V];
+        load_bf16<V>(x + i, v);
+        for (int k = 0; k < V; k++) v[k] = __fmul_rn(v[k], sigmoidf(v[k]));
+        store_bf16<V>(y + i, v);
+    }
+};
+
+extern "C" __global__ void ich_nn_silu_bf16(const bf16* x, bf16* y, i64 n, int vec) {
+    bf16_elementwise(SiluBf16{x, y}, n, vec);
+}
+
+// dx = dy * s * (1 + x * (1 - s)), s = sigmoid(x), as ich_nn_silu_backward.
+struct SiluBackwardBf16 {
+    const bf16* x;
+    const bf16* dy;
+    bf16* dx;
+    template <int V>
+    __device__ __forceinline__ void apply(i64 i) const {
+        float v[V], g[V];
+        load_bf16<V>(x + i, v);
+        load_bf16<V>(dy + i, g);
+        for (int k = 0; k < V; k++) {
+            const float s = sigmoidf(v[k]);
+            g[k] = __fmul_rn(__fmul_rn(g[k], s), __fadd_rn(1.0f, __fmul_rn(v[k], __fsub_rn(1.0f, s))));
+        }
+        store_bf16<V>(dx + i, g);
+    }
+};
+
+extern "C" __global__ void ich_nn_silu_backward_bf16(const bf16* x, const bf16* dy, bf16* dx, i64 n, int vec) {
+    bf16_elementwise(SiluBackwardBf16{x, dy, dx}, n, vec);
+}
+
+// y = a + b; y may be a or b (accumulate is add(into, from, into)).
+struct AddBf16 {
+    const bf16* a;
+    const bf16* b;
+    bf16* y;
+    template <int V>
+    __device__ __forceinline__ void apply(i64 i) const {
+        float u[V], v[V];
+        load_bf16<V>(a + i, u);
+        load_bf16<V>(b + i, v);
+        for (int k = 0; k < V; k++) u[k] = __fadd_rn(u[k], v[k]);
+        store_bf16<V>(y + i, u);
+    }
+};
+
+extern "C" __global__ void ich_nn_add_bf16(const bf16* a, const bf16* b, bf16* y, i64 n, int vec) {
+    bf16_elementwise(AddBf16{a, b, y}, n, vec);
+}
+
+// y = x * mask[i / per_sample], the mask fp32 as in ich_nn_multiply_by_mask. One division a pack: the elements
+// of a pack step over sample boundaries one by one (per_sample may be smaller than the pack).
+struct MultiplyByMaskBf16 {
+    const bf16* x;
+    const float* mask;
+    bf16* y;
+    i64 per_sample;
+    template <int V>
+    __device__ __forceinline__ void apply(i64 i) const {
+        float v[V];
+        load_bf16<V>(x + i, v);
+        i64 sample = i / per_sample, next = (sample + 1) * per_sample;
+        float f = mask[sample];
+        for (int k = 0; k < V; k++) {
+            if (i + k == next) {
+                f = mask[++sample];
+                next += per_sample;
+            }
+            v[k] = __fmul_rn(v[k], f);
+        }
+        store_bf16<V>(y + i, v);
+    }
+};
+
+extern "C" __global__ void ich_nn_multiply_by_mask_bf16(const bf16* x, const float* mask, bf16* y, i64 n,
+                                                        i64 per_sample, int vec) {
+    bf16_elementwise(MultiplyByMaskBf16{x, mask, y, per_sample}, n, vec);
+}
+
+// t *= factor in place.
+struct ScaleBf16 {
+    bf16* t;
+    float factor;
+    template <int V>
+    __device__ __forceinline__ void apply(i64 i) const {
+        float v[V];
+        load_bf16<V>(t + i, v);
+        for (int k = 0; k < V; k++) v[k] = __fmul_rn(v[k], factor);
+        store_bf16<V>(t + i, v);
+    }
+};
+
+extern "C" __global__ void ich_nn_scale_bf16(bf16* t, float factor, i64 n, int vec) {
+    bf16_elementwise(ScaleBf16{t, factor}, n, vec);
+}
+
+// ---- NHWC tiles: a tensor [images, rows, c] of bf16, rows = h*w (for batch norm: one image of all n*h*w rows) ----
+//
+// A block's threads are `lanes` = blockDim / cw row lanes of cw threads. Thread j of a lane owns the VEC
+// consecutive channels of group slice * cw + j (VEC == 8 only when c % 8 == 0) and steps over the rows of its
+// block's work item lane, lane + lanes, ...; so a lane reads cw * VEC consecutive channels of a row, and when
+// that is all of c (c <= 256 at VEC 8, <= 32 at VEC 1) a warp reads consecutive rows: every load coalesces. The
+// host (NnKernels.nhwcTiling) takes cw = ceil(groups / ceil(groups / 32)), at most 32, so the slices of c come
+// out nearly equal and at least 7/8 of a block's threads work (c = 144 at VEC 8: 18 groups, 14 lanes of 18).
+// Per-channel values live in registers for a whole work item; there is no integer division per element.
+
+struct NhwcSlot {
+    int lane, lanes;  // the thread's row lane, of lanes
+    i64 ch;           // its first channel
+    bool active;      // false past the last full lane, and past c in a narrower last slice
+};
+
+template <int VEC>
+__device__ __forceinline__ NhwcSlot nhwc_slot(i64 c, int cw, i64 slice) {
+    NhwcSlot t;
+    t.lanes = (int)blockDim.x / cw;
+    t.lane = (int)threadIdx.x / cw;
+    t.ch = (slice * cw + (int)threadIdx.x % cw) * VEC;
+    t.active = t.lane < t.lanes && t.ch < c;
+    return t;
+}
+
+// Sums v[q] (q < Q) of the threads of each channel over the block's lanes, in a fixed tree (lane l takes lane
+// l + half, half = the power of two below the lane count, then half / 2, ...; a lane count that is not a power of
+// two just skips partners past the end), so the result repeats bit for bit. Lane 0's threads end up with the
+// totals in v. s: Q * blockDim.x doubles of shared memory. Every thread of the block must call it.
+template <int Q>
+__device__ __forceinline__ void lane_sum(double (&v)[Q], double* s, int lanes, int cw) {
+    const int t = threadIdx.x, stride = blockDim.x, lane = t / cw;
+    for (int q = 0; q < Q; q++) s[q * stride + t] = v[q];
+    __syncthreads();
+    int half = 1;
+    while (half * 2 < lanes) half *= 2;
+    for (; half > 0 && lanes > 1; half /= 2) {
+        if (lane < half && lane + half < lanes) {
+            for (int q = 0; q < Q; q++) s[q * stride + t] += s[q * stride + t + half * cw];
+        }
+        __syncthreads();
+    }
+    for (int q = 0; q < Q; q++) v[q] = s[q * stride + t];
+    __syncthreads();  // s may be reused by the caller's next call
+}
+
+// Shared doubles of the NHWC reductions: two sums of 8 channels per thread (batch norm), 32 KB.
+#define ICH_NHWC_SHARED (2 * 8 * ICH_NN_BLOCK)
+
+// Dispatches a kernel body on the host's vec (uniform over the grid, so no divergence).
+#define ICH_BY_VEC(body, ...) \
+    do { if (vec == 8) body<8>(__VA_ARGS__); else body<1>(__VA_ARGS__); } while (0)
+
+// ---- squeeze-excitation and pooling, NHWC: x [n, hw, c] bf16, per-(image, channel) tensors fp32 [n, c] ----
+
+// y = x * s[img, ch]; y may be x. A work item is rows_per_chunk rows of one image and one channel slice.
+// Napkin: 4 bytes per element; B0's largest SE input at batch 256, 256x256 (256 x 128 x 128 x 32, 134 M
+// elements) is ~0.16 ms at ~3.3 TB/s.
+template <int VEC>
+__device__ __forceinline__ void scale_channels_nhwc(const bf16* x, const float* s, bf16* y, i64 n, i64 hw, i64 c,
+                                                    int cw, i64 rows_per_chunk) {
+    const i64 slices = (c / VEC + cw - 1) / cw, chunks = (hw + rows_per_chunk - 1) / rows_per_chunk;
+    for (i64 item = blockIdx.x; item < n * slices * chunks; item += gridDim.x) {
+        const i64 img = item / (slices * chunks), slice = item / chunks % slices, chunk = item % chunks;
+        const NhwcSlot t = nhwc_slot<VEC>(c, cw, slice);
+        if (!t.active) continue;
+        float f[VEC];
+        for (int k = 0; k < VEC; k++) f[k] = s[img * c + t.ch + k];
+        const i64 end = min(hw, (chunk + 1) * rows_per_chunk);
+        for (i64 r = chunk * rows_per_chunk + t.lane; r < end; r += t.lanes) {
+            const i64 at = (img * hw + r) * c + t.ch;
+            float v[VEC];
+            load_bf16<VEC>(x + at, v);
+            for (int k = 0; k < VEC; k++) v[k] = __fmul_rn(v[k], f[k]);
+            store_bf16<VEC>(y + at, v);
+        }
+    }
+}
+
+extern "C" __global__ void ich_nn_scale_channels_nhwc(const bf16* x, const float* s, bf16* y, i64 n, i64 hw, i64 c,
+                                                      int vec, int cw, i64 rows_per_chunk) {
+    ICH_BY_VEC(scale_channels_nhwc, x, s, y, n, hw, c, cw, rows_per_chunk);
+}
+
+// dx = dy * s (bf16), ds[img, ch] = sum over hw of dy * x in double (fp32). No workspace, so a block owns one
+// (image, channel slice) and all its rows: no other block writes its ds. Napkin: 6 bytes per element, ~0.25 ms
+// for B0's largest SE input (256 x 128 x 128 x 32 at batch 256, 256x256: 805 MB moved). That is 256 blocks,
+// about two a SM on a 132-SM H100, each thread with two 16-byte loads in flight (~16 KB a SM): close to what
+// the bandwidth needs, so within a small factor of the bound; deeper layers have more slices, hence blocks.
+// The lane tree at the end (at most 8 steps) is noise next to hw rows.
+template <int VEC>
+__device__ __forceinline__ void scale_channels_backward_nhwc(const bf16* x, const float* s, const bf16* dy, bf16* dx,
+                                                             float* ds, i64 n, i64 hw, i64 c, int cw, double* shared) {
+    const i64 slices = (c / VEC + cw - 1) / cw;
+    for (i64 item = blockIdx.x; item < n * slices; item += gridDim.x) {
+        const i64 img = item / slices, slice = item % slices;
+        const NhwcSlot t = nhwc_slot<VEC>(c, cw, slice);
+        double sum[VEC] = {};
+        if (t.active) {
+            float f[VEC];
+            for (int k = 0; k < VEC; k++) f[k] = s[img * c + t.ch + k];
+            for (i64 r = t.lane; r < hw; r += t.lanes) {
+                const i64 at = (img * hw + r) * c + t.ch;
+                float g[VEC], v[VEC];
+                load_bf16<VEC>(dy + at, g);
+                load_bf16<VEC>(x + at, v);
+                for (int k = 0; k < VEC; k++) {
+                    sum[k] += (double)g[k] * (double)v[k];
+                    g[k] = __fmul_rn(g[k], f[k]);
+                }
+                store_bf16<VEC>(dx + at, g);
+            }
+        }
+        lane_sum<VEC>(sum, shared, t.lanes, cw);
+        if (t.active && t.lane == 0) {
+            for (int k = 0; k < VEC; k++) ds[img * c + t.ch + k] = (float)sum[k];
+        }
+    }
+}
+
+extern "C" __global__ void ich_nn_scale_channels_backward_nhwc(const bf16* x, const float* s, const bf16* dy, bf16* dx,
+                                                               float* ds, i64 n, i64 hw, i64 c, int vec, int cw) {
+    __shared__ double shared[ICH_NHWC_SHARED];
+    ICH_BY_VEC(scale_channels_backward_nhwc, x, s, dy, dx, ds, n, hw, c, cw, shared);
+}
+
+// y[img, ch] = (float) (sum over hw of x, in double, / hw): one block per (image, channel slice), as above.
+// Napkin: 2 bytes per element read, 4 per (image, channel) written.
+template <int VEC>
+__device__ __forceinline__ void global_average_pool_nhwc(const bf16* x, float* y, i64 n, i64 hw, i64 c, int cw,
+                                                         double* shared) {
+    const i64 slices = (c / VEC + cw - 1) / cw;
+    for (i64 item = blockIdx.x; item < n * slices; item += gridDim.x) {
+        const i64 img = item / slices, slice = item % slices;
+        const NhwcSlot t = nhwc_slot<VEC>(c, cw, slice);
+        double sum[VEC] = {};
+        if (t.active) {
+            for (i64 r = t.lane; r < hw; r += t.lanes) {
+                float v[VEC];
+                load_bf16<VEC>(x + (img * hw + r) * c + t.ch, v);
+                for (int k = 0; k < VEC; k++) sum[k] += (double)v[k];
+            }
+        }
+        lane_sum<VEC>(sum, shared, t.lanes, cw);
+        if (t.active && t.lane == 0) {
+            for (int k = 0; k < VEC; k++) y[img * c + t.ch + k] = (float)(sum[k] / (double)hw);
+        }
+    }
+}
+
+extern "C" __global__ void ich_nn_global_average_pool_nhwc(const bf16* x, float* y, i64 n, i64 hw, i64 c, int vec,
+                                                           int cw) {
+    __shared__ double shared[ICH_NHWC_SHARED];
+    ICH_BY_VEC(global_average_pool_nhwc, x, y, n, hw, c, cw, shared);
+}
+
+// dx[img, r, ch] = dy[img, ch] / hw, divided in fp32 as the CPU does, then rounded: tiled as scale_channels_nhwc.
+// Napkin: 2 bytes written per element.
+template <int VEC>
+__device__ __forceinline__ void global_average_pool_backward_nhwc(const float* dy, bf16* dx, i64 n, i64 hw, i64 c,
+                                                                  int cw, i64 rows_per_chunk) {
+    const i64 slices = (c / VEC + cw - 1) / cw, chunks = (hw + rows_per_chunk - 1) / rows_per_chunk;
+    const float div = (float)hw;
+    for (i64 item = blockIdx.x; item < n * slices * chunks; item += gridDim.x) {
+        const i64 img = item / (slices * chunks), slice = item / chunks % slices, chunk = item % chunks;
+        const NhwcSlot t = nhwc_slot<VEC>(c, cw, slice);
+        if (!t.active) continue;
+        float v[VEC];
+        for (int k = 0; k < VEC; k++) v[k] = __fdiv_rn(dy[img * c + t.ch + k], div);
+        const i64 end = min(hw, (chunk + 1) * rows_per_chunk);
+        for (i64 r = chunk * rows_per_chunk + t.lane; r < end; r += t.lanes) store_bf16<VEC>(dx + (img * hw + r) * c + t.ch, v);
+    }
+}
+
+extern "C" __global__ void ich_nn_global_average_pool_backward_nhwc(const float* dy, bf16* dx, i64 n, i64 hw, i64 c,
+                                                                    int vec, int cw, i64 rows_per_chunk) {
+    ICH_BY_VEC(global_average_pool_backward_nhwc, dy, dx, n, hw, c, cw, rows_per_chunk);
+}
+
+// ---- batch norm, NHWC: x [m = n*h*w rows, c] bf16; gamma, beta, statistics fp32 [c] ----
+//
+// Three launches per direction, so that every pass keeps the whole GPU busy whatever m and c are:
+//   1. sums: work items of rows_per_chunk rows x one channel slice (chunks x slices blocks) write per-chunk sums,
+//      in double, to the workspace: partial[q][ch][chunk], q = 0, 1 (forward: x - shift and its square, shift
+//      = the channel's first value as on the CPU, so that E[x^2] - E[x]^2 does not cancel when |mean| >> std;
+//      backward: dy and dy * (x - mean)).
+//   2. finish: one block per channel adds its chunks' sums in a fixed order and computes what the CPU computes
+//      in double from the same sums: statistics, running statistics, dgamma, dbeta and the fp32 coefficients of
+//      the element-wise pass, written after the partial sums (coef[k][c]).
+//   3. apply: the same tiling as pass 1, y = x * scale + shift, or dx = p * dy + q * x + r, each in the CPU's
+//      rounded fp32 ops, then rounded to bf16.
+// The host (NnKernels.batchNormRowsPerChunk) sizes chunks at >= 128 rows (partial sums, 16 bytes per chunk and
+// channel, stay under 1/16 of the 2 bytes per element read) and at most 2048 of them (pass 2 reads <= 32 KB a
+// channel). Napkin, forward at B0's largest (m = 256 x 128 x 128 = 4.2 M, c = 32, 268 MB of bf16): pass 1 reads
+// 268 MB in 2048 blocks, pass 2 reads 1 MB, pass 3 reads 268 MB and writes 268 MB: ~0.25 ms at ~3.3 TB/s, no
+// pass with fewer blocks than SMs unless the whole tensor is tiny. Backward: 536 + 1 + 804 MB, ~0.4 ms. At the
+// other end (m = 256 x 8 x 8 = 16 K, c = 1280) pass 1 is 128 chunks x 5 slices = 640 blocks of 16 rows a lane.
+
+// Adds row r of the thread's channels to its sums: x - center and its square, or dy and dy * (x - center).
+template <int VEC, bool GRAD>
+__device__ __forceinline__ void batch_norm_add_row(double (&sum)[2 * VEC], const float (&v)[VEC], const float (&g)[VEC],
+                                                   const float (&center)[VEC]) {
+    for (int k = 0; k < VEC; k++) {
+        const double d = (double)v[k] - (double)center[k];  // exact: bf16 minus bf16 or fp32
+        if constexpr (GRAD) {
+            sum[k] += (double)g[k];
+            sum[VEC + k] += (double)g[k] * d;
+        } else {
+            sum[k] += d;
+            sum[VEC + k] += d * d;
+        }
+    }
+}
+
+// Pass 1. A thread takes its rows two at a time, both loads issued before either is summed (then a last odd
+// row): at ~96 registers a thread only two blocks fit an SM, and one 16-byte load a thread in flight would be
+// ~8 KB a SM, under half of what the bandwidth needs. The sums still go row by row, in order.
+template <int VEC, bool GRAD>
+__device__ __forceinline__ void batch_norm_sums_nhwc(const bf16* x, const bf16* dy, const float* mean, double* partial,
+                                                     i64 m, i64 c, int cw, i64 rows_per_chunk, double* shared) {
+    const i64 slices = (c / VEC + cw - 1) / cw, chunks = (m + rows_per_chunk - 1) / rows_per_chunk;
+    for (i64 item = blockIdx.x; item < chunks * slices; item += gridDim.x) {
+        const i64 slice = item / chunks, chunk = item % chunks;
+        const NhwcSlot t = nhwc_slot<VEC>(c, cw, slice);
+        double sum[2 * VEC] = {};
+        if (t.active) {
+            float center[VEC];  // forward: the shift (row 0); backward: the saved mean
+            if constexpr (GRAD) {
+                for (int k = 0; k < VEC; k++) center[k] = mean[t.ch + k];
+            } else {
+                load_bf16<VEC>(x + t.ch, center);
+            }
+            const i64 end = min(m, (chunk + 1) * rows_per_chunk);
+            i64 r = chunk * rows_per_chunk + t.lane;
+            for (; r + t.lanes < end; r += 2 * t.lanes) {
+                float v0[VEC], v1[VEC], g0[VEC], g1[VEC];
+                load_bf16<VEC>(x + r * c + t.ch, v0);
+                load_bf16<VEC>(x + (r + t.lanes) * c + t.ch, v1);
+                if constexpr (GRAD) {
+                    load_bf16<VEC>(dy + r * c + t.ch, g0);
+                    load_bf16<VEC>(dy + (r + t.lanes) * c + t.ch, g1);
+                }
+                batch_norm_add_row<VEC, GRAD>(sum, v0, g0, center);
+                batch_norm_add_row<VEC, GRAD>(sum, v1, g1, center);
+            }
+            if (r < end) {
+                float v[VEC], g[VEC];
+                load_bf16<VEC>(x + r * c + t.ch, v);
+                if constexpr (GRAD) load_bf16<VEC>(dy + r * c + t.ch, g);
+                batch_norm_add_row<VEC, GRAD>(sum, v, g, center);
+            }
+        }
+        lane_sum<2 * VEC>(sum, shared, t.lanes, cw);
+        if (t.active && t.lane == 0) {
+            for (int k = 0; k < VEC; k++) {
+                partial[(t.ch + k) * chunks + chunk] = sum[k];
+                partial[(c + t.ch + k) * chunks + chunk] = sum[VEC + k];
+            }
+        }
+    }
+}
+
+template <int VEC>
+__device__ __forceinline__ void batch_norm_stats(const bf16* x, double* partial, i64 m, i64 c, int cw,
+                                                 i64 rows_per_chunk, double* shared) {
+    batch_norm_sums_nhwc<VEC, false>(x, nullptr, nullptr, partial, m, c, cw, rows_per_chunk, shared);
+}
+
+// Pass 1 of the training forward.
+extern "C" __global__ void ich_nn_batch_norm_stats_nhwc(const bf16* x, double* partial, i64 m, i64 c, int vec, int cw,
+                                                        i64 rows_per_chunk) {
+    __shared__ double shared[ICH_NHWC_SHARED];
+    ICH_BY_VEC(batch_norm_stats, x, partial, m, c, cw, rows_per_chunk, shared);
+}
+
+// Pass 2 of the training forward: per channel, the CPU's double formulas on the sums (biased variance to
+// normalise, unbiased for the running variance, PyTorch's momentum); coef[0][ch] = scale, coef[1][ch] = shift.
+extern "C" __global__ void ich_nn_batch_norm_finish_training_nhwc(const bf16* x, const double* partial,
+                                                                  const float* gamma, const float* beta,
+                                                                  float* running_mean, float* running_var,
+                                                                  double momentum, double eps, float* save_mean,
+                                                                  float* save_inv_std, float* coef, i64 m, i64 c,
+                                                                  i64 chunks) {
+    __shared__ double s[ICH_NN_BLOCK];
+    for (i64 ch = blockIdx.x; ch < c; ch += gridDim.x) {
+        double s1 = 0, s2 = 0;
+        for (i64 k = threadIdx.x; k < chunks; k += blockDim.x) {
+            s1 += partial[ch * chunks + k];
+            s2 += partial[(c + ch) * chunks + k];
+        }
+        s1 = block_sum(s1, s);
+        s2 = block_sum(s2, s);
+        if (threadIdx.x == 0) {
+            const double count = (double)m, shift = (double)bf16_to_f32(x[ch]);
+            const double shifted_mean = s1 / count, mean = shift + shifted_mean;
+            const double var = fmax(0.0, s2 / count - shifted_mean * shifted_mean);
+            const double inv_std = 1.0 / sqrt(var + eps);
+            const double g = (double)gamma[ch];
+            save_mean[ch] = (float)mean;
+            save_inv_std[ch] = (float)inv_std;
+            running_mean[ch] = (float)((1 - momentum) * (double)running_mean[ch] + momentum * mean);
+            running_var[ch] = (float)((1 - momentum) * (double)running_var[ch] + momentum * var * count / (count - 1));
+            coef[ch] = (float)(g * inv_std);
+            coef[c + ch] = (float)((double)beta[ch] - mean * g * inv_std);
+        }
+    }
+}
+
+// y = x * scale + shift over the thread's channels and rows [r0, r1): the CPU's affine, two rounded fp32 ops.
+template <int VEC>
+__device__ __forceinline__ void affine_rows(const bf16* x, bf16* y, const float (&scale)[VEC],
+                                            const float (&shift)[VEC], i64 c, const NhwcSlot& t, i64 r0, i64 r1) {
+    for (i64 r = r0 + t.lane; r < r1; r += t.lanes) {
+        float v[VEC];
+        load_bf16<VEC>(x + r * c + t.ch, v);
+        for (int k = 0; k < VEC; k++) v[k] = __fadd_rn(__fmul_rn(v[k], scale[k]), shift[k]);
+        store_bf16<VEC>(y + r * c + t.ch, v);
+    }
+}
+
+template <int VEC>
+__device__ __forceinline__ void batch_norm_apply(const bf16* x, const float* coef, bf16* y, i64 m, i64 c, int cw,
+                                                 i64 rows_per_chunk) {
+    const i64 slices = (c / VEC + cw - 1) / cw, chunks = (m + rows_per_chunk - 1) / rows_per_chunk;
+    for (i64 item = blockIdx.x; item < chunks * slices; item += gridDim.x) {
+        const i64 slice = item / chunks, chunk = item % chunks;
+        const NhwcSlot t = nhwc_slot<VEC>(c, cw, slice);
+        if (!t.active) continue;
+        float scale[VEC], shift[VEC];
+        for (int k = 0; k < VEC; k++) {
+            scale[k] = coef[t.ch + k];
+            shift[k] = coef[c + t.ch + k];
+        }
+        affine_rows<VEC>(x, y, scale, shift, c, t, chunk * rows_per_chunk, min(m, (chunk + 1) * rows_per_chunk));
+    }
+}
+
+// Pass 3 of the training forward; y may be x.
+extern "C" __global__ void ich_nn_batch_norm_apply_nhwc(const bf16* x, const float* coef, bf16* y, i64 m, i64 c,
+                                                        int vec, int cw, i64 rows_per_chunk) {
+    ICH_BY_VEC(batch_norm_apply, x, coef, y, m, c, cw, rows_per_chunk);
+}
+
+// Inference: one pass, each thread computing its channels' scale and shift from the running statistics as the
+// CPU does (running mean times gamma in fp32, the rest in double) at the start of each work item. y may be x.
+// Napkin: 4 bytes per element.
+template <int VEC>
+__device__ __forceinline__ void batch_norm_inference(const bf16* x, const float* gamma, const float* beta,
+                                                     const float* running_mean, const float* running_var, double eps,
+                                                     bf16* y, i64 m, i64 c, int cw, i64 rows_per_chunk) {
+    const i64 slices = (c / VEC + cw - 1) / cw, chunks = (m + rows_per_chunk - 1) / rows_per_chunk;
+    for (i64 item = blockIdx.x; item < chunks * slices; item += gridDim.x) {
+        const i64 slice = item / chunks, chunk = item % chunks;
+        const NhwcSlot t = nhwc_slot<VEC>(c, cw, slice);
+        if (!t.active) continue;
+        float scale[VEC], shift[VEC];
+        for (int k = 0; k < VEC; k++) {
+            const i64 ch = t.ch + k;
+            const double inv_std = 1.0 / sqrt((double)running_var[ch] + eps);
+            scale[k] = (float)((double)gamma[ch] * inv_std);
+            shift[k] = (float)((double)beta[ch] - (double)__fmul_rn(running_mean[ch], gamma[ch]) * inv_std);
+        }
+        affine_rows<VEC>(x, y, scale, shift, c, t, chunk * rows_per_chunk, min(m, (chunk + 1) * rows_per_chunk));
+    }
+}
+
+extern "C" __global__ void ich_nn_batch_norm_inference_nhwc(const bf16* x, const float* gamma, const float* beta,
+                                                            const float* running_mean, const float* running_var,
+                                                            double eps, bf16* y, i64 m, i64 c, int vec, int cw,
+                                                            i64 rows_per_chunk) {
+    ICH_BY_VEC(batch_norm_inference, x, gamma, beta, running_mean, running_var, eps, y, m, c, cw, rows_per_chunk);
+}
+
+template <int VEC>
+__device__ __forceinline__ void batch_norm_backward_sums(const bf16* x, const bf16* dy, const float* mean,
+                                                         double* partial, i64 m, i64 c, int cw, i64 rows_per_chunk,
+                                                         double* shared) {
+    batch_norm_sums_nhwc<VEC, true>(x, dy, mean, partial, m, c, cw, rows_per_chunk, shared);
+}
+
+// Pass 1 of the backward: per-chunk sums of dy and dy * (x - saved mean).
+extern "C" __global__ void ich_nn_batch_norm_backward_sums_nhwc(const bf16* x, const bf16* dy, const float* save_mean,
+                                                                double* partial, i64 m, i64 c, int vec, int cw,
+                                                                i64 rows_per_chunk) {
+    __shared__ double shared[ICH_NHWC_SHARED];
+    ICH_BY_VEC(batch_norm_backward_sums, x, dy, save_mean, partial, m, c, cw, rows_per_chunk, shared);
+}
+
+// Pass 2 of the backward: dbeta = sum dy, dgamma = sum dy * xhat, and dx = p dy + q x + r with the CPU's
+// p = gamma invStd, q = -p invStd mean(dy xhat), r = p (invStd mean(dy xhat) mean - mean(dy)), all in double
+// from the sums and rounded once; coef[0..2][ch] = p, q, r.
+extern "C" __global__ void ich_nn_batch_norm_backward_finish_nhwc(const double* partial, const float* gamma,
+                                                                  const float* save_mean, const float* save_inv_std,
+                                                                  float* dgamma, float* dbeta, float* coef, i64 m,
+                                                                  i64 c, i64 chunks) {
+    __shared__ double s[ICH_NN_BLOCK];
+    for (i64 ch = blockIdx.x; ch < c; ch += gridDim.x) {
+        double s1 = 0, s2 = 0;
+        for (i64 k = threadIdx.x; k < chunks; k += blockDim.x) {
+            s1 += partial[ch * chunks + k];
+            s2 += partial[(c + ch) * chunks + k];
+        }
+        s1 = block_sum(s1, s);
+        s2 = block_sum(s2, s);
+        if (threadIdx.x == 0) {
+            const double count = (double)m, mean = (double)save_mean[ch], inv_std = (double)save_inv_std[ch];
+            const double sum_dy_xhat = s2 * inv_std;
+            dbeta[ch] = (float)s1;
+            dgamma[ch] = (float)sum_dy_xhat;
+            const double k = (double)gamma[ch] * inv_std;
+            const double mean_dy = s1 / count, mean_dy_xhat = sum_dy_xhat / count;
+            coef[ch] = (float)k;
+            coef[c + ch] = (float)(-k * inv_std * mean_dy_xhat);
+            coef[2 * c + ch] = (float)(k * (inv_std * mean_dy_xhat * mean - mean_dy));
+        }
+    }
+}
+
+// Pass 3 of the backward: dx = p dy + q x + r in the CPU's order; dx may be dy or x.
+template <int VEC>
+__device__ __forceinline__ void batch_norm_backward_apply(const bf16* x, const bf16* dy, const float* coef, bf16* dx,
+                                                          i64 m, i64 c, int cw, i64 rows_per_chunk) {
+    const i64 slices = (c / VEC + cw - 1) / cw, chunks = (m + rows_per_chunk - 1) / rows_per_chunk;
+    for (i64 item = blockIdx.x; item < chunks * slices; item += gridDim.x) {
+        const i64 slice = item / chunks, chunk = item % chunks;
+        const NhwcSlot t = nhwc_slot<VEC>(c, cw, slice);
+        if (!t.active) continue;
+        float p[VEC], q[VEC], r[VEC];
+        for (int k = 0; k < VEC; k++) {
+            p[k] = coef[t.ch + k];
+            q[k] = coef[c + t.ch + k];
+            r[k] = coef[2 * c + t.ch + k];
+        }
+        const i64 end = min(m, (chunk + 1) * rows_per_chunk);
+        for (i64 row = chunk * rows_per_chunk + t.lane; row < end; row += t.lanes) {
+            const i64 at = row * c + t.ch;
+            float v[VEC], g[VEC];
+            load_bf16<VEC>(x + at, v);
+            load_bf16<VEC>(dy + at, g);
+            for (int k = 0; k < VEC; k++) g[k] = __fadd_rn(__fadd_rn(__fmul_rn(p[k], g[k]), __fmul_rn(q[k], v[k])), r[k]);
+            store_bf16<VEC>(dx + at, g);
+        }
+    }
+}
+
+extern "C" __global__ void ich_nn_batch_norm_backward_apply_nhwc(const bf16* x, const bf16* dy, const float* coef,
+                                                                 bf16* dx, i64 m, i64 c, int vec, int cw,
+                                                                 i64 rows_per_chunk) {
+    ICH_BY_VEC(batch_norm_backward_apply, x, dy, coef, dx, m, c, cw, rows_per_chunk);
 }

@@ -6,7 +6,9 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The host side of the training kernels in cuda/nn.cu: one method per op of {@link ich.nn.Backend} that cuDNN
@@ -24,6 +26,14 @@ import java.util.List;
  *
  * <p>Besides the {@code Backend} ops there are depthwise convolutions ({@link #supportsDepthwise} says which
  * shapes; the CUDA backend races them against cuDNN per shape) and the conversions of the bf16 path.
+ *
+ * <p>The bf16 mixed-precision path: element-wise ops on bf16 buffers ({@code siluBf16} ...), squeeze-excitation,
+ * global average pooling and batch norm on bf16 NHWC activations with fp32 per-channel tensors, and
+ * layout-plus-precision conversions. "bf16" buffers hold 16-bit bfloat16 values; the kernels widen them, compute
+ * in fp32 (sums in double) and round their bf16 outputs to nearest even. Where every bf16 pointer of a call is
+ * 16-byte aligned (and, for NHWC, c % 8 == 0) a thread moves 8 values with one 16-byte access; otherwise one at a
+ * time, correct but slower. The reductions use no atomics: the same inputs at the same addresses give the same
+ * bits. Batch norm in training and backward needs a device workspace of {@link #batchNormWorkspaceBytes} bytes.
  *
  * <p>The module is loaded into the context current at {@link #open}; launches must come from a thread where that
  * context is current. {@link #close()} unloads it.
@@ -50,11 +60,28 @@ public final class NnKernels implements AutoCloseable {
             DEPTHWISE_BACKWARD_FILTER = "ich_nn_depthwise_backward_filter", F32_TO_BF16 = "ich_nn_f32_to_bf16",
             BF16_TO_F32 = "ich_nn_bf16_to_f32", NCHW_TO_NHWC = "ich_nn_nchw_to_nhwc_f32",
             NHWC_TO_NCHW = "ich_nn_nhwc_to_nchw_f32", ADAM_MULTI = "ich_nn_adam_multi";
+    /** Entry points of the bf16 path: bf16 element-wise ops, NHWC squeeze-excitation, pooling and batch norm. */
+    public static final String SILU_BF16 = "ich_nn_silu_bf16", SILU_BACKWARD_BF16 = "ich_nn_silu_backward_bf16",
+            ADD_BF16 = "ich_nn_add_bf16", MULTIPLY_BY_MASK_BF16 = "ich_nn_multiply_by_mask_bf16", SCALE_BF16 = "ich_nn_scale_bf16",
+            SCALE_CHANNELS_NHWC = "ich_nn_scale_channels_nhwc", SCALE_CHANNELS_BACKWARD_NHWC = "ich_nn_scale_channels_backward_nhwc",
+            GLOBAL_AVERAGE_POOL_NHWC = "ich_nn_global_average_pool_nhwc",
+            GLOBAL_AVERAGE_POOL_BACKWARD_NHWC = "ich_nn_global_average_pool_backward_nhwc",
+            BATCH_NORM_STATS_NHWC = "ich_nn_batch_norm_stats_nhwc",
+            BATCH_NORM_FINISH_TRAINING_NHWC = "ich_nn_batch_norm_finish_training_nhwc",
+            BATCH_NORM_APPLY_NHWC = "ich_nn_batch_norm_apply_nhwc", BATCH_NORM_INFERENCE_NHWC = "ich_nn_batch_norm_inference_nhwc",
+            BATCH_NORM_BACKWARD_SUMS_NHWC = "ich_nn_batch_norm_backward_sums_nhwc",
+            BATCH_NORM_BACKWARD_FINISH_NHWC = "ich_nn_batch_norm_backward_finish_nhwc",
+            BATCH_NORM_BACKWARD_APPLY_NHWC = "ich_nn_batch_norm_backward_apply_nhwc",
+            NCHW_F32_TO_NHWC_BF16 = "ich_nn_nchw_f32_to_nhwc_bf16", NHWC_BF16_TO_NCHW_F32 = "ich_nn_nhwc_bf16_to_nchw_f32";
     /** Every entry point the Java side launches (KernelBuildTest checks each is in the fatbin). */
     public static final List<String> ENTRY_POINTS = List.of(SILU, SILU_BACKWARD, SIGMOID, SIGMOID_BACKWARD, ADD,
             MULTIPLY_BY_MASK, SCALE, SCALE_CHANNELS, SCALE_CHANNELS_BACKWARD, GLOBAL_AVERAGE_POOL,
             GLOBAL_AVERAGE_POOL_BACKWARD, BCE_WITH_LOGITS, ADAM_STEP, DEPTHWISE_FORWARD, DEPTHWISE_BACKWARD_DATA,
-            DEPTHWISE_BACKWARD_FILTER, F32_TO_BF16, BF16_TO_F32, NCHW_TO_NHWC, NHWC_TO_NCHW, ADAM_MULTI);
+            DEPTHWISE_BACKWARD_FILTER, F32_TO_BF16, BF16_TO_F32, NCHW_TO_NHWC, NHWC_TO_NCHW, ADAM_MULTI, SILU_BF16,
+            SILU_BACKWARD_BF16, ADD_BF16, MULTIPLY_BY_MASK_BF16, SCALE_BF16, SCALE_CHANNELS_NHWC, SCALE_CHANNELS_BACKWARD_NHWC,
+            GLOBAL_AVERAGE_POOL_NHWC, GLOBAL_AVERAGE_POOL_BACKWARD_NHWC, BATCH_NORM_STATS_NHWC, BATCH_NORM_FINISH_TRAINING_NHWC,
+            BATCH_NORM_APPLY_NHWC, BATCH_NORM_INFERENCE_NHWC, BATCH_NORM_BACKWARD_SUMS_NHWC, BATCH_NORM_BACKWARD_FINISH_NHWC,
+            BATCH_NORM_BACKWARD_APPLY_NHWC, NCHW_F32_TO_NHWC_BF16, NHWC_BF16_TO_NCHW_F32);
 
     /**
      * Dynamic shared memory a depthwise block may use, in floats: 32 KiB, under the 48 KiB a launch gets without
@@ -75,6 +102,10 @@ public final class NnKernels implements AutoCloseable {
     private final Module.Kernel silu, siluBackward, sigmoid, sigmoidBackward, add, multiplyByMask, scale, scaleChannels,
             scaleChannelsBackward, globalAveragePool, globalAveragePoolBackward, bceWithLogits, adamStep, depthwiseForward,
             depthwiseBackwardData, depthwiseBackwardFilter, f32ToBf16, bf16ToF32, nchwToNhwc, nhwcToNchw, adamMulti;
+    private final Module.Kernel siluBf16, siluBackwardBf16, addBf16, multiplyByMaskBf16, scaleBf16, scaleChannelsNhwc,
+            scaleChannelsBackwardNhwc, globalAveragePoolNhwc, globalAveragePoolBackwardNhwc, batchNormStatsNhwc,
+            batchNormFinishTrainingNhwc, batchNormApplyNhwc, batchNormInferenceNhwc, batchNormBackwardSumsNhwc,
+            batchNormBackwardFinishNhwc, batchNormBackwardApplyNhwc, nchwF32ToNhwcBf16, nhwcBf16ToNchwF32;
 
     /**
      * Loads nn.fatbin into {@code context} and looks up every entry point.
@@ -91,29 +122,47 @@ public final class NnKernels implements AutoCloseable {
     private NnKernels(Module module) {
         this.module = module;
         try {
-            List<Module.Kernel> k = new ArrayList<>();
-            for (String name : ENTRY_POINTS) k.add(module.kernel(name));
-            silu = k.get(0);
-            siluBackward = k.get(1);
-            sigmoid = k.get(2);
-            sigmoidBackward = k.get(3);
-            add = k.get(4);
-            multiplyByMask = k.get(5);
-            scale = k.get(6);
-            scaleChannels = k.get(7);
-            scaleChannelsBackward = k.get(8);
-            globalAveragePool = k.get(9);
-            globalAveragePoolBackward = k.get(10);
-            bceWithLogits = k.get(11);
-            adamStep = k.get(12);
-            depthwiseForward = k.get(13);
-            depthwiseBackwardData = k.get(14);
-            depthwiseBackwardFilter = k.get(15);
-            f32ToBf16 = k.get(16);
-            bf16ToF32 = k.get(17);
-            nchwToNhwc = k.get(18);
-            nhwcToNchw = k.get(19);
-            adamMulti = k.get(20);
+            Map<String, Module.Kernel> k = new HashMap<>();
+            for (String name : ENTRY_POINTS) k.put(name, module.kernel(name));
+            silu = k.get(SILU);
+            siluBackward = k.get(SILU_BACKWARD);
+            sigmoid = k.get(SIGMOID);
+            sigmoidBackward = k.get(SIGMOID_BACKWARD);
+            add = k.get(ADD);
+            multiplyByMask = k.get(MULTIPLY_BY_MASK);
+            scale = k.get(SCALE);
+            scaleChannels = k.get(SCALE_CHANNELS);
+            scaleChannelsBackward = k.get(SCALE_CHANNELS_BACKWARD);
+            globalAveragePool = k.get(GLOBAL_AVERAGE_POOL);
+            globalAveragePoolBackward = k.get(GLOBAL_AVERAGE_POOL_BACKWARD);
+            bceWithLogits = k.get(BCE_WITH_LOGITS);
+            adamStep = k.get(ADAM_STEP);
+            depthwiseForward = k.get(DEPTHWISE_FORWARD);
+            depthwiseBackwardData = k.get(DEPTHWISE_BACKWARD_DATA);
+            depthwiseBackwardFilter = k.get(DEPTHWISE_BACKWARD_FILTER);
+            f32ToBf16 = k.get(F32_TO_BF16);
+            bf16ToF32 = k.get(BF16_TO_F32);
+            nchwToNhwc = k.get(NCHW_TO_NHWC);
+            nhwcToNchw = k.get(NHWC_TO_NCHW);
+            adamMulti = k.get(ADAM_MULTI);
+            siluBf16 = k.get(SILU_BF16);
+            siluBackwardBf16 = k.get(SILU_BACKWARD_BF16);
+            addBf16 = k.get(ADD_BF16);
+            multiplyByMaskBf16 = k.get(MULTIPLY_BY_MASK_BF16);
+            scaleBf16 = k.get(SCALE_BF16);
+            scaleChannelsNhwc = k.get(SCALE_CHANNELS_NHWC);
+            scaleChannelsBackwardNhwc = k.get(SCALE_CHANNELS_BACKWARD_NHWC);
+            globalAveragePoolNhwc = k.get(GLOBAL_AVERAGE_POOL_NHWC);
+            globalAveragePoolBackwardNhwc = k.get(GLOBAL_AVERAGE_POOL_BACKWARD_NHWC);
+            batchNormStatsNhwc = k.get(BATCH_NORM_STATS_NHWC);
+            batchNormFinishTrainingNhwc = k.get(BATCH_NORM_FINISH_TRAINING_NHWC);
+            batchNormApplyNhwc = k.get(BATCH_NORM_APPLY_NHWC);
+            batchNormInferenceNhwc = k.get(BATCH_NORM_INFERENCE_NHWC);
+            batchNormBackwardSumsNhwc = k.get(BATCH_NORM_BACKWARD_SUMS_NHWC);
+            batchNormBackwardFinishNhwc = k.get(BATCH_NORM_BACKWARD_FINISH_NHWC);
+            batchNormBackwardApplyNhwc = k.get(BATCH_NORM_BACKWARD_APPLY_NHWC);
+            nchwF32ToNhwcBf16 = k.get(NCHW_F32_TO_NHWC_BF16);
+            nhwcBf16ToNchwF32 = k.get(NHWC_BF16_TO_NCHW_F32);
         } catch (RuntimeException e) {
             module.close();
             throw e;
@@ -708,12 +757,17 @@ public final class NnKernels implements AutoCloseable {
 
     /** Checks a transpose's arguments and returns its element count. */
     static long checkTranspose(String op, long x, long y, int n, int c, int h, int w) {
+        return checkTranspose(op, x, Float.BYTES, y, Float.BYTES, n, c, h, w);
+    }
+
+    /** Checks a transpose's arguments, x and y with elements of the given bytes, and returns its element count. */
+    static long checkTranspose(String op, long x, int xElementBytes, long y, int yElementBytes, int n, int c, int h, int w) {
         if (n < 1 || c < 1 || h < 1 || w < 1) {
             throw new IllegalArgumentException(op + ": sizes must be positive: n " + n + ", c " + c + ", h " + h + ", w " + w);
         }
         long elements = Math.multiplyExact((long) n * c, (long) h * w);
         if (x == 0 || y == 0) throw new IllegalArgumentException(op + ": null device pointer");
-        if (overlaps(x, elements * Float.BYTES, y, elements * Float.BYTES)) {
+        if (overlaps(x, Math.multiplyExact(elements, xElementBytes), y, Math.multiplyExact(elements, yElementBytes))) {
             throw new IllegalArgumentException(op + ": output overlaps the input (a transpose cannot run in place)");
         }
         return elements;
@@ -728,6 +782,341 @@ public final class NnKernels implements AutoCloseable {
         checkTranspose(op, x, y, n, c, h, w);
         long hw = (long) h * w;
         stream.launch(kernel, Stream.Dim3.of(transposeBlocks(n, c, hw)), Stream.Dim3.of(BLOCK), 0, x, y, (long) n, (long) c, hw);
+    }
+
+    // ---- the bf16 path: bf16 activations (NHWC where the layout matters), fp32 arithmetic, fp32 per-channel tensors ----
+
+    /**
+     * Most channel groups (8 channels, or 1 when the 16-byte path is off) the threads of one row lane of an NHWC
+     * kernel's block cover: with at most 32 a block has at least 8 lanes, and at least 7/8 of its threads work.
+     */
+    static final int NHWC_MAX_SLICE_GROUPS = 32;
+    /** Rows each lane takes per work item of the element-wise NHWC kernels: 8 loads a thread per item's set-up. */
+    static final int NHWC_ROWS_PER_LANE = 8;
+    /**
+     * Fewest rows of a batch-norm chunk, the unit whose partial sums pass 1 writes: 16 bytes of sums per chunk and
+     * channel stay under 1/16 of the 2 bytes per element that pass 1 reads.
+     */
+    static final int BATCH_NORM_MIN_CHUNK_ROWS = 128;
+    /** Most batch-norm chunks: what pass 2 adds per channel (32 KB), and about two waves of pass-1 blocks at small c. */
+    static final int BATCH_NORM_MAX_CHUNKS = 2048;
+
+    /** y = x * sigmoid(x) over {@code n} bf16 values; y may be x. */
+    public void siluBf16(Stream stream, long x, long y, long n) {
+        checkElementwiseBf16("siluBf16", n, y, x);
+        int vec = bf16Vec(x, y);
+        launchBf16(stream, siluBf16, n, vec, x, y, n, vec);
+    }
+
+    /** dx = dy * d silu(x) / dx over {@code n} bf16 values; dx may be x or dy. */
+    public void siluBackwardBf16(Stream stream, long x, long dy, long dx, long n) {
+        checkElementwiseBf16("siluBackwardBf16", n, dx, x, dy);
+        int vec = bf16Vec(x, dy, dx);
+        launchBf16(stream, siluBackwardBf16, n, vec, x, dy, dx, n, vec);
+    }
+
+    /** y = a + b over {@code n} bf16 values; y may be a or b. */
+    public void addBf16(Stream stream, long a, long b, long y, long n) {
+        addBf16("addBf16", stream, a, b, y, n);
+    }
+
+    /** into += from over {@code n} bf16 values. */
+    public void accumulateBf16(Stream stream, long into, long from, long n) {
+        addBf16("accumulateBf16", stream, into, from, into, n);
+    }
+
+    private void addBf16(String op, Stream stream, long a, long b, long y, long n) {
+        checkElementwiseBf16(op, n, y, a, b);
+        int vec = bf16Vec(a, b, y);
+        launchBf16(stream, addBf16, n, vec, a, b, y, n, vec);
+    }
+
+    /**
+     * y = x * mask over {@code n} bf16 values, the mask fp32 with one value per {@code perSample} elements, as
+     * {@link #multiplyByMask}; y may be x.
+     */
+    public void multiplyByMaskBf16(Stream stream, long x, long mask, long y, long n, long perSample) {
+        String op = "multiplyByMaskBf16";
+        if (perSample < 1 || n % perSample != 0) {
+            throw new IllegalArgumentException(op + ": " + n + " elements are not whole samples of " + perSample);
+        }
+        checkElementwiseBf16(op, n, y, x);
+        if (n == 0) return;
+        nonNull(op, mask);
+        disjoint(op, "y", y, 2 * n, "the mask", mask, n / perSample * Float.BYTES);
+        int vec = bf16Vec(x, y);
+        launchBf16(stream, multiplyByMaskBf16, n, vec, x, mask, y, n, perSample, vec);
+    }
+
+    /** t *= factor over {@code n} bf16 values, in place. */
+    public void scaleBf16(Stream stream, long t, float factor, long n) {
+        checkElementwiseBf16("scaleBf16", n, t);
+        int vec = bf16Vec(t);
+        launchBf16(stream, scaleBf16, n, vec, t, factor, n, vec);
+    }
+
+    /**
+     * The checks of a bf16 element-wise op over {@code n} values: n >= 0 and, when n > 0, no null pointer and an
+     * output that is each input exactly (a thread reads its elements before writing them) or apart from it.
+     */
+    static void checkElementwiseBf16(String op, long n, long out, long... inputs) {
+        if (n < 0) throw new IllegalArgumentException(op + ": " + n + " elements");
+        if (n == 0) return;
+        nonNull(op, out);
+        nonNull(op, inputs);
+        long bytes = Math.multiplyExact(n, 2L);
+        for (long in : inputs) mayAlias(op, "an input", out, in, bytes);
+    }
+
+    /** 8 (16-byte loads and stores) when every pointer is 16-byte aligned, else 1 (any alignment, slower). */
+    static int bf16Vec(long... pointers) {
+        for (long p : pointers) if ((p & 15) != 0) return 1;
+        return 8;
+    }
+
+    private static void launchBf16(Stream stream, Module.Kernel kernel, long n, int vec, Object... args) {
+        if (n == 0) return;
+        stream.launch(kernel, Stream.Dim3.of(elementBlocks(vec == 8 ? ceilDiv(n, 8) : n)), Stream.Dim3.of(BLOCK), 0, args);
+    }
+
+    // ---- squeeze-excitation and pooling, NHWC: x [n, hw, c] bf16 (hw = h*w), per-(image, channel) tensors fp32 [n, c] ----
+
+    /** y = x * sc[img, ch]; y may be x. */
+    public void scaleChannelsNhwc(Stream stream, long x, long sc, long y, int n, long hw, int c) {
+        String op = "scaleChannelsNhwc";
+        long bytes = checkNhwc(op, n, hw, c);
+        if (n == 0) return;
+        nonNull(op, x, sc, y);
+        mayAlias(op, "x", y, x, bytes);
+        disjoint(op, "y", y, bytes, "the scales", sc, (long) n * c * Float.BYTES);
+        NhwcTiling t = nhwcTiling(c, bf16Vec(x, y) == 8);
+        long rows = t.elementwiseRows();
+        stream.launch(scaleChannelsNhwc, Stream.Dim3.of(t.blocks((long) n * ceilDiv(hw, rows))), Stream.Dim3.of(BLOCK), 0,
+                x, sc, y, (long) n, hw, (long) c, t.vec(), t.cw(), rows);
+    }
+
+    /**
+     * dx = dy * sc[img, ch] (bf16) and ds[img, ch] = sum over hw of dy * x (fp32, summed in double); dx may be dy.
+     * One block per image and channel slice: deterministic, no workspace.
+     */
+    public void scaleChannelsBackwardNhwc(Stream stream, long x, long sc, long dy, long dx, long ds, int n, long hw, int c) {
+        String op = "scaleChannelsBackwardNhwc";
+        long bytes = checkNhwc(op, n, hw, c);
+        if (n == 0) return;
+        nonNull(op, x, sc, dy, dx, ds);
+        mayAlias(op, "dy", dx, dy, bytes);
+        disjoint(op, "dx", dx, bytes, "x", x, bytes);
+        long perImage = (long) n * c * Float.BYTES;
+        disjoint(op, "ds", ds, perImage, "x", x, bytes);
+        disjoint(op, "ds", ds, perImage, "dy", dy, bytes);
+        disjoint(op, "ds", ds, perImage, "dx", dx, bytes);
+        NhwcTiling t = nhwcTiling(c, bf16Vec(x, dy, dx) == 8);
+        stream.launch(scaleChannelsBackwardNhwc, Stream.Dim3.of(t.blocks(n)), Stream.Dim3.of(BLOCK), 0,
+                x, sc, dy, dx, ds, (long) n, hw, (long) c, t.vec(), t.cw());
+    }
+
+    /** y[img, ch] = mean over hw of x (fp32, summed in double). One block per image and channel slice: deterministic. */
+    public void globalAveragePoolNhwc(Stream stream, long x, long y, int n, long hw, int c) {
+        String op = "globalAveragePoolNhwc";
+        long bytes = checkNhwc(op, n, hw, c);
+        if (n == 0) return;
+        nonNull(op, x, y);
+        disjoint(op, "y", y, (long) n * c * Float.BYTES, "x", x, bytes);
+        NhwcTiling t = nhwcTiling(c, bf16Vec(x) == 8);
+        stream.launch(globalAveragePoolNhwc, Stream.Dim3.of(t.blocks(n)), Stream.Dim3.of(BLOCK), 0, x, y, (long) n, hw,
+                (long) c, t.vec(), t.cw());
+    }
+
+    /** dx[img, r, ch] = dy[img, ch] / hw (dy fp32 [n, c], divided in fp32, dx bf16). */
+    public void globalAveragePoolBackwardNhwc(Stream stream, long dy, long dx, int n, long hw, int c) {
+        String op = "globalAveragePoolBackwardNhwc";
+        long bytes = checkNhwc(op, n, hw, c);
+        if (n == 0) return;
+        nonNull(op, dy, dx);
+        disjoint(op, "dx", dx, bytes, "dy", dy, (long) n * c * Float.BYTES);
+        NhwcTiling t = nhwcTiling(c, bf16Vec(dx) == 8);
+        long rows = t.elementwiseRows();
+        stream.launch(globalAveragePoolBackwardNhwc, Stream.Dim3.of(t.blocks((long) n * ceilDiv(hw, rows))),
+                Stream.Dim3.of(BLOCK), 0, dy, dx, (long) n, hw, (long) c, t.vec(), t.cw(), rows);
+    }
+
+    /** Checks the sizes of an NHWC [n, hw, c] bf16 tensor (n may be 0: nothing to do) and returns its bytes. */
+    static long checkNhwc(String op, int n, long hw, int c) {
+        if (n < 0 || hw < 1 || c < 1) {
+            throw new IllegalArgumentException(op + ": sizes must be positive: n " + n + ", hw " + hw + ", c " + c);
+        }
+        return Math.multiplyExact(Math.multiplyExact((long) n * c, hw), 2L);
+    }
+
+    /**
+     * How an NHWC kernel spreads c channels over a 256-thread block: each thread owns {@code vec} consecutive
+     * channels (a group: 8 with 16-byte loads when c % 8 == 0 and the bf16 pointers are 16-byte aligned, else 1),
+     * {@code cw} threads cover a slice of groups, and the block is {@code BLOCK / cw} row lanes of them.
+     * {@code slices} slices cover c, the last one possibly narrower.
+     */
+    record NhwcTiling(int vec, int cw, long slices) {
+        int lanes() {
+            return BLOCK / cw;
+        }
+
+        /** Rows of a work item of the element-wise kernels. */
+        long elementwiseRows() {
+            return (long) lanes() * NHWC_ROWS_PER_LANE;
+        }
+
+        /** Blocks of a launch over {@code units} row ranges (images, or images x chunks) of every slice. */
+        int blocks(long units) {
+            return (int) Math.max(1, Math.min(MAX_TILE_BLOCKS, units * slices));
+        }
+    }
+
+    /** The tiling of c channels: cw = ceil(groups / ceil(groups / 32)) threads a slice, so slices come out nearly equal. */
+    static NhwcTiling nhwcTiling(int c, boolean aligned16) {
+        int vec = aligned16 && c % 8 == 0 ? 8 : 1;
+        long groups = c / vec;
+        int cw = (int) ceilDiv(groups, ceilDiv(groups, NHWC_MAX_SLICE_GROUPS));
+        return new NhwcTiling(vec, cw, ceilDiv(groups, cw));
+    }
+
+    // ---- batch norm, NHWC: x, y, dy, dx bf16 [m = n*h*w rows, c]; gamma, beta, statistics fp32 [c] ----
+
+    /**
+     * Bytes of device scratch {@link #batchNormForwardTrainingNhwc} and {@link #batchNormBackwardNhwc} need for m
+     * rows of c channels: two double sums per channel for each chunk of rows (pass 1), then three floats per
+     * channel (the coefficients of pass 3). The workspace must be 8-byte aligned.
+     */
+    public static long batchNormWorkspaceBytes(long m, int c) {
+        if (m < 0 || c < 1) throw new IllegalArgumentException("batchNormWorkspaceBytes: " + m + " rows of " + c + " channels");
+        return Math.addExact(Math.multiplyExact(2L * Double.BYTES * c, batchNormChunks(m)), 3L * Float.BYTES * c);
+    }
+
+    /** Rows of a batch-norm chunk: at least {@link #BATCH_NORM_MIN_CHUNK_ROWS}, and no more than {@link #BATCH_NORM_MAX_CHUNKS} chunks. */
+    static long batchNormRowsPerChunk(long m) {
+        return Math.max(BATCH_NORM_MIN_CHUNK_ROWS, ceilDiv(m, BATCH_NORM_MAX_CHUNKS));
+    }
+
+    static long batchNormChunks(long m) {
+        return ceilDiv(m, batchNormRowsPerChunk(m));
+    }
+
+    /**
+     * Training-mode batch norm, as {@code Backend.batchNormForwardTraining}: normalises with the batch mean and
+     * biased variance, saves the mean and 1 / sqrt(var + eps), updates the running statistics in place
+     * (running = (1 - momentum) running + momentum batch, the unbiased variance for runningVar). Three launches:
+     * per-chunk sums into {@code workspace} ({@link #batchNormWorkspaceBytes}), the statistics, y. y may be x.
+     * Deterministic.
+     */
+    public void batchNormForwardTrainingNhwc(Stream stream, long x, long gamma, long beta, long runningMean, long runningVar,
+                                             double momentum, double eps, long y, long saveMean, long saveInvStd, long m,
+                                             int c, long workspace) {
+        String op = "batchNormForwardTrainingNhwc";
+        long bytes = checkBatchNormTraining(op, m, c, momentum, eps);
+        nonNull(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
+        mayAlias(op, "x", y, x, bytes);
+        checkWorkspace(op, workspace, m, c, x, y);
+        NhwcTiling t = nhwcTiling(c, bf16Vec(x, y) == 8);
+        long rows = batchNormRowsPerChunk(m), chunks = ceilDiv(m, rows), coef = workspace + 2L * Double.BYTES * c * chunks;
+        Stream.Dim3 grid = Stream.Dim3.of(t.blocks(chunks)), block = Stream.Dim3.of(BLOCK);
+        stream.launch(batchNormStatsNhwc, grid, block, 0, x, workspace, m, (long) c, t.vec(), t.cw(), rows);
+        stream.launch(batchNormFinishTrainingNhwc, Stream.Dim3.of(Math.min(MAX_PLANE_BLOCKS, c)), block, 0, x, workspace,
+                gamma, beta, runningMean, runningVar, momentum, eps, saveMean, saveInvStd, coef, m, (long) c, chunks);
+        stream.launch(batchNormApplyNhwc, grid, block, 0, x, coef, y, m, (long) c, t.vec(), t.cw(), rows);
+    }
+
+    /** Inference-mode batch norm with the running statistics, one launch; y may be x. */
+    public void batchNormForwardInferenceNhwc(Stream stream, long x, long gamma, long beta, long runningMean, long runningVar,
+                                              double eps, long y, long m, int c) {
+        String op = "batchNormForwardInferenceNhwc";
+        long bytes = checkBatchNorm(op, m, c, eps);
+        nonNull(op, x, gamma, beta, runningMean, runningVar, y);
+        mayAlias(op, "x", y, x, bytes);
+        NhwcTiling t = nhwcTiling(c, bf16Vec(x, y) == 8);
+        long rows = batchNormRowsPerChunk(m);
+        stream.launch(batchNormInferenceNhwc, Stream.Dim3.of(t.blocks(ceilDiv(m, rows))), Stream.Dim3.of(BLOCK), 0, x, gamma,
+                beta, runningMean, runningVar, eps, y, m, (long) c, t.vec(), t.cw(), rows);
+    }
+
+    /**
+     * Backward of the training forward, as {@code Backend.batchNormBackward}: overwrites dx (bf16), dgamma and
+     * dbeta (fp32) from the saved mean and 1/std. Three launches like the forward, through {@code workspace}; dx
+     * may be dy or x. Deterministic.
+     */
+    public void batchNormBackwardNhwc(Stream stream, long x, long dy, long gamma, long saveMean, long saveInvStd, long dx,
+                                      long dgamma, long dbeta, long m, int c, long workspace) {
+        String op = "batchNormBackwardNhwc";
+        long bytes = checkBatchNorm(op, m, c, 0);
+        nonNull(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+        mayAlias(op, "x", dx, x, bytes);
+        mayAlias(op, "dy", dx, dy, bytes);
+        checkWorkspace(op, workspace, m, c, x, dy, dx);
+        NhwcTiling t = nhwcTiling(c, bf16Vec(x, dy, dx) == 8);
+        long rows = batchNormRowsPerChunk(m), chunks = ceilDiv(m, rows), coef = workspace + 2L * Double.BYTES * c * chunks;
+        Stream.Dim3 grid = Stream.Dim3.of(t.blocks(chunks)), block = Stream.Dim3.of(BLOCK);
+        stream.launch(batchNormBackwardSumsNhwc, grid, block, 0, x, dy, saveMean, workspace, m, (long) c, t.vec(), t.cw(), rows);
+        stream.launch(batchNormBackwardFinishNhwc, Stream.Dim3.of(Math.min(MAX_PLANE_BLOCKS, c)), block, 0, workspace, gamma,
+                saveMean, saveInvStd, dgamma, dbeta, coef, m, (long) c, chunks);
+        stream.launch(batchNormBackwardApplyNhwc, grid, block, 0, x, dy, coef, dx, m, (long) c, t.vec(), t.cw(), rows);
+    }
+
+    /** Checks m rows (>= 1) of c channels (>= 1) and epsilon (finite, >= 0); returns the bytes of one bf16 tensor. */
+    static long checkBatchNorm(String op, long m, int c, double eps) {
+        if (m < 1 || c < 1) throw new IllegalArgumentException(op + ": sizes must be positive: m " + m + " rows, c " + c);
+        if (!(eps >= 0) || Double.isInfinite(eps)) throw new IllegalArgumentException(op + ": epsilon " + eps + " is not finite and >= 0");
+        return Math.multiplyExact(Math.multiplyExact(m, (long) c), 2L);
+    }
+
+    /** {@link #checkBatchNorm}, and what training needs besides: two rows or more, momentum in [0, 1]. */
+    static long checkBatchNormTraining(String op, long m, int c, double momentum, double eps) {
+        long bytes = checkBatchNorm(op, m, c, eps);
+        if (m < 2) throw new IllegalArgumentException(op + ": need more than one value per channel in training, m = " + m);
+        if (!(momentum >= 0 && momentum <= 1)) throw new IllegalArgumentException(op + ": momentum " + momentum + " is not in [0, 1]");
+        return bytes;
+    }
+
+    /** The workspace: not null, 8-byte aligned (it holds doubles), apart from the bf16 tensors of the call. */
+    static void checkWorkspace(String op, long workspace, long m, int c, long... tensors) {
+        if (workspace == 0) throw new IllegalArgumentException(op + ": null workspace");
+        if ((workspace & 7) != 0) {
+            throw new IllegalArgumentException(op + ": workspace 0x" + Long.toHexString(workspace) + " is not 8-byte aligned");
+        }
+        long bytes = Math.multiplyExact(m, (long) c) * 2;
+        for (long p : tensors) disjoint(op, "the workspace", workspace, batchNormWorkspaceBytes(m, c), "a tensor", p, bytes);
+    }
+
+    // ---- layout and precision in one pass ----
+
+    /** y bf16 [n, h, w, c] = x fp32 [n, c, h, w] rounded to nearest even; y must not overlap x. */
+    public void nchwF32ToNhwcBf16(Stream stream, long x, long y, int n, int c, int h, int w) {
+        checkTranspose("nchwF32ToNhwcBf16", x, Float.BYTES, y, 2, n, c, h, w);
+        long hw = (long) h * w;
+        stream.launch(nchwF32ToNhwcBf16, Stream.Dim3.of(transposeBlocks(n, c, hw)), Stream.Dim3.of(BLOCK), 0, x, y, (long) n,
+                (long) c, hw);
+    }
+
+    /** y fp32 [n, c, h, w] = x bf16 [n, h, w, c] widened (exact); y must not overlap x. */
+    public void nhwcBf16ToNchwF32(Stream stream, long x, long y, int n, int c, int h, int w) {
+        checkTranspose("nhwcBf16ToNchwF32", x, 2, y, Float.BYTES, n, c, h, w);
+        long hw = (long) h * w;
+        stream.launch(nhwcBf16ToNchwF32, Stream.Dim3.of(transposeBlocks(n, c, hw)), Stream.Dim3.of(BLOCK), 0, x, y, (long) n,
+                (long) c, hw);
+    }
+
+    // ---- pointer checks ----
+
+    static void nonNull(String op, long... pointers) {
+        for (long p : pointers) if (p == 0) throw new IllegalArgumentException(op + ": null device pointer");
+    }
+
+    /** An output that must be the input {@code what} exactly (an element is read before it is written) or apart from it. */
+    static void mayAlias(String op, String what, long out, long in, long bytes) {
+        if (out != in && overlaps(out, bytes, in, bytes)) {
+            throw new IllegalArgumentException(op + ": the output partly overlaps " + what + " (it may be " + what
+                    + " exactly, or apart from it)");
+        }
+    }
+
+    static void disjoint(String op, String out, long outPointer, long outBytes, String in, long inPointer, long inBytes) {
+        if (overlaps(outPointer, outBytes, inPointer, inBytes)) throw new IllegalArgumentException(op + ": " + out + " overlaps " + in);
     }
 
     // ---- launches ----
