@@ -24,7 +24,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The host-side logic of {@link NnKernels} that needs no GPU: which depthwise shapes the kernels take, the
  * tilings and launch sizes (every one must fit the kernels' limits, since a wrong one only shows on a GPU), and
- * the argument checks, and the multi-tensor Adam table (chunks, byte layout, overlap checks, scalars).
+ * the argument checks, the multi-tensor Adam table (chunks, byte layout, overlap checks, scalars), and the bf16
+ * path's tilings, batch-norm chunks and workspace size and argument checks.
  */
 class NnKernelsHostTest {
     private static final long A = 0x7f00_0000_0000L, MB = 1 << 20;
@@ -263,6 +264,153 @@ class NnKernelsHostTest {
         assertEquals((float) (1 - 2e-3 * 0.05), adamW[6]);
         assertEquals(NnKernels.ADAM_SCALARS_BYTES, adam.length * Float.BYTES);
         assertMessage("step counts from 1", () -> NnKernels.adamScalars("op", 0, 1e-3, 0.9, 0.999, 1e-7, 0, false));
+    }
+
+    // ---------------------------------------------------------------- the bf16 path
+
+    @Test
+    void bf16VecNeedsEveryPointer16ByteAligned() {
+        assertEquals(8, NnKernels.bf16Vec(A, A + 16, A + 4096));
+        assertEquals(1, NnKernels.bf16Vec(A, A + 2));
+        assertEquals(1, NnKernels.bf16Vec(A + 8));
+        assertEquals(8, NnKernels.bf16Vec(), "no pointer, nothing misaligned");
+    }
+
+    /** Every c up to 3000, aligned or not: the slices cover c exactly once and at least 7/8 of a block works. */
+    @Test
+    void nhwcTilingCoversEveryChannelWithMostOfTheBlock() {
+        for (int c = 1; c <= 3000; c++) {
+            for (boolean aligned : new boolean[]{true, false}) {
+                NnKernels.NhwcTiling t = NnKernels.nhwcTiling(c, aligned);
+                String what = "c " + c + (aligned ? " aligned" : " unaligned") + " -> " + t;
+                assertEquals(aligned && c % 8 == 0 ? 8 : 1, t.vec(), what);
+                assertTrue(t.cw() >= 1 && t.cw() <= NnKernels.NHWC_MAX_SLICE_GROUPS, what);
+                long width = (long) t.cw() * t.vec();
+                assertTrue(t.slices() * width >= c && (t.slices() - 1) * width < c, what + ": slices cover c, none empty");
+                assertTrue(8L * t.lanes() * t.cw() >= 7L * NnKernels.BLOCK, what + ": idle threads");
+                assertEquals(NnKernels.BLOCK / t.cw(), t.lanes(), what);
+            }
+        }
+        // B0's widths: one slice up to 256 channels, then near-equal slices of at most 32 groups
+        assertEquals(new NnKernels.NhwcTiling(8, 18, 1), NnKernels.nhwcTiling(144, true));
+        assertEquals(14, NnKernels.nhwcTiling(144, true).lanes());
+        assertEquals(new NnKernels.NhwcTiling(8, 32, 5), NnKernels.nhwcTiling(1280, true));
+        assertEquals(new NnKernels.NhwcTiling(8, 29, 5), NnKernels.nhwcTiling(1152, true));
+        assertEquals(new NnKernels.NhwcTiling(8, 2, 1), NnKernels.nhwcTiling(16, true));
+        assertEquals(new NnKernels.NhwcTiling(1, 19, 2), NnKernels.nhwcTiling(37, true));
+        assertEquals(new NnKernels.NhwcTiling(1, 20, 2), NnKernels.nhwcTiling(40, false));
+    }
+
+    @Test
+    void nhwcLaunchSizes() {
+        NnKernels.NhwcTiling t = NnKernels.nhwcTiling(32, true); // 4 groups: 64 lanes of 4 threads
+        assertEquals(64 * 8, t.elementwiseRows());
+        assertEquals(256, t.blocks(256), "one block per image and slice");
+        assertEquals(NnKernels.MAX_TILE_BLOCKS, t.blocks(1L << 40));
+        assertEquals(1, t.blocks(0));
+        assertEquals(2L * 3 * 49 * 37, NnKernels.checkNhwc("op", 3, 49, 37));
+        assertEquals(0, NnKernels.checkNhwc("op", 0, 49, 37), "no images: nothing to do");
+        assertMessage("sizes must be positive", () -> NnKernels.checkNhwc("op", -1, 49, 37));
+        assertMessage("sizes must be positive", () -> NnKernels.checkNhwc("op", 2, 0, 37));
+        assertMessage("sizes must be positive", () -> NnKernels.checkNhwc("op", 2, 49, 0));
+    }
+
+    /**
+     * Batch-norm chunks at B0's extremes and on random m: at least 128 rows, at most 2048 chunks, covering m with
+     * no empty chunk, and the workspace two doubles per chunk and channel plus three floats per channel.
+     */
+    @Test
+    void batchNormChunksAndWorkspace() {
+        long big = 256L * 128 * 128;
+        assertEquals(2048, NnKernels.batchNormRowsPerChunk(big));
+        assertEquals(2048, NnKernels.batchNormChunks(big));
+        assertEquals(16L * 32 * 2048 + 12 * 32, NnKernels.batchNormWorkspaceBytes(big, 32));
+        assertEquals(128, NnKernels.batchNormChunks(256L * 8 * 8));
+        assertEquals(16L * 1280 * 128 + 12 * 1280, NnKernels.batchNormWorkspaceBytes(256L * 8 * 8, 1280));
+        assertEquals(147, NnKernels.batchNormRowsPerChunk(300_000));
+        assertEquals(2041, NnKernels.batchNormChunks(300_000));
+        assertEquals(1, NnKernels.batchNormChunks(2));
+        assertEquals(16 + 12, NnKernels.batchNormWorkspaceBytes(2, 1));
+        assertEquals(12 * 5, NnKernels.batchNormWorkspaceBytes(0, 5), "no rows: only the coefficients");
+        SplittableRandom random = new SplittableRandom(7);
+        for (int i = 0; i < 10_000; i++) {
+            long m = 1 + random.nextLong(i % 2 == 0 ? 1000 : 1L << 34);
+            long rows = NnKernels.batchNormRowsPerChunk(m), chunks = NnKernels.batchNormChunks(m);
+            assertTrue(rows >= NnKernels.BATCH_NORM_MIN_CHUNK_ROWS && chunks >= 1 && chunks <= NnKernels.BATCH_NORM_MAX_CHUNKS, "m " + m);
+            assertTrue(chunks * rows >= m && (chunks - 1) * rows < m, "m " + m + ": chunks cover the rows, none empty");
+        }
+        assertMessage("batchNormWorkspaceBytes", () -> NnKernels.batchNormWorkspaceBytes(10, 0));
+        assertMessage("batchNormWorkspaceBytes", () -> NnKernels.batchNormWorkspaceBytes(-1, 8));
+    }
+
+    @Test
+    void bf16ElementwiseChecks() {
+        NnKernels.checkElementwiseBf16("siluBf16", 100, A + MB, A);
+        NnKernels.checkElementwiseBf16("siluBf16", 100, A, A); // in place
+        NnKernels.checkElementwiseBf16("addBf16", 100, A + 200, A, A + 200); // y is b, right after a
+        NnKernels.checkElementwiseBf16("siluBf16", 0, 0, 0); // nothing to do: no pointers needed
+        assertMessage("siluBf16: -1 elements", () -> NnKernels.checkElementwiseBf16("siluBf16", -1, A + MB, A));
+        assertMessage("siluBf16: null device pointer", () -> NnKernels.checkElementwiseBf16("siluBf16", 10, 0, A));
+        assertMessage("addBf16: null device pointer", () -> NnKernels.checkElementwiseBf16("addBf16", 10, A, A + MB, 0));
+        assertMessage("partly overlaps", () -> NnKernels.checkElementwiseBf16("siluBf16", 100, A + 2, A));
+        assertMessage("partly overlaps", () -> NnKernels.checkElementwiseBf16("addBf16", 100, A, A, A + 198));
+    }
+
+    @Test
+    void batchNormChecks() {
+        assertEquals(2L * 100 * 8, NnKernels.checkBatchNorm("op", 100, 8, 1e-5));
+        assertEquals(2L * 2 * 8, NnKernels.checkBatchNormTraining("op", 2, 8, 0.1, 0));
+        assertMessage("sizes must be positive", () -> NnKernels.checkBatchNorm("op", 0, 8, 1e-5));
+        assertMessage("sizes must be positive", () -> NnKernels.checkBatchNorm("op", 10, 0, 1e-5));
+        assertMessage("epsilon NaN", () -> NnKernels.checkBatchNorm("op", 10, 8, Double.NaN));
+        assertMessage("epsilon -1.0E-5", () -> NnKernels.checkBatchNorm("op", 10, 8, -1e-5));
+        assertMessage("epsilon Infinity", () -> NnKernels.checkBatchNorm("op", 10, 8, Double.POSITIVE_INFINITY));
+        assertMessage("more than one value per channel", () -> NnKernels.checkBatchNormTraining("op", 1, 8, 0.1, 1e-5));
+        assertMessage("momentum 1.5", () -> NnKernels.checkBatchNormTraining("op", 10, 8, 1.5, 1e-5));
+        assertMessage("momentum NaN", () -> NnKernels.checkBatchNormTraining("op", 10, 8, Double.NaN, 1e-5));
+
+        long x = A, y = A + MB, ws = A + 2 * MB;
+        NnKernels.checkWorkspace("op", ws, 100, 8, x, y);
+        assertMessage("null workspace", () -> NnKernels.checkWorkspace("op", 0, 100, 8, x, y));
+        assertMessage("not 8-byte aligned", () -> NnKernels.checkWorkspace("op", ws + 4, 100, 8, x, y));
+        assertMessage("the workspace overlaps a tensor", () -> NnKernels.checkWorkspace("op", x + 1600 - 8, 100, 8, x, y));
+        assertMessage("the workspace overlaps a tensor", () -> NnKernels.checkWorkspace("op", y - 8, 100, 8, x, y));
+        NnKernels.checkWorkspace("op", x + 1600, 100, 8, x, y); // right after x's 100 x 8 bf16
+    }
+
+    @Test
+    void pointerChecksNameTheOpAndTheBuffers() {
+        NnKernels.mayAlias("op", "x", A, A, 64);
+        NnKernels.mayAlias("op", "x", A + 64, A, 64);
+        assertMessage("op: the output partly overlaps x", () -> NnKernels.mayAlias("op", "x", A + 62, A, 64));
+        NnKernels.disjoint("op", "ds", A + 64, 16, "dy", A, 64);
+        assertMessage("op: ds overlaps dy", () -> NnKernels.disjoint("op", "ds", A + 60, 16, "dy", A, 64));
+        assertMessage("op: null device pointer", () -> NnKernels.nonNull("op", A, 0, A));
+    }
+
+    @Test
+    void mixedPrecisionTransposeChecks() {
+        // fp32 x of 2 x 3 x 4 x 5 = 120 elements (480 bytes), bf16 y (240 bytes)
+        assertEquals(120, NnKernels.checkTranspose("nchwF32ToNhwcBf16", A, 4, A + 480, 2, 2, 3, 4, 5));
+        assertEquals(120, NnKernels.checkTranspose("nhwcBf16ToNchwF32", A, 2, A + 240, 4, 2, 3, 4, 5));
+        assertMessage("nchwF32ToNhwcBf16: output overlaps", () -> NnKernels.checkTranspose("nchwF32ToNhwcBf16", A, 4, A + 478, 2, 2, 3, 4, 5));
+        assertMessage("nhwcBf16ToNchwF32: output overlaps", () -> NnKernels.checkTranspose("nhwcBf16ToNchwF32", A, 2, A + 238, 4, 2, 3, 4, 5));
+        assertMessage("sizes must be positive", () -> NnKernels.checkTranspose("nchwF32ToNhwcBf16", A, 4, A + MB, 2, 2, 0, 4, 5));
+    }
+
+    /** Every kernel the bf16 path launches is registered, once, with the nn.cu name the Java side uses. */
+    @Test
+    void bf16EntryPointsAreRegistered() {
+        for (String name : List.of(NnKernels.SILU_BF16, NnKernels.SILU_BACKWARD_BF16, NnKernels.ADD_BF16,
+                NnKernels.MULTIPLY_BY_MASK_BF16, NnKernels.SCALE_BF16, NnKernels.SCALE_CHANNELS_NHWC,
+                NnKernels.SCALE_CHANNELS_BACKWARD_NHWC, NnKernels.GLOBAL_AVERAGE_POOL_NHWC,
+                NnKernels.GLOBAL_AVERAGE_POOL_BACKWARD_NHWC, NnKernels.BATCH_NORM_STATS_NHWC,
+                NnKernels.BATCH_NORM_FINISH_TRAINING_NHWC, NnKernels.BATCH_NORM_APPLY_NHWC, NnKernels.BATCH_NORM_INFERENCE_NHWC,
+                NnKernels.BATCH_NORM_BACKWARD_SUMS_NHWC, NnKernels.BATCH_NORM_BACKWARD_FINISH_NHWC,
+                NnKernels.BATCH_NORM_BACKWARD_APPLY_NHWC, NnKernels.NCHW_F32_TO_NHWC_BF16, NnKernels.NHWC_BF16_TO_NCHW_F32)) {
+            assertEquals(1, NnKernels.ENTRY_POINTS.stream().filter(name::equals).count(), name);
+        }
+        assertEquals(NnKernels.ENTRY_POINTS.size(), NnKernels.ENTRY_POINTS.stream().distinct().count());
     }
 
     private static void assertMessage(String part, org.junit.jupiter.api.function.Executable call) {

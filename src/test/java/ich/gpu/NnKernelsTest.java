@@ -29,8 +29,11 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * comparison. Tolerances: 1e-5 relative for plain fp32 arithmetic and for reductions, 1e-6 absolute + 1e-5
  * relative where exp is involved (expf is not the CPU's double exp); for the depthwise convolutions 1e-5 of the
  * sum of the terms' magnitudes; none for the conversions and transposes, which must be exact, nor between the
- * multi-tensor and the per-tensor Adam kernels. Each reduction runs twice and must repeat bit for bit. Skips,
- * saying why, without a GPU or without the kernels built.
+ * multi-tensor and the per-tensor Adam kernels. The bf16 path's ops are checked against the fp32 CPU op (or plain
+ * loops for the NHWC ones) on the same bf16-exact inputs, the reference's bf16 outputs rounded to bf16: 1e-2
+ * relative plus 1e-5 of the largest value for bf16 outputs, 1e-4 relative plus 1e-6 of the terms' magnitudes for
+ * fp32 sums; its conversions bit for bit. Each reduction runs twice and must repeat bit for bit. Skips, saying
+ * why, without a GPU or without the kernels built.
  */
 class NnKernelsTest {
     private static final double REL = 1e-5, EXP_ABS = 1e-6;
@@ -510,6 +513,455 @@ class NnKernelsTest {
             kernels.nhwcToNchw(stream, nhwc.pointer(), back.pointer(), n, c, h, w);
             assertBitIdentical(x, download(back, x.length), "nhwcToNchw " + what);
         }
+    }
+
+    // ---------------------------------------------------------------- the bf16 path
+
+    /** bf16 outputs: 1e-2 relative (a bf16 has 8 significant bits) plus this much of the largest expected value. */
+    private static final double BF16_REL = 1e-2, BF16_ABS = 1e-5;
+    /** fp32 sums of bf16-exact inputs: 1e-4 relative plus this much of the sum of the terms' magnitudes. */
+    private static final double SUM_REL = 1e-4, SUM_ABS = 1e-6;
+
+    /**
+     * A bf16 tensor on the device, {@code offset} elements into its buffer: offset 0 is 256-byte aligned (the
+     * kernels' 16-byte path), offset 1 is not (their one-value path), offset 8 is 16-byte aligned again.
+     */
+    private record Bf16Tensor(DeviceBuffer buffer, int offset, int count) {
+        long pointer() {
+            return buffer.pointer() + 2L * offset;
+        }
+    }
+
+    /** The float nearest to v in bf16 (ties to even), as Bf16Reference rounds. */
+    static float bf16(float v) {
+        return Float.intBitsToFloat(Bf16Reference.widen(Bf16Reference.round(Float.floatToRawIntBits(v))));
+    }
+
+    private static float[] bf16(float[] values) {
+        float[] out = new float[values.length];
+        for (int i = 0; i < out.length; i++) out[i] = bf16(values[i]);
+        return out;
+    }
+
+    /** Random bf16-exact values center +- range, none near zero when center is 0. */
+    private float[] bf16Values(int count, double range, double center) {
+        float[] v = values(new int[]{count}, range);
+        for (int i = 0; i < count; i++) v[i] = bf16((float) (center + v[i]));
+        return v;
+    }
+
+    private Bf16Tensor uploadBf16(float[] values, int offset) {
+        Bf16Tensor t = poisonedBf16(values.length, offset);
+        long bytes = 2L * values.length;
+        try (PinnedBuffer staging = context.allocatePinned(Math.max(2, bytes))) {
+            for (int i = 0; i < values.length; i++) {
+                staging.segment().setAtIndex(JAVA_SHORT, i, (short) (Float.floatToRawIntBits(values[i]) >>> 16));
+            }
+            stream.copyToDevice(staging, 0, t.buffer(), 2L * offset, bytes);
+            stream.synchronize();
+        }
+        return t;
+    }
+
+    /** count bf16 values, every one 0xFFFF (a NaN), offset elements into a fresh buffer. */
+    private Bf16Tensor poisonedBf16(int count, int offset) {
+        DeviceBuffer d = track(context.allocate(2L * (count + offset) + 16));
+        d.fill((byte) 0xFF);
+        return new Bf16Tensor(d, offset, count);
+    }
+
+    private float[] downloadBf16(Bf16Tensor t) {
+        long bytes = 2L * t.count();
+        try (PinnedBuffer staging = context.allocatePinned(Math.max(2, bytes))) {
+            stream.copyToHost(t.buffer(), 2L * t.offset(), staging, 0, bytes);
+            stream.synchronize();
+            float[] out = new float[t.count()];
+            for (int i = 0; i < out.length; i++) {
+                out[i] = Float.intBitsToFloat(Bf16Reference.widen(staging.segment().getAtIndex(JAVA_SHORT, i)));
+            }
+            return out;
+        }
+    }
+
+    /** |got - expected| <= 1e-2 |expected| + 1e-5 max |expected|; a NaN (an element never written) fails. */
+    private void assertBf16Close(float[] expected, float[] got, String what) {
+        assertEquals(expected.length, got.length, what + ": sizes");
+        double max = 0;
+        for (float e : expected) max = Math.max(max, Math.abs(e));
+        for (int i = 0; i < expected.length; i++) {
+            double tol = BF16_REL * Math.abs(expected[i]) + BF16_ABS * max;
+            if (!(Math.abs((double) got[i] - expected[i]) <= tol)) {
+                throw new AssertionError(what + ": element " + i + ": GPU " + got[i] + ", reference " + expected[i] + " (seed " + seed + ")");
+            }
+        }
+    }
+
+    /** |got - expected| <= rel |expected| + abs[i]; a NaN fails. */
+    private void assertFloatsClose(float[] expected, float[] got, double rel, double[] abs, String what) {
+        assertEquals(expected.length, got.length, what + ": sizes");
+        for (int i = 0; i < expected.length; i++) {
+            double tol = rel * Math.abs(expected[i]) + abs[i];
+            if (!(Math.abs((double) got[i] - expected[i]) <= tol)) {
+                throw new AssertionError(what + ": element " + i + ": GPU " + got[i] + ", reference " + expected[i] + ", tolerance "
+                        + tol + " (seed " + seed + ")");
+            }
+        }
+    }
+
+    private static double[] times(double[] v, double factor) {
+        double[] out = new double[v.length];
+        for (int i = 0; i < v.length; i++) out[i] = v[i] * factor;
+        return out;
+    }
+
+    /**
+     * silu, its gradient, add, accumulate and scale on bf16 against the fp32 CPU ops on the same bf16-exact
+     * inputs, their outputs rounded to bf16: sizes around the 8-value packs (1, 7, 8, 9, odd), on 16-byte aligned
+     * pointers and on pointers 2 bytes off (the one-value path), in place where the op allows it.
+     */
+    @Test
+    void bf16ElementwiseOpsMatchTheCpu() {
+        for (int offset : new int[]{0, 1, 8}) {
+            for (int count : new int[]{1, 7, 8, 9, 4099, 3 * 8 * 11 * 13 + 5}) {
+                String what = count + " values at offset " + offset;
+                float[] x = bf16Values(count, 8, 0), dy = bf16Values(count, 1, 0), b = bf16Values(count, 5, 0);
+                Tensor cx = host(x, count), cdy = host(dy, count), cb = host(b, count), expected = Tensor.allocate(arena, count);
+                Bf16Tensor gx = uploadBf16(x, offset), gdy = uploadBf16(dy, offset), gb = uploadBf16(b, offset);
+
+                cpu.silu(cx, expected);
+                Bf16Tensor y = poisonedBf16(count, offset);
+                kernels.siluBf16(stream, gx.pointer(), y.pointer(), count);
+                assertBf16Close(bf16(expected.toArray()), downloadBf16(y), "siluBf16, " + what);
+                Bf16Tensor inPlace = uploadBf16(x, offset);
+                kernels.siluBf16(stream, inPlace.pointer(), inPlace.pointer(), count);
+                assertBf16Close(bf16(expected.toArray()), downloadBf16(inPlace), "siluBf16 in place, " + what);
+
+                cpu.siluBackward(cx, cdy, expected);
+                Bf16Tensor dx = poisonedBf16(count, offset);
+                kernels.siluBackwardBf16(stream, gx.pointer(), gdy.pointer(), dx.pointer(), count);
+                assertBf16Close(bf16(expected.toArray()), downloadBf16(dx), "siluBackwardBf16, " + what);
+
+                cpu.add(cx, cb, expected);
+                float[] sum = bf16(expected.toArray());
+                y = poisonedBf16(count, offset);
+                kernels.addBf16(stream, gx.pointer(), gb.pointer(), y.pointer(), count);
+                assertBf16Close(sum, downloadBf16(y), "addBf16, " + what);
+                kernels.accumulateBf16(stream, gx.pointer(), gb.pointer(), count);
+                assertBf16Close(sum, downloadBf16(gx), "accumulateBf16, " + what);
+                assertArrayEquals(b, downloadBf16(gb), "accumulateBf16 must leave its source alone");
+
+                float factor = (float) (0.1 + random.nextDouble() * 3);
+                cpu.scale(cb, factor);
+                kernels.scaleBf16(stream, gb.pointer(), factor, count);
+                assertBf16Close(bf16(cb.toArray()), downloadBf16(gb), "scaleBf16 by " + factor + ", " + what);
+            }
+        }
+    }
+
+    /** add over more than one grid-stride lap of 8-value packs (MAX_BLOCKS * BLOCK packs), plus a tail of 5. */
+    @Test
+    void bf16AddTakesASecondLapAndTheTail() {
+        int count = NnKernels.MAX_BLOCKS * NnKernels.BLOCK * 8 + 13;
+        float[] a = bf16Values(count, 4, 0), b = bf16Values(count, 4, 0);
+        float[] expected = new float[count];
+        for (int i = 0; i < count; i++) expected[i] = bf16(a[i] + b[i]);
+        Bf16Tensor y = poisonedBf16(count, 0);
+        kernels.addBf16(stream, uploadBf16(a, 0).pointer(), uploadBf16(b, 0).pointer(), y.pointer(), count);
+        assertBf16Close(expected, downloadBf16(y), "addBf16 over " + count + " values");
+    }
+
+    /**
+     * The fp32 mask on bf16 values against the CPU: a full mask, and per-sample masks whose samples (1989 and 5
+     * values) are not whole packs of 8, so packs straddle one or more sample boundaries; aligned and not.
+     */
+    @Test
+    void bf16MultiplyByMaskMatchesTheCpu() {
+        for (int offset : new int[]{0, 1}) {
+            for (int[] shape : List.of(new int[]{6, 9, 13, 17}, new int[]{7, 5})) {
+                int n = shape[0], count = (int) Tensor.elementCount(shape);
+                String what = java.util.Arrays.toString(shape) + " at offset " + offset;
+                float[] x = bf16Values(count, 4, 0), full = new float[count], perSample = new float[n];
+                for (int i = 0; i < count; i++) full[i] = random.nextDouble() < 0.8 ? 1.25f : 0;
+                for (int i = 0; i < n; i++) perSample[i] = i % 3 == 1 ? 0 : 1.25f + i;
+                Tensor cx = host(x, shape), expected = Tensor.allocate(arena, shape);
+                Bf16Tensor gx = uploadBf16(x, offset);
+
+                cpu.multiplyByMask(cx, host(full, shape), expected);
+                Bf16Tensor y = poisonedBf16(count, offset);
+                kernels.multiplyByMaskBf16(stream, gx.pointer(), upload(full).pointer(), y.pointer(), count, 1);
+                assertBf16Close(bf16(expected.toArray()), downloadBf16(y), "dropout mask, " + what);
+
+                cpu.multiplyByMask(cx, host(perSample, n), expected);
+                kernels.multiplyByMaskBf16(stream, gx.pointer(), upload(perSample).pointer(), gx.pointer(), count, count / n);
+                assertBf16Close(bf16(expected.toArray()), downloadBf16(gx), "drop-path mask in place, " + what);
+            }
+        }
+    }
+
+    /**
+     * NHWC shapes [n, hw, c] for the squeeze-excitation, pooling and batch-norm tests: c not a multiple of 8 or of
+     * 32, one pixel, 7x7, B0's widest layers (several channel slices), a tall thin one, and the channel counts the
+     * kernels' 8-channel groups divide.
+     */
+    private static final int[][] NHWC_SHAPES = {{3, 49, 37}, {3, 49, 40}, {2, 1, 1280}, {1, 300, 16}, {2, 64, 1152},
+            {4, 7, 8}, {3, 33, 24}, {2, 5, 1}, {1, 2, 300}};
+
+    /**
+     * scaleChannelsNhwc, scaleChannelsBackwardNhwc, globalAveragePoolNhwc and its backward against plain loops on
+     * the same bf16-exact inputs, on every NHWC test shape, aligned (8-channel groups where c allows) and 2 bytes
+     * off; the sums in double, the reductions twice and bit for bit the same.
+     */
+    @Test
+    void nhwcSqueezeExcitationAndPoolingMatchPlainLoops() {
+        for (int offset : new int[]{0, 1}) {
+            for (int[] s : NHWC_SHAPES) {
+                int n = s[0], hw = s[1], c = s[2], count = n * hw * c;
+                String what = "[n " + n + ", hw " + hw + ", c " + c + "] at offset " + offset;
+                float[] x = bf16Values(count, 3, 0), dy = bf16Values(count, 2, 0);
+                float[] sc = values(new int[]{n * c}, 1), pooledGrad = values(new int[]{n * c}, 1);
+                float[] y = new float[count], dx = new float[count], ds = new float[n * c], pooled = new float[n * c];
+                float[] poolDx = new float[count];
+                double[] dsMagnitude = new double[n * c], pooledMagnitude = new double[n * c];
+                for (int img = 0; img < n; img++) {
+                    for (int ch = 0; ch < c; ch++) {
+                        int p = img * c + ch;
+                        double sum = 0, sumX = 0;
+                        for (int r = 0; r < hw; r++) {
+                            int i = (img * hw + r) * c + ch;
+                            y[i] = bf16(x[i] * sc[p]);
+                            dx[i] = bf16(dy[i] * sc[p]);
+                            poolDx[i] = bf16(pooledGrad[p] / hw);
+                            sum += (double) dy[i] * x[i];
+                            dsMagnitude[p] += Math.abs((double) dy[i] * x[i]);
+                            sumX += x[i];
+                            pooledMagnitude[p] += Math.abs(x[i]) / hw;
+                        }
+                        ds[p] = (float) sum;
+                        pooled[p] = (float) (sumX / hw);
+                    }
+                }
+                Bf16Tensor gx = uploadBf16(x, offset), gdy = uploadBf16(dy, offset);
+                DeviceBuffer gsc = upload(sc), gds = poisoned(n * c), gpooled = poisoned(n * c);
+
+                Bf16Tensor gy = poisonedBf16(count, offset);
+                kernels.scaleChannelsNhwc(stream, gx.pointer(), gsc.pointer(), gy.pointer(), n, hw, c);
+                assertBf16Close(y, downloadBf16(gy), "scaleChannelsNhwc " + what);
+
+                Bf16Tensor gdx = poisonedBf16(count, offset);
+                kernels.scaleChannelsBackwardNhwc(stream, gx.pointer(), gsc.pointer(), gdy.pointer(), gdx.pointer(), gds.pointer(), n, hw, c);
+                assertBf16Close(dx, downloadBf16(gdx), "scaleChannelsBackwardNhwc dx " + what);
+                float[] first = download(gds, n * c);
+                assertFloatsClose(ds, first, SUM_REL, times(dsMagnitude, SUM_ABS), "scaleChannelsBackwardNhwc ds " + what);
+                gds.fill((byte) 0xFF);
+                kernels.scaleChannelsBackwardNhwc(stream, gx.pointer(), gsc.pointer(), gdy.pointer(), gdx.pointer(), gds.pointer(), n, hw, c);
+                assertBitIdentical(first, download(gds, n * c), "scaleChannelsBackwardNhwc ds, second run, " + what);
+
+                kernels.globalAveragePoolNhwc(stream, gx.pointer(), gpooled.pointer(), n, hw, c);
+                first = download(gpooled, n * c);
+                assertFloatsClose(pooled, first, SUM_REL, times(pooledMagnitude, SUM_ABS), "globalAveragePoolNhwc " + what);
+                gpooled.fill((byte) 0xFF);
+                kernels.globalAveragePoolNhwc(stream, gx.pointer(), gpooled.pointer(), n, hw, c);
+                assertBitIdentical(first, download(gpooled, n * c), "globalAveragePoolNhwc, second run, " + what);
+
+                Bf16Tensor gpdx = poisonedBf16(count, offset);
+                kernels.globalAveragePoolBackwardNhwc(stream, upload(pooledGrad).pointer(), gpdx.pointer(), n, hw, c);
+                assertBf16Close(poolDx, downloadBf16(gpdx), "globalAveragePoolBackwardNhwc " + what);
+
+                kernels.scaleChannelsNhwc(stream, gx.pointer(), gsc.pointer(), gx.pointer(), n, hw, c);
+                assertBf16Close(y, downloadBf16(gx), "scaleChannelsNhwc in place " + what);
+            }
+        }
+    }
+
+    /** NHWC [n, h*w, c] to the CPU backend's NCHW [n, c, h, w] and back. */
+    private static float[] nhwcToNchw(float[] a, int n, int hw, int c) {
+        float[] out = new float[a.length];
+        for (int img = 0; img < n; img++) {
+            for (int r = 0; r < hw; r++) {
+                for (int ch = 0; ch < c; ch++) out[(img * c + ch) * hw + r] = a[(img * hw + r) * c + ch];
+            }
+        }
+        return out;
+    }
+
+    private static float[] nchwToNhwc(float[] a, int n, int hw, int c) {
+        float[] out = new float[a.length];
+        for (int img = 0; img < n; img++) {
+            for (int ch = 0; ch < c; ch++) {
+                for (int r = 0; r < hw; r++) out[(img * hw + r) * c + ch] = a[(img * c + ch) * hw + r];
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Batch norm training forward (statistics, running statistics, y), backward (dx, dgamma, dbeta) and inference
+     * on bf16 NHWC against CpuBackend's fp32 NCHW ops on the same bf16-exact values. Shapes: c = 37 and 1 (one
+     * value per thread), m = 2 (the least training takes), several chunks (m = 969), 1280 channels (five slices),
+     * m = 300 000 (more chunk rows than the minimum), a mean far from 0 (the shifted sums), and pointers 2 bytes
+     * off. Workspace and outputs start as NaN; each pass runs twice and must repeat bit for bit. The backward
+     * gets the CPU's saved statistics on both sides.
+     */
+    @Test
+    void batchNormNhwcMatchesTheCpu() {
+        int[][] shapes = { // n, h, w, c, offset, center of x
+                {3, 7, 7, 37, 0, 0}, {2, 1, 1, 40, 0, 0}, {3, 17, 19, 24, 0, 0}, {2, 8, 8, 1280, 0, 0}, {1, 600, 500, 8, 0, 0},
+                {3, 17, 19, 24, 1, 0}, {2, 9, 11, 48, 0, 3}, {4, 5, 3, 1, 0, 0}};
+        double momentum = 0.1, eps = 1e-5;
+        for (int[] s : shapes) {
+            int n = s[0], h = s[1], w = s[2], c = s[3], offset = s[4], hw = h * w, m = n * hw, count = m * c;
+            String what = "[n " + n + ", h " + h + ", w " + w + ", c " + c + "] at offset " + offset + ", mean " + s[5];
+            float[] x = bf16Values(count, 1, s[5]), dy = bf16Values(count, 1, 0);
+            float[] gamma = values(new int[]{c}, 2), beta = values(new int[]{c}, 1), runningMean = values(new int[]{c}, 1);
+            float[] runningVar = new float[c];
+            for (int i = 0; i < c; i++) runningVar[i] = (float) (0.5 + random.nextDouble());
+            int[] nchw = {n, c, h, w};
+            Tensor cx = host(nhwcToNchw(x, n, hw, c), nchw), cdy = host(nhwcToNchw(dy, n, hw, c), nchw);
+            Tensor cgamma = host(gamma, c), cbeta = host(beta, c), crm = host(runningMean.clone(), c), crv = host(runningVar.clone(), c);
+            Tensor cy = Tensor.allocate(arena, nchw), mean = Tensor.allocate(arena, c), invStd = Tensor.allocate(arena, c);
+            cpu.batchNormForwardTraining(cx, cgamma, cbeta, crm, crv, momentum, eps, cy, mean, invStd);
+
+            // tolerances of the per-channel values: relative, plus 1e-6 of the terms' magnitudes for the sums
+            double[] meanAbs = new double[c], dbetaAbs = new double[c], dgammaAbs = new double[c], tiny = new double[c];
+            float[] saved = mean.toArray(), savedInv = invStd.toArray();
+            for (int i = 0; i < count; i++) {
+                int ch = i % c;
+                meanAbs[ch] += Math.abs(x[i]) / m * SUM_ABS;
+                dbetaAbs[ch] += Math.abs(dy[i]) * SUM_ABS;
+                dgammaAbs[ch] += Math.abs(dy[i] * (x[i] - saved[ch]) * savedInv[ch]) * SUM_ABS;
+            }
+            double[] runningMeanAbs = new double[c];
+            for (int ch = 0; ch < c; ch++) runningMeanAbs[ch] = momentum * meanAbs[ch];
+
+            DeviceBuffer ggamma = upload(gamma), gbeta = upload(beta), grm = upload(runningMean), grv = upload(runningVar);
+            DeviceBuffer gmean = poisoned(c), ginv = poisoned(c);
+            DeviceBuffer workspace = track(context.allocate(NnKernels.batchNormWorkspaceBytes(m, c)));
+            Bf16Tensor gx = uploadBf16(x, offset), gy = poisonedBf16(count, offset);
+            float[][] firstForward = null;
+            for (int run = 0; run < 2; run++) {
+                workspace.fill((byte) 0xFF);
+                gmean.fill((byte) 0xFF);
+                ginv.fill((byte) 0xFF);
+                gy = poisonedBf16(count, offset);
+                upload(grm, runningMean);
+                upload(grv, runningVar);
+                kernels.batchNormForwardTrainingNhwc(stream, gx.pointer(), ggamma.pointer(), gbeta.pointer(), grm.pointer(),
+                        grv.pointer(), momentum, eps, gy.pointer(), gmean.pointer(), ginv.pointer(), m, c, workspace.pointer());
+                float[][] got = {downloadBf16(gy), download(gmean, c), download(ginv, c), download(grm, c), download(grv, c)};
+                if (run == 0) {
+                    assertBf16Close(nchwToNhwc(bf16(cy.toArray()), n, hw, c), got[0], "batchNormForwardTrainingNhwc y " + what);
+                    assertFloatsClose(saved, got[1], SUM_REL, meanAbs, "saved mean " + what);
+                    assertFloatsClose(savedInv, got[2], SUM_REL, new double[c], "saved 1/std " + what);
+                    assertFloatsClose(crm.toArray(), got[3], SUM_REL, runningMeanAbs, "running mean " + what);
+                    assertFloatsClose(crv.toArray(), got[4], SUM_REL, new double[c], "running variance " + what);
+                    firstForward = got;
+                } else {
+                    for (int k = 0; k < got.length; k++) assertBitIdentical(firstForward[k], got[k], "forward output " + k + ", second run, " + what);
+                }
+            }
+
+            Tensor cdx = Tensor.allocate(arena, nchw), dgamma = Tensor.allocate(arena, c), dbeta = Tensor.allocate(arena, c);
+            cpu.batchNormBackward(cx, cdy, cgamma, mean, invStd, eps, cdx, dgamma, dbeta);
+            DeviceBuffer gsaved = upload(saved), gsavedInv = upload(savedInv), gdgamma = poisoned(c), gdbeta = poisoned(c);
+            Bf16Tensor gdy = uploadBf16(dy, offset);
+            float[][] firstBackward = null;
+            for (int run = 0; run < 2; run++) {
+                workspace.fill((byte) 0xFF);
+                gdgamma.fill((byte) 0xFF);
+                gdbeta.fill((byte) 0xFF);
+                Bf16Tensor gdx = poisonedBf16(count, offset);
+                kernels.batchNormBackwardNhwc(stream, gx.pointer(), gdy.pointer(), ggamma.pointer(), gsaved.pointer(),
+                        gsavedInv.pointer(), gdx.pointer(), gdgamma.pointer(), gdbeta.pointer(), m, c, workspace.pointer());
+                float[][] got = {downloadBf16(gdx), download(gdgamma, c), download(gdbeta, c)};
+                if (run == 0) {
+                    assertBf16Close(nchwToNhwc(bf16(cdx.toArray()), n, hw, c), got[0], "batchNormBackwardNhwc dx " + what);
+                    assertFloatsClose(dgamma.toArray(), got[1], SUM_REL, dgammaAbs, "dgamma " + what);
+                    assertFloatsClose(dbeta.toArray(), got[2], SUM_REL, dbetaAbs, "dbeta " + what);
+                    firstBackward = got;
+                } else {
+                    for (int k = 0; k < got.length; k++) assertBitIdentical(firstBackward[k], got[k], "backward output " + k + ", second run, " + what);
+                }
+            }
+
+            Tensor ci = Tensor.allocate(arena, nchw);
+            cpu.batchNormForwardInference(cx, cgamma, cbeta, host(runningMean, c), host(runningVar, c), eps, ci);
+            upload(grm, runningMean);
+            upload(grv, runningVar);
+            float[] inference = nchwToNhwc(bf16(ci.toArray()), n, hw, c);
+            gy = poisonedBf16(count, offset);
+            kernels.batchNormForwardInferenceNhwc(stream, gx.pointer(), ggamma.pointer(), gbeta.pointer(), grm.pointer(), grv.pointer(),
+                    eps, gy.pointer(), m, c);
+            assertBf16Close(inference, downloadBf16(gy), "batchNormForwardInferenceNhwc " + what);
+            kernels.batchNormForwardInferenceNhwc(stream, gx.pointer(), ggamma.pointer(), gbeta.pointer(), grm.pointer(), grv.pointer(),
+                    eps, gx.pointer(), m, c);
+            assertBf16Close(inference, downloadBf16(gx), "batchNormForwardInferenceNhwc in place " + what);
+        }
+    }
+
+    /**
+     * fp32 NCHW -> bf16 NHWC on random bit patterns (a third of them exact ties) and the edge cases of
+     * bf16ConversionsMatchTheReferenceBitForBit, and bf16 NHWC -> fp32 NCHW on random 16-bit patterns, both bit for
+     * bit against a Java transpose and Bf16Reference, on shapes that are not whole 32 x 32 tiles.
+     */
+    @Test
+    void layoutAndPrecisionConversionsMatchTheReferenceBitForBit() {
+        int[] special = {0x7F800001, 0xFF80FFFF, 0x7FC00000, 0x7FFFFFFF, 0x7F800000, 0xFF800000, 0x7F7FFFFF, 0x7F7F8000,
+                0x7F7F7FFF, 0x00000000, 0x80000000, 0x00008000, 0x00018000, 0x00000001, 0x3F808000, 0x3F818000, 0xBF818000};
+        for (int[] s : List.of(new int[]{3, 37, 9, 7}, new int[]{2, 1152, 8, 8}, new int[]{1, 3, 67, 65},
+                new int[]{4, 5, 1, 1}, new int[]{2, 1, 33, 31})) {
+            int n = s[0], c = s[1], h = s[2], w = s[3], hw = h * w, count = n * c * hw;
+            String what = java.util.Arrays.toString(s);
+            int[] bits = new int[count];
+            for (int i = 0; i < count; i++) {
+                bits[i] = i < special.length ? special[i] : random.nextInt();
+                if (i >= special.length && i % 3 == 0) bits[i] = (bits[i] & 0xFFFF0000) | 0x8000;
+            }
+            DeviceBuffer gx = uploadInts(bits), gy = poisoned((count + 1) / 2);
+            kernels.nchwF32ToNhwcBf16(stream, gx.pointer(), gy.pointer(), n, c, h, w);
+            short[] got = downloadShorts(gy, count);
+            for (int img = 0; img < n; img++) {
+                for (int ch = 0; ch < c; ch++) {
+                    for (int j = 0; j < hw; j++) {
+                        int from = (img * c + ch) * hw + j, to = (img * hw + j) * c + ch;
+                        if ((got[to] & 0xFFFF) != Bf16Reference.round(bits[from])) {
+                            throw new AssertionError(String.format("nchwF32ToNhwcBf16 %s: 0x%08X at %d gave 0x%04X, reference 0x%04X (seed %d)",
+                                    what, bits[from], from, got[to] & 0xFFFF, Bf16Reference.round(bits[from]), seed));
+                        }
+                    }
+                }
+            }
+
+            short[] halves = new short[count];
+            for (int i = 0; i < count; i++) halves[i] = (short) random.nextInt();
+            DeviceBuffer gb = uploadShorts(halves), gf = poisoned(count);
+            kernels.nhwcBf16ToNchwF32(stream, gb.pointer(), gf.pointer(), n, c, h, w);
+            int[] widened = downloadInts(gf, count);
+            for (int img = 0; img < n; img++) {
+                for (int ch = 0; ch < c; ch++) {
+                    for (int j = 0; j < hw; j++) {
+                        int from = (img * hw + j) * c + ch, to = (img * c + ch) * hw + j;
+                        if (widened[to] != Bf16Reference.widen(halves[from])) {
+                            throw new AssertionError(String.format("nhwcBf16ToNchwF32 %s: 0x%04X gave 0x%08X (seed %d)", what,
+                                    halves[from] & 0xFFFF, widened[to], seed));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void bf16LaunchesCheckTheirArguments() {
+        Bf16Tensor x = poisonedBf16(64, 0);
+        DeviceBuffer f = poisoned(64);
+        assertThrows(IllegalArgumentException.class, () -> kernels.siluBf16(stream, x.pointer(), x.pointer() + 2, 64));
+        assertThrows(IllegalArgumentException.class, () -> kernels.multiplyByMaskBf16(stream, x.pointer(), f.pointer(), x.pointer(), 64, 5));
+        assertThrows(IllegalArgumentException.class, () -> kernels.scaleChannelsNhwc(stream, x.pointer(), f.pointer(), x.pointer(), 2, 0, 4));
+        assertThrows(IllegalArgumentException.class, () -> kernels.batchNormForwardTrainingNhwc(stream, x.pointer(), f.pointer(),
+                f.pointer(), f.pointer(), f.pointer(), 0.1, 1e-5, x.pointer(), f.pointer(), f.pointer(), 1, 8, f.pointer()));
+        assertThrows(IllegalArgumentException.class, () -> kernels.batchNormBackwardNhwc(stream, x.pointer(), x.pointer(), f.pointer(),
+                f.pointer(), f.pointer(), x.pointer(), f.pointer(), f.pointer(), 8, 8, f.pointer() + 4));
+        assertThrows(IllegalArgumentException.class, () -> kernels.nchwF32ToNhwcBf16(stream, f.pointer(), f.pointer() + 4, 1, 4, 4, 4));
     }
 
     // ---------------------------------------------------------------- helpers
