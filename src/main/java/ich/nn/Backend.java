@@ -11,7 +11,10 @@ import java.util.List;
  * together. The shape of this interface follows cuDNN so that mapping is direct: explicit geometry, saved
  * batch statistics handed from forward to backward, and outputs that the caller allocates.
  *
- * <p>Contract for all methods: tensors are float32, images NCHW; outputs are allocated by the caller with the
+ * <p>Contract for all methods: tensors are float32, images NCHW, except where a backend keeps activations in
+ * another {@link Storage} ({@link #activationStorage()}: the CUDA backend's bf16 channels-last mixed precision);
+ * then an op takes and gives image tensors (and their gradients) in that storage, while parameters, their
+ * gradients, per-channel statistics, [n, c] vectors and the loss stay fp32. Outputs are allocated by the caller with the
  * documented shape and are <em>overwritten</em> (never accumulated) unless the method says otherwise; inputs
  * are not modified; an output may not alias an input unless the method says so. Shapes are checked and a
  * mismatch is an {@link IllegalArgumentException} naming the op and the shapes.
@@ -21,8 +24,34 @@ public interface Backend extends AutoCloseable {
     /** A short name for logs and benchmark tables, e.g. "cpu (2 threads)". */
     String name();
 
-    /** A zero-filled tensor on this backend's device, owned by {@code arena}. */
+    /** A zero-filled fp32 tensor on this backend's device, owned by {@code arena}. */
     Tensor allocate(Arena arena, int... shape);
+
+    /**
+     * How this backend keeps activations, the [n, c, h, w] tensors layers hand each other: fp32 NCHW (the default
+     * and the CPU's), or bf16 channels-last for the CUDA backend's mixed precision.
+     */
+    default Storage activationStorage() {
+        return Storage.FLOAT32;
+    }
+
+    /** A zero-filled tensor in {@code storage}; by default only fp32 is kept. */
+    default Tensor allocate(Arena arena, Storage storage, int... shape) {
+        requireFloat32(storage);
+        return allocate(arena, shape);
+    }
+
+    /** An uninitialised tensor in {@code storage} (see {@link #allocateUninitialized(Arena, int...)}). */
+    default Tensor allocateUninitialized(Arena arena, Storage storage, int... shape) {
+        requireFloat32(storage);
+        return allocateUninitialized(arena, shape);
+    }
+
+    private void requireFloat32(Storage storage) {
+        if (!storage.equals(Storage.FLOAT32)) {
+            throw new IllegalArgumentException(name() + " keeps tensors in fp32 only, not " + storage);
+        }
+    }
 
     /**
      * A tensor like {@link #allocate} whose contents are unspecified: for the output of an op, which overwrites
@@ -41,7 +70,11 @@ public interface Backend extends AutoCloseable {
         return Arena.ofShared();
     }
 
-    /** Copies between any two tensors of the same size (host or device, either way). */
+    /**
+     * Copies between any two tensors of the same size (host or device, either way). Between storages (fp32 and bf16,
+     * NCHW and channels-last) the tensors must have the same shape, and the copy converts: to bf16 rounding to
+     * nearest even, from bf16 exactly.
+     */
     void copy(Tensor source, Tensor destination);
 
     // ---- convolution (no bias: every convolution of EfficientNet is followed by batch norm) ----

@@ -7,7 +7,9 @@ import java.util.Arrays;
 import java.util.Objects;
 
 /**
- * A dense float32 tensor in row-major order (NCHW for images on the CPU backend), stored off the Java heap.
+ * A dense tensor stored off the Java heap: float32 in row-major order (NCHW for images) unless its
+ * {@link Storage} says otherwise (the CUDA backend's mixed precision keeps activations in bf16 channels-last).
+ * The shape is always the logical one, [n, c, h, w] for images, whatever the storage order.
  *
  * <p>A tensor does not own its memory: the {@link Arena} it was allocated in does, so a training step can
  * allocate its activations in one arena and free them all at once, and parameters live in the model's arena.
@@ -24,18 +26,23 @@ public final class Tensor {
     private final long size;
     private final MemorySegment data;
     private final boolean host;
+    private final Storage storage;
 
-    private Tensor(int[] shape, MemorySegment data, boolean host) {
+    private Tensor(int[] shape, MemorySegment data, boolean host, Storage storage) {
         this.shape = shape;
         this.size = sizeOf(shape);
         this.data = data;
         this.host = host;
+        this.storage = storage;
+        if (storage.channelsLast() && shape.length != 4) {
+            throw new IllegalArgumentException("channels-last storage needs a [n, c, h, w] shape, not " + Arrays.toString(shape));
+        }
     }
 
     /** A zero-filled host tensor owned by {@code arena}. */
     public static Tensor allocate(Arena arena, int... shape) {
         int[] dims = checkedShape(shape);
-        return new Tensor(dims, arena.allocate(sizeOf(dims) * Float.BYTES, ALIGNMENT), true);
+        return new Tensor(dims, arena.allocate(sizeOf(dims) * Float.BYTES, ALIGNMENT), true, Storage.FLOAT32);
     }
 
     /** A host tensor holding a copy of {@code values}. */
@@ -48,13 +55,24 @@ public final class Tensor {
         return t;
     }
 
-    /** Wraps memory owned elsewhere (a host segment, or a device address for {@code host == false}). */
+    /** Wraps fp32 memory owned elsewhere (a host segment, or a device address for {@code host == false}). */
     public static Tensor wrap(MemorySegment data, boolean host, int... shape) {
+        return wrap(data, host, Storage.FLOAT32, shape);
+    }
+
+    /**
+     * Wraps memory owned elsewhere holding elements in {@code storage}. Host tensors are fp32 row-major: Java reads
+     * them element by element, and the other storages exist for the device.
+     */
+    public static Tensor wrap(MemorySegment data, boolean host, Storage storage, int... shape) {
         int[] dims = checkedShape(shape);
-        if (host && data.byteSize() < sizeOf(dims) * Float.BYTES) {
+        if (host && !storage.equals(Storage.FLOAT32)) {
+            throw new IllegalArgumentException("host tensors are fp32 row-major, not " + storage);
+        }
+        if (host && data.byteSize() < sizeOf(dims) * storage.dtype().bytes()) {
             throw new IllegalArgumentException(data.byteSize() + " bytes cannot hold shape " + Arrays.toString(dims));
         }
-        return new Tensor(dims, data, host);
+        return new Tensor(dims, data, host, storage);
     }
 
     /** The number of elements of {@code shape}, whose dimensions must be positive (as every tensor's are). */
@@ -62,13 +80,24 @@ public final class Tensor {
         return sizeOf(checkedShape(shape));
     }
 
-    /** The same memory seen with another shape of the same size (e.g. [N, C, 1, 1] as [N, C]). */
+    /**
+     * The same memory seen with another shape of the same size (e.g. [N, C, 1, 1] as [N, C]). A channels-last tensor
+     * reshapes only where its order is the row-major one (1x1 images, or a single channel); the result is then
+     * row-major too.
+     */
     public Tensor reshape(int... newShape) {
         int[] dims = checkedShape(newShape);
         if (sizeOf(dims) != size) {
             throw new IllegalArgumentException("cannot reshape " + Arrays.toString(shape) + " to " + Arrays.toString(dims));
         }
-        return new Tensor(dims, data, host);
+        if (!storage.rowMajorFor(shape)) {
+            throw new IllegalArgumentException("cannot reshape the channels-last " + this + " to " + Arrays.toString(dims)
+                    + ": its elements are not in row-major order");
+        }
+        // Both orders are the same memory here; the new shape keeps the channels-last mark only where that stays true.
+        Storage kept = storage.channelsLast() && !(dims.length == 4 && storage.rowMajorFor(dims))
+                ? new Storage(storage.dtype(), false) : storage;
+        return new Tensor(dims, data, host, kept);
     }
 
     public int[] shape() {
@@ -88,8 +117,14 @@ public final class Tensor {
         return size;
     }
 
+    /** Bytes of the elements: 4 per element in fp32, 2 in bf16. */
     public long bytes() {
-        return size * Float.BYTES;
+        return size * storage.dtype().bytes();
+    }
+
+    /** The element type and order; {@link Storage#FLOAT32} unless a device backend chose another. */
+    public Storage storage() {
+        return storage;
     }
 
     public MemorySegment data() {
@@ -163,6 +198,6 @@ public final class Tensor {
 
     @Override
     public String toString() {
-        return "Tensor" + Arrays.toString(shape) + (host ? "" : "@device");
+        return "Tensor" + Arrays.toString(shape) + (storage.equals(Storage.FLOAT32) ? "" : " " + storage) + (host ? "" : "@device");
     }
 }

@@ -8,11 +8,11 @@ package ich.gpu;
  * largest floats round to infinity. A NaN keeps its sign and top payload and gets the quiet bit (0x0040), so a
  * payload only in the dropped bits cannot turn it into infinity.
  */
-final class Bf16Reference {
+public final class Bf16Reference {
     private Bf16Reference() {}
 
     /** The bf16 bits (in the low 16 bits of the result) of the float whose raw bits are {@code f32Bits}. */
-    static int round(int f32Bits) {
+    public static int round(int f32Bits) {
         int kept = f32Bits >>> 16, dropped = f32Bits & 0xFFFF;
         boolean nan = (f32Bits & 0x7F800000) == 0x7F800000 && (f32Bits & 0x007FFFFF) != 0;
         if (nan) return kept | 0x0040;
@@ -21,7 +21,12 @@ final class Bf16Reference {
     }
 
     /** The float whose top half is the bf16 {@code bits} (exact). */
-    static int widen(int bf16Bits) {
+    public static int widen(int bf16Bits) {
         return (bf16Bits & 0xFFFF) << 16;
+    }
+
+    /** {@code v} rounded to the nearest bf16, as a float (exact). */
+    public static float rounded(float v) {
+        return Float.intBitsToFloat(widen(round(Float.floatToRawIntBits(v))));
     }
 }

@@ -183,7 +183,7 @@ public final class EfficientNetB0 implements AutoCloseable {
         }
         if (backend == null && !x.isHost()) throw new IllegalArgumentException("a host model needs host input, got " + x);
         if (x.rank() != 4 || x.dim(1) != 3) throw new IllegalArgumentException("expected images [n, 3, h, w], got " + x);
-        return network.forward(x, ctx);
+        return network.forward(ctx.asActivation(x), ctx);
     }
 
     /**

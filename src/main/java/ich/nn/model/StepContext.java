@@ -1,6 +1,7 @@
 package ich.nn.model;
 
 import ich.nn.Backend;
+import ich.nn.Storage;
 import ich.nn.Tensor;
 
 import java.lang.foreign.Arena;
@@ -64,22 +65,49 @@ public final class StepContext implements AutoCloseable {
         return arena;
     }
 
-    /** A zero-filled tensor on the backend's device that lives until the step ends. */
+    /**
+     * A zero-filled tensor on the backend's device that lives until the step ends; an image tensor [n, c, h, w] is
+     * in the backend's {@link Backend#activationStorage() activation storage}, anything else fp32.
+     */
     public Tensor allocate(int... shape) {
-        return backend.allocate(arena, shape);
+        return backend.allocate(arena, storageFor(shape), shape);
     }
 
     /**
      * A tensor with unspecified contents that lives until the step ends: for the output of an op that overwrites
-     * it (see the {@link Backend} contract), which need not be zeroed first.
+     * it (see the {@link Backend} contract), which need not be zeroed first. Stored as {@link #allocate} says.
      */
     public Tensor output(int... shape) {
-        return backend.allocateUninitialized(arena, shape);
+        return backend.allocateUninitialized(arena, storageFor(shape), shape);
     }
 
-    /** A tensor on the backend's device holding {@code values} (masks built on the host). */
+    /** {@link #output} in fp32 whatever its shape: for what the host writes (masks, labels) or reads back. */
+    public Tensor outputFloat32(int... shape) {
+        return backend.allocateUninitialized(arena, Storage.FLOAT32, shape);
+    }
+
+    /**
+     * The activation storage for image tensors, fp32 for the rest: a network's [n, c, h, w] activations are what
+     * mixed precision halves; [n, c] vectors (squeeze-excitation, the head) are small and stay exact.
+     */
+    private Storage storageFor(int[] shape) {
+        return shape.length == 4 ? backend.activationStorage() : Storage.FLOAT32;
+    }
+
+    /**
+     * {@code x} in the backend's activation storage: itself when it already is, else a converted copy living until
+     * the step ends (a network's input arrives in fp32 NCHW from the host or a loader).
+     */
+    public Tensor asActivation(Tensor x) {
+        if (x.rank() != 4 || x.storage().equals(backend.activationStorage())) return x;
+        Tensor converted = output(x.shape());
+        backend.copy(x, converted);
+        return converted;
+    }
+
+    /** An fp32 tensor on the backend's device holding {@code values} (masks built on the host). */
     public Tensor upload(float[] values, int... shape) {
-        Tensor t = output(shape);
+        Tensor t = outputFloat32(shape);
         if (t.isHost()) {
             t.copyFrom(values);
         } else {
