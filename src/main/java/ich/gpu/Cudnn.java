@@ -34,7 +34,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  */
 public final class Cudnn implements AutoCloseable {
     /** {@code cudnnDataType_t}, {@code cudnnTensorFormat_t}, {@code cudnnConvolutionMode_t}, ... (cudnn_graph.h, cudnn_ops.h). */
-    static final int DATA_FLOAT = 0, TENSOR_NCHW = 0, CROSS_CORRELATION = 1, BATCHNORM_SPATIAL = 1;
+    static final int DATA_FLOAT = 0, DATA_BFLOAT16 = 9, TENSOR_NCHW = 0, TENSOR_NHWC = 1, CROSS_CORRELATION = 1, BATCHNORM_SPATIAL = 1;
     /** {@code cudnnMathType_t}: DEFAULT lets fp32 convolutions use TF32 tensor cores; FMA forbids it. */
     public static final int DEFAULT_MATH = 0, FMA_MATH = 3;
     static final int STATUS_SUBLIBRARY_LOADING_FAILED = 1008;
@@ -326,21 +326,36 @@ public final class Cudnn implements AutoCloseable {
 
     /** An fp32 NCHW tensor descriptor [n, c, h, w]. */
     public Descriptor tensor(int n, int c, int h, int w) {
-        return tensorDescriptor(d -> check(Downcalls.callStatus(lib.setTensor4d, d, TENSOR_NCHW, DATA_FLOAT, n, c, h, w),
-                "cudnnSetTensor4dDescriptor"));
+        return tensor(false, n, c, h, w);
+    }
+
+    /**
+     * A tensor descriptor [n, c, h, w]: fp32 NCHW, or with {@code bf16Nhwc} bfloat16 channels-last, the layout
+     * in which cuDNN runs bf16 convolutions on tensor cores.
+     */
+    public Descriptor tensor(boolean bf16Nhwc, int n, int c, int h, int w) {
+        return tensorDescriptor(d -> check(Downcalls.callStatus(lib.setTensor4d, d, bf16Nhwc ? TENSOR_NHWC : TENSOR_NCHW,
+                bf16Nhwc ? DATA_BFLOAT16 : DATA_FLOAT, n, c, h, w), "cudnnSetTensor4dDescriptor"));
     }
 
     /** An fp32 NCHW filter descriptor [k, c / groups, r, s]. */
     public Descriptor filter(int k, int cPerGroup, int r, int s) {
+        return filter(false, k, cPerGroup, r, s);
+    }
+
+    /** A filter descriptor [k, c / groups, r, s]: fp32 KCRS, or with {@code bf16Nhwc} bfloat16 KRSC. */
+    public Descriptor filter(boolean bf16Nhwc, int k, int cPerGroup, int r, int s) {
         return descriptor(lib.createFilter, "cudnnCreateFilterDescriptor", lib.destroyFilter, "cudnnDestroyFilterDescriptor",
-                d -> check(Downcalls.callStatus(lib.setFilter4d, d, DATA_FLOAT, TENSOR_NCHW, k, cPerGroup, r, s),
-                        "cudnnSetFilter4dDescriptor"));
+                d -> check(Downcalls.callStatus(lib.setFilter4d, d, bf16Nhwc ? DATA_BFLOAT16 : DATA_FLOAT,
+                        bf16Nhwc ? TENSOR_NHWC : TENSOR_NCHW, k, cPerGroup, r, s), "cudnnSetFilter4dDescriptor"));
     }
 
     /**
-     * A 2-d cross-correlation (what deep learning calls convolution) with fp32 compute, no dilation.
+     * A 2-d cross-correlation (what deep learning calls convolution) with fp32 compute, no dilation. fp32 compute
+     * over bf16 tensors and filters is cuDNN's "pseudo bf16" configuration: bf16 in and out, fp32 accumulation.
      *
-     * @param mathType {@link #FMA_MATH} for strict fp32, {@link #DEFAULT_MATH} to allow TF32 tensor cores
+     * @param mathType {@link #FMA_MATH} for strict fp32, {@link #DEFAULT_MATH} to allow TF32 tensor cores (and the
+     *                 tensor cores of bf16 data)
      */
     public Descriptor convolution(int padH, int padW, int strideH, int strideW, int groups, int mathType) {
         return descriptor(lib.createConv, "cudnnCreateConvolutionDescriptor", lib.destroyConv, "cudnnDestroyConvolutionDescriptor", d -> {

@@ -10,6 +10,7 @@ import ich.nn.AdamTensors;
 import ich.nn.Backend;
 import ich.nn.ConvGeometry;
 import ich.nn.OpShapes;
+import ich.nn.Storage;
 import ich.nn.Tensor;
 
 import java.lang.foreign.Arena;
@@ -32,8 +33,12 @@ import static ich.nn.OpShapes.shape;
 
 /**
  * The engine on one NVIDIA GPU: convolutions and batch norm through cuDNN, Linear through cuBLAS, everything
- * else through the kernels of cuda/nn.cu ({@link NnKernels}). fp32, NCHW, the same contract as the CPU reference
- * ({@link Backend}); CudaBackendTest holds the two together op by op and for a whole training step.
+ * else through the kernels of cuda/nn.cu ({@link NnKernels}). fp32 NCHW, the same contract as the CPU reference
+ * ({@link Backend}); CudaBackendTest holds the two together op by op and for a whole training step. With
+ * {@link Options#bf16()} activations are bf16 channels-last instead ({@link Storage#BF16_NHWC}): convolutions on
+ * bf16 tensor cores, batch norm and the element-wise ops on bf16 kernels of ours, everything else fp32
+ * (CudaBackendBf16Test). Each op takes what its tensors' storages say, so both kinds of tensor work on any
+ * backend; the option decides what {@link #activationStorage()} gives layers.
  *
  * <p><b>Ordering.</b> Every op is queued on one stream, in call order, and returns without waiting, except those
  * whose result the host reads: {@link #copy} to a host tensor, {@link #bceWithLogits} (the loss) and
@@ -59,23 +64,33 @@ public final class CudaBackend implements Backend {
      *                          relative instead of fp32's ~1e-6); off by default so results match the CPU
      * @param deterministic     choose only convolution algorithms that give the same bits on every run
      * @param searchWorkspace   the most workspace the algorithm search may try, in bytes
+     * @param bf16              mixed precision: activations (image tensors and their gradients) in bf16 channels-last,
+     *                          convolutions on bf16 tensor cores with fp32 accumulation (weights rounded to bf16 as
+     *                          they are used, weight gradients widened to fp32), batch norm with fp32 statistics;
+     *                          parameters, their gradients, the optimizer state, [n, c] vectors and the loss stay
+     *                          fp32. Results then agree with the CPU within bf16's precision (~1e-2), not fp32's.
      */
-    public record Options(boolean allowTf32, boolean deterministic, long searchWorkspace, Depthwise depthwise) {
+    public record Options(boolean allowTf32, boolean deterministic, long searchWorkspace, Depthwise depthwise,
+                          boolean bf16) {
         public Options {
             if (searchWorkspace < 0) throw new IllegalArgumentException("searchWorkspace must be >= 0: " + searchWorkspace);
             java.util.Objects.requireNonNull(depthwise);
         }
 
         public static Options defaults() {
-            return new Options(false, true, 512L << 20, Depthwise.FASTEST);
+            return new Options(false, true, 512L << 20, Depthwise.FASTEST, false);
         }
 
         public Options withTf32(boolean allow) {
-            return new Options(allow, deterministic, searchWorkspace, depthwise);
+            return new Options(allow, deterministic, searchWorkspace, depthwise, bf16);
         }
 
         public Options withDepthwise(Depthwise choice) {
-            return new Options(allowTf32, deterministic, searchWorkspace, choice);
+            return new Options(allowTf32, deterministic, searchWorkspace, choice, bf16);
+        }
+
+        public Options withBf16(boolean mixed) {
+            return new Options(allowTf32, deterministic, searchWorkspace, depthwise, mixed);
         }
     }
 
@@ -99,12 +114,13 @@ public final class CudaBackend implements Backend {
     /** Backend-lifetime device memory: workspace, ones vector, loss cell. */
     private final Arena own = Arena.ofShared();
     private final ThreadLocal<Boolean> bound = ThreadLocal.withInitial(() -> false);
-    private final Map<ConvGeometry, ConvPlan> convPlans = new HashMap<>();
+    private final Map<ConvKey, ConvPlan> convPlans = new HashMap<>();
     private final Map<List<Integer>, BnPlan> bnPlans = new HashMap<>();
     /** Multi-tensor Adam tables by their tensors, least recently used first. */
     private final LinkedHashMap<AdamKey, NnKernels.AdamTable> adamTables = new LinkedHashMap<>(8, 0.75f, true);
     private final MemorySegment hostScalar = Arena.ofAuto().allocate(8, 8);
-    private Tensor workspace;
+    /** Backend-lifetime scratch buffers by purpose, grown on demand (see {@link #scratch}). */
+    private final Tensor[] scratch = new Tensor[Scratch.values().length];
     private Tensor ones;
     private Tensor lossCell;
     private boolean closed;
@@ -206,24 +222,43 @@ public final class CudaBackend implements Backend {
 
     @Override
     public String name() {
-        return String.format(Locale.ROOT, "gpu:%d %s (cuDNN %s, fp32%s)", ordinal, deviceName,
-                Cudnn.versionString(cudnn.version()), options.allowTf32() ? " with TF32" : "");
+        return String.format(Locale.ROOT, "gpu:%d %s (cuDNN %s, %s%s)", ordinal, deviceName,
+                Cudnn.versionString(cudnn.version()), options.bf16() ? "bf16 mixed precision, NHWC" : "fp32",
+                options.allowTf32() ? " with TF32" : "");
+    }
+
+    /** bf16 channels-last with {@link Options#bf16()}, else fp32 NCHW. */
+    @Override
+    public Storage activationStorage() {
+        return options.bf16() ? Storage.BF16_NHWC : Storage.FLOAT32;
     }
 
     // ---------------------------------------------------------------- memory
 
     @Override
     public Tensor allocate(Arena arena, int... shape) {
-        Tensor t = allocateUninitialized(arena, shape);
-        long at = t.data().address(), count = t.size();
-        queue("fill", () -> stream.fill32(at, 0, count), at, count);
-        return t;
+        return allocate(arena, Storage.FLOAT32, shape);
     }
 
     @Override
     public Tensor allocateUninitialized(Arena arena, int... shape) {
+        return allocateUninitialized(arena, Storage.FLOAT32, shape);
+    }
+
+    /** Any storage: fp32 or bf16, NCHW or (for [n, c, h, w]) channels-last. */
+    @Override
+    public Tensor allocate(Arena arena, Storage storage, int... shape) {
+        Tensor t = allocateUninitialized(arena, storage, shape);
+        long at = t.data().address(), words = Math.ceilDiv(t.bytes(), Float.BYTES);
+        queue("fill", () -> stream.fill32(at, 0, words), at, words); // zero bits are 0.0 in fp32 and bf16 alike
+        return t;
+    }
+
+    @Override
+    public Tensor allocateUninitialized(Arena arena, Storage storage, int... shape) {
         bind();
-        long bytes = Tensor.elementCount(shape) * Float.BYTES;
+        // Whole 4-byte words, so that zero-filling and fp32 kernels never run past the end of a bf16 tensor.
+        long bytes = Math.ceilDiv(Tensor.elementCount(shape) * storage.dtype().bytes(), Float.BYTES) * Float.BYTES;
         MemorySegment data;
         if (arena instanceof DeviceStepArena step) {
             data = step.allocateDevice(bytes);
@@ -236,7 +271,7 @@ public final class CudaBackend implements Backend {
                 freed(bytes);
             });
         }
-        return Tensor.wrap(data, false, shape);
+        return Tensor.wrap(data, false, storage, shape);
     }
 
     /** During a graph step ({@link #beginStep}), from the step's own pool, so its tensors have the same addresses every time. */
@@ -252,6 +287,10 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException(op + ": sizes differ: " + source + " -> " + destination);
         }
         bind();
+        if (!source.storage().equals(destination.storage())) {
+            convert(source, destination);
+            return;
+        }
         long bytes = source.bytes();
         if (mode != Mode.EAGER && !destination.isHost()) {
             hoistedCopy(op, source, destination, bytes);
@@ -274,28 +313,140 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /**
+     * A copy between storages. On the device one kernel converts (and transposes); a host tensor (always fp32
+     * NCHW) goes through an fp32 device buffer on the way. In a graph step a conversion into the device runs on the
+     * side stream, before the graph, as the plain copies do.
+     */
+    private void convert(Tensor source, Tensor destination) {
+        String op = "copy";
+        if (!source.sameShape(destination)) {
+            throw new IllegalArgumentException(op + ": converting " + source + " to " + destination + " needs equal shapes");
+        }
+        conversionKernel(op, source.storage(), destination.storage(), source.shape()); // refuse early what cannot convert
+        if (mode != Mode.EAGER && !source.isHost() && destination.isHost()) {
+            throw notCapturable("copy from the device to the host (" + source + ") waits for the device mid-step");
+        }
+        boolean hoisted = mode != Mode.EAGER;
+        Stream on = hoisted ? copyStream : stream;
+        if (hoisted) {
+            live(op, destination);
+            if (usedThisStep.contains(ptr(destination))) {
+                throw notCapturable("a copy into " + destination + " after an op of the same step used it");
+            }
+        }
+        int[] shape = source.shape();
+        if (source.isHost()) {
+            live(op, destination);
+            // The eager warm-up sizes the side stream's buffer too: a graph step cannot grow it.
+            if (!hoisted) scratch(Scratch.SIDE_CONVERSION, source.bytes());
+            Tensor staged = scratch(hoisted ? Scratch.SIDE_CONVERSION : Scratch.CONVERSION, source.bytes());
+            if (hoisted) {
+                hoistedCopy(op, source, staged, source.bytes());
+            } else {
+                stream.copyToDevice(source.data(), ptr(staged), source.bytes());
+            }
+            convertOnDevice(on, ptr(staged), Storage.FLOAT32, ptr(destination), destination.storage(), shape);
+        } else if (destination.isHost()) {
+            live(op, source);
+            Tensor widened = scratch(Scratch.CONVERSION, destination.bytes());
+            convertOnDevice(stream, ptr(source), source.storage(), ptr(widened), Storage.FLOAT32, shape);
+            stream.copyToHostAndWait(ptr(widened), destination.data(), destination.bytes());
+        } else {
+            live(op, source, destination);
+            convertOnDevice(on, ptr(source), source.storage(), ptr(destination), destination.storage(), shape);
+        }
+    }
+
+    /** The conversions a copy can make; refuses the others, naming them. */
+    private enum Conversion { TO_BF16, FROM_BF16, NCHW_F32_TO_NHWC_BF16, NHWC_BF16_TO_NCHW_F32 }
+
+    private static Conversion conversionKernel(String op, Storage from, Storage to, int[] shape) {
+        boolean sameOrder = from.channelsLast() == to.channelsLast() || (from.rowMajorFor(shape) && to.rowMajorFor(shape));
+        Storage.DType f = from.dtype(), t = to.dtype();
+        if (sameOrder && f == Storage.DType.FLOAT32 && t == Storage.DType.BFLOAT16) return Conversion.TO_BF16;
+        if (sameOrder && f == Storage.DType.BFLOAT16 && t == Storage.DType.FLOAT32) return Conversion.FROM_BF16;
+        if (from.equals(Storage.FLOAT32) && to.equals(Storage.BF16_NHWC)) return Conversion.NCHW_F32_TO_NHWC_BF16;
+        if (from.equals(Storage.BF16_NHWC) && to.equals(Storage.FLOAT32)) return Conversion.NHWC_BF16_TO_NCHW_F32;
+        throw new IllegalArgumentException(op + ": no conversion from " + from + " to " + to + " for " + Arrays.toString(shape));
+    }
+
+    private void convertOnDevice(Stream on, long from, Storage fromStorage, long to, Storage toStorage, int[] shape) {
+        long count = Tensor.elementCount(shape);
+        switch (conversionKernel("copy", fromStorage, toStorage, shape)) {
+            case TO_BF16 -> kernels.f32ToBf16(on, from, to, count);
+            case FROM_BF16 -> kernels.bf16ToF32(on, from, to, count);
+            case NCHW_F32_TO_NHWC_BF16 -> kernels.nchwF32ToNhwcBf16(on, from, to, shape[0], shape[1], shape[2], shape[3]);
+            case NHWC_BF16_TO_NCHW_F32 -> kernels.nhwcBf16ToNchwF32(on, from, to, shape[0], shape[1], shape[2], shape[3]);
+        }
+    }
+
+    // ---------------------------------------------------------------- scratch
+
+    /**
+     * Backend-lifetime device buffers, one per purpose, used by one op at a time in stream order. Each grows on
+     * demand (which waits for the device, so the eager first step of a graph key sizes them before its capture).
+     */
+    private enum Scratch {
+        /** cuDNN's convolution workspace, shared by every algorithm and its search. */
+        CONV_WORKSPACE,
+        /** A convolution's weights rounded to bf16 and laid out KRSC, for the bf16 path. */
+        WEIGHT_BF16,
+        /** A bf16 convolution's weight gradient before it is widened into the fp32 gradient. */
+        WEIGHT_GRAD_BF16,
+        /** Per-chunk partial sums of the bf16 batch-norm kernels. */
+        BATCH_NORM_PARTIALS,
+        /** fp32 staging of conversions on the compute stream. */
+        CONVERSION,
+        /** fp32 staging of conversions on the side stream of a graph step. */
+        SIDE_CONVERSION
+    }
+
+    /** The scratch buffer of {@code purpose}, grown to at least {@code bytes}; null for 0 bytes never grown. */
+    private Tensor scratch(Scratch purpose, long bytes) {
+        Tensor current = scratch[purpose.ordinal()];
+        if (bytes == 0) return current;
+        if (current == null || current.bytes() < bytes) {
+            if (mode == Mode.CAPTURE || mode == Mode.REPLAY) {
+                throw notCapturable("the step needs more " + purpose + " scratch (" + bytes + " bytes) than its eager warm-up did");
+            }
+            stream.synchronize(); // the old buffer may still be in use by queued work
+            if (copyStream != null) copyStream.synchronize();
+            // The old buffer is freed with the backend (own arena): growth happens a few times per shape, early.
+            current = allocateUninitialized(own, (int) Math.ceilDiv(bytes, Float.BYTES));
+            scratch[purpose.ordinal()] = current;
+        }
+        return current;
+    }
+
     // ---------------------------------------------------------------- convolution
 
     /** The algorithm number that stands for our depthwise kernels instead of one of cuDNN's. */
     private static final int OWN_DEPTHWISE = -2, UNSEARCHED = -1;
 
-    /** Descriptors and chosen algorithms of one geometry, per direction; UNSEARCHED until its first call. */
+    /** A convolution's geometry and whether it runs on bf16 NHWC tensors (else fp32 NCHW). */
+    private record ConvKey(ConvGeometry g, boolean bf16) {}
+
+    /** Descriptors and chosen algorithms of one geometry and precision, per direction; UNSEARCHED until its first call. */
     private final class ConvPlan implements AutoCloseable {
         final ConvGeometry g;
+        final boolean bf16;
         final Cudnn.Descriptor x, w, y, conv;
         final int[] algo = {UNSEARCHED, UNSEARCHED, UNSEARCHED};
         final long[] workspaceBytes = new long[3];
         final String[] choice = new String[3];
 
-        ConvPlan(ConvGeometry g) {
-            this.g = g;
+        ConvPlan(ConvKey key) {
+            this.g = key.g();
+            this.bf16 = key.bf16();
             List<Cudnn.Descriptor> made = new ArrayList<>();
             try {
-                x = add(made, cudnn.tensor(g.n(), g.c(), g.h(), g.w()));
-                w = add(made, cudnn.filter(g.k(), g.c() / g.groups(), g.r(), g.s()));
-                y = add(made, cudnn.tensor(g.n(), g.k(), g.p(), g.q()));
+                x = add(made, cudnn.tensor(bf16, g.n(), g.c(), g.h(), g.w()));
+                w = add(made, cudnn.filter(bf16, g.k(), g.c() / g.groups(), g.r(), g.s()));
+                y = add(made, cudnn.tensor(bf16, g.n(), g.k(), g.p(), g.q()));
+                // bf16 data is already rounded: tensor cores add nothing lossy, so bf16 always allows them.
                 conv = add(made, cudnn.convolution(g.padH(), g.padW(), g.strideH(), g.strideW(), g.groups(),
-                        options.allowTf32() ? Cudnn.DEFAULT_MATH : Cudnn.FMA_MATH));
+                        options.allowTf32() || bf16 ? Cudnn.DEFAULT_MATH : Cudnn.FMA_MATH));
             } catch (RuntimeException e) {
                 for (Cudnn.Descriptor d : made) d.close();
                 throw e;
@@ -314,7 +465,7 @@ public final class CudaBackend implements Backend {
         int algorithm(Cudnn.Direction direction, long a, long b, long out) {
             int i = direction.ordinal();
             if (algo[i] != UNSEARCHED) return algo[i];
-            boolean ownFits = NnKernels.supportsDepthwise(g);
+            boolean ownFits = !bf16 && NnKernels.supportsDepthwise(g); // our depthwise kernels are fp32 NCHW
             if (ownFits && options.depthwise() == Depthwise.OWN) {
                 algo[i] = OWN_DEPTHWISE;
                 choice[i] = "own kernel (chosen)";
@@ -352,8 +503,8 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    private ConvPlan plan(ConvGeometry g) {
-        return convPlans.computeIfAbsent(g, ConvPlan::new);
+    private ConvPlan plan(ConvGeometry g, boolean bf16) {
+        return convPlans.computeIfAbsent(new ConvKey(g, bf16), ConvPlan::new);
     }
 
     /** Mean milliseconds of our depthwise kernel for one direction over 3 runs after a warm-up, timed with events. */
@@ -388,23 +539,18 @@ public final class CudaBackend implements Backend {
             for (Cudnn.Direction d : Cudnn.Direction.values()) {
                 if (p.choice[d.ordinal()] == null) continue;
                 ConvGeometry g = p.g;
-                lines.add(String.format(Locale.ROOT, "%s %dx%d/%d [%d,%d,%d,%d]->%d %s: %s", g.depthwise() ? "depthwise"
-                        : "conv", g.r(), g.s(), g.strideH(), g.n(), g.c(), g.h(), g.w(), g.k(), d, p.choice[d.ordinal()]));
+                lines.add(String.format(Locale.ROOT, "%s %dx%d/%d [%d,%d,%d,%d]->%d%s %s: %s", g.depthwise() ? "depthwise"
+                        : "conv", g.r(), g.s(), g.strideH(), g.n(), g.c(), g.h(), g.w(), g.k(), p.bf16 ? " bf16" : "", d,
+                        p.choice[d.ordinal()]));
             }
         }
         lines.sort(null);
         return lines;
     }
 
-    /** The shared workspace, grown to at least {@code bytes}; null for 0. */
+    /** The shared convolution workspace, grown to at least {@code bytes}; null for 0. */
     private Tensor workspace(long bytes) {
-        if (bytes == 0) return workspace;
-        if (workspace == null || workspace.bytes() < bytes) {
-            stream.synchronize(); // the old workspace may still be in use by queued work; freeing waits anyway
-            Tensor grown = allocateUninitialized(own, (int) Math.ceilDiv(bytes, Float.BYTES));
-            workspace = grown; // the old one is freed with the backend (own arena); it is at most a few MB
-        }
-        return workspace;
+        return scratch(Scratch.CONV_WORKSPACE, bytes);
     }
 
     private long workspacePointer(long bytes) {
@@ -417,7 +563,9 @@ public final class CudaBackend implements Backend {
         String op = "conv2dForward";
         live(op, x, w, y);
         OpShapes.conv(op, g, x, w, y);
-        convolve(Cudnn.Direction.FORWARD, g, ptr(x), ptr(w), ptr(y));
+        boolean bf16 = activations(op, x, y);
+        float32(op, w);
+        convolve(Cudnn.Direction.FORWARD, g, bf16, ptr(x), ptr(w), ptr(y));
     }
 
     @Override
@@ -425,7 +573,9 @@ public final class CudaBackend implements Backend {
         String op = "conv2dBackwardData";
         live(op, dy, w, dx);
         OpShapes.conv(op, g, dx, w, dy);
-        convolve(Cudnn.Direction.BACKWARD_DATA, g, ptr(w), ptr(dy), ptr(dx));
+        boolean bf16 = activations(op, dy, dx);
+        float32(op, w);
+        convolve(Cudnn.Direction.BACKWARD_DATA, g, bf16, ptr(w), ptr(dy), ptr(dx));
     }
 
     @Override
@@ -433,28 +583,51 @@ public final class CudaBackend implements Backend {
         String op = "conv2dBackwardFilter";
         live(op, x, dy, dw);
         OpShapes.conv(op, g, x, dw, dy);
-        convolve(Cudnn.Direction.BACKWARD_FILTER, g, ptr(x), ptr(dy), ptr(dw));
+        boolean bf16 = activations(op, x, dy);
+        float32(op, dw);
+        convolve(Cudnn.Direction.BACKWARD_FILTER, g, bf16, ptr(x), ptr(dy), ptr(dw));
     }
 
     /**
      * One direction of a convolution with the algorithm chosen for it (searched on the first call). Buffers as for
-     * cuDNN's search: FORWARD (x, w, y), BACKWARD_DATA (w, dy, dx), BACKWARD_FILTER (x, dy, dw).
+     * cuDNN's search: FORWARD (x, w, y), BACKWARD_DATA (w, dy, dx), BACKWARD_FILTER (x, dy, dw), the weights and
+     * their gradient always fp32 KCRS. On bf16 activations the weights are rounded into a bf16 KRSC copy first
+     * (every use: 2 bytes written per weight, noise next to the activations), and the weight gradient comes out in
+     * bf16 and is widened into the fp32 gradient, as autocast does.
      */
-    private void convolve(Cudnn.Direction d, ConvGeometry g, long a, long b, long out) {
-        ConvPlan p = plan(g);
-        int algo = p.algorithm(d, a, b, out);
+    private void convolve(Cudnn.Direction d, ConvGeometry g, boolean bf16, long a, long b, long out) {
+        ConvPlan p = plan(g, bf16);
+        long weights = (long) g.k() * (g.c() / g.groups()) * g.r() * g.s();
+        long wBf16 = 0;
+        long aIn = a, bIn = b, outIn = out;
+        if (bf16) {
+            wBf16 = ptr(scratch(d == Cudnn.Direction.BACKWARD_FILTER ? Scratch.WEIGHT_GRAD_BF16 : Scratch.WEIGHT_BF16, weights * 2));
+            if (d == Cudnn.Direction.FORWARD) bIn = wBf16;
+            else if (d == Cudnn.Direction.BACKWARD_DATA) aIn = wBf16;
+            else outIn = wBf16;
+            if (d != Cudnn.Direction.BACKWARD_FILTER) {
+                long w = d == Cudnn.Direction.FORWARD ? b : a, to = wBf16;
+                queue("weights to bf16", () -> kernels.nchwF32ToNhwcBf16(stream, w, to, g.k(), g.c() / g.groups(), g.r(), g.s()), w, to);
+            }
+        }
+        long x0 = aIn, x1 = bIn, x2 = outIn;
+        int algo = p.algorithm(d, x0, x1, x2);
         if (algo == OWN_DEPTHWISE) {
-            queue("depthwise " + d, () -> runOwnDepthwise(d, g, a, b, out), a, b, out);
+            queue("depthwise " + d, () -> runOwnDepthwise(d, g, x0, x1, x2), x0, x1, x2);
             return;
         }
         long wsBytes = p.workspaceBytes[d.ordinal()], ws = workspacePointer(wsBytes);
         queue("cudnn " + d, () -> {
             switch (d) {
-                case FORWARD -> cudnn.convolutionForward(p.x, a, p.w, b, p.conv, algo, ws, wsBytes, p.y, out);
-                case BACKWARD_DATA -> cudnn.convolutionBackwardData(p.w, a, p.y, b, p.conv, algo, ws, wsBytes, p.x, out);
-                case BACKWARD_FILTER -> cudnn.convolutionBackwardFilter(p.x, a, p.y, b, p.conv, algo, ws, wsBytes, p.w, out);
+                case FORWARD -> cudnn.convolutionForward(p.x, x0, p.w, x1, p.conv, algo, ws, wsBytes, p.y, x2);
+                case BACKWARD_DATA -> cudnn.convolutionBackwardData(p.w, x0, p.y, x1, p.conv, algo, ws, wsBytes, p.x, x2);
+                case BACKWARD_FILTER -> cudnn.convolutionBackwardFilter(p.x, x0, p.y, x1, p.conv, algo, ws, wsBytes, p.w, x2);
             }
-        }, a, b, out, algo);
+        }, x0, x1, x2, algo, bf16 ? 1 : 0);
+        if (bf16 && d == Cudnn.Direction.BACKWARD_FILTER) {
+            long from = wBf16;
+            queue("weight gradient to fp32", () -> kernels.nhwcBf16ToNchwF32(stream, from, out, g.k(), g.c() / g.groups(), g.r(), g.s()), from, out);
+        }
     }
 
     // ---------------------------------------------------------------- batch norm
@@ -488,6 +661,11 @@ public final class CudaBackend implements Backend {
         return plan;
     }
 
+    /** The bf16 batch-norm kernels' scratch for m rows of c channels (always a real buffer: the kernels need one). */
+    private Tensor batchNormPartials(long m, int c) {
+        return scratch(Scratch.BATCH_NORM_PARTIALS, Math.max(Float.BYTES, NnKernels.batchNormWorkspaceBytes(m, c)));
+    }
+
     private static void epsilon(String op, double eps) {
         // cuDNN 9's CUDNN_BN_MIN_EPSILON is 0 (it was 1e-5 before); 1 / sqrt(var + eps) needs eps > 0 for a constant channel.
         if (!(eps > 0)) throw new IllegalArgumentException(op + ": eps must be positive, got " + eps);
@@ -500,6 +678,15 @@ public final class CudaBackend implements Backend {
         live(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
         OpShapes.batchNormTraining(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
         epsilon(op, eps);
+        float32(op, gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
+        if (activations(op, x, y)) {
+            long m = x.size() / x.dim(1), work = ptr(batchNormPartials(m, x.dim(1)));
+            int c = x.dim(1);
+            queue("batchNormForwardTraining bf16", () -> kernels.batchNormForwardTrainingNhwc(stream, ptr(x), ptr(gamma), ptr(beta),
+                    ptr(runningMean), ptr(runningVar), momentum, eps, ptr(y), ptr(saveMean), ptr(saveInvStd), m, c, work),
+                    ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(runningMean), ptr(runningVar), ptr(saveMean), ptr(saveInvStd), m, c, work);
+            return;
+        }
         BnPlan p = bnPlan(op, x);
         queue("batchNormForwardTraining", () -> cudnn.batchNormForwardTraining(p.x(), ptr(x), ptr(y), p.perChannel(), ptr(gamma),
                 ptr(beta), momentum, ptr(runningMean), ptr(runningVar), eps, ptr(saveMean), ptr(saveInvStd)),
@@ -513,6 +700,15 @@ public final class CudaBackend implements Backend {
         live(op, x, gamma, beta, runningMean, runningVar, y);
         OpShapes.batchNormInference(op, x, gamma, beta, runningMean, runningVar, y);
         epsilon(op, eps);
+        float32(op, gamma, beta, runningMean, runningVar);
+        if (activations(op, x, y)) {
+            long m = x.size() / x.dim(1);
+            int c = x.dim(1);
+            queue("batchNormForwardInference bf16", () -> kernels.batchNormForwardInferenceNhwc(stream, ptr(x), ptr(gamma), ptr(beta),
+                    ptr(runningMean), ptr(runningVar), eps, ptr(y), m, c),
+                    ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(runningMean), ptr(runningVar), m, c);
+            return;
+        }
         BnPlan p = bnPlan(op, x);
         queue("batchNormForwardInference", () -> cudnn.batchNormForwardInference(p.x(), ptr(x), ptr(y), p.perChannel(), ptr(gamma),
                 ptr(beta), ptr(runningMean), ptr(runningVar), eps), ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(runningMean), ptr(runningVar));
@@ -525,6 +721,15 @@ public final class CudaBackend implements Backend {
         live(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
         OpShapes.batchNormBackward(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
         epsilon(op, eps);
+        float32(op, gamma, saveMean, saveInvStd, dgamma, dbeta);
+        if (activations(op, x, dy, dx)) {
+            long m = x.size() / x.dim(1), work = ptr(batchNormPartials(m, x.dim(1)));
+            int c = x.dim(1);
+            queue("batchNormBackward bf16", () -> kernels.batchNormBackwardNhwc(stream, ptr(x), ptr(dy), ptr(gamma), ptr(saveMean),
+                    ptr(saveInvStd), ptr(dx), ptr(dgamma), ptr(dbeta), m, c, work),
+                    ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(dgamma), ptr(dbeta), ptr(saveMean), ptr(saveInvStd), m, c, work);
+            return;
+        }
         BnPlan p = bnPlan(op, x);
         queue("batchNormBackward", () -> cudnn.batchNormBackward(p.x(), ptr(x), ptr(dy), ptr(dx), p.perChannel(), ptr(gamma),
                 ptr(dgamma), ptr(dbeta), eps, ptr(saveMean), ptr(saveInvStd)),
@@ -535,55 +740,83 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void silu(Tensor x, Tensor y) {
-        elementwise("silu", x, y);
+        if (elementwise("silu", x, y)) {
+            queue("silu bf16", () -> kernels.siluBf16(stream, ptr(x), ptr(y), x.size()), ptr(x), ptr(y), x.size());
+            return;
+        }
         queue("silu", () -> kernels.silu(stream, ptr(x), ptr(y), x.size()), ptr(x), ptr(y), x.size());
     }
 
     @Override
     public void siluBackward(Tensor x, Tensor dy, Tensor dx) {
-        elementwise("siluBackward", x, dy, dx);
+        if (elementwise("siluBackward", x, dy, dx)) {
+            queue("siluBackward bf16", () -> kernels.siluBackwardBf16(stream, ptr(x), ptr(dy), ptr(dx), x.size()), ptr(x), ptr(dy), ptr(dx), x.size());
+            return;
+        }
         queue("siluBackward", () -> kernels.siluBackward(stream, ptr(x), ptr(dy), ptr(dx), x.size()), ptr(x), ptr(dy), ptr(dx), x.size());
     }
 
+    /** fp32 only: in EfficientNet the sigmoid gates squeeze-excitation's [n, c] vectors, which stay fp32. */
     @Override
     public void sigmoid(Tensor x, Tensor y) {
         elementwise("sigmoid", x, y);
+        float32("sigmoid", x, y);
         queue("sigmoid", () -> kernels.sigmoid(stream, ptr(x), ptr(y), x.size()), ptr(x), ptr(y), x.size());
     }
 
     @Override
     public void sigmoidBackward(Tensor y, Tensor dy, Tensor dx) {
         elementwise("sigmoidBackward", y, dy, dx);
+        float32("sigmoidBackward", y, dy, dx);
         queue("sigmoidBackward", () -> kernels.sigmoidBackward(stream, ptr(y), ptr(dy), ptr(dx), y.size()), ptr(y), ptr(dy), ptr(dx), y.size());
     }
 
     @Override
     public void add(Tensor a, Tensor b, Tensor y) {
-        elementwise("add", a, b, y);
+        if (elementwise("add", a, b, y)) {
+            queue("add bf16", () -> kernels.addBf16(stream, ptr(a), ptr(b), ptr(y), a.size()), ptr(a), ptr(b), ptr(y), a.size());
+            return;
+        }
         queue("add", () -> kernels.add(stream, ptr(a), ptr(b), ptr(y), a.size()), ptr(a), ptr(b), ptr(y), a.size());
     }
 
     @Override
     public void accumulate(Tensor into, Tensor from) {
-        elementwise("accumulate", into, from);
+        if (elementwise("accumulate", into, from)) {
+            queue("accumulate bf16", () -> kernels.accumulateBf16(stream, ptr(into), ptr(from), into.size()), ptr(into), ptr(from), into.size());
+            return;
+        }
         queue("accumulate", () -> kernels.accumulate(stream, ptr(into), ptr(from), into.size()), ptr(into), ptr(from), into.size());
     }
 
     @Override
     public void multiplyByMask(Tensor x, Tensor mask, Tensor y) {
         String op = "multiplyByMask";
-        elementwise(op, x, y);
+        boolean bf16 = elementwise(op, x, y);
         live(op, mask);
+        float32(op, mask);
         long perSample;
         if (mask.size() == x.size()) perSample = 1;
         else if (mask.size() == x.dim(0)) perSample = x.size() / x.dim(0);
         else throw new IllegalArgumentException(op + ": mask " + mask + " should have the shape of " + x + " or [n]");
+        if (perSample == 1 && !x.storage().rowMajorFor(x.shape())) {
+            throw new IllegalArgumentException(op + ": an element-wise mask is in NCHW order and " + x
+                    + " is channels-last; masks of whole samples ([n]) work in any order");
+        }
+        if (bf16) {
+            queue("multiplyByMask bf16", () -> kernels.multiplyByMaskBf16(stream, ptr(x), ptr(mask), ptr(y), x.size(), perSample),
+                    ptr(x), ptr(mask), ptr(y), x.size(), perSample);
+            return;
+        }
         queue("multiplyByMask", () -> kernels.multiplyByMask(stream, ptr(x), ptr(mask), ptr(y), x.size(), perSample), ptr(x), ptr(mask), ptr(y), x.size(), perSample);
     }
 
     @Override
     public void scale(Tensor t, float factor) {
-        elementwise("scale", t);
+        if (elementwise("scale", t)) {
+            queue("scale bf16", () -> kernels.scaleBf16(stream, ptr(t), factor, t.size()), ptr(t), t.size(), Float.floatToRawIntBits(factor));
+            return;
+        }
         queue("scale", () -> kernels.scale(stream, ptr(t), factor, t.size()), ptr(t), t.size(), Float.floatToRawIntBits(factor));
     }
 
@@ -591,6 +824,7 @@ public final class CudaBackend implements Backend {
     @Override
     public double sumOfSquares(Tensor t) {
         elementwise("sumOfSquares", t);
+        float32("sumOfSquares", t);
         if (mode != Mode.EAGER) throw notCapturable("sumOfSquares (gradient clipping) waits for the device mid-step");
         double sum = 0;
         long base = ptr(t);
@@ -608,19 +842,34 @@ public final class CudaBackend implements Backend {
     @Override
     public void scaleChannels(Tensor x, Tensor s, Tensor y) {
         String op = "scaleChannels";
-        elementwise(op, x, y);
+        boolean bf16 = elementwise(op, x, y);
         live(op, s);
+        float32(op, s);
         long planes = planes(op, x, s);
+        if (bf16) {
+            int n = x.dim(0), c = x.dim(1);
+            long hw = x.size() / planes;
+            queue("scaleChannels bf16", () -> kernels.scaleChannelsNhwc(stream, ptr(x), ptr(s), ptr(y), n, hw, c), ptr(x), ptr(s), ptr(y), planes, x.size());
+            return;
+        }
         queue("scaleChannels", () -> kernels.scaleChannels(stream, ptr(x), ptr(s), ptr(y), planes, x.size() / planes), ptr(x), ptr(s), ptr(y), planes, x.size());
     }
 
     @Override
     public void scaleChannelsBackward(Tensor x, Tensor s, Tensor dy, Tensor dx, Tensor ds) {
         String op = "scaleChannelsBackward";
-        elementwise(op, x, dy, dx);
+        boolean bf16 = elementwise(op, x, dy, dx);
         live(op, s, ds);
+        float32(op, s, ds);
         long planes = planes(op, x, s);
         planes(op, x, ds);
+        if (bf16) {
+            int n = x.dim(0), c = x.dim(1);
+            long hw = x.size() / planes;
+            queue("scaleChannelsBackward bf16", () -> kernels.scaleChannelsBackwardNhwc(stream, ptr(x), ptr(s), ptr(dy), ptr(dx), ptr(ds), n, hw, c),
+                    ptr(x), ptr(s), ptr(dy), ptr(dx), ptr(ds), planes, x.size());
+            return;
+        }
         queue("scaleChannelsBackward", () -> kernels.scaleChannelsBackward(stream, ptr(x), ptr(s), ptr(dy), ptr(dx), ptr(ds), planes, x.size() / planes), ptr(x), ptr(s), ptr(dy), ptr(dx), ptr(ds), planes, x.size());
     }
 
@@ -628,7 +877,14 @@ public final class CudaBackend implements Backend {
     public void globalAveragePool(Tensor x, Tensor y) {
         String op = "globalAveragePool";
         live(op, x, y);
+        float32(op, y);
         long planes = planes(op, x, y);
+        if (activations(op, x)) {
+            int n = x.dim(0), c = x.dim(1);
+            long hw = x.size() / planes;
+            queue("globalAveragePool bf16", () -> kernels.globalAveragePoolNhwc(stream, ptr(x), ptr(y), n, hw, c), ptr(x), ptr(y), planes, x.size());
+            return;
+        }
         queue("globalAveragePool", () -> kernels.globalAveragePool(stream, ptr(x), ptr(y), planes, x.size() / planes), ptr(x), ptr(y), planes, x.size());
     }
 
@@ -636,7 +892,14 @@ public final class CudaBackend implements Backend {
     public void globalAveragePoolBackward(Tensor dy, Tensor dx) {
         String op = "globalAveragePoolBackward";
         live(op, dy, dx);
+        float32(op, dy);
         long planes = planes(op, dx, dy);
+        if (activations(op, dx)) {
+            int n = dx.dim(0), c = dx.dim(1);
+            long hw = dx.size() / planes;
+            queue("globalAveragePoolBackward bf16", () -> kernels.globalAveragePoolBackwardNhwc(stream, ptr(dy), ptr(dx), n, hw, c), ptr(dy), ptr(dx), planes, dx.size());
+            return;
+        }
         queue("globalAveragePoolBackward", () -> kernels.globalAveragePoolBackward(stream, ptr(dy), ptr(dx), planes, dx.size() / planes), ptr(dy), ptr(dx), planes, dx.size());
     }
 
@@ -657,6 +920,7 @@ public final class CudaBackend implements Backend {
         String op = "linearForward";
         live(op, x, w, y);
         if (b != null) live(op, b);
+        float32(op, x, w, b, y);
         int[] d = linearDims(op, x, w, b);
         int n = d[0], in = d[1], out = d[2];
         shape(op, "output", y, n, out);
@@ -680,6 +944,7 @@ public final class CudaBackend implements Backend {
             if (dx.size() != x.size()) throw new IllegalArgumentException(op + ": input gradient " + dx + " should match " + x);
         }
         if (db != null) live(op, db);
+        float32(op, x, w, dy, dx, dw, db);
         long onesPointer = db == null ? 0 : ones(n);
         queue(op, () -> {
             if (dx != null) cublas.sgemm(Cublas.OP_N, Cublas.OP_N, in, n, out, 1f, ptr(w), in, ptr(dy), out, 0f, ptr(dx), in);
@@ -718,6 +983,7 @@ public final class CudaBackend implements Backend {
         OpShapes.bceWithLogits(op, logits, targets, labelWeights, dLogits);
         if (labelWeights != null) live(op, labelWeights);
         if (dLogits != null) live(op, dLogits);
+        float32(op, logits, targets, labelWeights, dLogits);
         return queueLoss(logits, targets, labelWeights, dLogits, logits.dim(0), logits.dim(1));
     }
 
@@ -753,6 +1019,7 @@ public final class CudaBackend implements Backend {
     public void adamStep(Tensor param, Tensor grad, Tensor m, Tensor v, long step, double lr, double beta1, double beta2,
                          double eps, double weightDecay, boolean decoupled) {
         elementwise("adamStep", param, grad, m, v);
+        float32("adamStep", param, grad, m, v);
         if (mode != Mode.EAGER) {
             throw notCapturable("adamStep takes the learning rate and bias corrections by value, which a graph would freeze");
         }
@@ -982,6 +1249,7 @@ public final class CudaBackend implements Backend {
             AdamTensors t = tensors.get(i);
             if (t == null) throw new IllegalArgumentException(op + ": entry " + i + " is null");
             elementwise(op, t.param(), t.grad(), t.m(), t.v());
+            float32(op, t.param(), t.grad(), t.m(), t.v());
             key[5 * i] = ptr(t.param());
             key[5 * i + 1] = ptr(t.grad());
             key[5 * i + 2] = ptr(t.m());
@@ -1038,10 +1306,45 @@ public final class CudaBackend implements Backend {
         return t.data().address();
     }
 
-    /** Same sizes, on this device, alive; binds the context to the calling thread. */
-    private void elementwise(String op, Tensor... ts) {
+    /**
+     * Same sizes and storage, on this device, alive; binds the context to the calling thread. Returns whether they
+     * are bf16 (element-wise kernels do not care about the order, only that all share it).
+     */
+    private boolean elementwise(String op, Tensor... ts) {
         OpShapes.sameSize(op, ts);
         live(op, ts);
+        Storage first = ts[0].storage();
+        for (Tensor t : ts) {
+            if (!t.storage().equals(first)) {
+                throw new IllegalArgumentException(op + ": tensors in different storages: " + Arrays.toString(ts));
+            }
+        }
+        return first.dtype() == Storage.DType.BFLOAT16;
+    }
+
+    /**
+     * Whether an op's image tensors are bf16 channels-last (true) or fp32 NCHW (false), the two storages of this
+     * backend's activations; a mix, or another storage, is refused.
+     */
+    private static boolean activations(String op, Tensor... ts) {
+        Storage first = ts[0].storage();
+        for (Tensor t : ts) {
+            if (!t.storage().equals(first) || !(first.equals(Storage.FLOAT32) || first.equals(Storage.BF16_NHWC))) {
+                throw new IllegalArgumentException(op + ": image tensors must be all fp32 NCHW or all bf16 NHWC, got "
+                        + Arrays.toString(ts));
+            }
+        }
+        return first.equals(Storage.BF16_NHWC);
+    }
+
+    /** Parameters, their gradients, statistics, [n, c] vectors, masks and the loss are fp32 in every precision. */
+    private static void float32(String op, Tensor... ts) {
+        for (Tensor t : ts) {
+            if (t != null && !t.storage().equals(Storage.FLOAT32)) {
+                throw new IllegalArgumentException(op + ": " + t + " must be fp32 (parameters, gradients, statistics, "
+                        + "vectors, masks and the loss always are)");
+            }
+        }
     }
 
     /** Each tensor is a device tensor whose arena is still open; binds the context to the calling thread. */

@@ -119,6 +119,14 @@ class CudaBackendTest {
     }
 
     private void assertNormClose(float[] expected, float[] actual, double tolerance, String what) {
+        assertNormClose(expected, actual, tolerance, what, seed);
+    }
+
+    /**
+     * Every element finite, and |expected - actual| within {@code tolerance} of |expected| (plus 1e-6 per element's
+     * worth of slack for outputs near 0); failures name the seed of the random inputs.
+     */
+    static void assertNormClose(float[] expected, float[] actual, double tolerance, String what, long seed) {
         assertEquals(expected.length, actual.length, what + ": length");
         double diff = 0, norm = 0;
         for (int i = 0; i < expected.length; i++) {

@@ -1,0 +1,512 @@
+package ich.nn.cuda;
+
+import ich.gpu.Bf16Reference;
+import ich.gpu.GpuUnavailableException;
+import ich.nn.ConvGeometry;
+import ich.nn.Parameter;
+import ich.nn.Storage;
+import ich.nn.Tensor;
+import ich.nn.cpu.CpuBackend;
+import ich.nn.model.EfficientNetB0;
+import ich.nn.model.StepContext;
+import ich.nn.optim.Adam;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The CUDA backend's bf16 mixed precision (activations bf16 channels-last, weights and statistics fp32) against
+ * the fp32 CPU reference. The CPU runs on the same inputs rounded to bf16 (and, for convolutions, the same weights
+ * rounded to bf16, as the GPU uses them), so what differs is the rounding of the GPU's bf16 outputs (2^-9
+ * relative) and fp32 summation order: 1e-2 relative to an output's norm for single ops. Whole EfficientNet-B0
+ * passes compound roundings over ~100 ops (see {@link #evalLogitsMatchAndATrainingStepPointsTheCpusWay}), and a
+ * graph step must give the eager step's bits. Device outputs are poisoned (NaN) before each
+ * op. Skips, saying why, without a GPU, cuDNN, cuBLAS or kernels.
+ */
+class CudaBackendBf16Test {
+    private static final double BF16_REL = 1e-2;
+
+    private static CudaBackend gpu;
+    private static CpuBackend cpu;
+    private static String skip;
+
+    private Arena arena;
+    private long seed;
+    private SplittableRandom random;
+
+    @BeforeAll
+    static void open() {
+        try {
+            gpu = CudaBackend.open(0, CudaBackend.Options.defaults().withBf16(true));
+            cpu = new CpuBackend(2);
+        } catch (GpuUnavailableException e) {
+            skip = "no GPU: " + e.getMessage();
+            System.err.println("CudaBackendBf16Test skipped: " + skip);
+        }
+    }
+
+    @AfterAll
+    static void close() {
+        if (gpu != null) gpu.close();
+        if (cpu != null) cpu.close();
+    }
+
+    @BeforeEach
+    void needsAGpu() {
+        assumeTrue(skip == null, () -> "skipped: " + skip);
+        arena = Arena.ofShared();
+        seed = System.nanoTime();
+        random = new SplittableRandom(seed);
+    }
+
+    @AfterEach
+    void free() {
+        if (arena != null) arena.close();
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    /** Gaussian values already rounded to bf16, so both sides start from the same numbers. */
+    private float[] randoms(long n, double scale) {
+        float[] v = new float[Math.toIntExact(n)];
+        for (int i = 0; i < v.length; i++) v[i] = Bf16Reference.rounded((float) (random.nextGaussian() * scale));
+        return v;
+    }
+
+    private Tensor host(float[] values, int... shape) {
+        return Tensor.of(arena, values, shape);
+    }
+
+    /** An fp32 tensor on the device (parameters, statistics, vectors). */
+    private Tensor f32(float[] values, int... shape) {
+        Tensor t = gpu.allocateUninitialized(arena, shape);
+        gpu.copy(host(values, shape), t);
+        return t;
+    }
+
+    /** An activation on the device: bf16 channels-last, converted from the host's fp32 NCHW by the copy. */
+    private Tensor bf16(float[] values, int... shape) {
+        Tensor t = gpu.allocateUninitialized(arena, Storage.BF16_NHWC, shape);
+        gpu.copy(host(values, shape), t);
+        return t;
+    }
+
+    private Tensor poisonedF32(int... shape) {
+        Tensor t = gpu.allocateUninitialized(arena, shape);
+        gpu.stream().fill32(t.data().address(), Float.floatToRawIntBits(Float.NaN), t.size());
+        return t;
+    }
+
+    /** A bf16 output filled with bf16 NaNs (0x7FC0 in both halves of each word). */
+    private Tensor poisonedBf16(int... shape) {
+        Tensor t = gpu.allocateUninitialized(arena, Storage.BF16_NHWC, shape);
+        gpu.stream().fill32(t.data().address(), 0x7FC07FC0, Math.ceilDiv(t.bytes(), Float.BYTES));
+        return t;
+    }
+
+    /** Back on the host in fp32 NCHW (the copy widens and transposes). */
+    private float[] read(Tensor deviceTensor) {
+        Tensor h = Tensor.allocate(arena, deviceTensor.shape());
+        gpu.copy(deviceTensor, h);
+        return h.toArray();
+    }
+
+    private float[] roundedToBf16(float[] v) {
+        float[] r = v.clone();
+        for (int i = 0; i < r.length; i++) r[i] = Bf16Reference.rounded(r[i]);
+        return r;
+    }
+
+    private void assertNormClose(float[] expected, float[] actual, double tolerance, String what) {
+        CudaBackendTest.assertNormClose(expected, actual, tolerance, what, seed);
+    }
+
+    // ---------------------------------------------------------------- conversions
+
+    @Test
+    void copiesConvertBetweenFp32NchwAndBf16Nhwc() {
+        int[] shape = {2, 5, 3, 7};
+        float[] v = new float[2 * 5 * 3 * 7];
+        for (int i = 0; i < v.length; i++) v[i] = (float) (random.nextGaussian() * 100); // not bf16-exact: rounding shows
+        Tensor onDevice = bf16(v, shape);
+        assertEquals(Storage.BF16_NHWC, onDevice.storage());
+        assertArrayEquals(roundedToBf16(v), read(onDevice), "host fp32 -> bf16 NHWC -> host: rounded to nearest even, exactly");
+
+        // device fp32 NCHW -> bf16 NHWC -> fp32 NCHW, all on the device
+        Tensor f = f32(v, shape), b = poisonedBf16(shape), back = poisonedF32(shape);
+        gpu.copy(f, b);
+        gpu.copy(b, back);
+        assertArrayEquals(roundedToBf16(v), read(back), "device round trip");
+
+        // channels-last order really is NHWC: element (n, c, h, w) sits at ((n*H + h)*W + w)*C + c
+        Tensor raw = poisonedF32(v.length / 2); // bf16 pairs seen as floats: reinterpret through a byte copy
+        gpu.stream().copyOnDevice(onDevice.data().address(), raw.data().address(), onDevice.bytes());
+        float[] words = read(raw);
+        int c = 5, h = 3, w = 7;
+        for (int trial = 0; trial < 20; trial++) {
+            int n = random.nextInt(2), ch = random.nextInt(c), y = random.nextInt(h), x = random.nextInt(w);
+            long at = (((long) n * h + y) * w + x) * c + ch;
+            int word = Float.floatToRawIntBits(words[(int) (at / 2)]);
+            int bits = at % 2 == 0 ? word & 0xFFFF : word >>> 16; // little-endian halves
+            float expected = Bf16Reference.rounded(v[((n * c + ch) * h + y) * w + x]);
+            assertEquals(expected, Float.intBitsToFloat(bits << 16), "element (" + n + "," + ch + "," + y + "," + x + ")");
+        }
+    }
+
+    // ---------------------------------------------------------------- convolution
+
+    @Test
+    void convolutionsMatchTheCpu() {
+        for (ConvGeometry g : CudaBackendTest.geometries()) {
+            float[] xv = randoms(g.n() * (long) g.c() * g.h() * g.w(), 1);
+            float[] wv = new float[Math.toIntExact((long) g.k() * (g.c() / g.groups()) * g.r() * g.s())];
+            for (int i = 0; i < wv.length; i++) wv[i] = (float) (random.nextGaussian() * 0.5); // fp32 master weights
+            float[] dyv = randoms((long) g.n() * g.k() * g.p() * g.q(), 1);
+            // The CPU with the weights as the GPU uses them: rounded to bf16.
+            Tensor x = host(xv, g.inputShape()), w = host(roundedToBf16(wv), g.weightShape()), dy = host(dyv, g.outputShape());
+            Tensor y = Tensor.allocate(arena, g.outputShape()), dx = Tensor.allocate(arena, g.inputShape()),
+                    dw = Tensor.allocate(arena, g.weightShape());
+            cpu.conv2dForward(g, x, w, y);
+            cpu.conv2dBackwardData(g, dy, w, dx);
+            cpu.conv2dBackwardFilter(g, x, dy, dw);
+
+            Tensor gx = bf16(xv, g.inputShape()), gw = f32(wv, g.weightShape()), gdy = bf16(dyv, g.outputShape());
+            Tensor gy = poisonedBf16(g.outputShape()), gdx = poisonedBf16(g.inputShape()), gdw = poisonedF32(g.weightShape());
+            for (int repeat = 0; repeat < 2; repeat++) {
+                gpu.conv2dForward(g, gx, gw, gy);
+                gpu.conv2dBackwardData(g, gdy, gw, gdx);
+                gpu.conv2dBackwardFilter(g, gx, gdy, gdw);
+                assertNormClose(y.toArray(), read(gy), BF16_REL, "forward " + g);
+                assertNormClose(dx.toArray(), read(gdx), BF16_REL, "backward data " + g);
+                assertNormClose(dw.toArray(), read(gdw), BF16_REL, "backward filter " + g);
+            }
+        }
+        assertTrue(gpu.convolutionChoices().stream().anyMatch(line -> line.contains(" bf16 ")), String.valueOf(gpu.convolutionChoices()));
+    }
+
+    // ---------------------------------------------------------------- batch norm
+
+    @Test
+    void batchNormMatchesTheCpu() {
+        int n = 3, c = 37, h = 6, w = 5; // c not a multiple of a warp
+        int[] shape = {n, c, h, w};
+        float[] xv = randoms((long) n * c * h * w, 1);
+        for (int i = 0; i < xv.length; i++) xv[i] = Bf16Reference.rounded(xv[i] + 3 + (i / (h * w)) % 7); // offset means
+        float[] dyv = randoms(xv.length, 1);
+        float[] gv = randoms(c, 1), bv = randoms(c, 1), rm = randoms(c, 1), rv = new float[c];
+        for (int i = 0; i < c; i++) rv[i] = 0.5f + random.nextFloat();
+        Tensor x = host(xv, shape), dy = host(dyv, shape), gamma = host(gv, c), beta = host(bv, c);
+        Tensor runMean = host(rm, c), runVar = host(rv, c);
+        Tensor y = Tensor.allocate(arena, shape), mean = Tensor.allocate(arena, c), inv = Tensor.allocate(arena, c);
+        Tensor dx = Tensor.allocate(arena, shape), dg = Tensor.allocate(arena, c), db = Tensor.allocate(arena, c);
+        Tensor yInf = Tensor.allocate(arena, shape);
+        cpu.batchNormForwardTraining(x, gamma, beta, runMean, runVar, 0.1, 1e-5, y, mean, inv);
+        cpu.batchNormBackward(x, dy, gamma, mean, inv, 1e-5, dx, dg, db);
+        cpu.batchNormForwardInference(x, gamma, beta, runMean, runVar, 1e-5, yInf);
+
+        Tensor gx = bf16(xv, shape), gdy = bf16(dyv, shape), gGamma = f32(gv, c), gBeta = f32(bv, c);
+        Tensor gRunMean = f32(rm, c), gRunVar = f32(rv, c);
+        Tensor gy = poisonedBf16(shape), gMean = poisonedF32(c), gInv = poisonedF32(c), gdx = poisonedBf16(shape),
+                gdg = poisonedF32(c), gdb = poisonedF32(c), gyInf = poisonedBf16(shape);
+        gpu.batchNormForwardTraining(gx, gGamma, gBeta, gRunMean, gRunVar, 0.1, 1e-5, gy, gMean, gInv);
+        gpu.batchNormBackward(gx, gdy, gGamma, gMean, gInv, 1e-5, gdx, gdg, gdb);
+        gpu.batchNormForwardInference(gx, gGamma, gBeta, gRunMean, gRunVar, 1e-5, gyInf);
+
+        // The statistics are sums of exact bf16 inputs in fp32 or better: as close as fp32 sums get.
+        assertNormClose(mean.toArray(), read(gMean), 1e-5, "saved mean");
+        assertNormClose(inv.toArray(), read(gInv), 1e-4, "saved 1/std");
+        assertNormClose(runMean.toArray(), read(gRunMean), 1e-5, "running mean");
+        assertNormClose(runVar.toArray(), read(gRunVar), 1e-4, "running variance (unbiased)");
+        assertNormClose(dg.toArray(), read(gdg), 1e-4, "gamma gradient");
+        assertNormClose(db.toArray(), read(gdb), 1e-5, "beta gradient");
+        assertNormClose(y.toArray(), read(gy), BF16_REL, "training output");
+        assertNormClose(dx.toArray(), read(gdx), BF16_REL, "input gradient");
+        assertNormClose(yInf.toArray(), read(gyInf), BF16_REL, "inference output");
+    }
+
+    // ---------------------------------------------------------------- element-wise, SE, pooling
+
+    @Test
+    void elementwiseOpsMatchTheCpu() {
+        int[] shape = {3, 6, 5, 7};
+        long size = 3 * 6 * 5 * 7;
+        float[] av = randoms(size, 3), bv = randoms(size, 1);
+        Tensor a = host(av, shape), b = host(bv, shape);
+        Tensor ga = bf16(av, shape), gb = bf16(bv, shape);
+
+        Tensor y = Tensor.allocate(arena, shape), gy = poisonedBf16(shape);
+        cpu.silu(a, y);
+        gpu.silu(ga, gy);
+        assertNormClose(y.toArray(), read(gy), BF16_REL, "silu");
+
+        cpu.siluBackward(a, b, y);
+        gy = poisonedBf16(shape);
+        gpu.siluBackward(ga, gb, gy);
+        assertNormClose(y.toArray(), read(gy), BF16_REL, "siluBackward");
+
+        cpu.add(a, b, y);
+        gy = poisonedBf16(shape);
+        gpu.add(ga, gb, gy);
+        assertNormClose(y.toArray(), read(gy), BF16_REL, "add");
+
+        Tensor into = host(av, shape), gInto = bf16(av, shape);
+        cpu.accumulate(into, b);
+        gpu.accumulate(gInto, gb);
+        assertNormClose(into.toArray(), read(gInto), BF16_REL, "accumulate");
+
+        float[] mask = {0f, 1.25f, 1.25f}; // drop-path: one factor per sample
+        cpu.multiplyByMask(a, host(mask, 3), y);
+        gy = poisonedBf16(shape);
+        gpu.multiplyByMask(ga, f32(mask, 3), gy);
+        assertNormClose(y.toArray(), read(gy), BF16_REL, "multiplyByMask per sample");
+
+        Tensor scaled = host(av, shape), gScaled = bf16(av, shape);
+        cpu.scale(scaled, 0.37f);
+        gpu.scale(gScaled, 0.37f);
+        assertNormClose(scaled.toArray(), read(gScaled), BF16_REL, "scale");
+    }
+
+    @Test
+    void squeezeExcitationAndPoolingMatchTheCpu() {
+        int n = 3, c = 37, h = 7, w = 6;
+        int[] shape = {n, c, h, w};
+        float[] xv = randoms((long) n * c * h * w, 1), dyv = randoms(xv.length, 1), sv = new float[n * c];
+        for (int i = 0; i < sv.length; i++) sv[i] = random.nextFloat(); // a sigmoid's output, fp32
+        float[] pooledGrad = randoms((long) n * c, 1);
+        Tensor x = host(xv, shape), dy = host(dyv, shape), s = host(sv, n, c);
+        Tensor gx = bf16(xv, shape), gdy = bf16(dyv, shape), gs = f32(sv, n, c);
+
+        Tensor y = Tensor.allocate(arena, shape), gy = poisonedBf16(shape);
+        cpu.scaleChannels(x, s, y);
+        gpu.scaleChannels(gx, gs, gy);
+        assertNormClose(y.toArray(), read(gy), BF16_REL, "scaleChannels");
+
+        Tensor dx = Tensor.allocate(arena, shape), ds = Tensor.allocate(arena, n, c);
+        Tensor gdx = poisonedBf16(shape), gds = poisonedF32(n, c);
+        cpu.scaleChannelsBackward(x, s, dy, dx, ds);
+        gpu.scaleChannelsBackward(gx, gs, gdy, gdx, gds);
+        assertNormClose(dx.toArray(), read(gdx), BF16_REL, "scaleChannelsBackward dx");
+        assertNormClose(ds.toArray(), read(gds), 1e-4, "scaleChannelsBackward ds (fp32 sums of exact products)");
+
+        Tensor pooled = Tensor.allocate(arena, n, c), gPooled = poisonedF32(n, c);
+        cpu.globalAveragePool(x, pooled);
+        gpu.globalAveragePool(gx, gPooled);
+        assertNormClose(pooled.toArray(), read(gPooled), 1e-5, "globalAveragePool (fp32 output)");
+
+        Tensor back = Tensor.allocate(arena, shape), gBack = poisonedBf16(shape);
+        cpu.globalAveragePoolBackward(host(pooledGrad, n, c), back);
+        gpu.globalAveragePoolBackward(f32(pooledGrad, n, c), gBack);
+        assertNormClose(back.toArray(), read(gBack), BF16_REL, "globalAveragePoolBackward");
+    }
+
+    @Test
+    void mixedOrUnsupportedStoragesAreRefusedWithTheirNames() {
+        ConvGeometry g = ConvGeometry.square(1, 4, 5, 5, 4, 3, 1, 1);
+        Tensor x32 = gpu.allocate(arena, g.inputShape()), y16 = gpu.allocate(arena, Storage.BF16_NHWC, g.outputShape());
+        Tensor w = gpu.allocate(arena, g.weightShape());
+        IllegalArgumentException mixed = assertThrows(IllegalArgumentException.class, () -> gpu.conv2dForward(g, x32, w, y16));
+        assertTrue(mixed.getMessage().contains("conv2dForward") && mixed.getMessage().contains("bf16"), mixed.getMessage());
+
+        Tensor x16 = gpu.allocate(arena, Storage.BF16_NHWC, g.inputShape()), w16 = gpu.allocate(arena, Storage.BF16_NHWC, g.weightShape());
+        IllegalArgumentException weights = assertThrows(IllegalArgumentException.class, () -> gpu.conv2dForward(g, x16, w16, y16));
+        assertTrue(weights.getMessage().contains("must be fp32"), weights.getMessage());
+
+        Tensor fullMask = gpu.allocate(arena, g.inputShape());
+        IllegalArgumentException mask = assertThrows(IllegalArgumentException.class, () -> gpu.multiplyByMask(x16, fullMask, x16));
+        assertTrue(mask.getMessage().contains("channels-last"), mask.getMessage());
+
+        Tensor v16 = gpu.allocate(arena, new Storage(Storage.DType.BFLOAT16, false), 2, 4);
+        assertThrows(IllegalArgumentException.class, () -> gpu.sigmoid(v16, v16));
+        assertThrows(IllegalArgumentException.class, () -> x16.reshape(4, 25), "channels-last 5x5 planes are not row-major");
+        assertEquals(Storage.BF16_NHWC, gpu.activationStorage());
+    }
+
+    // ---------------------------------------------------------------- whole steps
+
+    /**
+     * EfficientNet-B0 on the GPU in bf16 against the CPU in fp32, from the same weights and images (fp32 NCHW on
+     * both; the model converts to the GPU's activation storage).
+     *
+     * <p>In eval mode the logits agree within bf16's precision (measured on stand-in libraries: 1.0 % of their
+     * norm). A training step is another matter: at random initialisation, batch norm on batch statistics makes the
+     * network amplify perturbations layer after layer; on the CPU alone, rounding the input by bf16's half-ulp
+     * (0.1 %) already moves the deepest activations by 2 % and the gradients by 2.5 to 5 % (median). bf16 rounds
+     * at every one of ~100 ops, so its gradients differ from fp32's by 20 to 45 % (median) while pointing the same
+     * way (measured cosine 0.98 at batch 8, 96 x 96). So the step is held to what noise cannot break and a wrong
+     * op would: the loss within 2 %, every gradient and statistic finite, and the whole gradient's direction
+     * (cosine above 0.9). {@code TrainerGpuTest} then checks that bf16 training reaches the CPU's losses.
+     */
+    @Test
+    void evalLogitsMatchAndATrainingStepPointsTheCpusWay() {
+        EfficientNetB0.Config config = EfficientNetB0.Config.defaults();
+        try (Arena models = Arena.ofShared();
+             EfficientNetB0 onCpu = EfficientNetB0.initialized(cpu, config, 11);
+             EfficientNetB0 onGpu = EfficientNetB0.initialized(gpu, config, 11)) {
+            int n = 4, size = 64;
+            float[] images = randoms((long) n * 3 * size * size, 1);
+            try (StepContext cc = StepContext.eval(cpu); StepContext gc = StepContext.eval(gpu)) {
+                Tensor yc = onCpu.forward(host(images, n, 3, size, size), cc);
+                Tensor yg = onGpu.forward(f32(images, n, 3, size, size), gc);
+                assertEquals(Storage.FLOAT32, yg.storage(), "logits stay fp32");
+                assertNormClose(yc.toArray(), read(yg), 3e-2, "eval-mode logits");
+            }
+
+            n = 8;
+            size = 96;
+            images = randoms((long) n * 3 * size * size, 1);
+            float[] t = new float[n * 6];
+            for (int i = 0; i < t.length; i++) t[i] = random.nextInt(2);
+            float[] labelWeights = {2, 1, 1, 1, 1, 1};
+            double cpuLoss, gpuLoss;
+            try (StepContext cc = StepContext.training(cpu, 5, 1); StepContext gc = StepContext.training(gpu, 5, 1)) {
+                EfficientNetB0.Loss lc = onCpu.loss(onCpu.forward(host(images, n, 3, size, size), cc), host(t, n, 6),
+                        host(labelWeights, 6), cc);
+                EfficientNetB0.Loss lg = onGpu.loss(onGpu.forward(f32(images, n, 3, size, size), gc), f32(t, n, 6),
+                        f32(labelWeights, 6), gc);
+                cpuLoss = lc.value();
+                gpuLoss = lg.value();
+                onCpu.backward(lc.dLogits(), cc, false);
+                onGpu.backward(lg.dLogits(), gc, false);
+            }
+            assertEquals(cpuLoss, gpuLoss, 2e-2 * cpuLoss, "training loss (seed " + seed + ")");
+            assertSameDirection(onCpu.namedParameters(), onGpu.namedParameters());
+
+            Map<String, float[]> before = new java.util.HashMap<>();
+            onGpu.namedParameters().forEach((name, p) -> before.put(name, read(p.value())));
+            new Adam(gpu, models, Adam.Options.adam(4e-4)).step(onGpu.trainableParameters());
+            int changed = 0;
+            for (Parameter p : onGpu.trainableParameters()) {
+                float[] after = read(p.value());
+                for (float v : after) assertTrue(Float.isFinite(v), p.name() + " after Adam");
+                if (!java.util.Arrays.equals(before.get(p.name()), after)) changed++;
+            }
+            assertTrue(changed > onGpu.trainableParameters().size() / 2, "Adam moved the fp32 master weights: " + changed);
+        }
+    }
+
+    /** Every gradient and running statistic finite and fp32; the gradients and the statistics each with cosine > 0.9. */
+    private void assertSameDirection(Map<String, Parameter> cpuParams, Map<String, Parameter> gpuParams) {
+        double[] grads = new double[3], stats = new double[3]; // dot, |cpu|^2, |gpu|^2
+        int compared = 0;
+        for (String name : cpuParams.keySet()) {
+            Parameter pc = cpuParams.get(name), pg = gpuParams.get(name);
+            assertEquals(Storage.FLOAT32, pg.value().storage(), name + " is an fp32 master weight");
+            float[] e, g;
+            double[] into;
+            if (pc.isBuffer()) {
+                e = pc.value().toArray();
+                g = read(pg.value());
+                into = stats;
+            } else if (pc.grad() != null) {
+                e = pc.grad().toArray();
+                g = read(pg.grad());
+                into = grads;
+                compared++;
+            } else {
+                continue;
+            }
+            for (int i = 0; i < e.length; i++) {
+                assertTrue(Float.isFinite(g[i]), name + "[" + i + "] is " + g[i] + " (seed " + seed + ")");
+                into[0] += (double) e[i] * g[i];
+                into[1] += (double) e[i] * e[i];
+                into[2] += (double) g[i] * g[i];
+            }
+        }
+        assertTrue(compared > 200, "every trainable tensor compared: " + compared);
+        double gradCosine = grads[0] / Math.sqrt(grads[1] * grads[2]), statCosine = stats[0] / Math.sqrt(stats[1] * stats[2]);
+        assertTrue(gradCosine > 0.9, "gradient cosine " + gradCosine + " (seed " + seed + ")");
+        assertTrue(statCosine > 0.9, "running-statistics cosine " + statCosine + " (seed " + seed + ")");
+    }
+
+    /**
+     * OverfitTest's check in bf16: B0 memorises one small batch of random images and labels, so every gradient
+     * of the bf16 path points where it should (a wrong one anywhere leaves the loss where it was).
+     */
+    @Test
+    void memorisesOneBatch() {
+        int n = 8, size = 32;
+        float[] images = new float[n * 3 * size * size];
+        for (int i = 0; i < images.length; i++) images[i] = (float) random.nextDouble();
+        float[] y = new float[n * 6];
+        for (int i = 0; i < y.length; i++) y[i] = random.nextInt(3) == 0 ? 1 : 0;
+        try (Arena models = Arena.ofShared();
+             EfficientNetB0 model = EfficientNetB0.initialized(gpu, EfficientNetB0.Config.defaults(), 3)) {
+            Adam adam = new Adam(gpu, models, Adam.Options.adam(1e-3));
+            Tensor x = f32(images, n, 3, size, size), targets = f32(y, n, 6);
+            double first = Double.NaN, last = Double.NaN;
+            for (int step = 0; step < 60; step++) {
+                try (StepContext ctx = StepContext.training(gpu, 1, step)) {
+                    EfficientNetB0.Loss loss = model.loss(model.forward(x, ctx), targets, null, ctx);
+                    model.backward(loss.dLogits(), ctx);
+                    adam.step(model.trainableParameters());
+                    if (step == 0) first = loss.value();
+                    last = loss.value();
+                }
+            }
+            assertTrue(last < 0.1 * first, "bf16 loss " + first + " -> " + last + " (seed " + seed + ")");
+        }
+    }
+
+    /** As CudaBackendTest's fp32 case: warm-up, capture, two replays, each the eager step's bits, now in bf16. */
+    @Test
+    void graphStepsEqualEagerSteps() {
+        int n = 4, size = 64;
+        EfficientNetB0.Config config = EfficientNetB0.Config.defaults();
+        try (Arena models = Arena.ofShared();
+             EfficientNetB0 eager = EfficientNetB0.initialized(gpu, config, 5);
+             EfficientNetB0 graphed = EfficientNetB0.initialized(gpu, config, 5)) {
+            Adam eagerAdam = new Adam(gpu, models, Adam.Options.adam(4e-4));
+            Adam graphAdam = new Adam(gpu, models, Adam.Options.adam(4e-4));
+            List<String> modes = new ArrayList<>();
+            for (int step = 1; step <= 4; step++) {
+                float[] images = randoms((long) n * 3 * size * size, 1);
+                float[] t = new float[n * 6];
+                for (int i = 0; i < t.length; i++) t[i] = random.nextInt(2);
+                double eagerLoss, graphLoss;
+                try (StepContext ctx = StepContext.training(gpu, 9, step)) {
+                    Tensor x = ctx.output(n, 3, size, size);
+                    gpu.copy(host(images, n, 3, size, size), x);
+                    EfficientNetB0.Loss loss = eager.loss(eager.forward(x, ctx), f32(t, n, 6), null, ctx);
+                    eager.backward(loss.dLogits(), ctx, false);
+                    eagerAdam.step(eager.trainableParameters());
+                    eagerLoss = loss.value();
+                }
+                modes.add(gpu.beginStep("bf16 test"));
+                try (StepContext ctx = StepContext.training(gpu, 9, step)) {
+                    Tensor x = ctx.output(n, 3, size, size), targets = ctx.output(n, 6);
+                    assertEquals(Storage.BF16_NHWC, x.storage(), "the step's input is an activation");
+                    gpu.copy(host(images, n, 3, size, size), x); // converted on the side stream before the graph
+                    gpu.copy(host(t, n, 6), targets);
+                    EfficientNetB0.Loss loss = graphed.loss(graphed.forward(x, ctx), targets, null, ctx);
+                    graphed.backward(loss.dLogits(), ctx, false);
+                    graphAdam.step(graphed.trainableParameters());
+                    gpu.endStep();
+                    graphLoss = loss.value();
+                } catch (RuntimeException e) {
+                    gpu.abandonStep();
+                    throw e;
+                }
+                assertEquals(eagerLoss, graphLoss, 0.0, "loss of step " + step + " (" + modes.getLast() + ")");
+            }
+            assertEquals(List.of("eager", "capture", "replay", "replay"), modes);
+            for (String name : eager.namedParameters().keySet()) {
+                assertArrayEquals(read(eager.namedParameters().get(name).value()), read(graphed.namedParameters().get(name).value()),
+                        name + " after 4 steps");
+            }
+        }
+    }
+}
