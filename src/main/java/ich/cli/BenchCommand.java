@@ -25,6 +25,9 @@ import ich.preprocess.Preprocessor;
 import ich.preprocess.SliceKernel;
 import ich.preprocess.WindowChannels;
 import ich.train.BatchLoader;
+import ich.train.BatchSource;
+import ich.train.GpuBatchLoader;
+import ich.train.TrainingDevice;
 import ich.train.LoadedBatch;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -284,7 +287,7 @@ final class BenchCommand implements Runnable {
                     + "ich train does it (BSB windows, resize to S * 8 / 7, random crop S x S, flip; --workers loader "
                     + "threads) and copied to the device, so the data path is measured too.",
                     "On a GPU it adds the mean GPU utilisation over the timed steps (NVML) and the peak memory; --precision "
-                            + "tf32 and --cuda-graph run the steps as ich train --tf32 and --cuda-graph do."})
+                            + "tf32|bf16 and --cuda-graph run the steps as ich train --precision and --cuda-graph do."})
     static final class Train implements Callable<Integer> {
         private static final int LABELS = 6;
         private static final long SEED = 1;
@@ -318,12 +321,18 @@ final class BenchCommand implements Runnable {
         @Option(names = "--files", paramLabel = "DIR", description = "also time batches read from the .dcm files under DIR (cycled), e.g. a folder written by ich synth")
         Path files;
 
-        @Option(names = "--precision", defaultValue = "fp32", paramLabel = "fp32|tf32",
-                description = "fp32, or tf32 on a GPU: convolutions and GEMMs on TF32 tensor cores, as ich train --tf32 (default ${DEFAULT-VALUE})")
+        @Option(names = "--precision", defaultValue = "fp32", paramLabel = "fp32|tf32|bf16",
+                description = "fp32, or on a GPU tf32 (convolutions and GEMMs on TF32 tensor cores) or bf16 (mixed precision, "
+                        + "channels-last), as ich train --precision (default ${DEFAULT-VALUE})")
         String precision;
 
         @Option(names = "--cuda-graph", description = "on a GPU: each step as a CUDA graph, captured once and replayed, as ich train --cuda-graph")
         boolean cudaGraph;
+
+        @Option(names = "--gpu-preprocess", negatable = true, defaultValue = "true",
+                description = "on a GPU with --files: decode on the loader threads and preprocess on the GPU straight into device memory, "
+                        + "as ich train does (default); --no-gpu-preprocess preprocesses on the CPU and copies the batches over")
+        boolean gpuPreprocess;
 
         /** One timed row: images/s, the loss at the first and last timed step, and what the GPU sampler saw. */
         private record Measured(double imagesPerSecond, double millisPerStep, double firstLoss, double lastLoss,
@@ -372,12 +381,16 @@ final class BenchCommand implements Runnable {
             if (s < 32 || s > 4096) throw usage("--size must be 32 to 4096, got " + s);
             if (n < 1) throw usage("--steps must be positive, got " + n);
             if (warm < 0) throw usage("--warmup must be 0 or more, got " + warm);
-            String p = precision.toLowerCase(Locale.ROOT);
-            if (!p.equals("fp32") && !p.equals("tf32")) throw usage("--precision must be fp32 or tf32, got " + precision);
+            Device.Precision p;
+            try {
+                p = Device.Precision.parse(precision);
+            } catch (IllegalArgumentException e) {
+                throw usage("--precision must be fp32, tf32 or bf16, got " + precision);
+            }
             if (d instanceof Device.Gpu g) {
-                d = g.withTf32(p.equals("tf32")).withCudaGraphs(cudaGraph);
+                d = g.withPrecision(p).withCudaGraphs(cudaGraph);
             } else {
-                if (p.equals("tf32")) throw usage("--precision tf32 needs a GPU (--device gpu)");
+                if (p != Device.Precision.FP32) throw usage("--precision " + p + " needs a GPU (--device gpu)");
                 if (cudaGraph) throw usage("--cuda-graph needs a GPU (--device gpu)");
             }
             List<Path> dicoms = files == null ? List.of() : dicomFiles(files);
@@ -422,7 +435,7 @@ final class BenchCommand implements Runnable {
                     if (files == null) {
                         out.printf("%-34s %12s %12s  %s%n", "training, batches from files", "-", "-", "not run: no --files DIR");
                     } else {
-                        fromFiles = fromFiles(run, dicoms, b, s, n, warm, w, step);
+                        fromFiles = fromFiles(run, dicoms, b, s, n, warm, w, gpuPreprocess, step);
                         row(out, "training, batches from files", how, fromFiles);
                     }
                     if (cuda != null) {
@@ -466,7 +479,7 @@ final class BenchCommand implements Runnable {
         private static Measured inMemory(Run run, Arena arena, int b, int s, int n, int warm, long[] step) {
             Backend backend = run.backend();
             SplittableRandom random = new SplittableRandom(SEED);
-            Tensor x = backend.allocate(arena, b, 3, s, s);
+            Tensor x = backend.allocate(arena, backend.activationStorage(), b, 3, s, s); // the step takes it as it is
             Tensor targets = backend.allocate(arena, b, LABELS);
             try (Arena staging = Arena.ofConfined()) {
                 Tensor host = x.isHost() ? x : Tensor.allocate(staging, b, 3, s, s);
@@ -491,11 +504,13 @@ final class BenchCommand implements Runnable {
         }
 
         /**
-         * Steps on batches that {@link BatchLoader} reads and preprocesses from the files, as {@code ich train} feeds
-         * them, each copied to the device inside the step. The loader prefetches 2 batches, as in training.
+         * Steps on batches read and preprocessed from the files as {@code ich train} feeds them: on a GPU (unless
+         * {@code gpuPreprocess} is off) decoded by the loader threads and preprocessed by the GPU kernel into device
+         * memory ({@link GpuBatchLoader}), else by {@link BatchLoader} on the CPU and copied over inside the step. The
+         * loader prefetches 2 batches, as in training.
          */
-        private static Measured fromFiles(Run run, List<Path> dicoms, int b, int s, int n, int warm, int workers, long[] step)
-                throws InterruptedException {
+        private static Measured fromFiles(Run run, List<Path> dicoms, int b, int s, int n, int warm, int workers,
+                                          boolean gpuPreprocess, long[] step) throws InterruptedException {
             Backend backend = run.backend();
             int total = (warm + n) * b;
             List<Preprocessor.Input> inputs = new ArrayList<>(total);
@@ -506,13 +521,16 @@ final class BenchCommand implements Runnable {
             }
             SplittableRandom random = new SplittableRandom(SEED + 1);
             BatchLoader.Plan plan = new BatchLoader.Plan(inputs, samples, randomLabels(random, total), LABELS, b, SEED, 0);
-            Preprocessor pre = new Preprocessor(Preprocessor.Config.train(Math.max(s, Math.round(s * 8 / 7f)), s));
+            Preprocessor.Config config = Preprocessor.Config.train(Math.max(s, Math.round(s * 8 / 7f)), s);
+            boolean onGpu = run.cuda() != null && gpuPreprocess;
             int failed = 0, trained = 0;
             String firstFailure = null;
             double first = Double.NaN, last = Double.NaN;
             long start = 0, waitAtStart = 0;
             UtilisationSampler.Window util = null;
-            try (BatchLoader loader = new BatchLoader(pre, plan, workers, 2)) {
+            try (GpuPreprocessor kernel = onGpu ? TrainingDevice.preprocessorFor(run.cuda(), config, b) : null;
+                 BatchSource loader = onGpu ? new GpuBatchLoader(kernel, plan, workers, 2, run.cuda()::synchronize)
+                         : new BatchLoader(new Preprocessor(config), plan, workers, 2)) {
                 for (int i = 0; i < warm + n; i++) {
                     if (i == warm) {
                         run.synchronize();
@@ -543,8 +561,8 @@ final class BenchCommand implements Runnable {
                     throw new IllegalStateException("no timed batch could be loaded from the files: " + failed + " samples failed, first: " + firstFailure);
                 }
                 double waited = (loader.waitNanos() - waitAtStart) / 1e9;
-                String extra = String.format(Locale.ROOT, "; %d files, %d loader threads; the step waited for the loader %.0f %% of the time",
-                        dicoms.size(), workers, 100 * waited / seconds)
+                String extra = String.format(Locale.ROOT, "; %d files, %d loader threads, preprocessed on the %s; the step waited for the loader %.0f %% of the time",
+                        dicoms.size(), workers, onGpu ? "GPU" : "CPU", 100 * waited / seconds)
                         + (failed == 0 ? "" : "; " + failed + " samples unreadable, left out (first: " + firstFailure + ")");
                 return new Measured(trained / seconds, 1e3 * seconds / n, first, last, util, extra);
             }

@@ -109,8 +109,13 @@ final class TrainCommand implements Callable<Integer> {
             description = "cpu, gpu (the first GPU) or gpu:N (default ${DEFAULT-VALUE}). Checkpoints are the same files on either; --resume may change it.")
     String device;
 
-    @Option(names = "--tf32", description = "With --device gpu: let convolutions and GEMMs use TF32 tensor cores (faster; ~1e-3 relative instead of fp32's ~1e-6).")
+    @Option(names = "--tf32", description = "With --device gpu: let convolutions and GEMMs use TF32 tensor cores (faster; ~1e-3 relative instead of fp32's ~1e-6). Same as --precision tf32.")
     boolean tf32;
+
+    @Option(names = "--precision", paramLabel = "P",
+            description = "With --device gpu: fp32 (default; matches the CPU), tf32, or bf16: mixed precision with bf16 channels-last "
+                    + "activations on tensor cores and fp32 weights, optimizer state and batch-norm statistics (~1e-2 relative).")
+    String precision;
 
     @Option(names = "--cuda-graph", description = "With --device gpu: run each training step as a CUDA graph, captured once per batch shape and "
             + "replayed (cuts the host's launch cost; not with --clip-norm, which reads the gradient norm mid-step).")
@@ -169,12 +174,27 @@ final class TrainCommand implements Callable<Integer> {
             err.println("ich train: --device: " + e.getMessage());
             return null;
         }
-        if (tf32) {
-            if (!(where instanceof Device.Gpu gpu)) {
-                err.println("ich train: --tf32 needs --device gpu (the device is " + where.label() + ")");
+        Device.Precision arithmetic = tf32 ? Device.Precision.TF32 : null;
+        if (precision != null) {
+            try {
+                Device.Precision asked = Device.Precision.parse(precision);
+                if (arithmetic != null && asked != arithmetic) {
+                    err.println("ich train: --tf32 and --precision " + asked + " contradict each other");
+                    return null;
+                }
+                arithmetic = asked;
+            } catch (IllegalArgumentException e) {
+                err.println("ich train: --precision: " + e.getMessage());
                 return null;
             }
-            where = gpu.withTf32(true);
+        }
+        if (arithmetic != null && arithmetic != Device.Precision.FP32) {
+            if (!(where instanceof Device.Gpu gpu)) {
+                err.println("ich train: " + (tf32 ? "--tf32" : "--precision " + arithmetic) + " needs --device gpu (the device is "
+                        + where.label() + ")");
+                return null;
+            }
+            where = gpu.withPrecision(arithmetic);
         }
         if (cudaGraph) {
             if (clipNorm > 0) {

@@ -15,7 +15,7 @@ public sealed interface Device permits Device.Cpu, Device.Gpu {
     /** A fresh backend on this device; the caller closes it. */
     Backend open();
 
-    /** {@code cpu} or {@code gpu:N} (as {@link #parse} reads it), plus " (TF32)" for a GPU allowed to use it. */
+    /** {@code cpu} or {@code gpu:N} (as {@link #parse} reads it), plus the precision and CUDA graphs when not defaults. */
     String label();
 
     /** The CPU backend with {@code threads} compute threads. */
@@ -36,44 +36,87 @@ public sealed interface Device permits Device.Cpu, Device.Gpu {
     }
 
     /**
+     * The arithmetic of a GPU: strict fp32 (results match the CPU reference), fp32 with TF32 tensor cores
+     * (~1e-3 relative), or bf16 mixed precision (bf16 channels-last activations on tensor cores, fp32 weights,
+     * optimizer state and statistics; ~1e-2 relative), as {@link CudaBackend.Options} describes.
+     */
+    enum Precision {
+        FP32, TF32, BF16;
+
+        /** {@code fp32}, {@code tf32} or {@code bf16}, case-insensitive. */
+        public static Precision parse(String text) {
+            String t = text == null ? "" : text.trim().toUpperCase(Locale.ROOT);
+            for (Precision p : values()) if (p.name().equals(t)) return p;
+            throw new IllegalArgumentException("unknown precision '" + text + "': use fp32, tf32 or bf16");
+        }
+
+        @Override
+        public String toString() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+    }
+
+    /**
      * The CUDA backend on the GPU of this CUDA ordinal.
      *
-     * @param allowTf32  let convolutions and GEMMs use TF32 tensor cores (faster; ~1e-3 relative instead of fp32)
+     * @param precision  fp32, TF32 tensor cores, or bf16 mixed precision
      * @param cudaGraphs run training steps as CUDA graphs (captured once per batch shape, then replayed), which
      *                   removes the host's per-launch cost; see {@link CudaBackend#beginStep}
      */
-    record Gpu(int ordinal, boolean allowTf32, boolean cudaGraphs) implements Device {
+    record Gpu(int ordinal, Precision precision, boolean cudaGraphs) implements Device {
         public Gpu {
             if (ordinal < 0) throw new IllegalArgumentException("GPU ordinal must be >= 0: " + ordinal);
+            java.util.Objects.requireNonNull(precision, "precision");
         }
 
         /** Strict fp32 (no TF32), eager launches: results match the CPU reference. */
         public Gpu(int ordinal) {
-            this(ordinal, false, false);
+            this(ordinal, Precision.FP32, false);
         }
 
         public Gpu(int ordinal, boolean allowTf32) {
             this(ordinal, allowTf32, false);
         }
 
+        public Gpu(int ordinal, boolean allowTf32, boolean cudaGraphs) {
+            this(ordinal, allowTf32 ? Precision.TF32 : Precision.FP32, cudaGraphs);
+        }
+
+        /** Whether convolutions and GEMMs may use TF32 tensor cores. */
+        public boolean allowTf32() {
+            return precision == Precision.TF32;
+        }
+
         public Gpu withTf32(boolean allow) {
             return new Gpu(ordinal, allow, cudaGraphs);
         }
 
+        public Gpu withPrecision(Precision p) {
+            return new Gpu(ordinal, p, cudaGraphs);
+        }
+
         public Gpu withCudaGraphs(boolean on) {
-            return new Gpu(ordinal, allowTf32, on);
+            return new Gpu(ordinal, precision, on);
         }
 
         /** @throws ich.gpu.GpuUnavailableException when there is no usable GPU, cuDNN, cuBLAS or kernels, saying which */
         @Override
         public Backend open() {
-            return CudaBackend.open(ordinal, CudaBackend.Options.defaults().withTf32(allowTf32));
+            return CudaBackend.open(ordinal, CudaBackend.Options.defaults().withTf32(allowTf32())
+                    .withBf16(precision == Precision.BF16));
         }
 
-        /** {@code gpu:N}, with " (TF32)" and " (CUDA graphs)" when on, so logs and config.json say how it ran. */
+        /**
+         * {@code gpu:N}, with " (TF32)" or " (bf16)" and " (CUDA graphs)" when on, so logs and config.json say how it
+         * ran.
+         */
         @Override
         public String label() {
-            return "gpu:" + ordinal + (allowTf32 ? " (TF32)" : "") + (cudaGraphs ? " (CUDA graphs)" : "");
+            return "gpu:" + ordinal + switch (precision) {
+                case FP32 -> "";
+                case TF32 -> " (TF32)";
+                case BF16 -> " (bf16)";
+            } + (cudaGraphs ? " (CUDA graphs)" : "");
         }
     }
 

@@ -35,6 +35,11 @@ public final class Preprocessor {
 
         public int channelCount() { return channels.count(); }
 
+        /** The same preprocessing writing {@code order} (the GPU kernels write NCHW or NHWC). */
+        public Config withLayout(SliceKernel.Layout order) {
+            return new Config(channels, augmentation, normalization, order, huOptions);
+        }
+
         public int size() { return augmentation.crop(); }
 
         /** Floats per sample. */

@@ -2,6 +2,7 @@ package ich.train;
 
 import ich.dicom.DicomFormatException;
 import ich.gpu.GpuPreprocessor;
+import ich.nn.Storage;
 import ich.nn.Tensor;
 import ich.preprocess.Preprocessor;
 
@@ -68,18 +69,15 @@ public final class GpuBatchLoader implements BatchSource {
     private GpuPreprocessor.Batch lastHanded;
 
     /**
-     * @param preprocessor fp32 NCHW, with room for the plan's batch size; used by this loader alone until it closes
+     * @param preprocessor fp32 NCHW or bf16 NHWC (the two storages of the engine's activations), with room for the
+     *                     plan's batch size; used by this loader alone until it closes
      * @param workers      decoding threads
      * @param prefetch     decoded batches held ahead of the staging thread (host memory: a batch's stored pixels)
      * @param fence        run on the consumer's thread when it releases a batch; see the class comment
      */
     public GpuBatchLoader(GpuPreprocessor preprocessor, BatchLoader.Plan plan, int workers, int prefetch, Runnable fence) {
         if (workers <= 0 || prefetch <= 0) throw new IllegalArgumentException("workers and prefetch must be positive");
-        if (preprocessor.precision() != GpuPreprocessor.Precision.FP32
-                || preprocessor.config().layout() != ich.preprocess.SliceKernel.Layout.NCHW) {
-            throw new IllegalArgumentException("the model takes fp32 NCHW; the preprocessor writes " + preprocessor.precision()
-                    + " " + preprocessor.config().layout());
-        }
+        storage(preprocessor); // refuses what the model cannot take
         if (plan.batchSize() > preprocessor.maxBatch()) {
             throw new IllegalArgumentException("batches of " + plan.batchSize() + " do not fit the preprocessor's " + preprocessor.maxBatch());
         }
@@ -88,6 +86,15 @@ public final class GpuBatchLoader implements BatchSource {
         this.fence = fence;
         this.decoded = new OrderedWorkers<>("ich-gpu-loader", workers, prefetch, plan.batches(), this::read, d -> d.arena().close());
         this.stager = Thread.ofPlatform().daemon().name("ich-gpu-stager").start(this::stage);
+    }
+
+    /** The storage of the batches a preprocessor writes: fp32 NCHW or bf16 NHWC, the engine's activation storages. */
+    static Storage storage(GpuPreprocessor preprocessor) {
+        GpuPreprocessor.Precision p = preprocessor.precision();
+        ich.preprocess.SliceKernel.Layout order = preprocessor.config().layout();
+        if (p == GpuPreprocessor.Precision.FP32 && order == ich.preprocess.SliceKernel.Layout.NCHW) return Storage.FLOAT32;
+        if (p == GpuPreprocessor.Precision.BF16 && order == ich.preprocess.SliceKernel.Layout.NHWC) return Storage.BF16_NHWC;
+        throw new IllegalArgumentException("the model takes fp32 NCHW or bf16 NHWC; the preprocessor writes " + p + " " + order);
     }
 
     @Override
@@ -129,8 +136,8 @@ public final class GpuBatchLoader implements BatchSource {
             if (s.batch() == null) return new LoadedBatch(index, null, s.targets(), s.samples(), s.failures(), arena);
             s.batch().await();
             var config = preprocessor.config();
-            Tensor images = Tensor.wrap(MemorySegment.ofAddress(s.batch().output().pointer()), false, s.batch().size(),
-                    config.channelCount(), config.size(), config.size());
+            Tensor images = Tensor.wrap(MemorySegment.ofAddress(s.batch().output().pointer()), false, storage(preprocessor),
+                    s.batch().size(), config.channelCount(), config.size(), config.size());
             lock.lock();
             try {
                 outstanding++;

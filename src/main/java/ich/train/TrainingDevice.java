@@ -3,8 +3,10 @@ package ich.train;
 import ich.gpu.GpuPreprocessor;
 import ich.gpu.UtilisationSampler;
 import ich.nn.Backend;
+import ich.nn.Storage;
 import ich.nn.cuda.CudaBackend;
 import ich.preprocess.Preprocessor;
+import ich.preprocess.SliceKernel;
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -16,7 +18,7 @@ import java.util.Locale;
  * preprocessor for training batches, one for validation, on the backend's context) and the NVML utilisation
  * sampler. Opened before the run folder is made, so a missing GPU leaves nothing behind.
  */
-final class TrainingDevice implements AutoCloseable {
+public final class TrainingDevice implements AutoCloseable {
     /** NVML's own period is 1/6 s to 1 s; sampling faster only repeats values, slower blurs the epoch's edges. */
     static final Duration SAMPLE_PERIOD = Duration.ofMillis(100);
 
@@ -49,11 +51,9 @@ final class TrainingDevice implements AutoCloseable {
         try {
             GpuPreprocessor train = null, eval = null;
             if (c.gpuPreprocess()) {
-                train = GpuPreprocessor.open(cuda.context(), Preprocessor.Config.train(c.resize(), c.crop()),
-                        GpuPreprocessor.Precision.FP32, c.batch());
+                train = preprocessorFor(cuda, Preprocessor.Config.train(c.resize(), c.crop()), c.batch());
                 opened.add(train);
-                eval = GpuPreprocessor.open(cuda.context(), Preprocessor.Config.eval(c.resize(), c.crop()),
-                        GpuPreprocessor.Precision.FP32, c.batch());
+                eval = preprocessorFor(cuda, Preprocessor.Config.eval(c.resize(), c.crop()), c.batch());
                 opened.add(eval);
             }
             UtilisationSampler sampler = null;
@@ -84,6 +84,16 @@ final class TrainingDevice implements AutoCloseable {
     /** Whether the backend's tensors live on a GPU (the progress bar and the log then show its figures). */
     boolean isGpu() {
         return cuda != null;
+    }
+
+    /**
+     * The GPU preprocessing of {@code config} for batches of up to {@code batch} slices, writing them in the backend's
+     * activation storage (fp32 NCHW, or bf16 NHWC in mixed precision), so the step takes them without a conversion.
+     */
+    public static GpuPreprocessor preprocessorFor(CudaBackend cuda, Preprocessor.Config config, int batch) {
+        boolean bf16 = cuda.activationStorage().equals(Storage.BF16_NHWC);
+        return GpuPreprocessor.open(cuda.context(), config.withLayout(bf16 ? SliceKernel.Layout.NHWC : SliceKernel.Layout.NCHW),
+                bf16 ? GpuPreprocessor.Precision.BF16 : GpuPreprocessor.Precision.FP32, batch);
     }
 
     /** One line for the log: the device, and where the batches are preprocessed. */

@@ -72,6 +72,25 @@ class TrainCommandTest {
         Parsed graphs = parse("--device", "gpu", "--cuda-graph");
         assertEquals(new Device.Gpu(0, false, true), graphs.config().device(), graphs.err());
         assertEquals("gpu:0 (CUDA graphs)", graphs.config().device().label());
+        Parsed bf16 = parse("--device", "gpu", "--precision", "BF16", "--cuda-graph");
+        assertEquals(new Device.Gpu(0, Device.Precision.BF16, true), bf16.config().device(), bf16.err());
+        assertEquals("gpu:0 (bf16) (CUDA graphs)", bf16.config().device().label());
+        assertEquals(new Device.Gpu(0, true), parse("--device", "gpu", "--precision", "tf32", "--tf32").config().device(),
+                "--tf32 is --precision tf32");
+    }
+
+    @Test
+    void precisionsOtherThanFp32NeedAGpuAndMustNotContradict() {
+        Parsed onCpu = parse("--precision", "bf16");
+        assertNull(onCpu.config(), "refused");
+        assertTrue(onCpu.err().contains("--precision bf16 needs --device gpu"), onCpu.err());
+        assertEquals(new Device.Cpu(3), parse("--precision", "fp32").config().device(), "fp32 is the CPU's own");
+        Parsed both = parse("--device", "gpu", "--tf32", "--precision", "bf16");
+        assertNull(both.config());
+        assertTrue(both.err().contains("contradict"), both.err());
+        Parsed unknown = parse("--device", "gpu", "--precision", "fp8");
+        assertNull(unknown.config());
+        assertTrue(unknown.err().contains("fp32, tf32 or bf16"), unknown.err());
     }
 
     @Test

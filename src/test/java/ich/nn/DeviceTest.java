@@ -34,6 +34,18 @@ class DeviceTest {
     }
 
     @Test
+    void precisionsParseAndShowInTheLabel() {
+        assertEquals(Device.Precision.BF16, Device.Precision.parse(" bf16 "));
+        assertEquals(Device.Precision.TF32, Device.Precision.parse("TF32"));
+        assertThrows(IllegalArgumentException.class, () -> Device.Precision.parse("fp16"));
+        Device.Gpu gpu = new Device.Gpu(1);
+        assertEquals(Device.Precision.FP32, gpu.precision());
+        assertEquals("gpu:1 (bf16)", gpu.withPrecision(Device.Precision.BF16).label());
+        assertTrue(gpu.withTf32(true).allowTf32());
+        assertEquals(gpu.withTf32(true), gpu.withPrecision(Device.Precision.TF32));
+    }
+
+    @Test
     void theCpuBackendOpens() {
         try (Backend b = Device.parse("cpu", 1).open()) {
             assertTrue(b.name().startsWith("cpu"), b.name());
