@@ -323,45 +323,43 @@ public final class CudaBackend implements Backend {
         if (!source.sameShape(destination)) {
             throw new IllegalArgumentException(op + ": converting " + source + " to " + destination + " needs equal shapes");
         }
-        conversionKernel(op, source.storage(), destination.storage(), source.shape()); // refuse early what cannot convert
-        if (mode != Mode.EAGER && !source.isHost() && destination.isHost()) {
-            throw notCapturable("copy from the device to the host (" + source + ") waits for the device mid-step");
-        }
-        boolean hoisted = mode != Mode.EAGER;
-        Stream on = hoisted ? copyStream : stream;
-        if (hoisted) {
-            live(op, destination);
-            if (usedThisStep.contains(ptr(destination))) {
-                throw notCapturable("a copy into " + destination + " after an op of the same step used it");
-            }
-        }
         int[] shape = source.shape();
+        Conversion conversion = conversion(op, source.storage(), destination.storage(), shape);
+        if (destination.isHost()) {
+            if (mode != Mode.EAGER) {
+                throw notCapturable("copy from the device to the host (" + source + ") waits for the device mid-step");
+            }
+            live(op, source);
+            Tensor widened = scratch(Scratch.CONVERSION, destination.bytes());
+            convertOnDevice(stream, conversion, ptr(source), ptr(widened), shape);
+            stream.copyToHostAndWait(ptr(widened), destination.data(), destination.bytes());
+            return;
+        }
+        live(op, destination);
+        boolean hoisted = mode != Mode.EAGER;
+        if (hoisted) requireUntouchedThisStep(destination);
+        long from;
         if (source.isHost()) {
-            live(op, destination);
             // The eager warm-up sizes the side stream's buffer too: a graph step cannot grow it.
-            if (!hoisted) scratch(Scratch.SIDE_CONVERSION, source.bytes());
-            Tensor staged = scratch(hoisted ? Scratch.SIDE_CONVERSION : Scratch.CONVERSION, source.bytes());
+            Tensor sideStaged = scratch(Scratch.SIDE_CONVERSION, source.bytes());
+            Tensor staged = hoisted ? sideStaged : scratch(Scratch.CONVERSION, source.bytes());
             if (hoisted) {
                 hoistedCopy(op, source, staged, source.bytes());
             } else {
                 stream.copyToDevice(source.data(), ptr(staged), source.bytes());
             }
-            convertOnDevice(on, ptr(staged), Storage.FLOAT32, ptr(destination), destination.storage(), shape);
-        } else if (destination.isHost()) {
-            live(op, source);
-            Tensor widened = scratch(Scratch.CONVERSION, destination.bytes());
-            convertOnDevice(stream, ptr(source), source.storage(), ptr(widened), Storage.FLOAT32, shape);
-            stream.copyToHostAndWait(ptr(widened), destination.data(), destination.bytes());
+            from = ptr(staged);
         } else {
-            live(op, source, destination);
-            convertOnDevice(on, ptr(source), source.storage(), ptr(destination), destination.storage(), shape);
+            live(op, source);
+            from = ptr(source);
         }
+        convertOnDevice(hoisted ? copyStream : stream, conversion, from, ptr(destination), shape);
     }
 
     /** The conversions a copy can make; refuses the others, naming them. */
     private enum Conversion { TO_BF16, FROM_BF16, NCHW_F32_TO_NHWC_BF16, NHWC_BF16_TO_NCHW_F32 }
 
-    private static Conversion conversionKernel(String op, Storage from, Storage to, int[] shape) {
+    private static Conversion conversion(String op, Storage from, Storage to, int[] shape) {
         boolean sameOrder = from.channelsLast() == to.channelsLast() || (from.rowMajorFor(shape) && to.rowMajorFor(shape));
         Storage.DType f = from.dtype(), t = to.dtype();
         if (sameOrder && f == Storage.DType.FLOAT32 && t == Storage.DType.BFLOAT16) return Conversion.TO_BF16;
@@ -371,11 +369,10 @@ public final class CudaBackend implements Backend {
         throw new IllegalArgumentException(op + ": no conversion from " + from + " to " + to + " for " + Arrays.toString(shape));
     }
 
-    private void convertOnDevice(Stream on, long from, Storage fromStorage, long to, Storage toStorage, int[] shape) {
-        long count = Tensor.elementCount(shape);
-        switch (conversionKernel("copy", fromStorage, toStorage, shape)) {
-            case TO_BF16 -> kernels.f32ToBf16(on, from, to, count);
-            case FROM_BF16 -> kernels.bf16ToF32(on, from, to, count);
+    private void convertOnDevice(Stream on, Conversion conversion, long from, long to, int[] shape) {
+        switch (conversion) {
+            case TO_BF16 -> kernels.f32ToBf16(on, from, to, Tensor.elementCount(shape));
+            case FROM_BF16 -> kernels.bf16ToF32(on, from, to, Tensor.elementCount(shape));
             case NCHW_F32_TO_NHWC_BF16 -> kernels.nchwF32ToNhwcBf16(on, from, to, shape[0], shape[1], shape[2], shape[3]);
             case NHWC_BF16_TO_NCHW_F32 -> kernels.nhwcBf16ToNchwF32(on, from, to, shape[0], shape[1], shape[2], shape[3]);
         }
@@ -597,20 +594,17 @@ public final class CudaBackend implements Backend {
      */
     private void convolve(Cudnn.Direction d, ConvGeometry g, boolean bf16, long a, long b, long out) {
         ConvPlan p = plan(g, bf16);
+        boolean gradient = d == Cudnn.Direction.BACKWARD_FILTER;
         long weights = (long) g.k() * (g.c() / g.groups()) * g.r() * g.s();
-        long wBf16 = 0;
-        long aIn = a, bIn = b, outIn = out;
-        if (bf16) {
-            wBf16 = ptr(scratch(d == Cudnn.Direction.BACKWARD_FILTER ? Scratch.WEIGHT_GRAD_BF16 : Scratch.WEIGHT_BF16, weights * 2));
-            if (d == Cudnn.Direction.FORWARD) bIn = wBf16;
-            else if (d == Cudnn.Direction.BACKWARD_DATA) aIn = wBf16;
-            else outIn = wBf16;
-            if (d != Cudnn.Direction.BACKWARD_FILTER) {
-                long w = d == Cudnn.Direction.FORWARD ? b : a, to = wBf16;
-                queue("weights to bf16", () -> kernels.nchwF32ToNhwcBf16(stream, w, to, g.k(), g.c() / g.groups(), g.r(), g.s()), w, to);
-            }
+        long wBf16 = bf16 ? ptr(scratch(gradient ? Scratch.WEIGHT_GRAD_BF16 : Scratch.WEIGHT_BF16, weights * 2)) : 0;
+        if (bf16 && !gradient) {
+            long w = d == Cudnn.Direction.FORWARD ? b : a;
+            queue("weights to bf16", () -> kernels.nchwF32ToNhwcBf16(stream, w, wBf16, g.k(), g.c() / g.groups(), g.r(), g.s()), w, wBf16);
         }
-        long x0 = aIn, x1 = bIn, x2 = outIn;
+        // In bf16 the bf16 copy stands in for the fp32 weights (or, written by cuDNN, for their gradient).
+        long x0 = bf16 && d == Cudnn.Direction.BACKWARD_DATA ? wBf16 : a;
+        long x1 = bf16 && d == Cudnn.Direction.FORWARD ? wBf16 : b;
+        long x2 = bf16 && gradient ? wBf16 : out;
         int algo = p.algorithm(d, x0, x1, x2);
         if (algo == OWN_DEPTHWISE) {
             queue("depthwise " + d, () -> runOwnDepthwise(d, g, x0, x1, x2), x0, x1, x2);
@@ -624,9 +618,8 @@ public final class CudaBackend implements Backend {
                 case BACKWARD_FILTER -> cudnn.convolutionBackwardFilter(p.x, x0, p.y, x1, p.conv, algo, ws, wsBytes, p.w, x2);
             }
         }, x0, x1, x2, algo, bf16 ? 1 : 0);
-        if (bf16 && d == Cudnn.Direction.BACKWARD_FILTER) {
-            long from = wBf16;
-            queue("weight gradient to fp32", () -> kernels.nhwcBf16ToNchwF32(stream, from, out, g.k(), g.c() / g.groups(), g.r(), g.s()), from, out);
+        if (bf16 && gradient) {
+            queue("weight gradient to fp32", () -> kernels.nhwcBf16ToNchwF32(stream, wBf16, out, g.k(), g.c() / g.groups(), g.r(), g.s()), wBf16, out);
         }
     }
 
@@ -1206,10 +1199,8 @@ public final class CudaBackend implements Backend {
      */
     private void hoistedCopy(String op, Tensor source, Tensor destination, long bytes) {
         live(op, destination);
+        requireUntouchedThisStep(destination);
         long to = destination.data().address();
-        if (usedThisStep.contains(to)) {
-            throw notCapturable("a copy into " + destination + " after an op of the same step used it");
-        }
         if (source.isHost()) {
             if (stagingOffset + bytes > staging.size()) {
                 throw notCapturable("the step copies more than " + STAGING_BYTES + " bytes from the host");
@@ -1220,6 +1211,13 @@ public final class CudaBackend implements Backend {
         } else {
             live(op, source);
             copyStream.copyOnDevice(source.data().address(), to, bytes);
+        }
+    }
+
+    /** What a hoisted copy writes runs before the graph, so no earlier op of the step may have used it. */
+    private void requireUntouchedThisStep(Tensor destination) {
+        if (usedThisStep.contains(destination.data().address())) {
+            throw notCapturable("a copy into " + destination + " after an op of the same step used it");
         }
     }
 
