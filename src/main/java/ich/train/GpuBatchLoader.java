@@ -5,6 +5,7 @@ import ich.gpu.GpuPreprocessor;
 import ich.nn.Storage;
 import ich.nn.Tensor;
 import ich.preprocess.Preprocessor;
+import ich.preprocess.SliceKernel;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -67,6 +68,8 @@ public final class GpuBatchLoader implements BatchSource {
     private Throwable stagingFailed;
     private long waitNanos;
     private GpuPreprocessor.Batch lastHanded;
+    /** How the preprocessor's batches hold their elements: the storage of the tensors handed out. */
+    private final Storage storage;
 
     /**
      * @param preprocessor fp32 NCHW or bf16 NHWC (the two storages of the engine's activations), with room for the
@@ -77,7 +80,7 @@ public final class GpuBatchLoader implements BatchSource {
      */
     public GpuBatchLoader(GpuPreprocessor preprocessor, BatchLoader.Plan plan, int workers, int prefetch, Runnable fence) {
         if (workers <= 0 || prefetch <= 0) throw new IllegalArgumentException("workers and prefetch must be positive");
-        storage(preprocessor); // refuses what the model cannot take
+        this.storage = storage(preprocessor); // refuses what the model cannot take
         if (plan.batchSize() > preprocessor.maxBatch()) {
             throw new IllegalArgumentException("batches of " + plan.batchSize() + " do not fit the preprocessor's " + preprocessor.maxBatch());
         }
@@ -91,9 +94,9 @@ public final class GpuBatchLoader implements BatchSource {
     /** The storage of the batches a preprocessor writes: fp32 NCHW or bf16 NHWC, the engine's activation storages. */
     static Storage storage(GpuPreprocessor preprocessor) {
         GpuPreprocessor.Precision p = preprocessor.precision();
-        ich.preprocess.SliceKernel.Layout order = preprocessor.config().layout();
-        if (p == GpuPreprocessor.Precision.FP32 && order == ich.preprocess.SliceKernel.Layout.NCHW) return Storage.FLOAT32;
-        if (p == GpuPreprocessor.Precision.BF16 && order == ich.preprocess.SliceKernel.Layout.NHWC) return Storage.BF16_NHWC;
+        SliceKernel.Layout order = preprocessor.config().layout();
+        if (p == GpuPreprocessor.Precision.FP32 && order == SliceKernel.Layout.NCHW) return Storage.FLOAT32;
+        if (p == GpuPreprocessor.Precision.BF16 && order == SliceKernel.Layout.NHWC) return Storage.BF16_NHWC;
         throw new IllegalArgumentException("the model takes fp32 NCHW or bf16 NHWC; the preprocessor writes " + p + " " + order);
     }
 
@@ -136,7 +139,7 @@ public final class GpuBatchLoader implements BatchSource {
             if (s.batch() == null) return new LoadedBatch(index, null, s.targets(), s.samples(), s.failures(), arena);
             s.batch().await();
             var config = preprocessor.config();
-            Tensor images = Tensor.wrap(MemorySegment.ofAddress(s.batch().output().pointer()), false, storage(preprocessor),
+            Tensor images = Tensor.wrap(MemorySegment.ofAddress(s.batch().output().pointer()), false, storage,
                     s.batch().size(), config.channelCount(), config.size(), config.size());
             lock.lock();
             try {
