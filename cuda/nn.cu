@@ -563,7 +563,7 @@ __device__ __forceinline__ unsigned int pack_bf16x2(float first, float second) {
     return (unsigned int)f32_to_bf16_bits(first) | ((unsigned int)f32_to_bf16_bits(second) << 16);
 }
 
-// VEC consecutive bf16 values from p (16-byte aligned when VEC == 8), widened.
+// VEC consecutive bf16 values from p (16-byte aligned when VEC == 8, 4-byte when VEC == 2), widened.
 template <int VEC>
 __device__ __forceinline__ void load_bf16(const bf16* p, float (&v)[VEC]) {
     if constexpr (VEC == 8) {
@@ -573,13 +573,17 @@ __device__ __forceinline__ void load_bf16(const bf16* p, float (&v)[VEC]) {
             v[2 * k] = __uint_as_float(w[k] << 16);
             v[2 * k + 1] = __uint_as_float(w[k] & 0xFFFF0000u);
         }
+    } else if constexpr (VEC == 2) {
+        const unsigned int u = *reinterpret_cast<const unsigned int*>(p);
+        v[0] = __uint_as_float(u << 16);
+        v[1] = __uint_as_float(u & 0xFFFF0000u);
     } else {
-        static_assert(VEC == 1, "packs of 8 values or single values");
+        static_assert(VEC == 1, "packs of 8 or 2 values, or single values");
         v[0] = bf16_to_f32(*p);
     }
 }
 
-// VEC fp32 values rounded to bf16 and stored at p (16-byte aligned when VEC == 8).
+// VEC fp32 values rounded to bf16 and stored at p (16-byte aligned when VEC == 8, 4-byte when VEC == 2).
 template <int VEC>
 __device__ __forceinline__ void store_bf16(bf16* p, const float (&v)[VEC]) {
     if constexpr (VEC == 8) {
@@ -589,8 +593,10 @@ __device__ __forceinline__ void store_bf16(bf16* p, const float (&v)[VEC]) {
         u.z = pack_bf16x2(v[4], v[5]);
         u.w = pack_bf16x2(v[6], v[7]);
         *reinterpret_cast<uint4*>(p) = u;
+    } else if constexpr (VEC == 2) {
+        *reinterpret_cast<unsigned int*>(p) = pack_bf16x2(v[0], v[1]);
     } else {
-        static_assert(VEC == 1, "packs of 8 values or single values");
+        static_assert(VEC == 1, "packs of 8 or 2 values, or single values");
         *p = f32_to_bf16_bits(v[0]);
     }
 }
@@ -933,12 +939,43 @@ __device__ __forceinline__ void batch_norm_add_row(double (&sum)[2 * VEC], const
     }
 }
 
+// Batch norm + SiLU fused (BatchNorm2d followed by SiLU, as timm's BatchNormAct2d): the forward applies SiLU to
+// the affine result before rounding, so the normalised tensor z is never written; the backward recomputes z =
+// x scale + shift from x and the saved statistics and turns the SiLU's dy into the batch norm's, dz = dy s (1 +
+// z (1 - s)), s = sigmoid(z) (ich_nn_silu_backward's formula), in both passes that read dy. Napkin, per element
+// of bf16: forward 6 bytes instead of 10 (z written, read back, y written), backward 10 instead of 16, and z
+// need not be kept for the backward at all.
+
+// scale and shift of the thread's channels from gamma, beta and the saved statistics: pass 2's formulas.
+template <int VEC>
+__device__ __forceinline__ void saved_affine(const float* gamma, const float* beta, const float* mean,
+                                             const float* inv_std, i64 ch, float (&scale)[VEC], float (&shift)[VEC]) {
+    for (int k = 0; k < VEC; k++) {
+        const double g = (double)gamma[ch + k], is = (double)inv_std[ch + k];
+        scale[k] = (float)(g * is);
+        shift[k] = (float)((double)beta[ch + k] - (double)mean[ch + k] * g * is);
+    }
+}
+
+// g = d loss / d z from d loss / d silu(z), z = v scale + shift.
+template <int VEC>
+__device__ __forceinline__ void silu_gradient_through(float (&g)[VEC], const float (&v)[VEC], const float (&scale)[VEC],
+                                                      const float (&shift)[VEC]) {
+    for (int k = 0; k < VEC; k++) {
+        const float z = __fadd_rn(__fmul_rn(v[k], scale[k]), shift[k]), s = sigmoidf(z);
+        g[k] = __fmul_rn(__fmul_rn(g[k], s), __fadd_rn(1.0f, __fmul_rn(z, __fsub_rn(1.0f, s))));
+    }
+}
+
 // Pass 1. A thread takes its rows two at a time, both loads issued before either is summed (then a last odd
 // row): at ~96 registers a thread only two blocks fit an SM, and one 16-byte load a thread in flight would be
 // ~8 KB a SM, under half of what the bandwidth needs. The sums still go row by row, in order.
-template <int VEC, bool GRAD>
-__device__ __forceinline__ void batch_norm_sums_nhwc(const bf16* x, const bf16* dy, const float* mean, double* partial,
+// With ACT (backward only) dy is the fused SiLU's and gamma, beta and inv_std give z; else they may be null.
+template <int VEC, bool GRAD, bool ACT = false>
+__device__ __forceinline__ void batch_norm_sums_nhwc(const bf16* x, const bf16* dy, const float* mean, const float* gamma,
+                                                     const float* beta, const float* inv_std, double* partial,
                                                      i64 m, i64 c, int cw, i64 rows_per_chunk, double* shared) {
+    static_assert(GRAD || !ACT, "the fused SiLU changes only the backward sums");
     const i64 slices = (c / VEC + cw - 1) / cw, chunks = (m + rows_per_chunk - 1) / rows_per_chunk;
     for (i64 item = blockIdx.x; item < chunks * slices; item += gridDim.x) {
         const i64 slice = item / chunks, chunk = item % chunks;
@@ -951,9 +988,12 @@ __device__ __forceinline__ void batch_norm_sums_nhwc(const bf16* x, const bf16* 
             } else {
                 load_bf16<VEC>(x + t.ch, center);
             }
+            float scale[VEC], shift[VEC];
+            if constexpr (ACT) saved_affine<VEC>(gamma, beta, mean, inv_std, t.ch, scale, shift);
             const i64 end = min(m, (chunk + 1) * rows_per_chunk);
             i64 r = chunk * rows_per_chunk + t.lane;
-            for (; r + t.lanes < end; r += 2 * t.lanes) {
+            // With ACT one row at a time: z, its sigmoid and the scale and shift would take two rows past ~160 registers.
+            for (; !ACT && r + t.lanes < end; r += 2 * t.lanes) {
                 float v0[VEC], v1[VEC], g0[VEC], g1[VEC];
                 load_bf16<VEC>(x + r * c + t.ch, v0);
                 load_bf16<VEC>(x + (r + t.lanes) * c + t.ch, v1);
@@ -964,10 +1004,11 @@ __device__ __forceinline__ void batch_norm_sums_nhwc(const bf16* x, const bf16* 
                 batch_norm_add_row<VEC, GRAD>(sum, v0, g0, center);
                 batch_norm_add_row<VEC, GRAD>(sum, v1, g1, center);
             }
-            if (r < end) {
+            for (; r < end; r += t.lanes) {  // the last odd row, or (ACT) every row
                 float v[VEC], g[VEC];
                 load_bf16<VEC>(x + r * c + t.ch, v);
                 if constexpr (GRAD) load_bf16<VEC>(dy + r * c + t.ch, g);
+                if constexpr (ACT) silu_gradient_through<VEC>(g, v, scale, shift);
                 batch_norm_add_row<VEC, GRAD>(sum, v, g, center);
             }
         }
@@ -984,7 +1025,7 @@ __device__ __forceinline__ void batch_norm_sums_nhwc(const bf16* x, const bf16* 
 template <int VEC>
 __device__ __forceinline__ void batch_norm_stats(const bf16* x, double* partial, i64 m, i64 c, int cw,
                                                  i64 rows_per_chunk, double* shared) {
-    batch_norm_sums_nhwc<VEC, false>(x, nullptr, nullptr, partial, m, c, cw, rows_per_chunk, shared);
+    batch_norm_sums_nhwc<VEC, false>(x, nullptr, nullptr, nullptr, nullptr, nullptr, partial, m, c, cw, rows_per_chunk, shared);
 }
 
 // Pass 1 of the training forward.
@@ -1027,19 +1068,23 @@ extern "C" __global__ void ich_nn_batch_norm_finish_training_nhwc(const bf16* x,
     }
 }
 
-// y = x * scale + shift over the thread's channels and rows [r0, r1): the CPU's affine, two rounded fp32 ops.
-template <int VEC>
+// y = x * scale + shift over the thread's channels and rows [r0, r1): the CPU's affine, two rounded fp32 ops;
+// with ACT then silu of that, as ich_nn_silu computes it, before the one rounding to bf16.
+template <int VEC, bool ACT>
 __device__ __forceinline__ void affine_rows(const bf16* x, bf16* y, const float (&scale)[VEC],
                                             const float (&shift)[VEC], i64 c, const NhwcSlot& t, i64 r0, i64 r1) {
     for (i64 r = r0 + t.lane; r < r1; r += t.lanes) {
         float v[VEC];
         load_bf16<VEC>(x + r * c + t.ch, v);
-        for (int k = 0; k < VEC; k++) v[k] = __fadd_rn(__fmul_rn(v[k], scale[k]), shift[k]);
+        for (int k = 0; k < VEC; k++) {
+            v[k] = __fadd_rn(__fmul_rn(v[k], scale[k]), shift[k]);
+            if constexpr (ACT) v[k] = __fmul_rn(v[k], sigmoidf(v[k]));
+        }
         store_bf16<VEC>(y + r * c + t.ch, v);
     }
 }
 
-template <int VEC>
+template <int VEC, bool ACT = false>
 __device__ __forceinline__ void batch_norm_apply(const bf16* x, const float* coef, bf16* y, i64 m, i64 c, int cw,
                                                  i64 rows_per_chunk) {
     const i64 slices = (c / VEC + cw - 1) / cw, chunks = (m + rows_per_chunk - 1) / rows_per_chunk;
@@ -1052,7 +1097,7 @@ __device__ __forceinline__ void batch_norm_apply(const bf16* x, const float* coe
             scale[k] = coef[t.ch + k];
             shift[k] = coef[c + t.ch + k];
         }
-        affine_rows<VEC>(x, y, scale, shift, c, t, chunk * rows_per_chunk, min(m, (chunk + 1) * rows_per_chunk));
+        affine_rows<VEC, ACT>(x, y, scale, shift, c, t, chunk * rows_per_chunk, min(m, (chunk + 1) * rows_per_chunk));
     }
 }
 
@@ -1062,10 +1107,22 @@ extern "C" __global__ void ich_nn_batch_norm_apply_nhwc(const bf16* x, const flo
     ICH_BY_VEC(batch_norm_apply, x, coef, y, m, c, cw, rows_per_chunk);
 }
 
+template <int VEC>
+__device__ __forceinline__ void batch_norm_silu_apply(const bf16* x, const float* coef, bf16* y, i64 m, i64 c, int cw,
+                                                      i64 rows_per_chunk) {
+    batch_norm_apply<VEC, true>(x, coef, y, m, c, cw, rows_per_chunk);
+}
+
+// Pass 3 of the fused forward: y = silu(x scale + shift); y may be x.
+extern "C" __global__ void ich_nn_batch_norm_silu_apply_nhwc(const bf16* x, const float* coef, bf16* y, i64 m, i64 c,
+                                                             int vec, int cw, i64 rows_per_chunk) {
+    ICH_BY_VEC(batch_norm_silu_apply, x, coef, y, m, c, cw, rows_per_chunk);
+}
+
 // Inference: one pass, each thread computing its channels' scale and shift from the running statistics as the
 // CPU does (running mean times gamma in fp32, the rest in double) at the start of each work item. y may be x.
 // Napkin: 4 bytes per element.
-template <int VEC>
+template <int VEC, bool ACT = false>
 __device__ __forceinline__ void batch_norm_inference(const bf16* x, const float* gamma, const float* beta,
                                                      const float* running_mean, const float* running_var, double eps,
                                                      bf16* y, i64 m, i64 c, int cw, i64 rows_per_chunk) {
@@ -1081,7 +1138,7 @@ __device__ __forceinline__ void batch_norm_inference(const bf16* x, const float*
             scale[k] = (float)((double)gamma[ch] * inv_std);
             shift[k] = (float)((double)beta[ch] - (double)__fmul_rn(running_mean[ch], gamma[ch]) * inv_std);
         }
-        affine_rows<VEC>(x, y, scale, shift, c, t, chunk * rows_per_chunk, min(m, (chunk + 1) * rows_per_chunk));
+        affine_rows<VEC, ACT>(x, y, scale, shift, c, t, chunk * rows_per_chunk, min(m, (chunk + 1) * rows_per_chunk));
     }
 }
 
@@ -1093,10 +1150,25 @@ extern "C" __global__ void ich_nn_batch_norm_inference_nhwc(const bf16* x, const
 }
 
 template <int VEC>
+__device__ __forceinline__ void batch_norm_silu_inference(const bf16* x, const float* gamma, const float* beta,
+                                                          const float* running_mean, const float* running_var,
+                                                          double eps, bf16* y, i64 m, i64 c, int cw, i64 rows_per_chunk) {
+    batch_norm_inference<VEC, true>(x, gamma, beta, running_mean, running_var, eps, y, m, c, cw, rows_per_chunk);
+}
+
+// Inference batch norm + SiLU, one pass; y may be x.
+extern "C" __global__ void ich_nn_batch_norm_silu_inference_nhwc(const bf16* x, const float* gamma, const float* beta,
+                                                                 const float* running_mean, const float* running_var,
+                                                                 double eps, bf16* y, i64 m, i64 c, int vec, int cw,
+                                                                 i64 rows_per_chunk) {
+    ICH_BY_VEC(batch_norm_silu_inference, x, gamma, beta, running_mean, running_var, eps, y, m, c, cw, rows_per_chunk);
+}
+
+template <int VEC>
 __device__ __forceinline__ void batch_norm_backward_sums(const bf16* x, const bf16* dy, const float* mean,
                                                          double* partial, i64 m, i64 c, int cw, i64 rows_per_chunk,
                                                          double* shared) {
-    batch_norm_sums_nhwc<VEC, true>(x, dy, mean, partial, m, c, cw, rows_per_chunk, shared);
+    batch_norm_sums_nhwc<VEC, true>(x, dy, mean, nullptr, nullptr, nullptr, partial, m, c, cw, rows_per_chunk, shared);
 }
 
 // Pass 1 of the backward: per-chunk sums of dy and dy * (x - saved mean).
@@ -1105,6 +1177,24 @@ extern "C" __global__ void ich_nn_batch_norm_backward_sums_nhwc(const bf16* x, c
                                                                 i64 rows_per_chunk) {
     __shared__ double shared[ICH_NHWC_SHARED];
     ICH_BY_VEC(batch_norm_backward_sums, x, dy, save_mean, partial, m, c, cw, rows_per_chunk, shared);
+}
+
+template <int VEC>
+__device__ __forceinline__ void batch_norm_silu_backward_sums(const bf16* x, const bf16* dy, const float* gamma,
+                                                              const float* beta, const float* mean, const float* inv_std,
+                                                              double* partial, i64 m, i64 c, int cw, i64 rows_per_chunk,
+                                                              double* shared) {
+    batch_norm_sums_nhwc<VEC, true, true>(x, dy, mean, gamma, beta, inv_std, partial, m, c, cw, rows_per_chunk, shared);
+}
+
+// Pass 1 of the fused backward: the sums of pass 1 with dz (from the SiLU's dy) in place of dy.
+extern "C" __global__ void ich_nn_batch_norm_silu_backward_sums_nhwc(const bf16* x, const bf16* dy, const float* gamma,
+                                                                     const float* beta, const float* save_mean,
+                                                                     const float* save_inv_std, double* partial, i64 m,
+                                                                     i64 c, int vec, int cw, i64 rows_per_chunk) {
+    __shared__ double shared[ICH_NHWC_SHARED];
+    ICH_BY_VEC(batch_norm_silu_backward_sums, x, dy, gamma, beta, save_mean, save_inv_std, partial, m, c, cw,
+               rows_per_chunk, shared);
 }
 
 // Pass 2 of the backward: dbeta = sum dy, dgamma = sum dy * xhat, and dx = p dy + q x + r with the CPU's
@@ -1137,10 +1227,13 @@ extern "C" __global__ void ich_nn_batch_norm_backward_finish_nhwc(const double* 
     }
 }
 
-// Pass 3 of the backward: dx = p dy + q x + r in the CPU's order; dx may be dy or x.
-template <int VEC>
+// Pass 3 of the backward: dx = p dy + q x + r in the CPU's order; dx may be dy or x. With ACT, dy is the fused
+// SiLU's, turned into dz first (gamma, beta and the saved statistics give z; else they may be null).
+template <int VEC, bool ACT = false>
 __device__ __forceinline__ void batch_norm_backward_apply(const bf16* x, const bf16* dy, const float* coef, bf16* dx,
-                                                          i64 m, i64 c, int cw, i64 rows_per_chunk) {
+                                                          i64 m, i64 c, int cw, i64 rows_per_chunk,
+                                                          const float* gamma = nullptr, const float* beta = nullptr,
+                                                          const float* mean = nullptr, const float* inv_std = nullptr) {
     const i64 slices = (c / VEC + cw - 1) / cw, chunks = (m + rows_per_chunk - 1) / rows_per_chunk;
     for (i64 item = blockIdx.x; item < chunks * slices; item += gridDim.x) {
         const i64 slice = item / chunks, chunk = item % chunks;
@@ -1152,12 +1245,15 @@ __device__ __forceinline__ void batch_norm_backward_apply(const bf16* x, const b
             q[k] = coef[c + t.ch + k];
             r[k] = coef[2 * c + t.ch + k];
         }
+        float scale[VEC], shift[VEC];
+        if constexpr (ACT) saved_affine<VEC>(gamma, beta, mean, inv_std, t.ch, scale, shift);
         const i64 end = min(m, (chunk + 1) * rows_per_chunk);
         for (i64 row = chunk * rows_per_chunk + t.lane; row < end; row += t.lanes) {
             const i64 at = row * c + t.ch;
             float v[VEC], g[VEC];
             load_bf16<VEC>(x + at, v);
             load_bf16<VEC>(dy + at, g);
+            if constexpr (ACT) silu_gradient_through<VEC>(g, v, scale, shift);
             for (int k = 0; k < VEC; k++) g[k] = __fadd_rn(__fadd_rn(__fmul_rn(p[k], g[k]), __fmul_rn(q[k], v[k])), r[k]);
             store_bf16<VEC>(dx + at, g);
         }
@@ -1168,4 +1264,266 @@ extern "C" __global__ void ich_nn_batch_norm_backward_apply_nhwc(const bf16* x, 
                                                                  bf16* dx, i64 m, i64 c, int vec, int cw,
                                                                  i64 rows_per_chunk) {
     ICH_BY_VEC(batch_norm_backward_apply, x, dy, coef, dx, m, c, cw, rows_per_chunk);
+}
+
+template <int VEC>
+__device__ __forceinline__ void batch_norm_silu_backward_apply(const bf16* x, const bf16* dy, const float* gamma,
+                                                               const float* beta, const float* mean,
+                                                               const float* inv_std, const float* coef, bf16* dx, i64 m,
+                                                               i64 c, int cw, i64 rows_per_chunk) {
+    batch_norm_backward_apply<VEC, true>(x, dy, coef, dx, m, c, cw, rows_per_chunk, gamma, beta, mean, inv_std);
+}
+
+// Pass 3 of the fused backward; dx may be dy or x.
+extern "C" __global__ void ich_nn_batch_norm_silu_backward_apply_nhwc(const bf16* x, const bf16* dy, const float* gamma,
+                                                                      const float* beta, const float* save_mean,
+                                                                      const float* save_inv_std, const float* coef,
+                                                                      bf16* dx, i64 m, i64 c, int vec, int cw,
+                                                                      i64 rows_per_chunk) {
+    ICH_BY_VEC(batch_norm_silu_backward_apply, x, dy, gamma, beta, save_mean, save_inv_std, coef, dx, m, c, cw,
+               rows_per_chunk);
+}
+
+// ---- depthwise convolution, NHWC: x [n, h, w, c], y [n, p, q, c], dy like y, dx like x, all bf16 ----
+//
+// The bf16 path's own depthwise kernels, raced against cuDNN per shape as the fp32 NCHW ones are. Square 3x3 and
+// 5x5 filters (B0's), any stride and padding. The weights are the backend's bf16 copy of the fp32 master weights,
+// KRSC with one input channel per group: [c][r][s]. The weight gradient is fp32 [c][r][s] (= [c, 1, r, s]).
+//
+// Tiling: channels as in the other NHWC kernels (NhwcSlot: cw threads a slice of channels, each thread VEC
+// consecutive channels) and the block's lanes over consecutive positions of a chunk of rows_per_chunk positions:
+// outputs (n, p, q) for the forward pass and the filter gradient, inputs (n, h, w) for the data gradient. A
+// thread keeps its channels' r*s*VEC taps (or, for the filter gradient, sums) in registers, 50 at 5x5 and VEC 2:
+// hence VEC 2 (one 4-byte load, when c is even and every pointer 4-byte aligned), not the element-wise 8.
+// Neighbouring lanes read overlapping windows, so most of an output's r*s loads hit L1 and DRAM sees each input
+// about once a pass.
+//
+// Napkin: B0 stage 2's 3x3/2 depthwise at batch 256, 256x256 (96 channels, 128x128 -> 64x64) reads 805 MB and
+// writes 201 MB in bf16, ~0.3 ms at ~3.3 TB/s, for 0.9 GFLOP: bandwidth-bound like its fp32 sibling, at half
+// the bytes.
+//
+// Arithmetic: a product of two bf16 values is exact in fp32 (8 + 8 significant bits), so each output is the fp32
+// sum of exact products, rr outer, ss inner, in rounded adds: fixed, so it repeats bit for bit, and the same as
+// the CPU's up to the order of r*s fp32 additions. The filter gradient sums a thread's products of a chunk in
+// fp32 (at most a few hundred terms: <= ~2e-5 relative, far under bf16's 4e-3), then the lanes and the chunks in
+// double, in a fixed order, through a workspace: no atomics.
+
+// Each pass has an entry point per filter size, so that a 3x3 launch is not held to the registers of the 5x5
+// code (a kernel gets the register count of its largest path), and dispatches on the host's vec, uniform over the
+// grid (no divergence).
+#define ICH_BY_VEC2(body, R, ...) \
+    do { if (vec == 2) body<R, 2>(__VA_ARGS__); else body<R, 1>(__VA_ARGS__); } while (0)
+
+// The thread's VEC channels' taps, widened: k[tap][j] for channel ch + j.
+template <int R, int VEC>
+__device__ __forceinline__ void load_depthwise_taps(const bf16* wt, i64 ch, float (&k)[R * R][VEC]) {
+#pragma unroll
+    for (int j = 0; j < VEC; j++) {
+#pragma unroll
+        for (int tap = 0; tap < R * R; tap++) k[tap][j] = bf16_to_f32(wt[(ch + j) * (R * R) + tap]);
+    }
+}
+
+// The forward pass and the data gradient are both gathers: each output element of the thread's channels is a sum
+// over the taps of a filter tap times an input element. The driver walks the work items and the positions; Gather
+// (ForwardGather, DataGather) says which input elements a position sums, in its fixed order.
+template <int R, int VEC, typename Gather>
+__device__ __forceinline__ void depthwise_gather_nhwc(const Gather& gather, const bf16* wt, bf16* out, i64 positions,
+                                                      i64 c, int cw, i64 rows_per_chunk) {
+    const i64 slices = (c / VEC + cw - 1) / cw, chunks = (positions + rows_per_chunk - 1) / rows_per_chunk;
+    for (i64 item = blockIdx.x; item < chunks * slices; item += gridDim.x) {
+        const i64 slice = item / chunks, chunk = item % chunks;
+        const NhwcSlot t = nhwc_slot<VEC>(c, cw, slice);
+        if (!t.active) continue;
+        float k[R * R][VEC];
+        load_depthwise_taps<R, VEC>(wt, t.ch, k);
+        const i64 end = min(positions, (chunk + 1) * rows_per_chunk);
+        for (i64 at = chunk * rows_per_chunk + t.lane; at < end; at += t.lanes) {
+            float acc[VEC] = {};
+            gather.template sum<R, VEC>(at, t.ch, k, acc);
+            store_bf16<VEC>(out + at * c + t.ch, acc);
+        }
+    }
+}
+
+// acc += k * v for the VEC channels: exact products, rounded adds.
+template <int VEC>
+__device__ __forceinline__ void add_products(float (&acc)[VEC], const float (&k)[VEC], const float (&v)[VEC]) {
+    for (int j = 0; j < VEC; j++) acc[j] = __fadd_rn(acc[j], __fmul_rn(k[j], v[j]));
+}
+
+// y[img, pp, qq, ch] = sum over taps of wt[ch, rr, ss] * x[img, pp stride_h + rr - pad_h, qq stride_w + ss - pad_w, ch],
+// zero outside the image. Positions are the outputs (img, pp, qq).
+struct ForwardGather {
+    const bf16* x;
+    i64 c, h, w, p, q;
+    int stride_h, stride_w, pad_h, pad_w;
+    template <int R, int VEC>
+    __device__ __forceinline__ void sum(i64 o, i64 ch, const float (&k)[R * R][VEC], float (&acc)[VEC]) const {
+        const i64 qq = o % q, pp = o / q % p, img = o / (p * q);
+#pragma unroll
+        for (int rr = 0; rr < R; rr++) {
+            const i64 hh = pp * stride_h + rr - pad_h;
+            if (hh < 0 || hh >= h) continue;
+            const bf16* row = x + (img * h + hh) * w * c + ch;
+#pragma unroll
+            for (int ss = 0; ss < R; ss++) {
+                const i64 ww = qq * stride_w + ss - pad_w;
+                if (ww < 0 || ww >= w) continue;
+                float v[VEC];
+                load_bf16<VEC>(row + ww * c, v);
+                add_products<VEC>(acc, k[rr * R + ss], v);
+            }
+        }
+    }
+};
+
+template <int R, int VEC>
+__device__ __forceinline__ void depthwise_forward_nhwc(const bf16* x, const bf16* wt, bf16* y, i64 n, i64 c, i64 h,
+                                                       i64 w, i64 p, i64 q, int stride_h, int stride_w, int pad_h,
+                                                       int pad_w, int cw, i64 rows_per_chunk) {
+    const ForwardGather gather{x, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w};
+    depthwise_gather_nhwc<R, VEC>(gather, wt, y, n * p * q, c, cw, rows_per_chunk);
+}
+
+#define ICH_DEPTHWISE_FORWARD_NHWC_ARGS                                                                            \
+    const bf16 *x, const bf16 *wt, bf16 *y, i64 n, i64 c, i64 h, i64 w, i64 p, i64 q, int stride_h, int stride_w, \
+        int pad_h, int pad_w, int vec, int cw, i64 rows_per_chunk
+
+extern "C" __global__ void ich_nn_depthwise_forward_nhwc_3x3(ICH_DEPTHWISE_FORWARD_NHWC_ARGS) {
+    ICH_BY_VEC2(depthwise_forward_nhwc, 3, x, wt, y, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw, rows_per_chunk);
+}
+
+extern "C" __global__ void ich_nn_depthwise_forward_nhwc_5x5(ICH_DEPTHWISE_FORWARD_NHWC_ARGS) {
+    ICH_BY_VEC2(depthwise_forward_nhwc, 5, x, wt, y, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw, rows_per_chunk);
+}
+
+// dx[img, hh, ww, ch] = sum of wt[ch, rr, ss] * dy[img, o, u, ch] over the taps with hh + pad_h - rr = o stride_h
+// and ww + pad_w - ss = u stride_w, 0 <= o < p, 0 <= u < q: a gather, so each thread owns its dx, no atomics.
+// Positions are the inputs (img, hh, ww).
+struct DataGather {
+    const bf16* dy;
+    i64 c, h, w, p, q;
+    int stride_h, stride_w, pad_h, pad_w;
+    template <int R, int VEC>
+    __device__ __forceinline__ void sum(i64 i, i64 ch, const float (&k)[R * R][VEC], float (&acc)[VEC]) const {
+        const i64 ww = i % w, hh = i / w % h, img = i / (h * w);
+#pragma unroll
+        for (int rr = 0; rr < R; rr++) {
+            const i64 th = hh + pad_h - rr;
+            if (th < 0 || th % stride_h != 0 || th / stride_h >= p) continue;
+            const bf16* row = dy + (img * p + th / stride_h) * q * c + ch;
+#pragma unroll
+            for (int ss = 0; ss < R; ss++) {
+                const i64 tw = ww + pad_w - ss;
+                if (tw < 0 || tw % stride_w != 0 || tw / stride_w >= q) continue;
+                float g[VEC];
+                load_bf16<VEC>(row + tw / stride_w * c, g);
+                add_products<VEC>(acc, k[rr * R + ss], g);
+            }
+        }
+    }
+};
+
+template <int R, int VEC>
+__device__ __forceinline__ void depthwise_backward_data_nhwc(const bf16* dy, const bf16* wt, bf16* dx, i64 n, i64 c,
+                                                             i64 h, i64 w, i64 p, i64 q, int stride_h, int stride_w,
+                                                             int pad_h, int pad_w, int cw, i64 rows_per_chunk) {
+    const DataGather gather{dy, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w};
+    depthwise_gather_nhwc<R, VEC>(gather, wt, dx, n * h * w, c, cw, rows_per_chunk);
+}
+
+#define ICH_DEPTHWISE_BACKWARD_DATA_NHWC_ARGS                                                                        \
+    const bf16 *dy, const bf16 *wt, bf16 *dx, i64 n, i64 c, i64 h, i64 w, i64 p, i64 q, int stride_h, int stride_w, \
+        int pad_h, int pad_w, int vec, int cw, i64 rows_per_chunk
+
+extern "C" __global__ void ich_nn_depthwise_backward_data_nhwc_3x3(ICH_DEPTHWISE_BACKWARD_DATA_NHWC_ARGS) {
+    ICH_BY_VEC2(depthwise_backward_data_nhwc, 3, dy, wt, dx, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw,
+                rows_per_chunk);
+}
+
+extern "C" __global__ void ich_nn_depthwise_backward_data_nhwc_5x5(ICH_DEPTHWISE_BACKWARD_DATA_NHWC_ARGS) {
+    ICH_BY_VEC2(depthwise_backward_data_nhwc, 5, dy, wt, dx, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw,
+                rows_per_chunk);
+}
+
+// Pass 1 of the filter gradient: for each chunk of output positions, partial[chunk][ch][rr][ss] = sum over the
+// chunk's outputs (img, o, u) of dy[img, o, u, ch] * x[img, o stride_h + rr - pad_h, u stride_w + ss - pad_w, ch]
+// (double). A thread sums its positions in fp32 registers, then the lanes are added one filter row at a time
+// (lane_sum of R * VEC doubles: 20 KB of shared memory at 5x5).
+template <int R, int VEC>
+__device__ __forceinline__ void depthwise_filter_sums_nhwc(const bf16* x, const bf16* dy, double* partial, i64 n,
+                                                           i64 c, i64 h, i64 w, i64 p, i64 q, int stride_h,
+                                                           int stride_w, int pad_h, int pad_w, int cw,
+                                                           i64 rows_per_chunk, double* shared) {
+    const i64 m = n * p * q, slices = (c / VEC + cw - 1) / cw, chunks = (m + rows_per_chunk - 1) / rows_per_chunk;
+    for (i64 item = blockIdx.x; item < chunks * slices; item += gridDim.x) {
+        const i64 slice = item / chunks, chunk = item % chunks;
+        const NhwcSlot t = nhwc_slot<VEC>(c, cw, slice);
+        float acc[R * R][VEC] = {};
+        if (t.active) {
+            const i64 end = min(m, (chunk + 1) * rows_per_chunk);
+            for (i64 o = chunk * rows_per_chunk + t.lane; o < end; o += t.lanes) {
+                const i64 qq = o % q, pp = o / q % p, img = o / (p * q);
+                float g[VEC];
+                load_bf16<VEC>(dy + o * c + t.ch, g);
+#pragma unroll
+                for (int rr = 0; rr < R; rr++) {
+                    const i64 hh = pp * stride_h + rr - pad_h;
+                    if (hh < 0 || hh >= h) continue;
+                    const bf16* row = x + (img * h + hh) * w * c + t.ch;
+#pragma unroll
+                    for (int ss = 0; ss < R; ss++) {
+                        const i64 ww = qq * stride_w + ss - pad_w;
+                        if (ww < 0 || ww >= w) continue;
+                        float v[VEC];
+                        load_bf16<VEC>(row + ww * c, v);
+                        add_products<VEC>(acc[rr * R + ss], g, v);
+                    }
+                }
+            }
+        }
+        double* out = partial + chunk * c * (R * R);
+#pragma unroll
+        for (int rr = 0; rr < R; rr++) {
+            double s[R * VEC];
+            for (int ss = 0; ss < R; ss++) {
+                for (int j = 0; j < VEC; j++) s[ss * VEC + j] = (double)acc[rr * R + ss][j];
+            }
+            lane_sum<R * VEC>(s, shared, t.lanes, cw);
+            if (t.active && t.lane == 0) {
+                for (int ss = 0; ss < R; ss++) {
+                    for (int j = 0; j < VEC; j++) out[(t.ch + j) * (R * R) + rr * R + ss] = s[ss * VEC + j];
+                }
+            }
+        }
+    }
+}
+
+#define ICH_DEPTHWISE_FILTER_SUMS_NHWC_ARGS                                                                          \
+    const bf16 *x, const bf16 *dy, double *partial, i64 n, i64 c, i64 h, i64 w, i64 p, i64 q, int stride_h,        \
+        int stride_w, int pad_h, int pad_w, int vec, int cw, i64 rows_per_chunk
+
+extern "C" __global__ void ich_nn_depthwise_filter_sums_nhwc_3x3(ICH_DEPTHWISE_FILTER_SUMS_NHWC_ARGS) {
+    __shared__ double shared[3 * 2 * ICH_NN_BLOCK];  // lane_sum of R * VEC doubles a thread
+    ICH_BY_VEC2(depthwise_filter_sums_nhwc, 3, x, dy, partial, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw,
+                rows_per_chunk, shared);
+}
+
+extern "C" __global__ void ich_nn_depthwise_filter_sums_nhwc_5x5(ICH_DEPTHWISE_FILTER_SUMS_NHWC_ARGS) {
+    __shared__ double shared[5 * 2 * ICH_NN_BLOCK];
+    ICH_BY_VEC2(depthwise_filter_sums_nhwc, 5, x, dy, partial, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw,
+                rows_per_chunk, shared);
+}
+
+// Pass 2: dw[j] = (float) sum over chunks of partial[chunk][j], in chunk order, j over the c * r * s weights: a
+// warp reads 32 consecutive doubles of each chunk. Napkin: at most 64 MB of partial sums (the host caps them),
+// usually a few MB: microseconds.
+extern "C" __global__ void ich_nn_depthwise_filter_finish_nhwc(const double* partial, float* dw, i64 weights,
+                                                               i64 chunks) {
+    for (i64 j = first_index(); j < weights; j += grid_stride()) {
+        double s = 0;
+        for (i64 k = 0; k < chunks; k++) s += partial[k * weights + j];
+        dw[j] = (float)s;
+    }
 }

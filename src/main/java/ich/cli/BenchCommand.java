@@ -287,7 +287,8 @@ final class BenchCommand implements Runnable {
                     + "ich train does it (BSB windows, resize to S * 8 / 7, random crop S x S, flip; --workers loader "
                     + "threads) and copied to the device, so the data path is measured too.",
                     "On a GPU it adds the mean GPU utilisation over the timed steps (NVML) and the peak memory; --precision "
-                            + "tf32|bf16 and --cuda-graph run the steps as ich train --precision and --cuda-graph do."})
+                            + "tf32|bf16 and --cuda-graph run the steps as ich train --precision and --cuda-graph do; --profile "
+                            + "adds GPU time per kind of op."})
     static final class Train implements Callable<Integer> {
         private static final int LABELS = 6;
         private static final long SEED = 1;
@@ -333,6 +334,13 @@ final class BenchCommand implements Runnable {
                 description = "on a GPU with --files: decode on the loader threads and preprocess on the GPU straight into device memory, "
                         + "as ich train does (default); --no-gpu-preprocess preprocesses on the CPU and copies the batches over")
         boolean gpuPreprocess;
+
+        @Option(names = "--profile", description = "on a GPU: then run up to 20 eager steps on the in-memory batch with CUDA events around "
+                + "every op and print each kind of op's calls and GPU milliseconds per step, the longest first")
+        boolean profile;
+
+        /** Most steps of a --profile run: enough to average over, few enough to stay quick at batch 256. */
+        static final int PROFILE_STEPS = 20;
 
         /** One timed row: images/s, the loss at the first and last timed step, and what the GPU sampler saw. */
         private record Measured(double imagesPerSecond, double millisPerStep, double firstLoss, double lastLoss,
@@ -392,6 +400,7 @@ final class BenchCommand implements Runnable {
             } else {
                 if (p != Device.Precision.FP32) throw usage("--precision " + p + " needs a GPU (--device gpu)");
                 if (cudaGraph) throw usage("--cuda-graph needs a GPU (--device gpu)");
+                if (profile) throw usage("--profile needs a GPU (--device gpu): it times the ops with CUDA events");
             }
             List<Path> dicoms = files == null ? List.of() : dicomFiles(files);
 
@@ -431,6 +440,27 @@ final class BenchCommand implements Runnable {
                     long[] step = {0};
                     Measured memory = inMemory(run, arena, b, s, n, warm, step);
                     row(out, "training, batch in device memory", how, memory);
+                    if (profile) {
+                        // eager, whatever --cuda-graph says: a graph replays the step as one launch
+                        Run eager = new Run(backend, cuda, null, null, model, adam);
+                        StepInput fixed = fixedBatch(eager, arena, b, s);
+                        step(eager, step[0]++, b, fixed); // an eager step of its own: the graph steps searched nothing eagerly
+                        cuda.synchronize();
+                        int k = Math.min(n, PROFILE_STEPS);
+                        cuda.startProfile();
+                        long start = System.nanoTime();
+                        double wall;
+                        List<CudaBackend.OpTime> ops;
+                        try {
+                            for (int i = 0; i < k; i++) step(eager, step[0]++, b, fixed);
+                            cuda.synchronize();
+                            wall = (System.nanoTime() - start) / 1e6 / k;
+                        } finally {
+                            ops = cuda.stopProfile();
+                        }
+                        for (String line : profileTable(ops, k, wall)) out.println(line);
+                        out.flush();
+                    }
                     Measured fromFiles = null;
                     if (files == null) {
                         out.printf("%-34s %12s %12s  %s%n", "training, batches from files", "-", "-", "not run: no --files DIR");
@@ -477,18 +507,7 @@ final class BenchCommand implements Runnable {
 
         /** Steps on one fixed batch that lives on the device: the engine alone, no input pipeline. */
         private static Measured inMemory(Run run, Arena arena, int b, int s, int n, int warm, long[] step) {
-            Backend backend = run.backend();
-            SplittableRandom random = new SplittableRandom(SEED);
-            Tensor x = backend.allocate(arena, backend.activationStorage(), b, 3, s, s); // the step takes it as it is
-            Tensor targets = backend.allocate(arena, b, LABELS);
-            try (Arena staging = Arena.ofConfined()) {
-                Tensor host = x.isHost() ? x : Tensor.allocate(staging, b, 3, s, s);
-                for (long i = 0; i < host.size(); i++) host.set(i, (float) random.nextGaussian());
-                if (host != x) backend.copy(host, x);
-                backend.copy(Tensor.of(staging, randomLabels(random, b), b, LABELS), targets);
-                run.synchronize(); // before the staging memory is freed
-            }
-            StepInput fixed = ctx -> new Tensor[] {x, targets};
+            StepInput fixed = fixedBatch(run, arena, b, s);
             for (int i = 0; i < warm; i++) step(run, step[0]++, b, fixed);
             run.synchronize();
             run.window();
@@ -501,6 +520,41 @@ final class BenchCommand implements Runnable {
             run.synchronize();
             double seconds = (System.nanoTime() - start) / 1e9;
             return new Measured((double) b * n / seconds, 1e3 * seconds / n, first, last, run.window(), "");
+        }
+
+        /**
+         * The --profile table: one line per kind of op, the longest first, with calls and GPU milliseconds per step and
+         * the share of all profiled op time; a header that compares that time with the wall time per step (the
+         * difference is what the device spent outside the profiled ops, or idle).
+         */
+        static List<String> profileTable(List<CudaBackend.OpTime> ops, int steps, double wallMillisPerStep) {
+            double total = 0;
+            for (CudaBackend.OpTime o : ops) total += o.millis();
+            List<String> lines = new ArrayList<>();
+            lines.add(String.format(Locale.ROOT, "op profile: %d eager steps, CUDA events around each op; %.2f ms/step in the ops below, %.2f ms/step wall",
+                    steps, total / steps, wallMillisPerStep));
+            lines.add(String.format(Locale.ROOT, "  %-44s %10s %10s %6s", "op", "calls/step", "ms/step", "%"));
+            for (CudaBackend.OpTime o : ops) {
+                lines.add(String.format(Locale.ROOT, "  %-44s %10.1f %10.3f %6.1f", o.op(), (double) o.calls() / steps, o.millis() / steps,
+                        total > 0 ? 100 * o.millis() / total : 0));
+            }
+            return lines;
+        }
+
+        /** A batch of random images and labels that lives on the device, the same every step. */
+        private static StepInput fixedBatch(Run run, Arena arena, int b, int s) {
+            Backend backend = run.backend();
+            SplittableRandom random = new SplittableRandom(SEED);
+            Tensor x = backend.allocate(arena, backend.activationStorage(), b, 3, s, s); // the step takes it as it is
+            Tensor targets = backend.allocate(arena, b, LABELS);
+            try (Arena staging = Arena.ofConfined()) {
+                Tensor host = x.isHost() ? x : Tensor.allocate(staging, b, 3, s, s);
+                for (long i = 0; i < host.size(); i++) host.set(i, (float) random.nextGaussian());
+                if (host != x) backend.copy(host, x);
+                backend.copy(Tensor.of(staging, randomLabels(random, b), b, LABELS), targets);
+                run.synchronize(); // before the staging memory is freed
+            }
+            return ctx -> new Tensor[] {x, targets};
         }
 
         /**

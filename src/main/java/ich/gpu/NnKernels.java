@@ -60,7 +60,7 @@ public final class NnKernels implements AutoCloseable {
             DEPTHWISE_BACKWARD_FILTER = "ich_nn_depthwise_backward_filter", F32_TO_BF16 = "ich_nn_f32_to_bf16",
             BF16_TO_F32 = "ich_nn_bf16_to_f32", NCHW_TO_NHWC = "ich_nn_nchw_to_nhwc_f32",
             NHWC_TO_NCHW = "ich_nn_nhwc_to_nchw_f32", ADAM_MULTI = "ich_nn_adam_multi";
-    /** Entry points of the bf16 path: bf16 element-wise ops, NHWC squeeze-excitation, pooling and batch norm. */
+    /** Entry points of the bf16 path: bf16 element-wise ops, NHWC squeeze-excitation, pooling, batch norm and depthwise convolution. */
     public static final String SILU_BF16 = "ich_nn_silu_bf16", SILU_BACKWARD_BF16 = "ich_nn_silu_backward_bf16",
             ADD_BF16 = "ich_nn_add_bf16", MULTIPLY_BY_MASK_BF16 = "ich_nn_multiply_by_mask_bf16", SCALE_BF16 = "ich_nn_scale_bf16",
             SCALE_CHANNELS_NHWC = "ich_nn_scale_channels_nhwc", SCALE_CHANNELS_BACKWARD_NHWC = "ich_nn_scale_channels_backward_nhwc",
@@ -72,7 +72,18 @@ public final class NnKernels implements AutoCloseable {
             BATCH_NORM_BACKWARD_SUMS_NHWC = "ich_nn_batch_norm_backward_sums_nhwc",
             BATCH_NORM_BACKWARD_FINISH_NHWC = "ich_nn_batch_norm_backward_finish_nhwc",
             BATCH_NORM_BACKWARD_APPLY_NHWC = "ich_nn_batch_norm_backward_apply_nhwc",
-            NCHW_F32_TO_NHWC_BF16 = "ich_nn_nchw_f32_to_nhwc_bf16", NHWC_BF16_TO_NCHW_F32 = "ich_nn_nhwc_bf16_to_nchw_f32";
+            NCHW_F32_TO_NHWC_BF16 = "ich_nn_nchw_f32_to_nhwc_bf16", NHWC_BF16_TO_NCHW_F32 = "ich_nn_nhwc_bf16_to_nchw_f32",
+            DEPTHWISE_FORWARD_NHWC_3X3 = "ich_nn_depthwise_forward_nhwc_3x3",
+            DEPTHWISE_FORWARD_NHWC_5X5 = "ich_nn_depthwise_forward_nhwc_5x5",
+            DEPTHWISE_BACKWARD_DATA_NHWC_3X3 = "ich_nn_depthwise_backward_data_nhwc_3x3",
+            DEPTHWISE_BACKWARD_DATA_NHWC_5X5 = "ich_nn_depthwise_backward_data_nhwc_5x5",
+            DEPTHWISE_FILTER_SUMS_NHWC_3X3 = "ich_nn_depthwise_filter_sums_nhwc_3x3",
+            DEPTHWISE_FILTER_SUMS_NHWC_5X5 = "ich_nn_depthwise_filter_sums_nhwc_5x5",
+            DEPTHWISE_FILTER_FINISH_NHWC = "ich_nn_depthwise_filter_finish_nhwc",
+            BATCH_NORM_SILU_APPLY_NHWC = "ich_nn_batch_norm_silu_apply_nhwc",
+            BATCH_NORM_SILU_INFERENCE_NHWC = "ich_nn_batch_norm_silu_inference_nhwc",
+            BATCH_NORM_SILU_BACKWARD_SUMS_NHWC = "ich_nn_batch_norm_silu_backward_sums_nhwc",
+            BATCH_NORM_SILU_BACKWARD_APPLY_NHWC = "ich_nn_batch_norm_silu_backward_apply_nhwc";
     /** Every entry point the Java side launches (KernelBuildTest checks each is in the fatbin). */
     public static final List<String> ENTRY_POINTS = List.of(SILU, SILU_BACKWARD, SIGMOID, SIGMOID_BACKWARD, ADD,
             MULTIPLY_BY_MASK, SCALE, SCALE_CHANNELS, SCALE_CHANNELS_BACKWARD, GLOBAL_AVERAGE_POOL,
@@ -81,7 +92,11 @@ public final class NnKernels implements AutoCloseable {
             SILU_BACKWARD_BF16, ADD_BF16, MULTIPLY_BY_MASK_BF16, SCALE_BF16, SCALE_CHANNELS_NHWC, SCALE_CHANNELS_BACKWARD_NHWC,
             GLOBAL_AVERAGE_POOL_NHWC, GLOBAL_AVERAGE_POOL_BACKWARD_NHWC, BATCH_NORM_STATS_NHWC, BATCH_NORM_FINISH_TRAINING_NHWC,
             BATCH_NORM_APPLY_NHWC, BATCH_NORM_INFERENCE_NHWC, BATCH_NORM_BACKWARD_SUMS_NHWC, BATCH_NORM_BACKWARD_FINISH_NHWC,
-            BATCH_NORM_BACKWARD_APPLY_NHWC, NCHW_F32_TO_NHWC_BF16, NHWC_BF16_TO_NCHW_F32);
+            BATCH_NORM_BACKWARD_APPLY_NHWC, NCHW_F32_TO_NHWC_BF16, NHWC_BF16_TO_NCHW_F32, DEPTHWISE_FORWARD_NHWC_3X3,
+            DEPTHWISE_FORWARD_NHWC_5X5, DEPTHWISE_BACKWARD_DATA_NHWC_3X3, DEPTHWISE_BACKWARD_DATA_NHWC_5X5,
+            DEPTHWISE_FILTER_SUMS_NHWC_3X3, DEPTHWISE_FILTER_SUMS_NHWC_5X5, DEPTHWISE_FILTER_FINISH_NHWC,
+            BATCH_NORM_SILU_APPLY_NHWC, BATCH_NORM_SILU_INFERENCE_NHWC, BATCH_NORM_SILU_BACKWARD_SUMS_NHWC,
+            BATCH_NORM_SILU_BACKWARD_APPLY_NHWC);
 
     /**
      * Dynamic shared memory a depthwise block may use, in floats: 32 KiB, under the 48 KiB a launch gets without
@@ -105,7 +120,12 @@ public final class NnKernels implements AutoCloseable {
     private final Module.Kernel siluBf16, siluBackwardBf16, addBf16, multiplyByMaskBf16, scaleBf16, scaleChannelsNhwc,
             scaleChannelsBackwardNhwc, globalAveragePoolNhwc, globalAveragePoolBackwardNhwc, batchNormStatsNhwc,
             batchNormFinishTrainingNhwc, batchNormApplyNhwc, batchNormInferenceNhwc, batchNormBackwardSumsNhwc,
-            batchNormBackwardFinishNhwc, batchNormBackwardApplyNhwc, nchwF32ToNhwcBf16, nhwcBf16ToNchwF32;
+            batchNormBackwardFinishNhwc, batchNormBackwardApplyNhwc, nchwF32ToNhwcBf16, nhwcBf16ToNchwF32,
+            depthwiseFilterFinishNhwc, batchNormSiluApplyNhwc, batchNormSiluInferenceNhwc, batchNormSiluBackwardSumsNhwc,
+            batchNormSiluBackwardApplyNhwc;
+    /** The NHWC depthwise passes by filter size: index 0 for 3x3, 1 for 5x5. */
+    private final Module.Kernel[] depthwiseForwardNhwc = new Module.Kernel[2], depthwiseBackwardDataNhwc = new Module.Kernel[2],
+            depthwiseFilterSumsNhwc = new Module.Kernel[2];
 
     /**
      * Loads nn.fatbin into {@code context} and looks up every entry point.
@@ -163,6 +183,17 @@ public final class NnKernels implements AutoCloseable {
             batchNormBackwardApplyNhwc = k.get(BATCH_NORM_BACKWARD_APPLY_NHWC);
             nchwF32ToNhwcBf16 = k.get(NCHW_F32_TO_NHWC_BF16);
             nhwcBf16ToNchwF32 = k.get(NHWC_BF16_TO_NCHW_F32);
+            depthwiseForwardNhwc[0] = k.get(DEPTHWISE_FORWARD_NHWC_3X3);
+            depthwiseForwardNhwc[1] = k.get(DEPTHWISE_FORWARD_NHWC_5X5);
+            depthwiseBackwardDataNhwc[0] = k.get(DEPTHWISE_BACKWARD_DATA_NHWC_3X3);
+            depthwiseBackwardDataNhwc[1] = k.get(DEPTHWISE_BACKWARD_DATA_NHWC_5X5);
+            depthwiseFilterSumsNhwc[0] = k.get(DEPTHWISE_FILTER_SUMS_NHWC_3X3);
+            depthwiseFilterSumsNhwc[1] = k.get(DEPTHWISE_FILTER_SUMS_NHWC_5X5);
+            depthwiseFilterFinishNhwc = k.get(DEPTHWISE_FILTER_FINISH_NHWC);
+            batchNormSiluApplyNhwc = k.get(BATCH_NORM_SILU_APPLY_NHWC);
+            batchNormSiluInferenceNhwc = k.get(BATCH_NORM_SILU_INFERENCE_NHWC);
+            batchNormSiluBackwardSumsNhwc = k.get(BATCH_NORM_SILU_BACKWARD_SUMS_NHWC);
+            batchNormSiluBackwardApplyNhwc = k.get(BATCH_NORM_SILU_BACKWARD_APPLY_NHWC);
         } catch (RuntimeException e) {
             module.close();
             throw e;
@@ -972,7 +1003,11 @@ public final class NnKernels implements AutoCloseable {
 
     /** The tiling of c channels: cw = ceil(groups / ceil(groups / 32)) threads a slice, so slices come out nearly equal. */
     static NhwcTiling nhwcTiling(int c, boolean aligned16) {
-        int vec = aligned16 && c % 8 == 0 ? 8 : 1;
+        return nhwcTiling(c, aligned16 && c % 8 == 0 ? 8 : 1);
+    }
+
+    /** The tiling with {@code vec} channels a thread (c a multiple of vec). */
+    static NhwcTiling nhwcTiling(int c, int vec) {
         long groups = c / vec;
         int cw = (int) ceilDiv(groups, ceilDiv(groups, NHWC_MAX_SLICE_GROUPS));
         return new NhwcTiling(vec, cw, ceilDiv(groups, cw));
@@ -1009,7 +1044,25 @@ public final class NnKernels implements AutoCloseable {
     public void batchNormForwardTrainingNhwc(Stream stream, long x, long gamma, long beta, long runningMean, long runningVar,
                                              double momentum, double eps, long y, long saveMean, long saveInvStd, long m,
                                              int c, long workspace) {
-        String op = "batchNormForwardTrainingNhwc";
+        batchNormForwardTrainingNhwc("batchNormForwardTrainingNhwc", false, stream, x, gamma, beta, runningMean, runningVar,
+                momentum, eps, y, saveMean, saveInvStd, m, c, workspace);
+    }
+
+    /**
+     * y = silu(batch norm(x)) in training mode, batch norm as {@link #batchNormForwardTrainingNhwc} (the same
+     * statistics, running averages and saved values) and SiLU applied in fp32 before the one rounding to bf16: the
+     * normalised tensor is never written. y may be x.
+     */
+    public void batchNormSiluForwardTrainingNhwc(Stream stream, long x, long gamma, long beta, long runningMean, long runningVar,
+                                                 double momentum, double eps, long y, long saveMean, long saveInvStd, long m,
+                                                 int c, long workspace) {
+        batchNormForwardTrainingNhwc("batchNormSiluForwardTrainingNhwc", true, stream, x, gamma, beta, runningMean, runningVar,
+                momentum, eps, y, saveMean, saveInvStd, m, c, workspace);
+    }
+
+    private void batchNormForwardTrainingNhwc(String op, boolean silu, Stream stream, long x, long gamma, long beta,
+                                              long runningMean, long runningVar, double momentum, double eps, long y,
+                                              long saveMean, long saveInvStd, long m, int c, long workspace) {
         long bytes = checkBatchNormTraining(op, m, c, momentum, eps);
         nonNull(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
         mayAlias(op, "x", y, x, bytes);
@@ -1020,19 +1073,29 @@ public final class NnKernels implements AutoCloseable {
         stream.launch(batchNormStatsNhwc, grid, block, 0, x, workspace, m, (long) c, t.vec(), t.cw(), rows);
         stream.launch(batchNormFinishTrainingNhwc, Stream.Dim3.of(Math.min(MAX_PLANE_BLOCKS, c)), block, 0, x, workspace,
                 gamma, beta, runningMean, runningVar, momentum, eps, saveMean, saveInvStd, coef, m, (long) c, chunks);
-        stream.launch(batchNormApplyNhwc, grid, block, 0, x, coef, y, m, (long) c, t.vec(), t.cw(), rows);
+        stream.launch(silu ? batchNormSiluApplyNhwc : batchNormApplyNhwc, grid, block, 0, x, coef, y, m, (long) c, t.vec(), t.cw(), rows);
     }
 
     /** Inference-mode batch norm with the running statistics, one launch; y may be x. */
     public void batchNormForwardInferenceNhwc(Stream stream, long x, long gamma, long beta, long runningMean, long runningVar,
                                               double eps, long y, long m, int c) {
-        String op = "batchNormForwardInferenceNhwc";
+        batchNormForwardInferenceNhwc("batchNormForwardInferenceNhwc", false, stream, x, gamma, beta, runningMean, runningVar, eps, y, m, c);
+    }
+
+    /** y = silu(inference-mode batch norm(x)), one launch; y may be x. */
+    public void batchNormSiluForwardInferenceNhwc(Stream stream, long x, long gamma, long beta, long runningMean, long runningVar,
+                                                  double eps, long y, long m, int c) {
+        batchNormForwardInferenceNhwc("batchNormSiluForwardInferenceNhwc", true, stream, x, gamma, beta, runningMean, runningVar, eps, y, m, c);
+    }
+
+    private void batchNormForwardInferenceNhwc(String op, boolean silu, Stream stream, long x, long gamma, long beta,
+                                               long runningMean, long runningVar, double eps, long y, long m, int c) {
         long bytes = checkBatchNorm(op, m, c, eps);
         nonNull(op, x, gamma, beta, runningMean, runningVar, y);
         mayAlias(op, "x", y, x, bytes);
         NhwcTiling t = nhwcTiling(c, bf16Vec(x, y) == 8);
         long rows = batchNormRowsPerChunk(m);
-        stream.launch(batchNormInferenceNhwc, Stream.Dim3.of(t.blocks(ceilDiv(m, rows))), Stream.Dim3.of(BLOCK), 0, x, gamma,
+        stream.launch(silu ? batchNormSiluInferenceNhwc : batchNormInferenceNhwc, Stream.Dim3.of(t.blocks(ceilDiv(m, rows))), Stream.Dim3.of(BLOCK), 0, x, gamma,
                 beta, runningMean, runningVar, eps, y, m, (long) c, t.vec(), t.cw(), rows);
     }
 
@@ -1043,7 +1106,24 @@ public final class NnKernels implements AutoCloseable {
      */
     public void batchNormBackwardNhwc(Stream stream, long x, long dy, long gamma, long saveMean, long saveInvStd, long dx,
                                       long dgamma, long dbeta, long m, int c, long workspace) {
-        String op = "batchNormBackwardNhwc";
+        batchNormBackwardNhwc("batchNormBackwardNhwc", stream, x, dy, gamma, 0, saveMean, saveInvStd, dx, dgamma, dbeta, m, c, workspace);
+    }
+
+    /**
+     * Backward of {@link #batchNormSiluForwardTrainingNhwc}: dy is d loss / d silu output; d loss / d (batch norm
+     * output) is recomputed from x, gamma, beta and the saved statistics in both passes that read dy (it is never
+     * written), then the batch-norm backward proceeds as {@link #batchNormBackwardNhwc}. dx may be dy or x.
+     */
+    public void batchNormSiluBackwardNhwc(Stream stream, long x, long dy, long gamma, long beta, long saveMean, long saveInvStd,
+                                          long dx, long dgamma, long dbeta, long m, int c, long workspace) {
+        if (beta == 0) throw new IllegalArgumentException("batchNormSiluBackwardNhwc: null device pointer (beta)");
+        batchNormBackwardNhwc("batchNormSiluBackwardNhwc", stream, x, dy, gamma, beta, saveMean, saveInvStd, dx, dgamma, dbeta, m, c, workspace);
+    }
+
+    /** beta 0: plain batch norm; else the fused SiLU's backward. */
+    private void batchNormBackwardNhwc(String op, Stream stream, long x, long dy, long gamma, long beta, long saveMean,
+                                       long saveInvStd, long dx, long dgamma, long dbeta, long m, int c, long workspace) {
+        boolean silu = beta != 0;
         long bytes = checkBatchNorm(op, m, c, 0);
         nonNull(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
         mayAlias(op, "x", dx, x, bytes);
@@ -1052,10 +1132,20 @@ public final class NnKernels implements AutoCloseable {
         NhwcTiling t = nhwcTiling(c, bf16Vec(x, dy, dx) == 8);
         long rows = batchNormRowsPerChunk(m), chunks = ceilDiv(m, rows), coef = workspace + 2L * Double.BYTES * c * chunks;
         Stream.Dim3 grid = Stream.Dim3.of(t.blocks(chunks)), block = Stream.Dim3.of(BLOCK);
-        stream.launch(batchNormBackwardSumsNhwc, grid, block, 0, x, dy, saveMean, workspace, m, (long) c, t.vec(), t.cw(), rows);
+        if (silu) {
+            stream.launch(batchNormSiluBackwardSumsNhwc, grid, block, 0, x, dy, gamma, beta, saveMean, saveInvStd, workspace, m,
+                    (long) c, t.vec(), t.cw(), rows);
+        } else {
+            stream.launch(batchNormBackwardSumsNhwc, grid, block, 0, x, dy, saveMean, workspace, m, (long) c, t.vec(), t.cw(), rows);
+        }
         stream.launch(batchNormBackwardFinishNhwc, Stream.Dim3.of(Math.min(MAX_PLANE_BLOCKS, c)), block, 0, workspace, gamma,
                 saveMean, saveInvStd, dgamma, dbeta, coef, m, (long) c, chunks);
-        stream.launch(batchNormBackwardApplyNhwc, grid, block, 0, x, dy, coef, dx, m, (long) c, t.vec(), t.cw(), rows);
+        if (silu) {
+            stream.launch(batchNormSiluBackwardApplyNhwc, grid, block, 0, x, dy, gamma, beta, saveMean, saveInvStd, coef, dx, m,
+                    (long) c, t.vec(), t.cw(), rows);
+        } else {
+            stream.launch(batchNormBackwardApplyNhwc, grid, block, 0, x, dy, coef, dx, m, (long) c, t.vec(), t.cw(), rows);
+        }
     }
 
     /** Checks m rows (>= 1) of c channels (>= 1) and epsilon (finite, >= 0); returns the bytes of one bf16 tensor. */
@@ -1081,6 +1171,141 @@ public final class NnKernels implements AutoCloseable {
         }
         long bytes = Math.multiplyExact(m, (long) c) * 2;
         for (long p : tensors) disjoint(op, "the workspace", workspace, batchNormWorkspaceBytes(m, c), "a tensor", p, bytes);
+    }
+
+    // ---- depthwise convolution, NHWC bf16: x [n, h, w, c], weights bf16 [c][r][s], y [n, p, q, c] ----
+
+    /**
+     * Threads of a lane of the NHWC depthwise kernels: each sums the products of at least this many positions a
+     * chunk of the filter gradient in fp32 before the lanes are added in double, so that the lane tree (r trees
+     * of r * vec doubles) stays small next to the loads.
+     */
+    static final int DEPTHWISE_NHWC_MIN_POSITIONS_PER_LANE = 32;
+    /** Most chunks of the filter gradient: what pass 2 adds per weight, as for batch norm. */
+    static final int DEPTHWISE_NHWC_MAX_CHUNKS = 2048;
+    /** Most bytes of the filter gradient's partial sums (8 per weight and chunk): fewer, larger chunks beyond it. */
+    static final long DEPTHWISE_NHWC_MAX_PARTIAL_BYTES = 64L << 20;
+
+    /**
+     * Whether the NHWC bf16 depthwise kernels take {@code g}: groups == c == k and a square 3x3 or 5x5 filter (the
+     * sizes EfficientNet-B0 uses; the kernels keep the taps in registers, so the size is compiled in). Any stride
+     * and padding.
+     */
+    public static boolean supportsDepthwiseNhwc(ConvGeometry g) {
+        return g != null && g.depthwise() && g.r() == g.s() && (g.r() == 3 || g.r() == 5);
+    }
+
+    /**
+     * y = the depthwise convolution of x with the bf16 weights w ([c][r][s], the KRSC copy of the bf16 path), as
+     * {@code Backend.conv2dForward} on bf16 channels-last tensors; fp32 sums of exact products, rounded once. y
+     * must not overlap x or w.
+     */
+    public void depthwiseForwardNhwc(Stream stream, ConvGeometry g, long x, long w, long y) {
+        String op = "depthwiseForwardNhwc";
+        checkDepthwiseNhwc(op, g, x, nhwcBytes(g, false), w, weightCount(g) * 2, y, nhwcBytes(g, true));
+        NhwcTiling t = depthwiseNhwcTiling(g.c(), x, w, y);
+        long positions = (long) g.n() * g.p() * g.q(), rows = (long) t.lanes() * NHWC_ROWS_PER_LANE;
+        stream.launch(depthwiseForwardNhwc[sizeIndex(g)], Stream.Dim3.of(t.blocks(ceilDiv(positions, rows))), Stream.Dim3.of(BLOCK),
+                0, depthwiseNhwcArgs(g, t, x, w, y, rows));
+    }
+
+    /** dx = d loss / d x from dy and the bf16 weights w, as {@code Backend.conv2dBackwardData}. dx must not overlap dy or w. */
+    public void depthwiseBackwardDataNhwc(Stream stream, ConvGeometry g, long dy, long w, long dx) {
+        String op = "depthwiseBackwardDataNhwc";
+        checkDepthwiseNhwc(op, g, dy, nhwcBytes(g, true), w, weightCount(g) * 2, dx, nhwcBytes(g, false));
+        NhwcTiling t = depthwiseNhwcTiling(g.c(), dy, w, dx);
+        long positions = (long) g.n() * g.h() * g.w(), rows = (long) t.lanes() * NHWC_ROWS_PER_LANE;
+        stream.launch(depthwiseBackwardDataNhwc[sizeIndex(g)], Stream.Dim3.of(t.blocks(ceilDiv(positions, rows))),
+                Stream.Dim3.of(BLOCK), 0, depthwiseNhwcArgs(g, t, dy, w, dx, rows));
+    }
+
+    /**
+     * dw (fp32 [c, 1, r, s], overwritten) = d loss / d w from the forward input x and dy, as
+     * {@code Backend.conv2dBackwardFilter}: per-chunk partial sums in double into {@code workspace}
+     * ({@link #depthwiseNhwcWorkspaceBytes}, 8-byte aligned), then one fixed-order sum per weight. Deterministic.
+     */
+    public void depthwiseBackwardFilterNhwc(Stream stream, ConvGeometry g, long x, long dy, long dw, long workspace) {
+        String op = "depthwiseBackwardFilterNhwc";
+        long weights = weightCount(g);
+        checkDepthwiseNhwc(op, g, x, nhwcBytes(g, false), dy, nhwcBytes(g, true), dw, weights * Float.BYTES);
+        if (workspace == 0) throw new IllegalArgumentException(op + ": null workspace");
+        if ((workspace & 7) != 0) {
+            throw new IllegalArgumentException(op + ": workspace 0x" + Long.toHexString(workspace) + " is not 8-byte aligned");
+        }
+        long workBytes = depthwiseNhwcWorkspaceBytes(g);
+        disjoint(op, "the workspace", workspace, workBytes, "x", x, nhwcBytes(g, false));
+        disjoint(op, "the workspace", workspace, workBytes, "dy", dy, nhwcBytes(g, true));
+        disjoint(op, "the workspace", workspace, workBytes, "dw", dw, weights * Float.BYTES);
+        NhwcTiling t = depthwiseNhwcTiling(g.c(), x, dy);
+        long rows = depthwiseNhwcFilterRowsPerChunk(g, t), chunks = ceilDiv((long) g.n() * g.p() * g.q(), rows);
+        stream.launch(depthwiseFilterSumsNhwc[sizeIndex(g)], Stream.Dim3.of(t.blocks(chunks)), Stream.Dim3.of(BLOCK), 0,
+                depthwiseNhwcArgs(g, t, x, dy, workspace, rows));
+        stream.launch(depthwiseFilterFinishNhwc, Stream.Dim3.of(elementBlocks(weights)), Stream.Dim3.of(BLOCK), 0, workspace,
+                dw, weights, chunks);
+    }
+
+    /** Bytes of the workspace {@link #depthwiseBackwardFilterNhwc} needs for g: a double per weight and chunk. */
+    public static long depthwiseNhwcWorkspaceBytes(ConvGeometry g) {
+        if (!supportsDepthwiseNhwc(g)) throw new IllegalArgumentException("depthwiseNhwcWorkspaceBytes: not a 3x3 or 5x5 depthwise convolution: " + g);
+        // The chunks depend on the tiling, hence on the pointers' alignment: enough for either.
+        long positions = (long) g.n() * g.p() * g.q(), chunks = 0;
+        for (int vec : g.c() % 2 == 0 ? new int[]{1, 2} : new int[]{1}) {
+            chunks = Math.max(chunks, ceilDiv(positions, depthwiseNhwcFilterRowsPerChunk(g, nhwcTiling(g.c(), vec))));
+        }
+        return Math.multiplyExact(chunks, weightCount(g) * Double.BYTES);
+    }
+
+    /**
+     * Output positions of a filter-gradient chunk: at least {@link #DEPTHWISE_NHWC_MIN_POSITIONS_PER_LANE} a lane,
+     * and no more chunks than {@link #DEPTHWISE_NHWC_MAX_CHUNKS} or than fit {@link #DEPTHWISE_NHWC_MAX_PARTIAL_BYTES}.
+     */
+    static long depthwiseNhwcFilterRowsPerChunk(ConvGeometry g, NhwcTiling t) {
+        long positions = (long) g.n() * g.p() * g.q();
+        long maxChunks = Math.max(1, Math.min(DEPTHWISE_NHWC_MAX_CHUNKS, DEPTHWISE_NHWC_MAX_PARTIAL_BYTES / (weightCount(g) * Double.BYTES)));
+        return Math.max((long) t.lanes() * DEPTHWISE_NHWC_MIN_POSITIONS_PER_LANE, ceilDiv(positions, maxChunks));
+    }
+
+    /**
+     * The NHWC tiling of the depthwise kernels: 2 channels a thread (one 4-byte load) when c is even and every
+     * bf16 pointer 4-byte aligned, else 1; the taps or sums of a thread's channels live in its registers, so not 8.
+     */
+    static NhwcTiling depthwiseNhwcTiling(int c, long... pointers) {
+        boolean aligned4 = true;
+        for (long p : pointers) aligned4 &= (p & 3) == 0;
+        return nhwcTiling(c, aligned4 && c % 2 == 0 ? 2 : 1);
+    }
+
+    private static int sizeIndex(ConvGeometry g) {
+        return g.r() == 3 ? 0 : 1;
+    }
+
+    private static long weightCount(ConvGeometry g) {
+        return (long) g.c() * g.r() * g.s();
+    }
+
+    /** Bytes of the bf16 NHWC input (x, dx) or output (y, dy) of g. */
+    private static long nhwcBytes(ConvGeometry g, boolean output) {
+        long plane = output ? (long) g.p() * g.q() : (long) g.h() * g.w();
+        return Math.multiplyExact(Math.multiplyExact((long) g.n() * g.c(), plane), 2L);
+    }
+
+    /** The kernels' arguments: three pointers, i64 n, c, h, w, p, q, int strides and pads, the tiling, i64 rows per chunk. */
+    private static Object[] depthwiseNhwcArgs(ConvGeometry g, NhwcTiling t, long a, long b, long out, long rowsPerChunk) {
+        return new Object[]{a, b, out, (long) g.n(), (long) g.c(), (long) g.h(), (long) g.w(), (long) g.p(), (long) g.q(),
+                g.strideH(), g.strideW(), g.padH(), g.padW(), t.vec(), t.cw(), rowsPerChunk};
+    }
+
+    /** As {@link #checkDepthwise}, for the NHWC kernels' shapes. */
+    static void checkDepthwiseNhwc(String op, ConvGeometry g, long a, long aBytes, long b, long bBytes, long out, long outBytes) {
+        if (g == null) throw new IllegalArgumentException(op + ": no geometry");
+        if (!supportsDepthwiseNhwc(g)) {
+            throw new IllegalArgumentException(op + ": the NHWC depthwise kernels take depthwise convolutions (groups == c == k)"
+                    + " with a 3x3 or 5x5 filter, not " + g);
+        }
+        if (a == 0 || b == 0 || out == 0) throw new IllegalArgumentException(op + ": null device pointer");
+        if (overlaps(out, outBytes, a, aBytes) || overlaps(out, outBytes, b, bBytes)) {
+            throw new IllegalArgumentException(op + ": the output overlaps an input");
+        }
     }
 
     // ---- layout and precision in one pass ----

@@ -110,6 +110,39 @@ public interface Backend extends AutoCloseable {
     void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, double eps,
                            Tensor dx, Tensor dgamma, Tensor dbeta);
 
+    // ---- batch norm followed by SiLU, fused (timm's BatchNormAct2d), where a backend has it ----
+
+    /**
+     * Whether this backend runs the {@code batchNormSilu*} ops on activations of {@code storage}: y = silu(batch
+     * norm(x)) without writing the normalised tensor, and a backward that recomputes it from x. Where it does not,
+     * layers run batch norm and SiLU one after the other, as they would without fusion; results agree within the
+     * precision of the storage (the fused forward rounds once, after SiLU).
+     */
+    default boolean fusesBatchNormSilu(Storage storage) {
+        return false;
+    }
+
+    /** silu(training-mode batch norm(x)) into y, with the statistics and running averages of {@link #batchNormForwardTraining}. */
+    default void batchNormSiluForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                              double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd) {
+        throw new UnsupportedOperationException(name() + ": no fused batch norm + SiLU for " + x.storage() + " (see fusesBatchNormSilu)");
+    }
+
+    /** silu(inference-mode batch norm(x)) into y. */
+    default void batchNormSiluForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                               double eps, Tensor y) {
+        throw new UnsupportedOperationException(name() + ": no fused batch norm + SiLU for " + x.storage() + " (see fusesBatchNormSilu)");
+    }
+
+    /**
+     * Backward of {@link #batchNormSiluForwardTraining}: dy is the gradient of its output; dx, dgamma and dbeta as
+     * {@link #batchNormBackward} gives them for the batch norm alone, given the SiLU's backward of dy.
+     */
+    default void batchNormSiluBackward(Tensor x, Tensor dy, Tensor gamma, Tensor beta, Tensor saveMean, Tensor saveInvStd,
+                                       double eps, Tensor dx, Tensor dgamma, Tensor dbeta) {
+        throw new UnsupportedOperationException(name() + ": no fused batch norm + SiLU for " + x.storage() + " (see fusesBatchNormSilu)");
+    }
+
     // ---- element-wise ----
 
     /** y = x * sigmoid(x); y may alias x. */

@@ -146,6 +146,7 @@ class BenchCommandTest {
                 {"--precision", "bf16", "--precision bf16 needs a GPU"},
                 {"--precision", "tf32", "--precision tf32 needs a GPU"},
                 {"--cuda-graph", "--cuda-graph needs a GPU"},
+                {"--profile", "--profile needs a GPU"},
                 {"--files", tmp.resolve("nope").toString(), "is not a directory"},
                 {"--files", tmp.toString(), "no .dcm files"}};
         for (String[] c : cases) {
@@ -156,5 +157,19 @@ class BenchCommandTest {
             assertEquals(2, r.exit(), args + ": " + r.out() + r.err());
             assertTrue(r.err().contains(message), message + " in " + r.err());
         }
+    }
+
+    /** The profile table: per-step calls and milliseconds, shares of the op total, the header's totals. */
+    @Test
+    void profileTableGivesPerStepFiguresAndShares() {
+        List<ich.nn.cuda.CudaBackend.OpTime> ops = List.of(new ich.nn.cuda.CudaBackend.OpTime("cuDNN conv 1x1 FORWARD", 60, 30.0),
+                new ich.nn.cuda.CudaBackend.OpTime("batchNormForwardTraining bf16", 98, 10.0));
+        List<String> lines = BenchCommand.Train.profileTable(ops, 2, 25.5);
+        assertEquals(4, lines.size(), String.valueOf(lines));
+        assertTrue(lines.get(0).contains("2 eager steps") && lines.get(0).contains("20.00 ms/step in the ops below")
+                && lines.get(0).contains("25.50 ms/step wall"), lines.get(0));
+        assertTrue(lines.get(2).matches("\\s+cuDNN conv 1x1 FORWARD\\s+30\\.0\\s+15\\.000\\s+75\\.0"), lines.get(2));
+        assertTrue(lines.get(3).matches("\\s+batchNormForwardTraining bf16\\s+49\\.0\\s+5\\.000\\s+25\\.0"), lines.get(3));
+        assertEquals(2, BenchCommand.Train.profileTable(List.of(), 3, 1).size(), "no ops: the header alone");
     }
 }

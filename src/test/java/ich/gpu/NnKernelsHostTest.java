@@ -398,6 +398,84 @@ class NnKernelsHostTest {
         assertMessage("sizes must be positive", () -> NnKernels.checkTranspose("nchwF32ToNhwcBf16", A, 4, A + MB, 2, 2, 0, 4, 5));
     }
 
+    /** The NHWC kernels take B0's depthwise layers (square 3x3 and 5x5, any stride and padding) and nothing else. */
+    @Test
+    void nhwcDepthwiseTakesSquareThreeAndFiveFilters() {
+        int[][] b0 = {{32, 3, 1, 128}, {96, 3, 2, 128}, {144, 3, 1, 64}, {144, 5, 2, 64}, {240, 5, 1, 32}, {240, 3, 2, 32},
+                {480, 3, 1, 16}, {480, 5, 1, 16}, {672, 5, 1, 16}, {672, 5, 2, 16}, {1152, 5, 1, 8}, {1152, 3, 1, 8}};
+        for (int[] l : b0) {
+            ConvGeometry g = ConvGeometry.square(256, l[0], l[3], l[3], l[0], l[1], l[2], l[0]);
+            assertTrue(NnKernels.supportsDepthwiseNhwc(g), g::toString);
+        }
+        assertTrue(NnKernels.supportsDepthwiseNhwc(new ConvGeometry(2, 2, 5, 5, 2, 3, 3, 1, 1, 3, 3, 2)), "padding past the filter");
+        assertTrue(NnKernels.supportsDepthwiseNhwc(new ConvGeometry(2, 3, 9, 9, 3, 5, 5, 3, 1, 0, 4, 3)), "uneven strides and pads");
+        assertFalse(NnKernels.supportsDepthwiseNhwc(ConvGeometry.square(2, 16, 8, 8, 16, 3, 1, 1)), "dense");
+        assertFalse(NnKernels.supportsDepthwiseNhwc(ConvGeometry.square(2, 16, 8, 8, 16, 3, 1, 8)), "grouped");
+        assertFalse(NnKernels.supportsDepthwiseNhwc(ConvGeometry.square(2, 16, 8, 8, 16, 7, 1, 16)), "7x7");
+        assertFalse(NnKernels.supportsDepthwiseNhwc(ConvGeometry.square(2, 16, 8, 8, 16, 1, 1, 16)), "1x1");
+        assertFalse(NnKernels.supportsDepthwiseNhwc(new ConvGeometry(2, 5, 11, 13, 5, 3, 5, 1, 2, 0, 2, 5)), "3x5");
+        assertFalse(NnKernels.supportsDepthwiseNhwc(null));
+        assertMessage("3x3 or 5x5", () -> NnKernels.depthwiseNhwcWorkspaceBytes(ConvGeometry.square(2, 16, 8, 8, 16, 7, 1, 16)));
+        assertMessage("depthwiseForwardNhwc: the NHWC depthwise kernels take", () -> NnKernels.checkDepthwiseNhwc("depthwiseForwardNhwc",
+                ConvGeometry.square(2, 16, 8, 8, 16, 7, 1, 16), A, 100, A + MB, 100, A + 2 * MB, 100));
+        assertMessage("null device pointer", () -> NnKernels.checkDepthwiseNhwc("op", ConvGeometry.square(2, 16, 8, 8, 16, 3, 1, 16),
+                A, 100, 0, 100, A + 2 * MB, 100));
+        assertMessage("overlaps an input", () -> NnKernels.checkDepthwiseNhwc("op", ConvGeometry.square(2, 16, 8, 8, 16, 3, 1, 16),
+                A, 100, A + MB, 100, A + 50, 100));
+    }
+
+    /** Two channels a thread only when c is even and every pointer 4-byte aligned; the slices cover c. */
+    @Test
+    void nhwcDepthwiseTilingFollowsAlignmentAndParity() {
+        assertEquals(2, NnKernels.depthwiseNhwcTiling(32, A, A + 4, A + 64).vec());
+        assertEquals(1, NnKernels.depthwiseNhwcTiling(32, A, A + 2, A + 64).vec(), "a pointer 2 bytes off");
+        assertEquals(1, NnKernels.depthwiseNhwcTiling(33, A, A + 4).vec(), "odd c");
+        NnKernels.NhwcTiling t = NnKernels.depthwiseNhwcTiling(32, A);
+        assertEquals(16, t.cw());
+        assertEquals(16, t.lanes());
+        assertEquals(1, t.slices());
+        for (int c = 1; c <= 1300; c++) {
+            for (long at : new long[]{A, A + 2}) {
+                NnKernels.NhwcTiling u = NnKernels.depthwiseNhwcTiling(c, at);
+                assertTrue(u.cw() <= NnKernels.NHWC_MAX_SLICE_GROUPS && u.lanes() >= 8, "c " + c);
+                assertTrue((long) u.cw() * u.slices() * u.vec() >= c && (long) u.cw() * (u.slices() - 1) * u.vec() < c, "c " + c + ": slices cover c");
+            }
+        }
+    }
+
+    /**
+     * The filter gradient's chunks: at least 32 positions a lane, at most 2048 chunks and 64 MB of partial sums,
+     * enough workspace for either tiling, none empty.
+     */
+    @Test
+    void nhwcDepthwiseFilterChunksAndWorkspace() {
+        ConvGeometry first = ConvGeometry.square(256, 32, 128, 128, 32, 3, 1, 32); // B0's first depthwise at 256x256
+        NnKernels.NhwcTiling t = NnKernels.depthwiseNhwcTiling(32, A);
+        assertEquals(256L * 128 * 128 / 2048, NnKernels.depthwiseNhwcFilterRowsPerChunk(first, t), "2048 chunks");
+        assertEquals(2048L * 32 * 9 * 8, NnKernels.depthwiseNhwcWorkspaceBytes(first));
+        ConvGeometry last = ConvGeometry.square(256, 1152, 8, 8, 1152, 5, 1, 1152);
+        NnKernels.NhwcTiling u = NnKernels.depthwiseNhwcTiling(1152, A);
+        assertEquals(32L * u.lanes(), NnKernels.depthwiseNhwcFilterRowsPerChunk(last, u), "the fewest positions a lane");
+        ConvGeometry wide = ConvGeometry.square(512, 1152, 32, 32, 1152, 5, 1, 1152);
+        long rows = NnKernels.depthwiseNhwcFilterRowsPerChunk(wide, NnKernels.depthwiseNhwcTiling(1152, A));
+        long chunks = Math.ceilDiv(512L * 32 * 32, rows);
+        assertTrue(chunks * 1152 * 25 * 8 <= NnKernels.DEPTHWISE_NHWC_MAX_PARTIAL_BYTES, "capped partial sums: " + chunks + " chunks");
+        assertTrue(NnKernels.depthwiseNhwcWorkspaceBytes(wide) <= NnKernels.DEPTHWISE_NHWC_MAX_PARTIAL_BYTES);
+        SplittableRandom random = new SplittableRandom(11);
+        for (int i = 0; i < 2000; i++) {
+            int c = 1 + random.nextInt(1300), size = 1 + random.nextInt(70), r = random.nextBoolean() ? 3 : 5;
+            ConvGeometry g = ConvGeometry.square(1 + random.nextInt(64), c, size, size, c, r, 1 + random.nextInt(2), c);
+            long positions = (long) g.n() * g.p() * g.q(), bytes = NnKernels.depthwiseNhwcWorkspaceBytes(g);
+            for (long at : new long[]{A, A + 2}) {
+                NnKernels.NhwcTiling v = NnKernels.depthwiseNhwcTiling(c, at);
+                long perChunk = NnKernels.depthwiseNhwcFilterRowsPerChunk(g, v), n = Math.ceilDiv(positions, perChunk);
+                assertTrue(perChunk >= 32L * v.lanes() && n <= NnKernels.DEPTHWISE_NHWC_MAX_CHUNKS, g::toString);
+                assertTrue(n * c * r * r * 8 <= bytes, () -> g + ": the workspace holds every chunk");
+                assertTrue((n - 1) * perChunk < positions, () -> g + ": no empty chunk");
+            }
+        }
+    }
+
     /** Every kernel the bf16 path launches is registered, once, with the nn.cu name the Java side uses. */
     @Test
     void bf16EntryPointsAreRegistered() {
@@ -407,7 +485,12 @@ class NnKernelsHostTest {
                 NnKernels.GLOBAL_AVERAGE_POOL_BACKWARD_NHWC, NnKernels.BATCH_NORM_STATS_NHWC,
                 NnKernels.BATCH_NORM_FINISH_TRAINING_NHWC, NnKernels.BATCH_NORM_APPLY_NHWC, NnKernels.BATCH_NORM_INFERENCE_NHWC,
                 NnKernels.BATCH_NORM_BACKWARD_SUMS_NHWC, NnKernels.BATCH_NORM_BACKWARD_FINISH_NHWC,
-                NnKernels.BATCH_NORM_BACKWARD_APPLY_NHWC, NnKernels.NCHW_F32_TO_NHWC_BF16, NnKernels.NHWC_BF16_TO_NCHW_F32)) {
+                NnKernels.BATCH_NORM_BACKWARD_APPLY_NHWC, NnKernels.NCHW_F32_TO_NHWC_BF16, NnKernels.NHWC_BF16_TO_NCHW_F32,
+                NnKernels.DEPTHWISE_FORWARD_NHWC_3X3, NnKernels.DEPTHWISE_FORWARD_NHWC_5X5, NnKernels.DEPTHWISE_BACKWARD_DATA_NHWC_3X3,
+                NnKernels.DEPTHWISE_BACKWARD_DATA_NHWC_5X5, NnKernels.DEPTHWISE_FILTER_SUMS_NHWC_3X3,
+                NnKernels.DEPTHWISE_FILTER_SUMS_NHWC_5X5, NnKernels.DEPTHWISE_FILTER_FINISH_NHWC, NnKernels.BATCH_NORM_SILU_APPLY_NHWC,
+                NnKernels.BATCH_NORM_SILU_INFERENCE_NHWC, NnKernels.BATCH_NORM_SILU_BACKWARD_SUMS_NHWC,
+                NnKernels.BATCH_NORM_SILU_BACKWARD_APPLY_NHWC)) {
             assertEquals(1, NnKernels.ENTRY_POINTS.stream().filter(name::equals).count(), name);
         }
         assertEquals(NnKernels.ENTRY_POINTS.size(), NnKernels.ENTRY_POINTS.stream().distinct().count());

@@ -21,6 +21,7 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
@@ -899,6 +900,91 @@ class NnKernelsTest {
     }
 
     /**
+     * Batch norm + SiLU fused against the CPU's batch norm followed by its SiLU (forward) and the CPU's SiLU backward
+     * followed by its batch-norm backward (backward, on the CPU's saved statistics): y and dx within bf16's
+     * precision, dgamma and dbeta within 1e-4 relative plus 1e-5 of the sum of the terms' magnitudes (the
+     * SiLU gradient goes through expf on the GPU, the double exp on the CPU); the saved statistics as the plain
+     * kernel's; inference too. 16-byte and 2-byte-off pointers, 1280 channels, several chunks; NaN-poisoned
+     * outputs; the backward repeats bit for bit.
+     */
+    @Test
+    void batchNormSiluNhwcMatchesTheCpu() {
+        int[][] shapes = {{3, 7, 7, 37, 0}, {3, 17, 19, 24, 1}, {2, 8, 8, 1280, 0}, {2, 9, 11, 48, 0}, {1, 40, 30, 8, 0}};
+        double momentum = 0.1, eps = 1e-5;
+        for (int[] sh : shapes) {
+            int n = sh[0], h = sh[1], w = sh[2], c = sh[3], offset = sh[4], hw = h * w, m = n * hw, count = m * c;
+            String what = "[n " + n + ", h " + h + ", w " + w + ", c " + c + "] at offset " + offset;
+            float[] x = bf16Values(count, 1, 0), dy = bf16Values(count, 1, 0);
+            float[] gamma = values(new int[]{c}, 2), beta = values(new int[]{c}, 1), runningMean = values(new int[]{c}, 1);
+            float[] runningVar = new float[c];
+            for (int i = 0; i < c; i++) runningVar[i] = (float) (0.5 + random.nextDouble());
+            int[] nchw = {n, c, h, w};
+            Tensor cx = host(nhwcToNchw(x, n, hw, c), nchw), cdy = host(nhwcToNchw(dy, n, hw, c), nchw);
+            Tensor cgamma = host(gamma, c), cbeta = host(beta, c);
+            Tensor cz = Tensor.allocate(arena, nchw), cy = Tensor.allocate(arena, nchw), mean = Tensor.allocate(arena, c),
+                    invStd = Tensor.allocate(arena, c);
+            cpu.batchNormForwardTraining(cx, cgamma, cbeta, host(runningMean.clone(), c), host(runningVar.clone(), c), momentum, eps,
+                    cz, mean, invStd);
+            cpu.silu(cz, cy);
+
+            DeviceBuffer ggamma = upload(gamma), gbeta = upload(beta), grm = upload(runningMean), grv = upload(runningVar);
+            DeviceBuffer gmean = poisoned(c), ginv = poisoned(c);
+            DeviceBuffer workspace = track(context.allocate(NnKernels.batchNormWorkspaceBytes(m, c)));
+            workspace.fill((byte) 0xFF);
+            Bf16Tensor gx = uploadBf16(x, offset), gy = poisonedBf16(count, offset);
+            kernels.batchNormSiluForwardTrainingNhwc(stream, gx.pointer(), ggamma.pointer(), gbeta.pointer(), grm.pointer(),
+                    grv.pointer(), momentum, eps, gy.pointer(), gmean.pointer(), ginv.pointer(), m, c, workspace.pointer());
+            assertBf16Close(nchwToNhwc(bf16(cy.toArray()), n, hw, c), downloadBf16(gy), "batchNormSiluForwardTrainingNhwc y " + what);
+            double[] meanAbs = new double[c];
+            for (int i = 0; i < count; i++) meanAbs[i % c] += Math.abs(x[i]) / m * SUM_ABS;
+            assertFloatsClose(mean.toArray(), download(gmean, c), SUM_REL, meanAbs, "saved mean " + what);
+            assertFloatsClose(invStd.toArray(), download(ginv, c), SUM_REL, new double[c], "saved 1/std " + what);
+
+            Tensor cdz = Tensor.allocate(arena, nchw), cdx = Tensor.allocate(arena, nchw), dgamma = Tensor.allocate(arena, c),
+                    dbeta = Tensor.allocate(arena, c);
+            cpu.siluBackward(cz, cdy, cdz);
+            cpu.batchNormBackward(cx, cdz, cgamma, mean, invStd, eps, cdx, dgamma, dbeta);
+            float[] dz = nchwToNhwc(cdz.toArray(), n, hw, c), saved = mean.toArray(), savedInv = invStd.toArray();
+            double[] dbetaAbs = new double[c], dgammaAbs = new double[c];
+            for (int i = 0; i < count; i++) {
+                int ch = i % c;
+                dbetaAbs[ch] += Math.abs(dz[i]) * 1e-5;
+                dgammaAbs[ch] += Math.abs(dz[i] * (x[i] - saved[ch]) * savedInv[ch]) * 1e-5;
+            }
+            DeviceBuffer gsaved = upload(saved), gsavedInv = upload(savedInv), gdgamma = poisoned(c), gdbeta = poisoned(c);
+            Bf16Tensor gdy = uploadBf16(dy, offset);
+            float[][] first = null;
+            for (int run = 0; run < 2; run++) {
+                workspace.fill((byte) 0xFF);
+                gdgamma.fill((byte) 0xFF);
+                gdbeta.fill((byte) 0xFF);
+                Bf16Tensor gdx = poisonedBf16(count, offset);
+                kernels.batchNormSiluBackwardNhwc(stream, gx.pointer(), gdy.pointer(), ggamma.pointer(), gbeta.pointer(), gsaved.pointer(),
+                        gsavedInv.pointer(), gdx.pointer(), gdgamma.pointer(), gdbeta.pointer(), m, c, workspace.pointer());
+                float[][] got = {downloadBf16(gdx), download(gdgamma, c), download(gdbeta, c)};
+                if (run == 0) {
+                    assertBf16Close(nchwToNhwc(bf16(cdx.toArray()), n, hw, c), got[0], "batchNormSiluBackwardNhwc dx " + what);
+                    assertFloatsClose(dgamma.toArray(), got[1], SUM_REL, dgammaAbs, "fused dgamma " + what);
+                    assertFloatsClose(dbeta.toArray(), got[2], SUM_REL, dbetaAbs, "fused dbeta " + what);
+                    first = got;
+                } else {
+                    for (int k = 0; k < got.length; k++) assertBitIdentical(first[k], got[k], "fused backward output " + k + ", second run, " + what);
+                }
+            }
+
+            Tensor ci = Tensor.allocate(arena, nchw);
+            cpu.batchNormForwardInference(cx, cgamma, cbeta, host(runningMean, c), host(runningVar, c), eps, ci);
+            cpu.silu(ci, ci);
+            upload(grm, runningMean);
+            upload(grv, runningVar);
+            gy = poisonedBf16(count, offset);
+            kernels.batchNormSiluForwardInferenceNhwc(stream, gx.pointer(), ggamma.pointer(), gbeta.pointer(), grm.pointer(),
+                    grv.pointer(), eps, gy.pointer(), m, c);
+            assertBf16Close(nchwToNhwc(bf16(ci.toArray()), n, hw, c), downloadBf16(gy), "batchNormSiluForwardInferenceNhwc " + what);
+        }
+    }
+
+    /**
      * fp32 NCHW -> bf16 NHWC on random bit patterns (a third of them exact ties) and the edge cases of
      * bf16ConversionsMatchTheReferenceBitForBit, and bf16 NHWC -> fp32 NCHW on random 16-bit patterns, both bit for
      * bit against a Java transpose and Bf16Reference, on shapes that are not whole 32 x 32 tiles.
@@ -948,6 +1034,87 @@ class NnKernelsTest {
                 }
             }
         }
+    }
+
+    /**
+     * The NHWC bf16 depthwise kernels against the CPU's fp32 depthwise convolution on the same bf16-exact x, w and
+     * dy: every square 3x3 and 5x5 shape of {@link #depthwiseShapes} (B0's shape classes, odd and tiny planes,
+     * padding past the filter), on 4-byte aligned pointers (2 channels a thread when c is even) and 2 bytes off
+     * (one). y and dx are bf16: within 1e-2 of the CPU's value rounded to bf16, plus 1e-5 of the sum of the terms'
+     * magnitudes (both sides sum exact products in fp32 in different orders before rounding). dw is fp32 summed in
+     * double: within 1e-5 of that magnitude, and a second run repeats it bit for bit. Outputs and workspace start
+     * as NaN.
+     */
+    @Test
+    void nhwcDepthwiseForwardAndBackwardMatchTheCpu() {
+        List<ConvGeometry> shapes = new ArrayList<>();
+        for (ConvGeometry g : depthwiseShapes()) if (NnKernels.supportsDepthwiseNhwc(g)) shapes.add(g);
+        assertTrue(shapes.size() >= 15, "the B0 shape classes are all square 3x3 or 5x5: " + shapes.size());
+        for (ConvGeometry g : shapes) {
+            for (int offset : new int[]{0, 1}) {
+                String what = g + " at offset " + offset;
+                int n = g.n(), c = g.c(), hw = g.h() * g.w(), pq = g.p() * g.q();
+                int[] xs = g.inputShape(), ws = g.weightShape(), ys = g.outputShape();
+                float[] x = bf16Values(n * hw * c, 2, 0), w = bf16Values(c * g.r() * g.s(), 1, 0), dy = bf16Values(n * pq * c, 1, 0);
+                Tensor cx = host(nhwcToNchw(x, n, hw, c), xs), cw = host(w, ws), cdy = host(nhwcToNchw(dy, n, pq, c), ys);
+                Tensor ax = host(abs(cx.toArray()), xs), aw = host(abs(w), ws), ady = host(abs(cdy.toArray()), ys);
+                Tensor y = Tensor.allocate(arena, ys), ya = Tensor.allocate(arena, ys), dx = Tensor.allocate(arena, xs),
+                        dxa = Tensor.allocate(arena, xs), dw = Tensor.allocate(arena, ws), dwa = Tensor.allocate(arena, ws);
+                cpu.conv2dForward(g, cx, cw, y);
+                cpu.conv2dForward(g, ax, aw, ya);
+                cpu.conv2dBackwardData(g, cdy, cw, dx);
+                cpu.conv2dBackwardData(g, ady, aw, dxa);
+                cpu.conv2dBackwardFilter(g, cx, cdy, dw);
+                cpu.conv2dBackwardFilter(g, ax, ady, dwa);
+
+                Bf16Tensor gx = uploadBf16(x, offset), gw = uploadBf16(w, offset), gdy = uploadBf16(dy, offset);
+                Bf16Tensor gy = poisonedBf16(n * pq * c, offset), gdx = poisonedBf16(n * hw * c, offset);
+                kernels.depthwiseForwardNhwc(stream, g, gx.pointer(), gw.pointer(), gy.pointer());
+                assertBf16WithinMagnitude(nchwToNhwc(y.toArray(), n, pq, c), nchwToNhwc(ya.toArray(), n, pq, c), downloadBf16(gy),
+                        "depthwiseForwardNhwc " + what);
+                kernels.depthwiseBackwardDataNhwc(stream, g, gdy.pointer(), gw.pointer(), gdx.pointer());
+                assertBf16WithinMagnitude(nchwToNhwc(dx.toArray(), n, hw, c), nchwToNhwc(dxa.toArray(), n, hw, c), downloadBf16(gdx),
+                        "depthwiseBackwardDataNhwc " + what);
+
+                DeviceBuffer gdw = poisoned(dw.size()), workspace = track(context.allocate(NnKernels.depthwiseNhwcWorkspaceBytes(g)));
+                workspace.fill((byte) 0xFF);
+                kernels.depthwiseBackwardFilterNhwc(stream, g, gx.pointer(), gdy.pointer(), gdw.pointer(), workspace.pointer());
+                float[] first = download(gdw, (int) dw.size());
+                assertWithinMagnitude(dw, dwa, first, "depthwiseBackwardFilterNhwc " + what);
+                gdw.fill((byte) 0xFF);
+                workspace.fill((byte) 0xFF);
+                kernels.depthwiseBackwardFilterNhwc(stream, g, gx.pointer(), gdy.pointer(), gdw.pointer(), workspace.pointer());
+                assertBitIdentical(first, download(gdw, (int) dw.size()), "depthwiseBackwardFilterNhwc " + what + ", second run");
+            }
+        }
+    }
+
+    /** |got - bf16(expected)| <= 1e-2 |expected| + 1e-5 magnitude everywhere; a NaN (an element never written) fails. */
+    private void assertBf16WithinMagnitude(float[] expected, float[] magnitude, float[] got, String what) {
+        assertEquals(expected.length, got.length, what + ": sizes");
+        for (int i = 0; i < expected.length; i++) {
+            float e = bf16(expected[i]);
+            double tol = BF16_REL * Math.abs(e) + REL * magnitude[i];
+            if (!(Math.abs((double) got[i] - e) <= tol)) {
+                throw new AssertionError(what + ": element " + i + ": GPU " + got[i] + ", CPU " + expected[i] + " (bf16 " + e
+                        + "), tolerance " + tol + " (seed " + seed + ")");
+            }
+        }
+    }
+
+    @Test
+    void nhwcDepthwiseLaunchesCheckTheirArguments() {
+        ConvGeometry g = ConvGeometry.square(2, 8, 9, 9, 8, 3, 1, 8);
+        Bf16Tensor x = poisonedBf16(2 * 8 * 9 * 9, 0), w = poisonedBf16(8 * 9, 0);
+        DeviceBuffer dw = poisoned(8 * 9), workspace = track(context.allocate(NnKernels.depthwiseNhwcWorkspaceBytes(g) + 8));
+        assertThrows(IllegalArgumentException.class, () -> kernels.depthwiseForwardNhwc(stream, g, x.pointer(), w.pointer(), x.pointer()));
+        assertThrows(IllegalArgumentException.class, () -> kernels.depthwiseBackwardDataNhwc(stream, g, x.pointer(), w.pointer(), 0));
+        assertThrows(IllegalArgumentException.class, () -> kernels.depthwiseForwardNhwc(stream,
+                ConvGeometry.square(2, 8, 9, 9, 8, 7, 1, 8), x.pointer(), w.pointer(), dw.pointer()));
+        assertThrows(IllegalArgumentException.class, () -> kernels.depthwiseBackwardFilterNhwc(stream, g, x.pointer(), x.pointer(),
+                dw.pointer(), workspace.pointer() + 4));
+        assertThrows(IllegalArgumentException.class, () -> kernels.depthwiseBackwardFilterNhwc(stream, g, x.pointer(), x.pointer(),
+                dw.pointer(), dw.pointer()));
     }
 
     @Test

@@ -51,9 +51,9 @@ import static ich.nn.OpShapes.shape;
  * <p><b>Convolution algorithms.</b> For each geometry and direction, the first call runs cuDNN's algorithm
  * search ({@code cudnnFind*AlgorithmEx}) on the real buffers, keeps the fastest algorithm (the fastest
  * deterministic one unless {@link Options#deterministic()} is off), and reuses it. For depthwise convolutions,
- * where cuDNN is weak, our kernels (cuda/nn.cu) are timed on the same buffers too and run instead when faster
- * ({@link Options#depthwise()}); {@link #convolutionChoices()} says what won. One workspace, sized for the
- * search, is shared by all.
+ * where cuDNN is weak, our kernels (cuda/nn.cu: fp32 NCHW, and bf16 NHWC for 3x3 and 5x5 filters) are timed on
+ * the same buffers too and run instead when faster ({@link Options#depthwise()}); {@link #convolutionChoices()}
+ * says what won. One workspace, sized for the search, is shared by all.
  *
  * <p>Not thread-safe: one thread drives a backend at a time (the context is made current on whichever does).
  */
@@ -393,6 +393,8 @@ public final class CudaBackend implements Backend {
         WEIGHT_GRAD_BF16,
         /** Per-chunk partial sums of the bf16 batch-norm kernels. */
         BATCH_NORM_PARTIALS,
+        /** Per-chunk partial sums of our bf16 depthwise weight gradient. */
+        DEPTHWISE_PARTIALS,
         /** fp32 staging of conversions on the compute stream. */
         CONVERSION,
         /** fp32 staging of conversions on the side stream of a graph step. */
@@ -458,11 +460,13 @@ public final class CudaBackend implements Backend {
         /**
          * The algorithm of a direction, searched on these buffers the first time: cuDNN's fastest (deterministic
          * unless allowed otherwise), or {@link #OWN_DEPTHWISE} when our kernel is faster or chosen by the options.
+         * {@code ownOut} is where our kernel writes: {@code out}, except for a bf16 weight gradient, which our
+         * kernel writes in fp32 straight into the gradient, and cuDNN in bf16 into {@code out}.
          */
-        int algorithm(Cudnn.Direction direction, long a, long b, long out) {
+        int algorithm(Cudnn.Direction direction, long a, long b, long out, long ownOut) {
             int i = direction.ordinal();
             if (algo[i] != UNSEARCHED) return algo[i];
-            boolean ownFits = !bf16 && NnKernels.supportsDepthwise(g); // our depthwise kernels are fp32 NCHW
+            boolean ownFits = bf16 ? NnKernels.supportsDepthwiseNhwc(g) : NnKernels.supportsDepthwise(g);
             if (ownFits && options.depthwise() == Depthwise.OWN) {
                 algo[i] = OWN_DEPTHWISE;
                 choice[i] = "own kernel (chosen)";
@@ -474,7 +478,7 @@ public final class CudaBackend implements Backend {
             Cudnn.AlgoPerf best = found.stream().filter(p -> p.deterministic() || !options.deterministic())
                     .findFirst().orElse(null);
             if (ownFits && options.depthwise() == Depthwise.FASTEST) {
-                float ownMillis = timeOwnDepthwise(direction, g, a, b, out);
+                float ownMillis = timeOwnDepthwise(direction, g, bf16, a, b, ownOut);
                 if (best == null || ownMillis < best.millis()) {
                     algo[i] = OWN_DEPTHWISE;
                     choice[i] = String.format(Locale.ROOT, "own kernel %.3f ms vs cuDNN %s", ownMillis,
@@ -505,8 +509,9 @@ public final class CudaBackend implements Backend {
     }
 
     /** Mean milliseconds of our depthwise kernel for one direction over 3 runs after a warm-up, timed with events. */
-    private float timeOwnDepthwise(Cudnn.Direction direction, ConvGeometry g, long a, long b, long out) {
-        Runnable run = () -> runOwnDepthwise(direction, g, a, b, out);
+    private float timeOwnDepthwise(Cudnn.Direction direction, ConvGeometry g, boolean bf16, long a, long b, long out) {
+        long partials = ownDepthwisePartials(direction, g, bf16);
+        Runnable run = () -> runOwnDepthwise(direction, g, bf16, a, b, out, partials);
         run.run();
         try (ich.gpu.Event start = context.createEvent(); ich.gpu.Event end = context.createEvent()) {
             stream.record(start);
@@ -517,12 +522,56 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** Buffers as for cuDNN's search: FORWARD (x, w, y), BACKWARD_DATA (w, dy, dx), BACKWARD_FILTER (x, dy, dw). */
-    private void runOwnDepthwise(Cudnn.Direction direction, ConvGeometry g, long a, long b, long out) {
+    /**
+     * Buffers as for cuDNN's search: FORWARD (x, w, y), BACKWARD_DATA (w, dy, dx), BACKWARD_FILTER (x, dy, dw). In
+     * bf16 the activations are bf16 NHWC, the weights the bf16 [c][r][s] copy and dw the fp32 gradient itself,
+     * summed through {@code partials} ({@link #ownDepthwisePartials}).
+     */
+    private void runOwnDepthwise(Cudnn.Direction direction, ConvGeometry g, boolean bf16, long a, long b, long out, long partials) {
+        if (bf16) {
+            switch (direction) {
+                case FORWARD -> kernels.depthwiseForwardNhwc(stream, g, a, b, out);
+                case BACKWARD_DATA -> kernels.depthwiseBackwardDataNhwc(stream, g, b, a, out);
+                case BACKWARD_FILTER -> kernels.depthwiseBackwardFilterNhwc(stream, g, a, b, out, partials);
+            }
+            return;
+        }
         switch (direction) {
             case FORWARD -> kernels.depthwiseForward(stream, g, a, b, out);
             case BACKWARD_DATA -> kernels.depthwiseBackwardData(stream, g, b, a, out);
             case BACKWARD_FILTER -> kernels.depthwiseBackwardFilter(stream, g, a, b, out);
+        }
+    }
+
+    /** The scratch our bf16 depthwise weight gradient sums through; 0 where the direction needs none. */
+    private long ownDepthwisePartials(Cudnn.Direction direction, ConvGeometry g, boolean bf16) {
+        if (!bf16 || direction != Cudnn.Direction.BACKWARD_FILTER) return 0;
+        return ptr(scratch(Scratch.DEPTHWISE_PARTIALS, NnKernels.depthwiseNhwcWorkspaceBytes(g)));
+    }
+
+    /** GPU time of one kind of op over a profile: how many times it ran and its total milliseconds. */
+    public record OpTime(String op, long calls, double millis) {}
+
+    private OpProfiler profiler;
+
+    /**
+     * Starts timing every op queued from now on with CUDA events, by op name (convolutions by engine, filter size,
+     * stride and direction). For eager steps only: {@link #beginStep} is refused while a profile runs.
+     */
+    public void startProfile() {
+        if (profiler != null) throw new IllegalStateException("startProfile: a profile is already running");
+        if (active != null) throw new IllegalStateException("startProfile: a graph step is running");
+        bind();
+        profiler = new OpProfiler(context, stream);
+    }
+
+    /** Ends the profile: waits for the device and returns each op's calls and GPU milliseconds, the longest first. */
+    public List<OpTime> stopProfile() {
+        if (profiler == null) throw new IllegalStateException("stopProfile: no profile is running");
+        bind();
+        try (OpProfiler p = profiler) {
+            profiler = null;
+            return p.totals();
         }
     }
 
@@ -590,7 +639,8 @@ public final class CudaBackend implements Backend {
      * cuDNN's search: FORWARD (x, w, y), BACKWARD_DATA (w, dy, dx), BACKWARD_FILTER (x, dy, dw), the weights and
      * their gradient always fp32 KCRS. On bf16 activations the weights are rounded into a bf16 KRSC copy first
      * (every use: 2 bytes written per weight, noise next to the activations), and the weight gradient comes out in
-     * bf16 and is widened into the fp32 gradient, as autocast does.
+     * bf16 and is widened into the fp32 gradient, as autocast does (our depthwise kernel writes it in fp32
+     * directly: summed in double, rounding it to bf16 first would only lose bits).
      */
     private void convolve(Cudnn.Direction d, ConvGeometry g, boolean bf16, long a, long b, long out) {
         ConvPlan p = plan(g, bf16);
@@ -605,13 +655,17 @@ public final class CudaBackend implements Backend {
         long x0 = bf16 && d == Cudnn.Direction.BACKWARD_DATA ? wBf16 : a;
         long x1 = bf16 && d == Cudnn.Direction.FORWARD ? wBf16 : b;
         long x2 = bf16 && gradient ? wBf16 : out;
-        int algo = p.algorithm(d, x0, x1, x2);
+        int algo = p.algorithm(d, x0, x1, x2, out);
+        // e.g. "own depthwise 3x3/2 BACKWARD_FILTER", "cuDNN conv 1x1 FORWARD": the op's name in profiles
+        String kind = String.format(Locale.ROOT, "%s %dx%d%s %s", g.depthwise() ? "depthwise" : "conv", g.r(), g.s(),
+                g.strideH() == 1 && g.strideW() == 1 ? "" : "/" + g.strideH(), d);
         if (algo == OWN_DEPTHWISE) {
-            queue("depthwise " + d, () -> runOwnDepthwise(d, g, x0, x1, x2), x0, x1, x2);
+            long partials = ownDepthwisePartials(d, g, bf16);
+            queue("own " + kind, () -> runOwnDepthwise(d, g, bf16, x0, x1, out, partials), x0, x1, out, partials, bf16 ? 1 : 0);
             return;
         }
         long wsBytes = p.workspaceBytes[d.ordinal()], ws = workspacePointer(wsBytes);
-        queue("cudnn " + d, () -> {
+        queue("cuDNN " + kind, () -> {
             switch (d) {
                 case FORWARD -> cudnn.convolutionForward(p.x, x0, p.w, x1, p.conv, algo, ws, wsBytes, p.y, x2);
                 case BACKWARD_DATA -> cudnn.convolutionBackwardData(p.w, x0, p.y, x1, p.conv, algo, ws, wsBytes, p.x, x2);
@@ -727,6 +781,70 @@ public final class CudaBackend implements Backend {
         queue("batchNormBackward", () -> cudnn.batchNormBackward(p.x(), ptr(x), ptr(dy), ptr(dx), p.perChannel(), ptr(gamma),
                 ptr(dgamma), ptr(dbeta), eps, ptr(saveMean), ptr(saveInvStd)),
                 ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(dgamma), ptr(dbeta), ptr(saveMean), ptr(saveInvStd));
+    }
+
+    // ---------------------------------------------------------------- batch norm + SiLU, fused
+
+    /** bf16 channels-last only: there batch norm runs on our kernels, which apply SiLU in the same pass. */
+    @Override
+    public boolean fusesBatchNormSilu(Storage storage) {
+        return Storage.BF16_NHWC.equals(storage);
+    }
+
+    @Override
+    public void batchNormSiluForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                             double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd) {
+        String op = "batchNormSiluForwardTraining";
+        live(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
+        OpShapes.batchNormTraining(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
+        epsilon(op, eps);
+        float32(op, gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
+        fusedBf16(op, x, y);
+        long m = x.size() / x.dim(1), work = ptr(batchNormPartials(m, x.dim(1)));
+        int c = x.dim(1);
+        queue(op + " bf16", () -> kernels.batchNormSiluForwardTrainingNhwc(stream, ptr(x), ptr(gamma), ptr(beta), ptr(runningMean),
+                ptr(runningVar), momentum, eps, ptr(y), ptr(saveMean), ptr(saveInvStd), m, c, work),
+                ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(runningMean), ptr(runningVar), ptr(saveMean), ptr(saveInvStd), m, c, work);
+    }
+
+    @Override
+    public void batchNormSiluForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                              double eps, Tensor y) {
+        String op = "batchNormSiluForwardInference";
+        live(op, x, gamma, beta, runningMean, runningVar, y);
+        OpShapes.batchNormInference(op, x, gamma, beta, runningMean, runningVar, y);
+        epsilon(op, eps);
+        float32(op, gamma, beta, runningMean, runningVar);
+        fusedBf16(op, x, y);
+        long m = x.size() / x.dim(1);
+        int c = x.dim(1);
+        queue(op + " bf16", () -> kernels.batchNormSiluForwardInferenceNhwc(stream, ptr(x), ptr(gamma), ptr(beta), ptr(runningMean),
+                ptr(runningVar), eps, ptr(y), m, c), ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(runningMean), ptr(runningVar), m, c);
+    }
+
+    @Override
+    public void batchNormSiluBackward(Tensor x, Tensor dy, Tensor gamma, Tensor beta, Tensor saveMean, Tensor saveInvStd,
+                                      double eps, Tensor dx, Tensor dgamma, Tensor dbeta) {
+        String op = "batchNormSiluBackward";
+        live(op, x, dy, gamma, beta, saveMean, saveInvStd, dx, dgamma, dbeta);
+        OpShapes.batchNormBackward(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+        OpShapes.perChannel(op, x.dim(1), beta);
+        epsilon(op, eps);
+        float32(op, gamma, beta, saveMean, saveInvStd, dgamma, dbeta);
+        fusedBf16(op, x, dy, dx);
+        long m = x.size() / x.dim(1), work = ptr(batchNormPartials(m, x.dim(1)));
+        int c = x.dim(1);
+        queue(op + " bf16", () -> kernels.batchNormSiluBackwardNhwc(stream, ptr(x), ptr(dy), ptr(gamma), ptr(beta), ptr(saveMean),
+                ptr(saveInvStd), ptr(dx), ptr(dgamma), ptr(dbeta), m, c, work),
+                ptr(x), ptr(dy), ptr(dx), ptr(gamma), ptr(beta), ptr(dgamma), ptr(dbeta), ptr(saveMean), ptr(saveInvStd), m, c, work);
+    }
+
+    /** The fused ops take bf16 channels-last image tensors only ({@link #fusesBatchNormSilu}). */
+    private void fusedBf16(String op, Tensor... images) {
+        if (!activations(op, images)) {
+            throw new IllegalArgumentException(op + ": fused batch norm + SiLU runs on bf16 channels-last tensors, got "
+                    + images[0].storage() + " (fusesBatchNormSilu says which)");
+        }
     }
 
     // ---------------------------------------------------------------- element-wise
@@ -1076,6 +1194,9 @@ public final class CudaBackend implements Backend {
      */
     public String beginStep(Object key) {
         if (active != null) throw new IllegalStateException("beginStep: the previous step did not end");
+        if (profiler != null) {
+            throw new IllegalStateException("beginStep: the op profile times eager ops one by one; a graph replays them as one (stop the profile first)");
+        }
         bind();
         StepGraph g = graphs.computeIfAbsent(key, k -> new StepGraph());
         active = g;
@@ -1171,7 +1292,10 @@ public final class CudaBackend implements Backend {
      */
     private void queue(String op, Runnable work, long... fingerprint) {
         switch (mode) {
-            case EAGER -> work.run();
+            case EAGER -> {
+                if (profiler != null) profiler.time(op, work);
+                else work.run();
+            }
             case CAPTURE -> {
                 active.ops.add(fingerprint(op, fingerprint));
                 for (long f : fingerprint) usedThisStep.add(f);
@@ -1372,6 +1496,10 @@ public final class CudaBackend implements Backend {
         List<Throwable> errors = new ArrayList<>();
         Runnable[] steps = {
                 stream::synchronize,
+                () -> {
+                    if (profiler != null) profiler.close();
+                    profiler = null;
+                },
                 () -> graphs.values().forEach(StepGraph::close),
                 () -> convPlans.values().forEach(ConvPlan::close),
                 () -> bnPlans.values().forEach(BnPlan::close),

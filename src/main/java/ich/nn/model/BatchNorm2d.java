@@ -28,6 +28,8 @@ public final class BatchNorm2d implements Layer {
     private Tensor saveMean;
     private Tensor saveInvStd;
     private boolean trainedForward;
+    /** Whether the last forward also applied the SiLU after this layer ({@link #forwardWithSilu}). */
+    private boolean siluFused;
 
     public BatchNorm2d(ParameterSet params, String name, int c, double momentum, double eps) {
         this.name = name;
@@ -60,17 +62,43 @@ public final class BatchNorm2d implements Layer {
 
     @Override
     public Tensor forward(Tensor x, StepContext ctx) {
+        return forward(x, ctx, false);
+    }
+
+    /** Whether {@link #forwardWithSilu} can run on x: the backend fuses batch norm and SiLU for x's storage. */
+    public boolean fusesSilu(Tensor x, StepContext ctx) {
+        return ctx.backend().fusesBatchNormSilu(x.storage());
+    }
+
+    /**
+     * silu(this layer(x)) in one op, for a SiLU layer that follows this one (see {@link Sequential}); the next
+     * {@link #backward} then takes the gradient of the SiLU's output. Only where {@link #fusesSilu} says so.
+     */
+    public Tensor forwardWithSilu(Tensor x, StepContext ctx) {
+        return forward(x, ctx, true);
+    }
+
+    private Tensor forward(Tensor x, StepContext ctx, boolean silu) {
         check(x.shape());
         this.x = x;
         Tensor y = ctx.output(x.shape());
         trainedForward = ctx.training();
+        siluFused = silu;
+        var b = ctx.backend();
         if (trainedForward) {
             saveMean = ctx.output(c);
             saveInvStd = ctx.output(c);
-            ctx.backend().batchNormForwardTraining(x, gamma.value(), beta.value(), runningMean.value(), runningVar.value(),
-                    momentum, eps, y, saveMean, saveInvStd);
+            if (silu) {
+                b.batchNormSiluForwardTraining(x, gamma.value(), beta.value(), runningMean.value(), runningVar.value(),
+                        momentum, eps, y, saveMean, saveInvStd);
+            } else {
+                b.batchNormForwardTraining(x, gamma.value(), beta.value(), runningMean.value(), runningVar.value(),
+                        momentum, eps, y, saveMean, saveInvStd);
+            }
+        } else if (silu) {
+            b.batchNormSiluForwardInference(x, gamma.value(), beta.value(), runningMean.value(), runningVar.value(), eps, y);
         } else {
-            ctx.backend().batchNormForwardInference(x, gamma.value(), beta.value(), runningMean.value(), runningVar.value(), eps, y);
+            b.batchNormForwardInference(x, gamma.value(), beta.value(), runningMean.value(), runningVar.value(), eps, y);
         }
         return y;
     }
@@ -87,7 +115,11 @@ public final class BatchNorm2d implements Layer {
         Tensor dx = ctx.output(x.shape());
         Tensor dgamma = gamma.trainable() ? gamma.grad() : ctx.output(c);
         Tensor dbeta = beta.trainable() ? beta.grad() : ctx.output(c);
-        ctx.backend().batchNormBackward(x, dy, gamma.value(), saveMean, saveInvStd, eps, dx, dgamma, dbeta);
+        if (siluFused) {
+            ctx.backend().batchNormSiluBackward(x, dy, gamma.value(), beta.value(), saveMean, saveInvStd, eps, dx, dgamma, dbeta);
+        } else {
+            ctx.backend().batchNormBackward(x, dy, gamma.value(), saveMean, saveInvStd, eps, dx, dgamma, dbeta);
+        }
         return needInputGrad ? dx : null;
     }
 

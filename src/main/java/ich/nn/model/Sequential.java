@@ -9,10 +9,16 @@ import java.util.List;
 /**
  * Layers applied in order. The backward pass stops early below the lowest layer that has a trainable weight
  * when the caller needs no input gradient, so a frozen backbone costs no backward work at all.
+ *
+ * <p>A {@link BatchNorm2d} followed by a {@link SiLU} runs as one fused op where the backend has it for the
+ * activations' storage ({@code Backend.fusesBatchNormSilu}): the SiLU's forward and backward are then done by the
+ * batch norm, and the normalised tensor between them is neither written nor kept.
  */
 public class Sequential implements Layer {
     private final String name;
     private final List<Layer> layers;
+    /** Of the last forward: which layers ran inside the layer before them (a fused SiLU). */
+    private boolean[] fusedIntoPrevious;
 
     public Sequential(String name, List<Layer> layers) {
         this.name = name;
@@ -35,7 +41,17 @@ public class Sequential implements Layer {
 
     @Override
     public Tensor forward(Tensor x, StepContext ctx) {
-        for (Layer l : layers) x = l.forward(x, ctx);
+        boolean[] fused = new boolean[layers.size()];
+        for (int i = 0; i < layers.size(); i++) {
+            Layer l = layers.get(i);
+            if (l instanceof BatchNorm2d bn && i + 1 < layers.size() && layers.get(i + 1) instanceof SiLU && bn.fusesSilu(x, ctx)) {
+                x = bn.forwardWithSilu(x, ctx);
+                fused[++i] = true;
+            } else {
+                x = l.forward(x, ctx);
+            }
+        }
+        fusedIntoPrevious = fused;
         return x;
     }
 
@@ -53,6 +69,7 @@ public class Sequential implements Layer {
             if (lowest < 0) return null;
         }
         for (int i = layers.size() - 1; i >= lowest; i--) {
+            if (fusedIntoPrevious != null && fusedIntoPrevious[i]) continue; // the layer before takes dy as it is
             dy = layers.get(i).backward(dy, ctx, i > lowest || needInputGrad);
         }
         return needInputGrad ? dy : null;

@@ -2,6 +2,7 @@ package ich.nn.cuda;
 
 import ich.gpu.Bf16Reference;
 import ich.gpu.GpuUnavailableException;
+import ich.gpu.NnKernels;
 import ich.nn.ConvGeometry;
 import ich.nn.Parameter;
 import ich.nn.Storage;
@@ -24,6 +25,7 @@ import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -93,35 +95,56 @@ class CudaBackendBf16Test {
 
     /** An fp32 tensor on the device (parameters, statistics, vectors). */
     private Tensor f32(float[] values, int... shape) {
-        Tensor t = gpu.allocateUninitialized(arena, shape);
-        gpu.copy(host(values, shape), t);
+        return f32(gpu, values, shape);
+    }
+
+    /** Made on {@code b}'s stream: the helpers with a backend serve tests that open backends of their own. */
+    private Tensor f32(CudaBackend b, float[] values, int... shape) {
+        Tensor t = b.allocateUninitialized(arena, shape);
+        b.copy(host(values, shape), t);
         return t;
     }
 
     /** An activation on the device: bf16 channels-last, converted from the host's fp32 NCHW by the copy. */
     private Tensor bf16(float[] values, int... shape) {
-        Tensor t = gpu.allocateUninitialized(arena, Storage.BF16_NHWC, shape);
-        gpu.copy(host(values, shape), t);
+        return bf16(gpu, values, shape);
+    }
+
+    private Tensor bf16(CudaBackend b, float[] values, int... shape) {
+        Tensor t = b.allocateUninitialized(arena, Storage.BF16_NHWC, shape);
+        b.copy(host(values, shape), t);
         return t;
     }
 
     private Tensor poisonedF32(int... shape) {
-        Tensor t = gpu.allocateUninitialized(arena, shape);
-        gpu.stream().fill32(t.data().address(), Float.floatToRawIntBits(Float.NaN), t.size());
+        return poisonedF32(gpu, shape);
+    }
+
+    private Tensor poisonedF32(CudaBackend b, int... shape) {
+        Tensor t = b.allocateUninitialized(arena, shape);
+        b.stream().fill32(t.data().address(), Float.floatToRawIntBits(Float.NaN), t.size());
         return t;
     }
 
     /** A bf16 output filled with bf16 NaNs (0x7FC0 in both halves of each word). */
     private Tensor poisonedBf16(int... shape) {
-        Tensor t = gpu.allocateUninitialized(arena, Storage.BF16_NHWC, shape);
-        gpu.stream().fill32(t.data().address(), 0x7FC07FC0, Math.ceilDiv(t.bytes(), Float.BYTES));
+        return poisonedBf16(gpu, shape);
+    }
+
+    private Tensor poisonedBf16(CudaBackend b, int... shape) {
+        Tensor t = b.allocateUninitialized(arena, Storage.BF16_NHWC, shape);
+        b.stream().fill32(t.data().address(), 0x7FC07FC0, Math.ceilDiv(t.bytes(), Float.BYTES));
         return t;
     }
 
     /** Back on the host in fp32 NCHW (the copy widens and transposes). */
     private float[] read(Tensor deviceTensor) {
+        return read(gpu, deviceTensor);
+    }
+
+    private float[] read(CudaBackend b, Tensor deviceTensor) {
         Tensor h = Tensor.allocate(arena, deviceTensor.shape());
-        gpu.copy(deviceTensor, h);
+        b.copy(deviceTensor, h);
         return h.toArray();
     }
 
@@ -171,7 +194,34 @@ class CudaBackendBf16Test {
 
     @Test
     void convolutionsMatchTheCpu() {
-        for (ConvGeometry g : CudaBackendTest.geometries()) {
+        checkConvolutions(gpu, CudaBackendTest.geometries());
+        assertTrue(gpu.convolutionChoices().stream().anyMatch(line -> line.contains(" bf16 ")), String.valueOf(gpu.convolutionChoices()));
+    }
+
+    /**
+     * The 3x3 and 5x5 depthwise shapes with our NHWC kernels forced, and with cuDNN forced: both must match the
+     * CPU, and the choices must say who ran (the weight gradient of ours is fp32 straight from double sums, cuDNN's
+     * is widened from bf16: the same tolerance holds both).
+     */
+    @Test
+    void depthwiseByEitherEngineMatchesTheCpu() {
+        List<ConvGeometry> depthwise = CudaBackendTest.geometries().stream().filter(NnKernels::supportsDepthwiseNhwc).toList();
+        assertTrue(depthwise.size() >= 4, "3x3 and 5x5, stride 1 and 2: " + depthwise);
+        for (CudaBackend.Depthwise engine : new CudaBackend.Depthwise[] {CudaBackend.Depthwise.OWN, CudaBackend.Depthwise.CUDNN}) {
+            try (CudaBackend b = CudaBackend.open(0, CudaBackend.Options.defaults().withBf16(true).withDepthwise(engine))) {
+                checkConvolutions(b, depthwise);
+                String expected = engine == CudaBackend.Depthwise.OWN ? "own kernel" : "cuDNN";
+                assertEquals(depthwise.size() * 3, b.convolutionChoices().size(), String.valueOf(b.convolutionChoices()));
+                for (String line : b.convolutionChoices()) {
+                    assertTrue(line.contains(" bf16 ") && line.contains(expected), engine + ": " + line);
+                }
+            }
+        }
+    }
+
+    /** Forward, data and filter gradients of each geometry on {@code b}, twice (the second with the chosen algorithms). */
+    private void checkConvolutions(CudaBackend b, List<ConvGeometry> geometries) {
+        for (ConvGeometry g : geometries) {
             float[] xv = randoms(g.n() * (long) g.c() * g.h() * g.w(), 1);
             float[] wv = new float[Math.toIntExact((long) g.k() * (g.c() / g.groups()) * g.r() * g.s())];
             for (int i = 0; i < wv.length; i++) wv[i] = (float) (random.nextGaussian() * 0.5); // fp32 master weights
@@ -184,18 +234,17 @@ class CudaBackendBf16Test {
             cpu.conv2dBackwardData(g, dy, w, dx);
             cpu.conv2dBackwardFilter(g, x, dy, dw);
 
-            Tensor gx = bf16(xv, g.inputShape()), gw = f32(wv, g.weightShape()), gdy = bf16(dyv, g.outputShape());
-            Tensor gy = poisonedBf16(g.outputShape()), gdx = poisonedBf16(g.inputShape()), gdw = poisonedF32(g.weightShape());
+            Tensor gx = bf16(b, xv, g.inputShape()), gw = f32(b, wv, g.weightShape()), gdy = bf16(b, dyv, g.outputShape());
+            Tensor gy = poisonedBf16(b, g.outputShape()), gdx = poisonedBf16(b, g.inputShape()), gdw = poisonedF32(b, g.weightShape());
             for (int repeat = 0; repeat < 2; repeat++) {
-                gpu.conv2dForward(g, gx, gw, gy);
-                gpu.conv2dBackwardData(g, gdy, gw, gdx);
-                gpu.conv2dBackwardFilter(g, gx, gdy, gdw);
-                assertNormClose(y.toArray(), read(gy), BF16_REL, "forward " + g);
-                assertNormClose(dx.toArray(), read(gdx), BF16_REL, "backward data " + g);
-                assertNormClose(dw.toArray(), read(gdw), BF16_REL, "backward filter " + g);
+                b.conv2dForward(g, gx, gw, gy);
+                b.conv2dBackwardData(g, gdy, gw, gdx);
+                b.conv2dBackwardFilter(g, gx, gdy, gdw);
+                assertNormClose(y.toArray(), read(b, gy), BF16_REL, "forward " + g);
+                assertNormClose(dx.toArray(), read(b, gdx), BF16_REL, "backward data " + g);
+                assertNormClose(dw.toArray(), read(b, gdw), BF16_REL, "backward filter " + g);
             }
         }
-        assertTrue(gpu.convolutionChoices().stream().anyMatch(line -> line.contains(" bf16 ")), String.valueOf(gpu.convolutionChoices()));
     }
 
     // ---------------------------------------------------------------- batch norm
@@ -236,6 +285,51 @@ class CudaBackendBf16Test {
         assertNormClose(y.toArray(), read(gy), BF16_REL, "training output");
         assertNormClose(dx.toArray(), read(gdx), BF16_REL, "input gradient");
         assertNormClose(yInf.toArray(), read(gyInf), BF16_REL, "inference output");
+    }
+
+    /**
+     * The fused batch norm + SiLU against the CPU's batch norm then SiLU (and SiLU backward then batch-norm
+     * backward); fused only on bf16 tensors, and said so.
+     */
+    @Test
+    void fusedBatchNormSiluMatchesTheCpusTwoOps() {
+        assertTrue(gpu.fusesBatchNormSilu(Storage.BF16_NHWC));
+        assertFalse(gpu.fusesBatchNormSilu(Storage.FLOAT32));
+        int n = 2, c = 40, h = 5, w = 7;
+        int[] shape = {n, c, h, w};
+        float[] xv = randoms((long) n * c * h * w, 1), dyv = randoms(xv.length, 1);
+        float[] gv = randoms(c, 1), bv = randoms(c, 1), rm = randoms(c, 1), rv = new float[c];
+        for (int i = 0; i < c; i++) rv[i] = 0.5f + random.nextFloat();
+        Tensor x = host(xv, shape), dy = host(dyv, shape), gamma = host(gv, c), beta = host(bv, c);
+        Tensor z = Tensor.allocate(arena, shape), y = Tensor.allocate(arena, shape), mean = Tensor.allocate(arena, c),
+                inv = Tensor.allocate(arena, c), dz = Tensor.allocate(arena, shape), dx = Tensor.allocate(arena, shape),
+                dg = Tensor.allocate(arena, c), db = Tensor.allocate(arena, c), yInf = Tensor.allocate(arena, shape);
+        cpu.batchNormForwardTraining(x, gamma, beta, host(rm.clone(), c), host(rv.clone(), c), 0.1, 1e-5, z, mean, inv);
+        cpu.silu(z, y);
+        cpu.siluBackward(z, dy, dz);
+        cpu.batchNormBackward(x, dz, gamma, mean, inv, 1e-5, dx, dg, db);
+        cpu.batchNormForwardInference(x, gamma, beta, host(rm, c), host(rv, c), 1e-5, yInf);
+        cpu.silu(yInf, yInf);
+
+        Tensor gx = bf16(xv, shape), gdy = bf16(dyv, shape), gGamma = f32(gv, c), gBeta = f32(bv, c);
+        Tensor gRunMean = f32(rm, c), gRunVar = f32(rv, c);
+        Tensor gy = poisonedBf16(shape), gMean = poisonedF32(c), gInv = poisonedF32(c), gdx = poisonedBf16(shape),
+                gdg = poisonedF32(c), gdb = poisonedF32(c), gyInf = poisonedBf16(shape);
+        gpu.batchNormSiluForwardInference(gx, gGamma, gBeta, gRunMean, gRunVar, 1e-5, gyInf); // before training moves them
+        gpu.batchNormSiluForwardTraining(gx, gGamma, gBeta, gRunMean, gRunVar, 0.1, 1e-5, gy, gMean, gInv);
+        gpu.batchNormSiluBackward(gx, gdy, gGamma, gBeta, gMean, gInv, 1e-5, gdx, gdg, gdb);
+        assertNormClose(mean.toArray(), read(gMean), 1e-5, "saved mean");
+        assertNormClose(inv.toArray(), read(gInv), 1e-4, "saved 1/std");
+        assertNormClose(y.toArray(), read(gy), BF16_REL, "training output");
+        assertNormClose(dx.toArray(), read(gdx), BF16_REL, "input gradient");
+        assertNormClose(dg.toArray(), read(gdg), 1e-4, "gamma gradient");
+        assertNormClose(db.toArray(), read(gdb), 1e-4, "beta gradient");
+        assertNormClose(yInf.toArray(), read(gyInf), BF16_REL, "inference output");
+
+        Tensor f = f32(xv, shape), fy = poisonedF32(shape);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> gpu.batchNormSiluForwardTraining(f, gGamma, gBeta, gRunMean, gRunVar, 0.1, 1e-5, fy, gMean, gInv));
+        assertTrue(e.getMessage().contains("batchNormSiluForwardTraining") && e.getMessage().contains("bf16"), e.getMessage());
     }
 
     // ---------------------------------------------------------------- element-wise, SE, pooling

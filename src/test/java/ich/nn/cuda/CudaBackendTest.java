@@ -185,6 +185,40 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * The op profile counts each queued op under its name (convolutions by engine, filter, stride and direction),
+     * with non-negative times, refuses graph steps while it runs, and ends once.
+     */
+    @Test
+    void theOpProfileCountsOpsByName() {
+        try (CudaBackend b = CudaBackend.open(0, CudaBackend.Options.defaults().withDepthwise(CudaBackend.Depthwise.OWN))) {
+            ConvGeometry pointwise = ConvGeometry.square(2, 8, 6, 6, 4, 1, 1, 1), depthwise = ConvGeometry.square(2, 8, 6, 6, 8, 3, 2, 8);
+            Tensor x = device(randoms(2 * 8 * 36, 1), 2, 8, 6, 6), w1 = device(randoms(4 * 8, 1), 4, 8, 1, 1);
+            Tensor w3 = device(randoms(8 * 9, 1), 8, 1, 3, 3);
+            Tensor y1 = poisoned(pointwise.outputShape()), y3 = poisoned(depthwise.outputShape()), s = poisoned(2, 8, 6, 6);
+            b.conv2dForward(depthwise, x, w3, y3); // the algorithm searches run before the profile
+            b.conv2dForward(pointwise, x, w1, y1);
+            b.startProfile();
+            assertThrows(IllegalStateException.class, b::startProfile);
+            assertThrows(IllegalStateException.class, () -> b.beginStep("key"));
+            b.silu(x, s);
+            b.silu(s, s);
+            b.conv2dForward(pointwise, x, w1, y1);
+            b.conv2dForward(depthwise, x, w3, y3);
+            List<CudaBackend.OpTime> ops = b.stopProfile();
+            assertThrows(IllegalStateException.class, b::stopProfile);
+            java.util.Map<String, Long> calls = new java.util.TreeMap<>();
+            for (CudaBackend.OpTime o : ops) {
+                calls.put(o.op(), o.calls());
+                assertTrue(o.millis() >= 0, o.toString());
+            }
+            assertEquals(java.util.Map.of("silu", 2L, "cuDNN conv 1x1 FORWARD", 1L, "own depthwise 3x3/2 FORWARD", 1L), calls);
+            for (int i = 1; i < ops.size(); i++) assertTrue(ops.get(i - 1).millis() >= ops.get(i).millis(), "longest first: " + ops);
+            b.beginStep("key"); // allowed again once the profile has ended
+            b.abandonStep();
+        }
+    }
+
     private void checkConvolutions(CudaBackend b, List<ConvGeometry> geometries) {
         for (ConvGeometry g : geometries) {
             Tensor x = host(randoms(g.n() * (long) g.c() * g.h() * g.w(), 1), g.inputShape());

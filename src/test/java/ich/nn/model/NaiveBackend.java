@@ -12,10 +12,26 @@ import java.util.Arrays;
  * A test reference for the layers while (and besides) the real CPU backend exists; far too slow for training.
  */
 final class NaiveBackend implements Backend {
+    private final boolean fusing;
+    private int fusedCalls;
+
+    NaiveBackend() {
+        this(false);
+    }
+
+    /** {@code fusing}: runs batch norm + SiLU as the fused ops of the Backend contract, written as plainly. */
+    NaiveBackend(boolean fusing) {
+        this.fusing = fusing;
+    }
+
+    /** How many fused batch norm + SiLU ops (forward or backward) ran. */
+    int fusedCalls() {
+        return fusedCalls;
+    }
 
     @Override
     public String name() {
-        return "naive";
+        return fusing ? "naive, fused batch norm + SiLU" : "naive";
     }
 
     @Override
@@ -173,6 +189,54 @@ final class NaiveBackend implements Backend {
 
     private static double sig(double v) {
         return 1 / (1 + Math.exp(-v));
+    }
+
+    @Override
+    public boolean fusesBatchNormSilu(ich.nn.Storage storage) {
+        return fusing;
+    }
+
+    /** Batch norm into a double buffer first, then SiLU: one rounding, at the end. */
+    @Override
+    public void batchNormSiluForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                             double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd) {
+        fusedCalls++;
+        batchNormForwardTraining(x, gamma, beta, runningMean, runningVar, momentum, eps, y, saveMean, saveInvStd);
+        int c = x.dim(1), hw = x.dim(2) * x.dim(3);
+        for (long k = 0; k < x.size(); k++) {
+            int ch = (int) (k / hw % c);
+            double z = (x.get(k) - (double) saveMean.get(ch)) * saveInvStd.get(ch) * gamma.get(ch) + beta.get(ch);
+            y.set(k, (float) (z * sig(z)));
+        }
+    }
+
+    @Override
+    public void batchNormSiluForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                              double eps, Tensor y) {
+        fusedCalls++;
+        int c = x.dim(1), hw = x.dim(2) * x.dim(3);
+        for (long k = 0; k < x.size(); k++) {
+            int ch = (int) (k / hw % c);
+            double z = (x.get(k) - (double) runningMean.get(ch)) / Math.sqrt(runningVar.get(ch) + eps) * gamma.get(ch) + beta.get(ch);
+            y.set(k, (float) (z * sig(z)));
+        }
+    }
+
+    /** dz = dy * silu'(z) with z recomputed from x, then the batch norm's backward of dz. */
+    @Override
+    public void batchNormSiluBackward(Tensor x, Tensor dy, Tensor gamma, Tensor beta, Tensor saveMean, Tensor saveInvStd,
+                                      double eps, Tensor dx, Tensor dgamma, Tensor dbeta) {
+        fusedCalls++;
+        int c = x.dim(1), hw = x.dim(2) * x.dim(3);
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor dz = Tensor.allocate(arena, x.shape());
+            for (long k = 0; k < x.size(); k++) {
+                int ch = (int) (k / hw % c);
+                double z = (x.get(k) - (double) saveMean.get(ch)) * saveInvStd.get(ch) * gamma.get(ch) + beta.get(ch), s = sig(z);
+                dz.set(k, (float) (dy.get(k) * s * (1 + z * (1 - s))));
+            }
+            batchNormBackward(x, dz, gamma, saveMean, saveInvStd, eps, dx, dgamma, dbeta);
+        }
     }
 
     @Override

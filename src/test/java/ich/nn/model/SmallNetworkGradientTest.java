@@ -54,6 +54,55 @@ class SmallNetworkGradientTest {
         gradientCheck(new NaiveBackend(), 0.5, 0.3);
     }
 
+    /**
+     * Every BatchNorm2d + SiLU pair (stem, both blocks, head) runs as one fused op of the backend, whose backward
+     * takes the SiLU's gradient: the chain rule through the fusion must hold too.
+     */
+    @Test
+    void gradientsThroughFusedBatchNormSiluMatchToo() {
+        NaiveBackend fusing = new NaiveBackend(true);
+        gradientCheck(fusing, 0.5, 0.3);
+        assertTrue(fusing.fusedCalls() > 0, "the fused ops ran");
+    }
+
+    /** Fusion changes where SiLU runs, not what the network computes: outputs and gradients agree to rounding. */
+    @Test
+    void fusedAndUnfusedStepsAgree() {
+        NaiveBackend plain = new NaiveBackend(), fusing = new NaiveBackend(true);
+        try (Arena arena = Arena.ofShared()) {
+            float[][] a = step(plain, arena), b = step(fusing, arena);
+            // 5 pairs (stem, blocks.0.0 bn1 and bn2, blocks.1.0 bn1, head), one forward and one backward each
+            assertEquals(10, fusing.fusedCalls());
+            assertEquals(0, plain.fusedCalls());
+            for (int i = 0; i < a.length; i++) {
+                for (int j = 0; j < a[i].length; j++) {
+                    assertEquals(a[i][j], b[i][j], 1e-5 * (1 + Math.abs(a[i][j])), "array " + i + " element " + j);
+                }
+            }
+        }
+    }
+
+    /** Logits, the input gradient and every parameter gradient of one training step of the miniature. */
+    private static float[][] step(Backend backend, Arena arena) {
+        ParameterSet params = new ParameterSet(backend, arena);
+        Sequential net = miniature(params, 0, 0);
+        net.initialize(new Initializer(backend, 7));
+        SplittableRandom rng = new SplittableRandom(11);
+        Tensor x = random(arena, rng, 1, 2, 3, 8, 8);
+        Tensor targets = Tensor.allocate(arena, 2, 6);
+        for (long i = 0; i < targets.size(); i++) targets.set(i, rng.nextBoolean() ? 1 : 0);
+        List<float[]> out = new ArrayList<>();
+        try (StepContext ctx = StepContext.training(backend, 1, 0)) {
+            Tensor logits = net.forward(x, ctx);
+            out.add(logits.toArray());
+            Tensor dLogits = ctx.allocate(logits.shape());
+            backend.bceWithLogits(logits, targets, null, dLogits);
+            out.add(net.backward(dLogits, ctx, true).toArray());
+        }
+        for (Parameter p : params.asMap().values()) if (!p.isBuffer()) out.add(p.grad().toArray());
+        return out.toArray(float[][]::new);
+    }
+
     static void gradientCheck(Backend backend, double dropPath, double dropRate) {
         if (dropPath > 0) {
             // The check only exercises the masks if step (1, 0) keeps one sample's branch and drops the other's.
