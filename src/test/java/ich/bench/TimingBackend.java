@@ -98,6 +98,25 @@ public final class TimingBackend implements Backend {
         time("bn bwd", () -> inner.batchNormBackward(x, dy, gamma, saveMean, saveInvStd, eps, dx, dgamma, dbeta));
     }
 
+    @Override public boolean fusesBatchNormSilu(ich.nn.Storage storage) {
+        return inner.fusesBatchNormSilu(storage);
+    }
+
+    @Override public void batchNormSiluForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                                       double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd) {
+        time("bn+silu fwd", () -> inner.batchNormSiluForwardTraining(x, gamma, beta, runningMean, runningVar, momentum, eps, y, saveMean, saveInvStd));
+    }
+
+    @Override public void batchNormSiluForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                                        double eps, Tensor y) {
+        time("bn+silu inference", () -> inner.batchNormSiluForwardInference(x, gamma, beta, runningMean, runningVar, eps, y));
+    }
+
+    @Override public void batchNormSiluBackward(Tensor x, Tensor dy, Tensor gamma, Tensor beta, Tensor saveMean, Tensor saveInvStd,
+                                                double eps, Tensor dx, Tensor dgamma, Tensor dbeta) {
+        time("bn+silu bwd", () -> inner.batchNormSiluBackward(x, dy, gamma, beta, saveMean, saveInvStd, eps, dx, dgamma, dbeta));
+    }
+
     @Override public void silu(Tensor x, Tensor y) { time("silu fwd", () -> inner.silu(x, y)); }
 
     @Override public void siluBackward(Tensor x, Tensor dy, Tensor dx) { time("silu bwd", () -> inner.siluBackward(x, dy, dx)); }

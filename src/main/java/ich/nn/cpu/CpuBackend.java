@@ -3,6 +3,7 @@ package ich.nn.cpu;
 import ich.nn.Backend;
 import ich.nn.ConvGeometry;
 import ich.nn.OpShapes;
+import ich.nn.Storage;
 import ich.nn.Tensor;
 
 import java.lang.foreign.Arena;
@@ -442,7 +443,26 @@ public final class CpuBackend implements Backend {
     @Override
     public void batchNormForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                          double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd) {
-        String op = "batchNormForwardTraining";
+        batchNormForwardTraining("batchNormForwardTraining", false, x, gamma, beta, runningMean, runningVar, momentum, eps, y,
+                saveMean, saveInvStd);
+    }
+
+    /** Fused on the CPU too: SiLU runs on each plane while it is in cache, and the normalised tensor is never stored. */
+    @Override
+    public boolean fusesBatchNormSilu(Storage storage) {
+        return Storage.FLOAT32.equals(storage);
+    }
+
+    @Override
+    public void batchNormSiluForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                             double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd) {
+        batchNormForwardTraining("batchNormSiluForwardTraining", true, x, gamma, beta, runningMean, runningVar, momentum, eps, y,
+                saveMean, saveInvStd);
+    }
+
+    private void batchNormForwardTraining(String op, boolean silu, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean,
+                                          Tensor runningVar, double momentum, double eps, Tensor y, Tensor saveMean,
+                                          Tensor saveInvStd) {
         begin(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
         int c = OpShapes.batchNormTraining(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
         int n = x.dim(0);
@@ -469,7 +489,7 @@ public final class CpuBackend implements Backend {
                 runningVar.set(ch, (float) ((1 - momentum) * runningVar.get(ch) + momentum * var * count / (count - 1)));
                 float scale = (float) (gamma.get(ch) * invStd);
                 float offset = (float) (beta.get(ch) - mean * gamma.get(ch) * invStd);
-                affine(x, y, n, ch, c, spatial, scale, offset, plane);
+                affine(x, y, n, ch, c, spatial, scale, offset, silu, plane);
             }
         });
     }
@@ -477,7 +497,17 @@ public final class CpuBackend implements Backend {
     @Override
     public void batchNormForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                           double eps, Tensor y) {
-        String op = "batchNormForwardInference";
+        batchNormForwardInference("batchNormForwardInference", false, x, gamma, beta, runningMean, runningVar, eps, y);
+    }
+
+    @Override
+    public void batchNormSiluForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                              double eps, Tensor y) {
+        batchNormForwardInference("batchNormSiluForwardInference", true, x, gamma, beta, runningMean, runningVar, eps, y);
+    }
+
+    private void batchNormForwardInference(String op, boolean silu, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean,
+                                           Tensor runningVar, double eps, Tensor y) {
         begin(op, x, gamma, beta, runningMean, runningVar, y);
         int c = OpShapes.batchNormInference(op, x, gamma, beta, runningMean, runningVar, y);
         int n = x.dim(0);
@@ -488,17 +518,19 @@ public final class CpuBackend implements Backend {
                 double invStd = 1 / Math.sqrt(runningVar.get(ch) + eps);
                 float scale = (float) (gamma.get(ch) * invStd);
                 float shift = (float) (beta.get(ch) - runningMean.get(ch) * gamma.get(ch) * invStd);
-                affine(x, y, n, ch, c, spatial, scale, shift, plane);
+                affine(x, y, n, ch, c, spatial, scale, shift, silu, plane);
             }
         });
     }
 
-    private void affine(Tensor x, Tensor y, int n, int ch, int c, int spatial, float scale, float shift,
+    /** y = x scale + shift over a channel's planes, then (with {@code silu}) SiLU of that, while the plane is in cache. */
+    private void affine(Tensor x, Tensor y, int n, int ch, int c, int spatial, float scale, float shift, boolean silu,
                         float[] plane) {
         for (int i = 0; i < n; i++) {
             long at = planeOffset(i, ch, c, spatial);
             MemorySegment.copy(x.data(), Tensor.FLOAT, at, plane, 0, spatial);
             elementOps.affine(plane, spatial, scale, shift);
+            if (silu) elementOps.silu(plane, spatial);
             MemorySegment.copy(plane, 0, y.data(), Tensor.FLOAT, at, spatial);
         }
     }
@@ -506,15 +538,40 @@ public final class CpuBackend implements Backend {
     @Override
     public void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, double eps,
                                   Tensor dx, Tensor dgamma, Tensor dbeta) {
-        String op = "batchNormBackward";
+        batchNormBackward("batchNormBackward", x, dy, gamma, null, saveMean, saveInvStd, dx, dgamma, dbeta);
+    }
+
+    /**
+     * The batch-norm backward of dz = dy silu'(z), z = x scale + shift recomputed from the saved statistics. dz of
+     * each plane is computed once, in the statistics pass, and parked in dx until the second pass turns it into dx,
+     * so dx may be dy but not x.
+     */
+    @Override
+    public void batchNormSiluBackward(Tensor x, Tensor dy, Tensor gamma, Tensor beta, Tensor saveMean, Tensor saveInvStd,
+                                      double eps, Tensor dx, Tensor dgamma, Tensor dbeta) {
+        String op = "batchNormSiluBackward";
+        if (beta == null) throw new IllegalArgumentException(op + ": a required tensor is null");
+        if (dx.isHost() && x.isHost() && dx.data().asOverlappingSlice(x.data()).isPresent()) {
+            throw new IllegalArgumentException(op + ": dx holds dz between the two passes, so it must not be x");
+        }
+        batchNormBackward(op, x, dy, gamma, beta, saveMean, saveInvStd, dx, dgamma, dbeta);
+    }
+
+    /** beta null: plain batch norm; else the fused SiLU's backward (beta gives z). */
+    private void batchNormBackward(String op, Tensor x, Tensor dy, Tensor gamma, Tensor beta, Tensor saveMean, Tensor saveInvStd,
+                                   Tensor dx, Tensor dgamma, Tensor dbeta) {
+        boolean silu = beta != null;
         begin(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+        if (silu) begin(op, beta);
         int c = OpShapes.batchNormBackward(op, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+        if (silu) OpShapes.perChannel(op, c, beta);
         int n = x.dim(0);
         int spatial = (int) (x.size() / ((long) n * c));
         long count = (long) n * spatial;
         parallel(c, (from, to, sc) -> {
             float[] xs = sc.get(Scratch.PLANE, spatial);
             float[] gs = sc.get(Scratch.PLANE2, spatial);
+            float[] zs = silu ? sc.get(Scratch.PLANE3, spatial) : null;
             double[] moments = new double[2];
             for (int ch = from; ch < to; ch++) {
                 float mean = saveMean.get(ch), invStd = saveInvStd.get(ch);
@@ -523,6 +580,14 @@ public final class CpuBackend implements Backend {
                     long at = planeOffset(i, ch, c, spatial);
                     MemorySegment.copy(x.data(), Tensor.FLOAT, at, xs, 0, spatial);
                     MemorySegment.copy(dy.data(), Tensor.FLOAT, at, gs, 0, spatial);
+                    if (silu) {
+                        // z as the forward computed it (its scale and shift, from the saved statistics), then dz in gs
+                        double g = gamma.get(ch);
+                        System.arraycopy(xs, 0, zs, 0, spatial);
+                        elementOps.affine(zs, spatial, (float) (g * invStd), (float) (beta.get(ch) - mean * g * invStd));
+                        elementOps.siluBackward(zs, gs, spatial);
+                        MemorySegment.copy(gs, 0, dx.data(), Tensor.FLOAT, at, spatial); // parked until the second pass
+                    }
                     elementOps.gradientMoments(gs, xs, spatial, mean, moments);
                 }
                 double sumDy = moments[0], sumDyXhat = moments[1] * invStd;
@@ -537,7 +602,7 @@ public final class CpuBackend implements Backend {
                 for (int i = 0; i < n; i++) {
                     long at = planeOffset(i, ch, c, spatial);
                     MemorySegment.copy(x.data(), Tensor.FLOAT, at, xs, 0, spatial);
-                    MemorySegment.copy(dy.data(), Tensor.FLOAT, at, gs, 0, spatial);
+                    MemorySegment.copy((silu ? dx : dy).data(), Tensor.FLOAT, at, gs, 0, spatial);
                     elementOps.combine(gs, xs, spatial, p, q, r);
                     MemorySegment.copy(gs, 0, dx.data(), Tensor.FLOAT, at, spatial);
                 }

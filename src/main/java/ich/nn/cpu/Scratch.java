@@ -5,8 +5,8 @@ package ich.nn.cpu;
  * Each slot is used by one role at a time (packed A, packed B, im2col, a plane, ...).
  */
 final class Scratch {
-    static final int PACK_A = 0, PACK_B = 1, TILE = 2, COLUMNS = 3, OUT = 4, PLANE = 5, PLANE2 = 6, ROW = 7;
-    private final float[][] slots = new float[8][];
+    static final int PACK_A = 0, PACK_B = 1, TILE = 2, COLUMNS = 3, OUT = 4, PLANE = 5, PLANE2 = 6, ROW = 7, PLANE3 = 8;
+    private final float[][] slots = new float[9][];
 
     /** The buffer of a slot with at least {@code size} elements; contents are whatever was left there. */
     float[] get(int slot, int size) {

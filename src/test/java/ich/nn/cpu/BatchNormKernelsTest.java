@@ -7,7 +7,10 @@ import java.lang.foreign.Arena;
 import java.util.Random;
 
 import static ich.nn.cpu.Checks.random;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The vectorised batch-norm kernels against the plain-loop ones and against statistics in double: channels far
@@ -64,6 +67,71 @@ class BatchNormKernelsTest {
                 assertEquals(out[1][i], out[0][i], 1e-3 + 1e-3 * Math.abs(out[1][i]), "y[" + i + "]");
                 assertEquals(grads[1][i], grads[0][i], 1e-3 + 1e-3 * Math.abs(grads[1][i]), "dx[" + i + "]");
             }
+        }
+    }
+
+    /**
+     * The fused batch norm + SiLU against the separate ops (batch norm, SiLU; SiLU backward, batch-norm backward),
+     * on both kernels, with dx in dy's place: the same statistics, outputs and gradients to within float rounding
+     * (the backward recomputes the normalised value from the saved statistics, the vector SiLU's tail may round
+     * differently). dx on x is refused.
+     */
+    @Test
+    void fusedBatchNormSiluEqualsItsTwoOps() {
+        int n = 3, c = 5, h = 13, w = 11;
+        for (CpuBackend.Kernel kernel : CpuBackend.Kernel.values()) {
+            try (CpuBackend cpu = new CpuBackend(2, kernel); Arena arena = Arena.ofShared()) {
+                Random r = new Random(5);
+                Tensor x = random(arena, r, n, c, h, w), dy = random(arena, r, n, c, h, w);
+                Tensor gamma = random(arena, r, c), beta = random(arena, r, c);
+                Tensor rm = Tensor.allocate(arena, c), rv = Tensor.allocate(arena, c), mean = Tensor.allocate(arena, c),
+                        invStd = Tensor.allocate(arena, c), z = Tensor.allocate(arena, x.shape()), y = Tensor.allocate(arena, x.shape()),
+                        dz = Tensor.allocate(arena, x.shape()), dx = Tensor.allocate(arena, x.shape()), dg = Tensor.allocate(arena, c),
+                        db = Tensor.allocate(arena, c);
+                cpu.batchNormForwardTraining(x, gamma, beta, rm, rv, 0.1, 1e-5, z, mean, invStd);
+                cpu.silu(z, y);
+                cpu.siluBackward(z, dy, dz);
+                cpu.batchNormBackward(x, dz, gamma, mean, invStd, 1e-5, dx, dg, db);
+                Tensor yInf = Tensor.allocate(arena, x.shape());
+                cpu.batchNormForwardInference(x, gamma, beta, rm, rv, 1e-5, yInf);
+                cpu.silu(yInf, yInf);
+
+                Tensor frm = Tensor.allocate(arena, c), frv = Tensor.allocate(arena, c), fmean = Tensor.allocate(arena, c),
+                        finv = Tensor.allocate(arena, c), fy = Tensor.allocate(arena, x.shape()), fdg = Tensor.allocate(arena, c),
+                        fdb = Tensor.allocate(arena, c), fyInf = Tensor.allocate(arena, x.shape());
+                Tensor fdx = Tensor.allocate(arena, x.shape());
+                fdx.copyFrom(dy); // dx may be dy: the fused backward parks dz there between its passes
+                assertTrue(cpu.fusesBatchNormSilu(ich.nn.Storage.FLOAT32));
+                cpu.batchNormSiluForwardTraining(x, gamma, beta, frm, frv, 0.1, 1e-5, fy, fmean, finv);
+                cpu.batchNormSiluBackward(x, fdx, gamma, beta, fmean, finv, 1e-5, fdx, fdg, fdb);
+                cpu.batchNormSiluForwardInference(x, gamma, beta, frm, frv, 1e-5, fyInf);
+                String k = kernel + " ";
+                assertArrayEquals(mean.toArray(), fmean.toArray(), k + "saved mean");
+                assertArrayEquals(invStd.toArray(), finv.toArray(), k + "saved 1/std");
+                assertArrayEquals(rm.toArray(), frm.toArray(), k + "running mean");
+                assertArrayEquals(rv.toArray(), frv.toArray(), k + "running variance");
+                assertClose(y.toArray(), fy.toArray(), k + "y");
+                assertClose(dx.toArray(), fdx.toArray(), k + "dx");
+                assertClose(dg.toArray(), fdg.toArray(), k + "dgamma");
+                assertClose(db.toArray(), fdb.toArray(), k + "dbeta");
+                assertClose(yInf.toArray(), fyInf.toArray(), k + "inference y");
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> cpu.batchNormSiluBackward(x, dy, gamma, beta, fmean, finv, 1e-5, x, fdg, fdb));
+                assertTrue(e.getMessage().contains("must not be x"), e.getMessage());
+            }
+        }
+    }
+
+    /**
+     * Within 1e-5 of the value plus 1e-6 of the array's largest magnitude: float rounding, where a gradient that is
+     * a difference of larger terms (dx = p dz + q x + r) can lose its relative precision.
+     */
+    private static void assertClose(float[] expected, float[] actual, String what) {
+        double max = 0;
+        for (float v : expected) max = Math.max(max, Math.abs(v));
+        for (int i = 0; i < expected.length; i++) {
+            double tol = 1e-5 * Math.abs(expected[i]) + 1e-6 * max;
+            assertEquals(expected[i], actual[i], tol, what + " element " + i);
         }
     }
 }
