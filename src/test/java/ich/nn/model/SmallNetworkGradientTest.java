@@ -65,6 +65,15 @@ class SmallNetworkGradientTest {
         assertTrue(fusing.fusedCalls() > 0, "the fused ops ran");
     }
 
+    /** The real CPU backend, float throughout and batch norm + SiLU fused, against the same differences. */
+    @Test
+    void gradientsOfTheCpuBackendMatchToo() {
+        try (ich.nn.cpu.CpuBackend cpu = new ich.nn.cpu.CpuBackend(2)) {
+            assertTrue(cpu.fusesBatchNormSilu(ich.nn.Storage.FLOAT32), "the check goes through the fused ops");
+            gradientCheck(cpu, 0, 0);
+        }
+    }
+
     /** Fusion changes where SiLU runs, not what the network computes: outputs and gradients agree to rounding. */
     @Test
     void fusedAndUnfusedStepsAgree() {
