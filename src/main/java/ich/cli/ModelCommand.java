@@ -171,7 +171,8 @@ final class ModelCommand implements Runnable {
 
                 float[] logits, features = null;
                 try (StepContext ctx = StepContext.eval(cpu)) {
-                    // Layer by layer, to keep the pooled features on the way; the same ops as model.forward, in order.
+                    // Layer by layer, to keep the pooled features on the way; the same ops as model.forward, in order
+                    // (which fuses each batch norm + SiLU pair: on the CPU the fused op gives the same bits).
                     Tensor x = input;
                     for (Layer layer : model.network().layers()) {
                         x = layer.forward(x, ctx);

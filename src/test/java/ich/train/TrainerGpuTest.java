@@ -98,11 +98,11 @@ class TrainerGpuTest {
             TrainingLog.Epoch e = r.log().get(0);
             // After an epoch, float rounding in another order moves these by a few 1e-3 (measured: 3.9e-3 between
             // float and double accumulation in one implementation), so 1e-2; a real error moves them far more. The
-            // training loss, a mean over the epoch's noisy steps at batch 4, moves more: the CPU fuses batch norm +
-            // SiLU and the fp32 GPU path does not, and that alone (the CPU fused against itself unfused, same seed)
-            // moved it 2.7 % (0.1489 vs 0.1449) and the validation loss 0.2 %; so 5e-2 for it.
+            // training loss, a mean over the epoch's noisy steps at batch 4, is chaotic at the rounding level: on
+            // the CPU alone, with the same seed, rounding the last few SiLU values of each chunk differently moved
+            // it 4.4 % (0.1449 -> 0.1384) while the validation loss stayed within 0.2 %; so 1e-1 for it.
             assertRelative(first.valLoss(), e.valLoss(), 1e-2, what + ": validation loss");
-            assertRelative(first.trainLoss(), e.trainLoss(), 5e-2, what + ": training loss");
+            assertRelative(first.trainLoss(), e.trainLoss(), 1e-1, what + ": training loss");
             assertTrue(e.devicePeakMib() > 0, what + ": peak device memory " + e.devicePeakMib());
             assertTrue(Double.isNaN(e.gpuPercent()) || (e.gpuPercent() >= 0 && e.gpuPercent() <= 100), what + ": " + e.gpuPercent());
             assertEquals(e.devicePeakMib(), TrainingLog.read(run).get(0).devicePeakMib(), 0.05);
@@ -121,8 +121,8 @@ class TrainerGpuTest {
             assertEquals(2, rest.epochs());
             assertTrue(resumed.toString().contains("the run so far was on gpu:0"), resumed.toString());
             // The second epoch starts from weights one epoch of float rounding away from the CPU run's; the fused
-            // batch norm + SiLU alone (the CPU against itself unfused) moves its validation loss 1.2 % (0.0504 vs
-            // 0.0510), so 3e-2.
+            // batch norm + SiLU alone (the CPU against itself unfused) moves its validation loss 1.7 % (0.0510 vs
+            // 0.0501), so 3e-2.
             assertRelative(reference.log().get(1).valLoss(), rest.log().get(1).valLoss(), 3e-2, what + ": resumed on the CPU");
         }
         List<TrainingLog.Epoch> cpuLog = TrainingLog.read(dir.resolve("cpu"));

@@ -2,6 +2,7 @@ package ich.nn.cpu;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -47,42 +48,40 @@ final class VectorElementOps extends ElementOps {
         return S.length();
     }
 
+    // The exp-based ops run their tail as one masked vector, not scalar code: an element then gets the same bits
+    // wherever the array it sits in starts and ends, so SiLU applied per batch-norm plane (the fused op) equals SiLU
+    // over the tensor in chunks bit for bit, and the chunking of a parallel op never shows in its result.
+
     @Override
     void silu(float[] a, int len) {
-        int i = 0;
-        for (int upper = S.loopBound(len); i < upper; i += S.length()) {
-            FloatVector x = FloatVector.fromArray(S, a, i);
-            x.div(exp(x.neg()).add(1f)).intoArray(a, i);
+        for (int i = 0; i < len; i += S.length()) {
+            VectorMask<Float> m = S.indexInRange(i, len);
+            FloatVector x = FloatVector.fromArray(S, a, i, m);
+            x.div(exp(x.neg()).add(1f)).intoArray(a, i, m);
         }
-        for (; i < len; i++) a[i] = a[i] * sigmoid(a[i]);
     }
 
     @Override
     void siluBackward(float[] x, float[] d, int len) {
-        int i = 0;
-        for (int upper = S.loopBound(len); i < upper; i += S.length()) {
-            FloatVector v = FloatVector.fromArray(S, x, i);
+        for (int i = 0; i < len; i += S.length()) {
+            VectorMask<Float> m = S.indexInRange(i, len);
+            FloatVector v = FloatVector.fromArray(S, x, i, m);
             FloatVector s = FloatVector.broadcast(S, 1f).div(exp(v.neg()).add(1f));
-            FloatVector g = FloatVector.fromArray(S, d, i);
+            FloatVector g = FloatVector.fromArray(S, d, i, m);
             // s (1 + x (1 - s))
             FloatVector local = s.mul(v.mul(s.neg().add(1f)).add(1f));
-            g.mul(local).intoArray(d, i);
-        }
-        for (; i < len; i++) {
-            float s = sigmoid(x[i]);
-            d[i] = d[i] * s * (1 + x[i] * (1 - s));
+            g.mul(local).intoArray(d, i, m);
         }
     }
 
     @Override
     void sigmoid(float[] a, int len) {
-        int i = 0;
         FloatVector one = FloatVector.broadcast(S, 1f);
-        for (int upper = S.loopBound(len); i < upper; i += S.length()) {
-            FloatVector x = FloatVector.fromArray(S, a, i);
-            one.div(exp(x.neg()).add(1f)).intoArray(a, i);
+        for (int i = 0; i < len; i += S.length()) {
+            VectorMask<Float> m = S.indexInRange(i, len);
+            FloatVector x = FloatVector.fromArray(S, a, i, m);
+            one.div(exp(x.neg()).add(1f)).intoArray(a, i, m);
         }
-        for (; i < len; i++) a[i] = sigmoid(a[i]);
     }
 
     /**
