@@ -865,24 +865,10 @@ class NnKernelsTest {
             cpu.batchNormBackward(cx, cdy, cgamma, mean, invStd, eps, cdx, dgamma, dbeta);
             DeviceBuffer gsaved = upload(saved), gsavedInv = upload(savedInv), gdgamma = poisoned(c), gdbeta = poisoned(c);
             Bf16Tensor gdy = uploadBf16(dy, offset);
-            float[][] firstBackward = null;
-            for (int run = 0; run < 2; run++) {
-                workspace.fill((byte) 0xFF);
-                gdgamma.fill((byte) 0xFF);
-                gdbeta.fill((byte) 0xFF);
-                Bf16Tensor gdx = poisonedBf16(count, offset);
-                kernels.batchNormBackwardNhwc(stream, gx.pointer(), gdy.pointer(), ggamma.pointer(), gsaved.pointer(),
-                        gsavedInv.pointer(), gdx.pointer(), gdgamma.pointer(), gdbeta.pointer(), m, c, workspace.pointer());
-                float[][] got = {downloadBf16(gdx), download(gdgamma, c), download(gdbeta, c)};
-                if (run == 0) {
-                    assertBf16Close(nchwToNhwc(bf16(cdx.toArray()), n, hw, c), got[0], "batchNormBackwardNhwc dx " + what);
-                    assertFloatsClose(dgamma.toArray(), got[1], SUM_REL, dgammaAbs, "dgamma " + what);
-                    assertFloatsClose(dbeta.toArray(), got[2], SUM_REL, dbetaAbs, "dbeta " + what);
-                    firstBackward = got;
-                } else {
-                    for (int k = 0; k < got.length; k++) assertBitIdentical(firstBackward[k], got[k], "backward output " + k + ", second run, " + what);
-                }
-            }
+            checkBackwardTwice("batchNormBackwardNhwc " + what, dx -> kernels.batchNormBackwardNhwc(stream, gx.pointer(), gdy.pointer(),
+                    ggamma.pointer(), gsaved.pointer(), gsavedInv.pointer(), dx, gdgamma.pointer(), gdbeta.pointer(), m, c,
+                    workspace.pointer()), workspace, gdgamma, gdbeta, count, offset, nchwToNhwc(bf16(cdx.toArray()), n, hw, c),
+                    dgamma.toArray(), dgammaAbs, dbeta.toArray(), dbetaAbs);
 
             Tensor ci = Tensor.allocate(arena, nchw);
             cpu.batchNormForwardInference(cx, cgamma, cbeta, host(runningMean, c), host(runningVar, c), eps, ci);
@@ -953,24 +939,10 @@ class NnKernelsTest {
             }
             DeviceBuffer gsaved = upload(saved), gsavedInv = upload(savedInv), gdgamma = poisoned(c), gdbeta = poisoned(c);
             Bf16Tensor gdy = uploadBf16(dy, offset);
-            float[][] first = null;
-            for (int run = 0; run < 2; run++) {
-                workspace.fill((byte) 0xFF);
-                gdgamma.fill((byte) 0xFF);
-                gdbeta.fill((byte) 0xFF);
-                Bf16Tensor gdx = poisonedBf16(count, offset);
-                kernels.batchNormSiluBackwardNhwc(stream, gx.pointer(), gdy.pointer(), ggamma.pointer(), gbeta.pointer(), gsaved.pointer(),
-                        gsavedInv.pointer(), gdx.pointer(), gdgamma.pointer(), gdbeta.pointer(), m, c, workspace.pointer());
-                float[][] got = {downloadBf16(gdx), download(gdgamma, c), download(gdbeta, c)};
-                if (run == 0) {
-                    assertBf16Close(nchwToNhwc(bf16(cdx.toArray()), n, hw, c), got[0], "batchNormSiluBackwardNhwc dx " + what);
-                    assertFloatsClose(dgamma.toArray(), got[1], SUM_REL, dgammaAbs, "fused dgamma " + what);
-                    assertFloatsClose(dbeta.toArray(), got[2], SUM_REL, dbetaAbs, "fused dbeta " + what);
-                    first = got;
-                } else {
-                    for (int k = 0; k < got.length; k++) assertBitIdentical(first[k], got[k], "fused backward output " + k + ", second run, " + what);
-                }
-            }
+            checkBackwardTwice("batchNormSiluBackwardNhwc " + what, dx -> kernels.batchNormSiluBackwardNhwc(stream, gx.pointer(),
+                    gdy.pointer(), ggamma.pointer(), gbeta.pointer(), gsaved.pointer(), gsavedInv.pointer(), dx, gdgamma.pointer(),
+                    gdbeta.pointer(), m, c, workspace.pointer()), workspace, gdgamma, gdbeta, count, offset,
+                    nchwToNhwc(bf16(cdx.toArray()), n, hw, c), dgamma.toArray(), dgammaAbs, dbeta.toArray(), dbetaAbs);
 
             Tensor ci = Tensor.allocate(arena, nchw);
             cpu.batchNormForwardInference(cx, cgamma, cbeta, host(runningMean, c), host(runningVar, c), eps, ci);
@@ -981,6 +953,34 @@ class NnKernelsTest {
             kernels.batchNormSiluForwardInferenceNhwc(stream, gx.pointer(), ggamma.pointer(), gbeta.pointer(), grm.pointer(),
                     grv.pointer(), eps, gy.pointer(), m, c);
             assertBf16Close(nchwToNhwc(bf16(ci.toArray()), n, hw, c), downloadBf16(gy), "batchNormSiluForwardInferenceNhwc " + what);
+        }
+    }
+
+    /**
+     * Runs a batch-norm backward ({@code launch}, given the dx pointer) twice, the workspace, dgamma, dbeta and dx
+     * poisoned before each run: the first run's outputs against the reference (dx bf16 NHWC; dgamma and dbeta
+     * within SUM_REL plus the given absolute tolerances), the second's against the first, bit for bit.
+     */
+    private void checkBackwardTwice(String what, java.util.function.LongConsumer launch, DeviceBuffer workspace, DeviceBuffer gdgamma,
+                                    DeviceBuffer gdbeta, int count, int offset, float[] dx, float[] dgamma, double[] dgammaAbs,
+                                    float[] dbeta, double[] dbetaAbs) {
+        int c = dgamma.length;
+        float[][] first = null;
+        for (int run = 0; run < 2; run++) {
+            workspace.fill((byte) 0xFF);
+            gdgamma.fill((byte) 0xFF);
+            gdbeta.fill((byte) 0xFF);
+            Bf16Tensor gdx = poisonedBf16(count, offset);
+            launch.accept(gdx.pointer());
+            float[][] got = {downloadBf16(gdx), download(gdgamma, c), download(gdbeta, c)};
+            if (run == 0) {
+                assertBf16Close(dx, got[0], what + ": dx");
+                assertFloatsClose(dgamma, got[1], SUM_REL, dgammaAbs, what + ": dgamma");
+                assertFloatsClose(dbeta, got[2], SUM_REL, dbetaAbs, what + ": dbeta");
+                first = got;
+            } else {
+                for (int k = 0; k < got.length; k++) assertBitIdentical(first[k], got[k], what + ": output " + k + ", second run");
+            }
         }
     }
 
