@@ -1352,12 +1352,16 @@ __device__ __forceinline__ void add_products(float (&acc)[VEC], const float (&k)
     for (int j = 0; j < VEC; j++) acc[j] = __fadd_rn(acc[j], __fmul_rn(k[j], v[j]));
 }
 
-// y[img, pp, qq, ch] = sum over taps of wt[ch, rr, ss] * x[img, pp stride_h + rr - pad_h, qq stride_w + ss - pad_w, ch],
-// zero outside the image. Positions are the outputs (img, pp, qq).
-struct ForwardGather {
-    const bf16* x;
+// A depthwise convolution's sizes: input h x w, output p x q, c channels (NHWC).
+struct DepthwiseShape {
     i64 c, h, w, p, q;
     int stride_h, stride_w, pad_h, pad_w;
+};
+
+// y[img, pp, qq, ch] = sum over taps of wt[ch, rr, ss] * x[img, pp stride_h + rr - pad_h, qq stride_w + ss - pad_w, ch],
+// zero outside the image. Positions are the outputs (img, pp, qq).
+struct ForwardGather : DepthwiseShape {
+    const bf16* x;
     template <int R, int VEC>
     __device__ __forceinline__ void sum(i64 o, i64 ch, const float (&k)[R * R][VEC], float (&acc)[VEC]) const {
         const i64 qq = o % q, pp = o / q % p, img = o / (p * q);
@@ -1382,7 +1386,7 @@ template <int R, int VEC>
 __device__ __forceinline__ void depthwise_forward_nhwc(const bf16* x, const bf16* wt, bf16* y, i64 n, i64 c, i64 h,
                                                        i64 w, i64 p, i64 q, int stride_h, int stride_w, int pad_h,
                                                        int pad_w, int cw, i64 rows_per_chunk) {
-    const ForwardGather gather{x, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w};
+    const ForwardGather gather{{c, h, w, p, q, stride_h, stride_w, pad_h, pad_w}, x};
     depthwise_gather_nhwc<R, VEC>(gather, wt, y, n * p * q, c, cw, rows_per_chunk);
 }
 
@@ -1401,10 +1405,8 @@ extern "C" __global__ void ich_nn_depthwise_forward_nhwc_5x5(ICH_DEPTHWISE_FORWA
 // dx[img, hh, ww, ch] = sum of wt[ch, rr, ss] * dy[img, o, u, ch] over the taps with hh + pad_h - rr = o stride_h
 // and ww + pad_w - ss = u stride_w, 0 <= o < p, 0 <= u < q: a gather, so each thread owns its dx, no atomics.
 // Positions are the inputs (img, hh, ww).
-struct DataGather {
+struct DataGather : DepthwiseShape {
     const bf16* dy;
-    i64 c, h, w, p, q;
-    int stride_h, stride_w, pad_h, pad_w;
     template <int R, int VEC>
     __device__ __forceinline__ void sum(i64 i, i64 ch, const float (&k)[R * R][VEC], float (&acc)[VEC]) const {
         const i64 ww = i % w, hh = i / w % h, img = i / (h * w);
@@ -1429,7 +1431,7 @@ template <int R, int VEC>
 __device__ __forceinline__ void depthwise_backward_data_nhwc(const bf16* dy, const bf16* wt, bf16* dx, i64 n, i64 c,
                                                              i64 h, i64 w, i64 p, i64 q, int stride_h, int stride_w,
                                                              int pad_h, int pad_w, int cw, i64 rows_per_chunk) {
-    const DataGather gather{dy, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w};
+    const DataGather gather{{c, h, w, p, q, stride_h, stride_w, pad_h, pad_w}, dy};
     depthwise_gather_nhwc<R, VEC>(gather, wt, dx, n * h * w, c, cw, rows_per_chunk);
 }
 

@@ -415,16 +415,8 @@ class NnKernelsTest {
             String what = g.toString();
             int[] xs = g.inputShape(), ws = g.weightShape(), ys = g.outputShape();
             float[] x = values(xs, 2), w = values(ws, 1), dy = values(ys, 1);
-            Tensor cx = host(x, xs), cw = host(w, ws), cdy = host(dy, ys);
-            Tensor ax = host(abs(x), xs), aw = host(abs(w), ws), ady = host(abs(dy), ys);
-            Tensor y = Tensor.allocate(arena, ys), ya = Tensor.allocate(arena, ys), dx = Tensor.allocate(arena, xs),
-                    dxa = Tensor.allocate(arena, xs), dw = Tensor.allocate(arena, ws), dwa = Tensor.allocate(arena, ws);
-            cpu.conv2dForward(g, cx, cw, y);
-            cpu.conv2dForward(g, ax, aw, ya);
-            cpu.conv2dBackwardData(g, cdy, cw, dx);
-            cpu.conv2dBackwardData(g, ady, aw, dxa);
-            cpu.conv2dBackwardFilter(g, cx, cdy, dw);
-            cpu.conv2dBackwardFilter(g, ax, ady, dwa);
+            DepthwiseReference ref = depthwiseReference(g, x, w, dy);
+            Tensor y = ref.y(), ya = ref.yMagnitude(), dx = ref.dx(), dxa = ref.dxMagnitude(), dw = ref.dw(), dwa = ref.dwMagnitude();
 
             DeviceBuffer gx = upload(x), gw = upload(w), gdy = upload(dy);
             DeviceBuffer gy = poisoned(y.size()), gdx = poisoned(dx.size()), gdw = poisoned(dw.size());
@@ -439,6 +431,24 @@ class NnKernelsTest {
             kernels.depthwiseBackwardFilter(stream, g, gx.pointer(), gdy.pointer(), gdw.pointer());
             assertBitIdentical(first, download(gdw, (int) dw.size()), "depthwiseBackwardFilter " + what + ", second run");
         }
+    }
+
+    /** The CPU's three depthwise passes on x, w, dy (NCHW), and on their absolute values: the terms' magnitudes. */
+    private record DepthwiseReference(Tensor y, Tensor yMagnitude, Tensor dx, Tensor dxMagnitude, Tensor dw, Tensor dwMagnitude) {}
+
+    private DepthwiseReference depthwiseReference(ConvGeometry g, float[] x, float[] w, float[] dy) {
+        int[] xs = g.inputShape(), ws = g.weightShape(), ys = g.outputShape();
+        Tensor cx = host(x, xs), cw = host(w, ws), cdy = host(dy, ys);
+        Tensor ax = host(abs(x), xs), aw = host(abs(w), ws), ady = host(abs(dy), ys);
+        DepthwiseReference r = new DepthwiseReference(Tensor.allocate(arena, ys), Tensor.allocate(arena, ys), Tensor.allocate(arena, xs),
+                Tensor.allocate(arena, xs), Tensor.allocate(arena, ws), Tensor.allocate(arena, ws));
+        cpu.conv2dForward(g, cx, cw, r.y());
+        cpu.conv2dForward(g, ax, aw, r.yMagnitude());
+        cpu.conv2dBackwardData(g, cdy, cw, r.dx());
+        cpu.conv2dBackwardData(g, ady, aw, r.dxMagnitude());
+        cpu.conv2dBackwardFilter(g, cx, cdy, r.dw());
+        cpu.conv2dBackwardFilter(g, ax, ady, r.dwMagnitude());
+        return r;
     }
 
     @Test
@@ -1054,18 +1064,9 @@ class NnKernelsTest {
             for (int offset : new int[]{0, 1}) {
                 String what = g + " at offset " + offset;
                 int n = g.n(), c = g.c(), hw = g.h() * g.w(), pq = g.p() * g.q();
-                int[] xs = g.inputShape(), ws = g.weightShape(), ys = g.outputShape();
                 float[] x = bf16Values(n * hw * c, 2, 0), w = bf16Values(c * g.r() * g.s(), 1, 0), dy = bf16Values(n * pq * c, 1, 0);
-                Tensor cx = host(nhwcToNchw(x, n, hw, c), xs), cw = host(w, ws), cdy = host(nhwcToNchw(dy, n, pq, c), ys);
-                Tensor ax = host(abs(cx.toArray()), xs), aw = host(abs(w), ws), ady = host(abs(cdy.toArray()), ys);
-                Tensor y = Tensor.allocate(arena, ys), ya = Tensor.allocate(arena, ys), dx = Tensor.allocate(arena, xs),
-                        dxa = Tensor.allocate(arena, xs), dw = Tensor.allocate(arena, ws), dwa = Tensor.allocate(arena, ws);
-                cpu.conv2dForward(g, cx, cw, y);
-                cpu.conv2dForward(g, ax, aw, ya);
-                cpu.conv2dBackwardData(g, cdy, cw, dx);
-                cpu.conv2dBackwardData(g, ady, aw, dxa);
-                cpu.conv2dBackwardFilter(g, cx, cdy, dw);
-                cpu.conv2dBackwardFilter(g, ax, ady, dwa);
+                DepthwiseReference ref = depthwiseReference(g, nhwcToNchw(x, n, hw, c), w, nhwcToNchw(dy, n, pq, c));
+                Tensor y = ref.y(), ya = ref.yMagnitude(), dx = ref.dx(), dxa = ref.dxMagnitude(), dw = ref.dw(), dwa = ref.dwMagnitude();
 
                 Bf16Tensor gx = uploadBf16(x, offset), gw = uploadBf16(w, offset), gdy = uploadBf16(dy, offset);
                 Bf16Tensor gy = poisonedBf16(n * pq * c, offset), gdx = poisonedBf16(n * hw * c, offset);
