@@ -438,13 +438,15 @@ final class BenchCommand implements Runnable {
                     Run run = new Run(backend, cuda, cudaGraph ? cuda : null, sampler, model, adam);
                     String how = p + (cuda == null ? "" : cudaGraph ? ", CUDA graphs" : ", eager");
                     long[] step = {0};
-                    Measured memory = inMemory(run, arena, b, s, n, warm, step);
+                    StepInput fixed = fixedBatch(run, arena, b, s); // the in-memory rows' batch, the profile's too
+                    Measured memory = inMemory(run, fixed, b, n, warm, step);
                     row(out, "training, batch in device memory", how, memory);
                     if (profile) {
                         // eager, whatever --cuda-graph says: a graph replays the step as one launch
                         Run eager = new Run(backend, cuda, null, null, model, adam);
-                        StepInput fixed = fixedBatch(eager, arena, b, s);
-                        step(eager, step[0]++, b, fixed); // an eager step of its own: the graph steps searched nothing eagerly
+                        // One eager step unprofiled first: after graph steps it is the first to draw on the eager step
+                        // arena, whose device memory would otherwise be allocated inside the profile.
+                        step(eager, step[0]++, b, fixed);
                         cuda.synchronize();
                         int k = Math.min(n, PROFILE_STEPS);
                         cuda.startProfile();
@@ -506,8 +508,7 @@ final class BenchCommand implements Runnable {
         }
 
         /** Steps on one fixed batch that lives on the device: the engine alone, no input pipeline. */
-        private static Measured inMemory(Run run, Arena arena, int b, int s, int n, int warm, long[] step) {
-            StepInput fixed = fixedBatch(run, arena, b, s);
+        private static Measured inMemory(Run run, StepInput fixed, int b, int n, int warm, long[] step) {
             for (int i = 0; i < warm; i++) step(run, step[0]++, b, fixed);
             run.synchronize();
             run.window();
