@@ -101,9 +101,9 @@ extern "C" __global__ void ich_nn_scale_channels(const float* x, const float* s,
     for (i64 i = first_index(); i < n; i += grid_stride()) y[i] = __fmul_rn(x[i], s[i / spatial]);
 }
 
-// One block per plane (grid-striding over planes): dx = dy * s, ds = sum of dy * x in double, as the CPU does.
-// Napkin: 2 reads + 1 write per element; an SE block's planes are 8x8 to 128x128, so a block of 256 threads
-// does 1 to 64 elements each and the reduction tree (8 steps) is noise next to the traffic.
+// One block per plane (grid-striding over planes): dx = dy * s unless dx is null, ds = sum of dy * x in double,
+// as the CPU does. Napkin: 2 reads (+ 1 write with dx) per element; an SE block's planes are 8x8 to 128x128, so
+// a block of 256 threads does 1 to 64 elements each and the reduction tree (8 steps) is noise next to the traffic.
 extern "C" __global__ void ich_nn_scale_channels_backward(const float* x, const float* s, const float* dy, float* dx,
                                                           float* ds, i64 planes, i64 spatial) {
     __shared__ double partial[ICH_NN_BLOCK];
@@ -114,10 +114,23 @@ extern "C" __global__ void ich_nn_scale_channels_backward(const float* x, const 
         for (i64 j = threadIdx.x; j < spatial; j += blockDim.x) {
             float d = dy[base + j];
             sum += (double)d * (double)x[base + j];
-            dx[base + j] = __fmul_rn(d, f);
+            if (dx) dx[base + j] = __fmul_rn(d, f);
         }
         double total = block_sum(sum, partial);
         if (threadIdx.x == 0) ds[p] = (float)total;
+    }
+}
+
+// The SE input's gradient through both of its paths, the scaling and the mean the scales came from:
+// dx = dy * s[plane] + dpooled[plane] / spatial, in fp32 in the CPU's order (product, quotient, sum), so it is
+// the separate scale-channels backward, pooling backward and accumulate bit for bit in one pass: 1 read + 1
+// write per element instead of 2 + 1, 1 and 2 + 1.
+extern "C" __global__ void ich_nn_scale_channels_input_gradient(const float* dy, const float* s, const float* dpooled,
+                                                                float* dx, i64 n, i64 spatial) {
+    const float div = (float)spatial;
+    for (i64 i = first_index(); i < n; i += grid_stride()) {
+        const i64 p = i / spatial;
+        dx[i] = __fadd_rn(__fmul_rn(dy[i], s[p]), __fdiv_rn(dpooled[p], div));
     }
 }
 
@@ -780,37 +793,65 @@ __device__ __forceinline__ void lane_sum(double (&v)[Q], double* s, int lanes, i
 
 // ---- squeeze-excitation and pooling, NHWC: x [n, hw, c] bf16, per-(image, channel) tensors fp32 [n, c] ----
 
-// y = x * s[img, ch]; y may be x. A work item is rows_per_chunk rows of one image and one channel slice.
-// Napkin: 4 bytes per element; B0's largest SE input at batch 256, 256x256 (256 x 128 x 128 x 32, 134 M
-// elements) is ~0.16 ms at ~3.3 TB/s.
-template <int VEC>
-__device__ __forceinline__ void scale_channels_nhwc(const bf16* x, const float* s, bf16* y, i64 n, i64 hw, i64 c,
-                                                    int cw, i64 rows_per_chunk) {
+// y = x * s[img, ch], plus pooled[img, ch] / hw where pooled is given (then in fp32 before the one rounding:
+// the SE input's gradient, dy * s + the pooling's share of it); y may be x. A work item is rows_per_chunk rows
+// of one image and one channel slice. Napkin: 4 bytes per element; B0's largest SE input at batch 256, 256x256
+// (256 x 128 x 128 x 32, 134 M elements) is ~0.16 ms at ~3.3 TB/s. For the gradient that replaces the separate
+// backward's write of dx, the pooling gradient's write and the accumulate's 2 reads + 1 write: 4 bytes instead
+// of 10 per element.
+template <int VEC, bool POOLED>
+__device__ __forceinline__ void scale_channels_nhwc(const bf16* x, const float* s, const float* pooled, bf16* y,
+                                                    i64 n, i64 hw, i64 c, int cw, i64 rows_per_chunk) {
     const i64 slices = (c / VEC + cw - 1) / cw, chunks = (hw + rows_per_chunk - 1) / rows_per_chunk;
+    const float div = (float)hw;
     for (i64 item = blockIdx.x; item < n * slices * chunks; item += gridDim.x) {
         const i64 img = item / (slices * chunks), slice = item / chunks % slices, chunk = item % chunks;
         const NhwcSlot t = nhwc_slot<VEC>(c, cw, slice);
         if (!t.active) continue;
-        float f[VEC];
-        for (int k = 0; k < VEC; k++) f[k] = s[img * c + t.ch + k];
+        float f[VEC], add[VEC];
+        for (int k = 0; k < VEC; k++) {
+            f[k] = s[img * c + t.ch + k];
+            if (POOLED) add[k] = __fdiv_rn(pooled[img * c + t.ch + k], div);
+        }
         const i64 end = min(hw, (chunk + 1) * rows_per_chunk);
         for (i64 r = chunk * rows_per_chunk + t.lane; r < end; r += t.lanes) {
             const i64 at = (img * hw + r) * c + t.ch;
             float v[VEC];
             load_bf16<VEC>(x + at, v);
-            for (int k = 0; k < VEC; k++) v[k] = __fmul_rn(v[k], f[k]);
+            for (int k = 0; k < VEC; k++) v[k] = POOLED ? __fadd_rn(__fmul_rn(v[k], f[k]), add[k]) : __fmul_rn(v[k], f[k]);
             store_bf16<VEC>(y + at, v);
         }
     }
 }
 
-extern "C" __global__ void ich_nn_scale_channels_nhwc(const bf16* x, const float* s, bf16* y, i64 n, i64 hw, i64 c,
-                                                      int vec, int cw, i64 rows_per_chunk) {
-    ICH_BY_VEC(scale_channels_nhwc, x, s, y, n, hw, c, cw, rows_per_chunk);
+template <int VEC>
+__device__ __forceinline__ void scale_channels_only_nhwc(const bf16* x, const float* s, bf16* y, i64 n, i64 hw, i64 c,
+                                                         int cw, i64 rows_per_chunk) {
+    scale_channels_nhwc<VEC, false>(x, s, nullptr, y, n, hw, c, cw, rows_per_chunk);
 }
 
-// dx = dy * s (bf16), ds[img, ch] = sum over hw of dy * x in double (fp32). No workspace, so a block owns one
-// (image, channel slice) and all its rows: no other block writes its ds. Napkin: 6 bytes per element, ~0.25 ms
+template <int VEC>
+__device__ __forceinline__ void scale_channels_input_gradient_nhwc(const bf16* dy, const float* s, const float* pooled,
+                                                                   bf16* dx, i64 n, i64 hw, i64 c, int cw,
+                                                                   i64 rows_per_chunk) {
+    scale_channels_nhwc<VEC, true>(dy, s, pooled, dx, n, hw, c, cw, rows_per_chunk);
+}
+
+extern "C" __global__ void ich_nn_scale_channels_nhwc(const bf16* x, const float* s, bf16* y, i64 n, i64 hw, i64 c,
+                                                      int vec, int cw, i64 rows_per_chunk) {
+    ICH_BY_VEC(scale_channels_only_nhwc, x, s, y, n, hw, c, cw, rows_per_chunk);
+}
+
+// dx = dy * s[img, ch] + dpooled[img, ch] / hw: the SE input's gradient (see scale_channels_nhwc).
+extern "C" __global__ void ich_nn_scale_channels_input_gradient_nhwc(const bf16* dy, const float* s,
+                                                                     const float* dpooled, bf16* dx, i64 n, i64 hw,
+                                                                     i64 c, int vec, int cw, i64 rows_per_chunk) {
+    ICH_BY_VEC(scale_channels_input_gradient_nhwc, dy, s, dpooled, dx, n, hw, c, cw, rows_per_chunk);
+}
+
+// dx = dy * s (bf16) unless dx is null, ds[img, ch] = sum over hw of dy * x in double (fp32). No workspace, so a
+// block owns one (image, channel slice) and all its rows: no other block writes its ds. Napkin: 6 bytes per
+// element (4 without dx, as the SE layer runs it: its dx comes later, with the pooling's share), ~0.25 ms
 // for B0's largest SE input (256 x 128 x 128 x 32 at batch 256, 256x256: 805 MB moved). That is 256 blocks,
 // about two a SM on a 132-SM H100, each thread with two 16-byte loads in flight (~16 KB a SM): close to what
 // the bandwidth needs, so within a small factor of the bound; deeper layers have more slices, hence blocks.
@@ -835,7 +876,7 @@ __device__ __forceinline__ void scale_channels_backward_nhwc(const bf16* x, cons
                     sum[k] += (double)g[k] * (double)v[k];
                     g[k] = __fmul_rn(g[k], f[k]);
                 }
-                store_bf16<VEC>(dx + at, g);
+                if (dx) store_bf16<VEC>(dx + at, g);
             }
         }
         lane_sum<VEC>(sum, shared, t.lanes, cw);

@@ -53,7 +53,8 @@ public final class NnKernels implements AutoCloseable {
     public static final String SILU = "ich_nn_silu", SILU_BACKWARD = "ich_nn_silu_backward", SIGMOID = "ich_nn_sigmoid",
             SIGMOID_BACKWARD = "ich_nn_sigmoid_backward", ADD = "ich_nn_add", MULTIPLY_BY_MASK = "ich_nn_multiply_by_mask",
             SCALE = "ich_nn_scale", SCALE_CHANNELS = "ich_nn_scale_channels",
-            SCALE_CHANNELS_BACKWARD = "ich_nn_scale_channels_backward", GLOBAL_AVERAGE_POOL = "ich_nn_global_average_pool",
+            SCALE_CHANNELS_BACKWARD = "ich_nn_scale_channels_backward",
+            SCALE_CHANNELS_INPUT_GRADIENT = "ich_nn_scale_channels_input_gradient", GLOBAL_AVERAGE_POOL = "ich_nn_global_average_pool",
             GLOBAL_AVERAGE_POOL_BACKWARD = "ich_nn_global_average_pool_backward", BCE_WITH_LOGITS = "ich_nn_bce_with_logits",
             ADAM_STEP = "ich_nn_adam_step", DEPTHWISE_FORWARD = "ich_nn_depthwise_forward",
             DEPTHWISE_BACKWARD_DATA = "ich_nn_depthwise_backward_data",
@@ -64,6 +65,7 @@ public final class NnKernels implements AutoCloseable {
     public static final String SILU_BF16 = "ich_nn_silu_bf16", SILU_BACKWARD_BF16 = "ich_nn_silu_backward_bf16",
             ADD_BF16 = "ich_nn_add_bf16", MULTIPLY_BY_MASK_BF16 = "ich_nn_multiply_by_mask_bf16", SCALE_BF16 = "ich_nn_scale_bf16",
             SCALE_CHANNELS_NHWC = "ich_nn_scale_channels_nhwc", SCALE_CHANNELS_BACKWARD_NHWC = "ich_nn_scale_channels_backward_nhwc",
+            SCALE_CHANNELS_INPUT_GRADIENT_NHWC = "ich_nn_scale_channels_input_gradient_nhwc",
             GLOBAL_AVERAGE_POOL_NHWC = "ich_nn_global_average_pool_nhwc",
             GLOBAL_AVERAGE_POOL_BACKWARD_NHWC = "ich_nn_global_average_pool_backward_nhwc",
             BATCH_NORM_STATS_NHWC = "ich_nn_batch_norm_stats_nhwc",
@@ -96,7 +98,7 @@ public final class NnKernels implements AutoCloseable {
             DEPTHWISE_FORWARD_NHWC_5X5, DEPTHWISE_BACKWARD_DATA_NHWC_3X3, DEPTHWISE_BACKWARD_DATA_NHWC_5X5,
             DEPTHWISE_FILTER_SUMS_NHWC_3X3, DEPTHWISE_FILTER_SUMS_NHWC_5X5, DEPTHWISE_FILTER_FINISH_NHWC,
             BATCH_NORM_SILU_APPLY_NHWC, BATCH_NORM_SILU_INFERENCE_NHWC, BATCH_NORM_SILU_BACKWARD_SUMS_NHWC,
-            BATCH_NORM_SILU_BACKWARD_APPLY_NHWC);
+            BATCH_NORM_SILU_BACKWARD_APPLY_NHWC, SCALE_CHANNELS_INPUT_GRADIENT, SCALE_CHANNELS_INPUT_GRADIENT_NHWC);
 
     /**
      * Dynamic shared memory a depthwise block may use, in floats: 32 KiB, under the 48 KiB a launch gets without
@@ -122,7 +124,7 @@ public final class NnKernels implements AutoCloseable {
             batchNormFinishTrainingNhwc, batchNormApplyNhwc, batchNormInferenceNhwc, batchNormBackwardSumsNhwc,
             batchNormBackwardFinishNhwc, batchNormBackwardApplyNhwc, nchwF32ToNhwcBf16, nhwcBf16ToNchwF32,
             depthwiseFilterFinishNhwc, batchNormSiluApplyNhwc, batchNormSiluInferenceNhwc, batchNormSiluBackwardSumsNhwc,
-            batchNormSiluBackwardApplyNhwc;
+            batchNormSiluBackwardApplyNhwc, scaleChannelsInputGradient, scaleChannelsInputGradientNhwc;
     /** The NHWC depthwise passes by filter size: index 0 for 3x3, 1 for 5x5. */
     private final Module.Kernel[] depthwiseForwardNhwc = new Module.Kernel[2], depthwiseBackwardDataNhwc = new Module.Kernel[2],
             depthwiseFilterSumsNhwc = new Module.Kernel[2];
@@ -194,6 +196,8 @@ public final class NnKernels implements AutoCloseable {
             batchNormSiluInferenceNhwc = k.get(BATCH_NORM_SILU_INFERENCE_NHWC);
             batchNormSiluBackwardSumsNhwc = k.get(BATCH_NORM_SILU_BACKWARD_SUMS_NHWC);
             batchNormSiluBackwardApplyNhwc = k.get(BATCH_NORM_SILU_BACKWARD_APPLY_NHWC);
+            scaleChannelsInputGradient = k.get(SCALE_CHANNELS_INPUT_GRADIENT);
+            scaleChannelsInputGradientNhwc = k.get(SCALE_CHANNELS_INPUT_GRADIENT_NHWC);
         } catch (RuntimeException e) {
             module.close();
             throw e;
@@ -256,10 +260,16 @@ public final class NnKernels implements AutoCloseable {
         elementwise(stream, scaleChannels, n, x, s, y, n, spatial);
     }
 
-    /** dx = dy * s; ds[p] = sum over j of dy * x (in double). Deterministic. */
+    /** dx = dy * s unless dx is 0 (no pointer: ds alone); ds[p] = sum over j of dy * x (in double). Deterministic. */
     public void scaleChannelsBackward(Stream stream, long x, long s, long dy, long dx, long ds, long planes, long spatial) {
         elements("scaleChannelsBackward", planes, spatial);
         perPlane(stream, scaleChannelsBackward, planes, x, s, dy, dx, ds, planes, spatial);
+    }
+
+    /** dx[p, j] = dy[p, j] * s[p] + dPooled[p] / spatial: the SE input's gradient in one pass. dx may be dy. */
+    public void scaleChannelsInputGradient(Stream stream, long dy, long s, long dPooled, long dx, long planes, long spatial) {
+        long n = elements("scaleChannelsInputGradient", planes, spatial);
+        elementwise(stream, scaleChannelsInputGradient, n, dy, s, dPooled, dx, n, spatial);
     }
 
     /** y[p] = mean over j of x[p, j] (summed in double). Deterministic. */
@@ -927,23 +937,44 @@ public final class NnKernels implements AutoCloseable {
     }
 
     /**
-     * dx = dy * sc[img, ch] (bf16) and ds[img, ch] = sum over hw of dy * x (fp32, summed in double); dx may be dy.
-     * One block per image and channel slice: deterministic, no workspace.
+     * dx = dy * sc[img, ch] (bf16) unless dx is 0 (no pointer: ds alone) and ds[img, ch] = sum over hw of dy * x
+     * (fp32, summed in double); dx may be dy. One block per image and channel slice: deterministic, no workspace.
      */
     public void scaleChannelsBackwardNhwc(Stream stream, long x, long sc, long dy, long dx, long ds, int n, long hw, int c) {
         String op = "scaleChannelsBackwardNhwc";
         long bytes = checkNhwc(op, n, hw, c);
         if (n == 0) return;
-        nonNull(op, x, sc, dy, dx, ds);
-        mayAlias(op, "dy", dx, dy, bytes);
-        disjoint(op, "dx", dx, bytes, "x", x, bytes);
+        nonNull(op, x, sc, dy, ds);
         long perImage = (long) n * c * Float.BYTES;
         disjoint(op, "ds", ds, perImage, "x", x, bytes);
         disjoint(op, "ds", ds, perImage, "dy", dy, bytes);
-        disjoint(op, "ds", ds, perImage, "dx", dx, bytes);
-        NhwcTiling t = nhwcTiling(c, bf16Vec(x, dy, dx) == 8);
+        if (dx != 0) {
+            mayAlias(op, "dy", dx, dy, bytes);
+            disjoint(op, "dx", dx, bytes, "x", x, bytes);
+            disjoint(op, "ds", ds, perImage, "dx", dx, bytes);
+        }
+        NhwcTiling t = dx != 0 ? nhwcTiling(c, bf16Vec(x, dy, dx) == 8) : nhwcTiling(c, bf16Vec(x, dy) == 8);
         stream.launch(scaleChannelsBackwardNhwc, Stream.Dim3.of(t.blocks(n)), Stream.Dim3.of(BLOCK), 0,
                 x, sc, dy, dx, ds, (long) n, hw, (long) c, t.vec(), t.cw());
+    }
+
+    /**
+     * dx = dy * sc[img, ch] + dPooled[img, ch] / hw (bf16 dy, dx; fp32 [n, c] sc, dPooled; one rounding): the SE
+     * input's gradient through the scaling and the pooling in one pass. dx may be dy.
+     */
+    public void scaleChannelsInputGradientNhwc(Stream stream, long dy, long sc, long dPooled, long dx, int n, long hw, int c) {
+        String op = "scaleChannelsInputGradientNhwc";
+        long bytes = checkNhwc(op, n, hw, c);
+        if (n == 0) return;
+        nonNull(op, dy, sc, dPooled, dx);
+        mayAlias(op, "dy", dx, dy, bytes);
+        long perImage = (long) n * c * Float.BYTES;
+        disjoint(op, "dx", dx, bytes, "the scales", sc, perImage);
+        disjoint(op, "dx", dx, bytes, "the pooled gradient", dPooled, perImage);
+        NhwcTiling t = nhwcTiling(c, bf16Vec(dy, dx) == 8);
+        long rows = t.elementwiseRows();
+        stream.launch(scaleChannelsInputGradientNhwc, Stream.Dim3.of(t.blocks((long) n * ceilDiv(hw, rows))),
+                Stream.Dim3.of(BLOCK), 0, dy, sc, dPooled, dx, (long) n, hw, (long) c, t.vec(), t.cw(), rows);
     }
 
     /** y[img, ch] = mean over hw of x (fp32, summed in double). One block per image and channel slice: deterministic. */

@@ -181,8 +181,16 @@ public interface Backend extends AutoCloseable {
     /** SE scaling: y[n,c,h,w] = x[n,c,h,w] * s[n,c]. */
     void scaleChannels(Tensor x, Tensor s, Tensor y);
 
-    /** dx = dy * s; ds[n,c] = sum over h,w of dy * x. */
+    /** dx = dy * s unless dx is null (then ds alone); ds[n,c] = sum over h,w of dy * x. */
     void scaleChannelsBackward(Tensor x, Tensor s, Tensor dy, Tensor dx, Tensor ds);
+
+    /**
+     * The gradient of an SE layer's input, through both of its paths, in one pass: dx[n,c,h,w] = dy * s[n,c]
+     * + dPooled[n,c] / (h * w), where dPooled is the gradient of the mean over h, w that the scales came from. In
+     * fp32 it equals {@code scaleChannelsBackward}'s dx plus {@code globalAveragePoolBackward(dPooled)} bit for bit
+     * (product, quotient, then their sum); in bf16 it rounds once instead of three times. dx may be dy.
+     */
+    void scaleChannelsInputGradient(Tensor dy, Tensor s, Tensor dPooled, Tensor dx);
 
     /** y[n,c] = mean over h,w of x[n,c,h,w]. */
     void globalAveragePool(Tensor x, Tensor y);

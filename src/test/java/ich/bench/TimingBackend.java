@@ -141,6 +141,10 @@ public final class TimingBackend implements Backend {
         time("se scale bwd", () -> inner.scaleChannelsBackward(x, s, dy, dx, ds));
     }
 
+    @Override public void scaleChannelsInputGradient(Tensor dy, Tensor s, Tensor dPooled, Tensor dx) {
+        time("se input grad", () -> inner.scaleChannelsInputGradient(dy, s, dPooled, dx));
+    }
+
     @Override public void globalAveragePool(Tensor x, Tensor y) { time("pool fwd", () -> inner.globalAveragePool(x, y)); }
 
     @Override public void globalAveragePoolBackward(Tensor dy, Tensor dx) { time("pool bwd", () -> inner.globalAveragePoolBackward(dy, dx)); }

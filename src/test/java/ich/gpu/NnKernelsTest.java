@@ -198,6 +198,17 @@ class NnKernelsTest {
         gds.fill((byte) 0xFF);
         kernels.scaleChannelsBackward(stream, gx.pointer(), gs.pointer(), gdy.pointer(), out.pointer(), gds.pointer(), planes, spatial);
         assertBitIdentical(first, download(gds, planes), "scaleChannelsBackward ds, second run");
+
+        // The SE layer's order: ds alone (no dx pointer), then dx through both paths in one pass.
+        gds.fill((byte) 0xFF);
+        out.fill((byte) 0xFF);
+        kernels.scaleChannelsBackward(stream, gx.pointer(), gs.pointer(), gdy.pointer(), 0, gds.pointer(), planes, spatial);
+        assertBitIdentical(first, download(gds, planes), "scaleChannelsBackward ds without dx");
+        float[] dPooled = values(new int[]{planes}, 4);
+        Tensor expected = Tensor.allocate(arena, shape);
+        cpu.scaleChannelsInputGradient(cdy, cs, host(dPooled, shape[0], shape[1]), expected);
+        kernels.scaleChannelsInputGradient(stream, gdy.pointer(), gs.pointer(), upload(dPooled).pointer(), out.pointer(), planes, spatial);
+        assertClose(expected, download(out, x.length), 0, "scaleChannelsInputGradient");
     }
 
     @Test
@@ -731,7 +742,7 @@ class NnKernelsTest {
                 float[] x = bf16Values(count, 3, 0), dy = bf16Values(count, 2, 0);
                 float[] sc = values(new int[]{n * c}, 1), pooledGrad = values(new int[]{n * c}, 1);
                 float[] y = new float[count], dx = new float[count], ds = new float[n * c], pooled = new float[n * c];
-                float[] poolDx = new float[count];
+                float[] poolDx = new float[count], inputGrad = new float[count];
                 double[] dsMagnitude = new double[n * c], pooledMagnitude = new double[n * c];
                 for (int img = 0; img < n; img++) {
                     for (int ch = 0; ch < c; ch++) {
@@ -742,6 +753,7 @@ class NnKernelsTest {
                             y[i] = bf16(x[i] * sc[p]);
                             dx[i] = bf16(dy[i] * sc[p]);
                             poolDx[i] = bf16(pooledGrad[p] / hw);
+                            inputGrad[i] = bf16(dy[i] * sc[p] + pooledGrad[p] / hw);
                             sum += (double) dy[i] * x[i];
                             dsMagnitude[p] += Math.abs((double) dy[i] * x[i]);
                             sumX += x[i];
@@ -766,6 +778,13 @@ class NnKernelsTest {
                 gds.fill((byte) 0xFF);
                 kernels.scaleChannelsBackwardNhwc(stream, gx.pointer(), gsc.pointer(), gdy.pointer(), gdx.pointer(), gds.pointer(), n, hw, c);
                 assertBitIdentical(first, download(gds, n * c), "scaleChannelsBackwardNhwc ds, second run, " + what);
+                gds.fill((byte) 0xFF);
+                kernels.scaleChannelsBackwardNhwc(stream, gx.pointer(), gsc.pointer(), gdy.pointer(), 0, gds.pointer(), n, hw, c);
+                assertBitIdentical(first, download(gds, n * c), "scaleChannelsBackwardNhwc ds without dx, " + what);
+
+                Bf16Tensor gig = poisonedBf16(count, offset);
+                kernels.scaleChannelsInputGradientNhwc(stream, gdy.pointer(), gsc.pointer(), upload(pooledGrad).pointer(), gig.pointer(), n, hw, c);
+                assertBf16Close(inputGrad, downloadBf16(gig), "scaleChannelsInputGradientNhwc " + what);
 
                 kernels.globalAveragePoolNhwc(stream, gx.pointer(), gpooled.pointer(), n, hw, c);
                 first = download(gpooled, n * c);

@@ -759,10 +759,11 @@ public final class CpuBackend implements Backend {
     @Override
     public void scaleChannelsBackward(Tensor x, Tensor s, Tensor dy, Tensor dx, Tensor ds) {
         String op = "scaleChannelsBackward";
-        begin(op, x, s, dy, dx, ds);
+        begin(op, x, s, dy, ds);
+        if (dx != null) begin(op, dx);
         int planes = planes(op, x, s);
         shape(op, "output gradient", dy, x.shape());
-        shape(op, "input gradient", dx, x.shape());
+        if (dx != null) shape(op, "input gradient", dx, x.shape());
         if (ds.size() != planes) throw new IllegalArgumentException(op + ": scale gradient " + ds + " should have " + planes + " elements");
         int spatial = (int) (x.size() / planes);
         parallel(planes, (from, to, sc) -> {
@@ -772,13 +773,32 @@ public final class CpuBackend implements Backend {
                 long at = (long) pl * spatial * Float.BYTES;
                 MemorySegment.copy(x.data(), Tensor.FLOAT, at, a, 0, spatial);
                 MemorySegment.copy(dy.data(), Tensor.FLOAT, at, d, 0, spatial);
-                float f = s.get(pl);
                 double sum = 0;
-                for (int j = 0; j < spatial; j++) {
-                    sum += (double) d[j] * a[j];
-                    d[j] *= f;
-                }
+                for (int j = 0; j < spatial; j++) sum += (double) d[j] * a[j];
                 ds.set(pl, (float) sum);
+                if (dx == null) continue;
+                float f = s.get(pl);
+                for (int j = 0; j < spatial; j++) d[j] *= f;
+                MemorySegment.copy(d, 0, dx.data(), Tensor.FLOAT, at, spatial);
+            }
+        });
+    }
+
+    @Override
+    public void scaleChannelsInputGradient(Tensor dy, Tensor s, Tensor dPooled, Tensor dx) {
+        String op = "scaleChannelsInputGradient";
+        begin(op, dy, s, dPooled, dx);
+        int planes = planes(op, dy, s);
+        planes(op, dy, dPooled);
+        shape(op, "input gradient", dx, dy.shape());
+        int spatial = (int) (dy.size() / planes);
+        parallel(planes, (from, to, sc) -> {
+            float[] d = sc.get(Scratch.PLANE, spatial);
+            for (int pl = from; pl < to; pl++) {
+                long at = (long) pl * spatial * Float.BYTES;
+                MemorySegment.copy(dy.data(), Tensor.FLOAT, at, d, 0, spatial);
+                float f = s.get(pl), pooledShare = dPooled.get(pl) / spatial;
+                for (int j = 0; j < spatial; j++) d[j] = d[j] * f + pooledShare;
                 MemorySegment.copy(d, 0, dx.data(), Tensor.FLOAT, at, spatial);
             }
         });

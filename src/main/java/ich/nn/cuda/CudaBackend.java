@@ -969,7 +969,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void scaleChannelsBackward(Tensor x, Tensor s, Tensor dy, Tensor dx, Tensor ds) {
         String op = "scaleChannelsBackward";
-        boolean bf16 = elementwise(op, x, dy, dx);
+        boolean bf16 = dx == null ? elementwise(op, x, dy) : elementwise(op, x, dy, dx);
         live(op, s, ds);
         float32(op, s, ds);
         long planes = planes(op, x, s);
@@ -977,11 +977,31 @@ public final class CudaBackend implements Backend {
         if (bf16) {
             int n = x.dim(0), c = x.dim(1);
             long hw = x.size() / planes;
-            queue("scaleChannelsBackward bf16", () -> kernels.scaleChannelsBackwardNhwc(stream, ptr(x), ptr(s), ptr(dy), ptr(dx), ptr(ds), n, hw, c),
-                    ptr(x), ptr(s), ptr(dy), ptr(dx), ptr(ds), planes, x.size());
+            queue("scaleChannelsBackward bf16", () -> kernels.scaleChannelsBackwardNhwc(stream, ptr(x), ptr(s), ptr(dy), ptrOrNull(dx), ptr(ds), n, hw, c),
+                    ptr(x), ptr(s), ptr(dy), ptrOrNull(dx), ptr(ds), planes, x.size());
             return;
         }
-        queue("scaleChannelsBackward", () -> kernels.scaleChannelsBackward(stream, ptr(x), ptr(s), ptr(dy), ptr(dx), ptr(ds), planes, x.size() / planes), ptr(x), ptr(s), ptr(dy), ptr(dx), ptr(ds), planes, x.size());
+        queue("scaleChannelsBackward", () -> kernels.scaleChannelsBackward(stream, ptr(x), ptr(s), ptr(dy), ptrOrNull(dx), ptr(ds), planes, x.size() / planes),
+                ptr(x), ptr(s), ptr(dy), ptrOrNull(dx), ptr(ds), planes, x.size());
+    }
+
+    @Override
+    public void scaleChannelsInputGradient(Tensor dy, Tensor s, Tensor dPooled, Tensor dx) {
+        String op = "scaleChannelsInputGradient";
+        boolean bf16 = elementwise(op, dy, dx);
+        live(op, s, dPooled);
+        float32(op, s, dPooled);
+        long planes = planes(op, dy, s);
+        planes(op, dy, dPooled);
+        long hw = dy.size() / planes;
+        if (bf16) {
+            int n = dy.dim(0), c = dy.dim(1);
+            queue("scaleChannelsInputGradient bf16", () -> kernels.scaleChannelsInputGradientNhwc(stream, ptr(dy), ptr(s), ptr(dPooled), ptr(dx), n, hw, c),
+                    ptr(dy), ptr(s), ptr(dPooled), ptr(dx), planes, dy.size());
+            return;
+        }
+        queue("scaleChannelsInputGradient", () -> kernels.scaleChannelsInputGradient(stream, ptr(dy), ptr(s), ptr(dPooled), ptr(dx), planes, hw),
+                ptr(dy), ptr(s), ptr(dPooled), ptr(dx), planes, dy.size());
     }
 
     @Override
@@ -1039,7 +1059,7 @@ public final class CudaBackend implements Backend {
         queue("linearForward", () -> {
             cublas.sgemm(Cublas.OP_T, Cublas.OP_N, out, n, in, 1f, ptr(w), in, ptr(x), in, 0f, ptr(y), out);
             if (b != null) cublas.sgemm(Cublas.OP_N, Cublas.OP_N, out, n, 1, 1f, ptr(b), out, onesPointer, 1, 1f, ptr(y), out);
-        }, ptr(x), ptr(w), b == null ? 0 : ptr(b), ptr(y), n, in, out);
+        }, ptr(x), ptr(w), ptrOrNull(b), ptr(y), n, in, out);
     }
 
     @Override
@@ -1061,7 +1081,7 @@ public final class CudaBackend implements Backend {
             if (dx != null) cublas.sgemm(Cublas.OP_N, Cublas.OP_N, in, n, out, 1f, ptr(w), in, ptr(dy), out, 0f, ptr(dx), in);
             cublas.sgemm(Cublas.OP_N, Cublas.OP_T, in, out, n, 1f, ptr(x), in, ptr(dy), out, 0f, ptr(dw), in);
             if (db != null) cublas.sgemm(Cublas.OP_N, Cublas.OP_N, out, 1, n, 1f, ptr(dy), out, onesPointer, n, 0f, ptr(db), out);
-        }, ptr(x), ptr(w), ptr(dy), dx == null ? 0 : ptr(dx), ptr(dw), db == null ? 0 : ptr(db), n, in, out);
+        }, ptr(x), ptr(w), ptr(dy), ptrOrNull(dx), ptr(dw), ptrOrNull(db), n, in, out);
     }
 
     /** A device vector of at least n ones (for bias GEMMs). */
@@ -1114,7 +1134,7 @@ public final class CudaBackend implements Backend {
             nextLossCell = (nextLossCell + 1) % LOSS_CELLS;
             if (mode == Mode.CAPTURE) active.lossCells.add(cell);
         }
-        long z = ptr(logits), t = ptr(targets), w = labelWeights == null ? 0 : ptr(labelWeights), dz = dLogits == null ? 0 : ptr(dLogits);
+        long z = ptr(logits), t = ptr(targets), w = ptrOrNull(labelWeights), dz = ptrOrNull(dLogits);
         queue("bceWithLogits", () -> kernels.bceWithLogits(stream, z, t, w, dz, cell, n, labels), z, t, w, dz, cell, n, labels);
         return () -> {
             if (mode != Mode.EAGER) throw notCapturable("reading the loss before the step ends (call endStep first)");
@@ -1426,6 +1446,11 @@ public final class CudaBackend implements Backend {
 
     private static long ptr(Tensor t) {
         return t.data().address();
+    }
+
+    /** An optional tensor's address: 0 (the kernels' "none") for null. */
+    private static long ptrOrNull(Tensor t) {
+        return t == null ? 0 : ptr(t);
     }
 
     /**

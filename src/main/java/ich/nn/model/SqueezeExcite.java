@@ -76,9 +76,10 @@ public final class SqueezeExcite implements Layer {
         // x feeds two paths (the scaling and the squeeze), so both needs are checked before skipping work.
         boolean trainSe = reduceWeight.trainable() || reduceBias.trainable() || expandWeight.trainable() || expandBias.trainable();
         if (!trainSe && !needInputGrad) return null;
-        Tensor dx = ctx.output(x.shape());
+        // The scales' gradient first; x's gradient (dy * s plus the squeeze's share) waits for the squeeze's
+        // backward, so that it is written once, in one pass, instead of as two full tensors then summed.
         Tensor ds = ctx.output(n, c);
-        b.scaleChannelsBackward(x, s, dy, dx, ds);
+        b.scaleChannelsBackward(x, s, dy, null, ds);
         Tensor dz2 = ctx.output(n, c);
         b.sigmoidBackward(s, ds, dz2);
         Tensor da1 = Linear.linearBackward(ctx, a1, expandWeight, expandBias, dz2, true);
@@ -86,9 +87,8 @@ public final class SqueezeExcite implements Layer {
         b.siluBackward(z1, da1, dz1);
         Tensor dPooled = Linear.linearBackward(ctx, pooled, reduceWeight, reduceBias, dz1, needInputGrad);
         if (!needInputGrad) return null;
-        Tensor dxSqueeze = ctx.output(x.shape());
-        b.globalAveragePoolBackward(dPooled, dxSqueeze);
-        b.accumulate(dx, dxSqueeze);
+        Tensor dx = ctx.output(x.shape());
+        b.scaleChannelsInputGradient(dy, s, dPooled, dx);
         return dx;
     }
 

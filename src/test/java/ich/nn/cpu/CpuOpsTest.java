@@ -14,6 +14,7 @@ import static ich.nn.cpu.Checks.dot;
 import static ich.nn.cpu.Checks.poison;
 import static ich.nn.cpu.Checks.poisoned;
 import static ich.nn.cpu.Checks.random;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -275,6 +276,38 @@ class CpuOpsTest {
             CPU.globalAveragePoolBackward(rp, dx);
             Checks.gradient("pool", x, dx, () -> { CPU.globalAveragePool(x, pooled); return dot(pooled, rp); }, random,
                     1e-2f, 1e-2, 1e-5, 200);
+        }
+    }
+
+    /**
+     * What the SE layer runs: the scales' gradient without dx, then dx through both paths in one op. The parts must
+     * be the separate ops' bit for bit (same products, same quotient, one sum), at a plane size that is no vector
+     * multiple.
+     */
+    @Test
+    void seInputGradientIsTheSeparateOpsBitForBit() {
+        Random random = new Random(17);
+        try (Arena arena = Arena.ofShared()) {
+            int n = 3, c = 7, h = 5, w = 9;
+            Tensor x = random(arena, random, n, c, h, w), s = random(arena, random, n, c, 1, 1);
+            Tensor dy = random(arena, random, n, c, h, w), dPooled = random(arena, random, n, c);
+            Tensor dxScale = poisoned(arena, n, c, h, w), ds = poisoned(arena, n, c, 1, 1);
+            CPU.scaleChannelsBackward(x, s, dy, dxScale, ds);
+            Tensor dxPool = poisoned(arena, n, c, h, w);
+            CPU.globalAveragePoolBackward(dPooled, dxPool);
+            CPU.accumulate(dxScale, dxPool);
+
+            Tensor dsAlone = poisoned(arena, n, c, 1, 1);
+            CPU.scaleChannelsBackward(x, s, dy, null, dsAlone);
+            assertArrayEquals(ds.toArray(), dsAlone.toArray(), "ds without dx");
+            Tensor dx = poisoned(arena, n, c, h, w);
+            CPU.scaleChannelsInputGradient(dy, s, dPooled, dx);
+            assertArrayEquals(dxScale.toArray(), dx.toArray(), "dx = dy * s + dPooled / hw");
+            // in place, as the contract allows
+            Tensor dyCopy = Tensor.of(arena, dy.toArray(), dy.shape());
+            CPU.scaleChannelsInputGradient(dyCopy, s, dPooled, dyCopy);
+            assertArrayEquals(dxScale.toArray(), dyCopy.toArray(), "dx written over dy");
+            assertThrows(IllegalArgumentException.class, () -> CPU.scaleChannelsInputGradient(dy, s, Tensor.allocate(arena, n, c + 1), dx));
         }
     }
 

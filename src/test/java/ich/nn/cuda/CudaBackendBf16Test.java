@@ -405,6 +405,15 @@ class CudaBackendBf16Test {
         cpu.globalAveragePoolBackward(host(pooledGrad, n, c), back);
         gpu.globalAveragePoolBackward(f32(pooledGrad, n, c), gBack);
         assertNormClose(back.toArray(), read(gBack), BF16_REL, "globalAveragePoolBackward");
+
+        // What the SE layer runs: ds without dx, then dx = dy * s + dPooled / hw in one pass (one rounding)
+        Tensor gdsAlone = poisonedF32(n, c);
+        gpu.scaleChannelsBackward(gx, gs, gdy, null, gdsAlone);
+        assertArrayEquals(read(gds), read(gdsAlone), "scaleChannelsBackward ds without dx");
+        Tensor inputGrad = Tensor.allocate(arena, shape), gInputGrad = poisonedBf16(shape);
+        cpu.scaleChannelsInputGradient(dy, s, host(pooledGrad, n, c), inputGrad);
+        gpu.scaleChannelsInputGradient(gdy, gs, f32(pooledGrad, n, c), gInputGrad);
+        assertNormClose(inputGrad.toArray(), read(gInputGrad), BF16_REL, "scaleChannelsInputGradient");
     }
 
     @Test

@@ -366,6 +366,14 @@ class CudaBackendTest {
             assertElementsCloseLoose(ds.toArray(), read(gds), "scaleChannelsBackward ds" + at);
             assertElementsCloseLoose(pooled.toArray(), read(gPooled), "globalAveragePool" + at);
             assertElementsClose(dxPool.toArray(), read(gdxPool), "globalAveragePoolBackward" + at);
+
+            // the SE layer's order: ds without dx, then dx through both paths in one op
+            Tensor gdsAlone = poisoned(n, c), gInputGrad = poisoned(shape), inputGrad = Tensor.allocate(arena, shape);
+            gpu.scaleChannelsBackward(gx, gs, gdy, null, gdsAlone);
+            assertArrayEquals(read(gds), read(gdsAlone), "scaleChannelsBackward ds without dx" + at);
+            cpu.scaleChannelsInputGradient(dy, s, dPooled, inputGrad);
+            gpu.scaleChannelsInputGradient(gdy, gs, device(dPooled), gInputGrad);
+            assertElementsClose(inputGrad.toArray(), read(gInputGrad), "scaleChannelsInputGradient" + at);
         }
     }
 

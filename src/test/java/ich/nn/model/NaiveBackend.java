@@ -308,10 +308,16 @@ final class NaiveBackend implements Backend {
             for (int j = 0; j < hw; j++) {
                 long i = nc * hw + j;
                 acc += dy.get(i) * x.get(i);
-                dx.set(i, dy.get(i) * s.get(nc));
+                if (dx != null) dx.set(i, dy.get(i) * s.get(nc));
             }
             ds.set(nc, (float) acc);
         }
+    }
+
+    @Override
+    public void scaleChannelsInputGradient(Tensor dy, Tensor s, Tensor dPooled, Tensor dx) {
+        int hw = dy.dim(2) * dy.dim(3);
+        for (long i = 0; i < dy.size(); i++) dx.set(i, dy.get(i) * s.get(i / hw) + dPooled.get(i / hw) / hw);
     }
 
     @Override
