@@ -54,6 +54,11 @@ final class ScoreCommand implements Callable<Integer> {
             description = "With --engine java: cpu (default), gpu or gpu:N (our CUDA backend: cuDNN, cuBLAS, our kernels). Implies --engine java.")
     String device;
 
+    @Option(names = "--precision", paramLabel = "P",
+            description = "With --device gpu: fp32 (default; the CPU's probabilities up to summation order), tf32, or bf16: bf16 "
+                    + "channels-last activations on tensor cores with the checkpoint's fp32 weights (probabilities within ~1e-2).")
+    String precision;
+
     @Option(names = "--tta", paramLabel = "flip", description = "Test-time augmentation: flip also scores the mirrored image and averages.")
     String tta;
 
@@ -93,6 +98,16 @@ final class ScoreCommand implements Callable<Integer> {
             where = ich.nn.Device.parse(device != null ? device : "cpu", computeThreads);
         } catch (IllegalArgumentException e) {
             return fail(e.getMessage());
+        }
+        if (precision != null) {
+            ich.nn.Device.Precision p;
+            try {
+                p = ich.nn.Device.Precision.parse(precision);
+            } catch (IllegalArgumentException e) {
+                return fail("--precision: " + e.getMessage());
+            }
+            if (where instanceof ich.nn.Device.Gpu gpu) where = gpu.withPrecision(p);
+            else if (p != ich.nn.Device.Precision.FP32) return fail("--precision " + p + " needs --device gpu (the device is " + where.label() + ")");
         }
         try (Scorer scorer = open(chosen, onnx, computeThreads, where)) {
             int size = imageSize != null ? imageSize : scorer instanceof EngineScorer e ? e.imageSize()

@@ -119,6 +119,20 @@ class EndToEndTest {
         assertEquals(0, CliTest.run("score", "--model", checkpoint, "--images", images, "--out", onCpu.toString(), "--device", "cpu").exit());
         assertEquals(0, CliTest.run("score", "--model", checkpoint, "--images", images, "--out", plain.toString(), "--engine", "java").exit());
         assertEquals(Files.readAllLines(plain), Files.readAllLines(onCpu), "--device cpu is the engine on the CPU");
+        Path fp32 = dir.resolve("d-fp32").resolve("s.csv");
+        assertEquals(0, CliTest.run("score", "--model", checkpoint, "--images", images, "--out", fp32.toString(), "--device", "cpu",
+                "--precision", "fp32").exit());
+        assertEquals(Files.readAllLines(plain), Files.readAllLines(fp32), "--precision fp32 is what the CPU computes anyway");
+        for (String[] wrong : new String[][] {{"--device", "cpu", "--precision", "bf16"}, {"--precision", "tf32"}, {"--device", "cpu", "--precision", "fp16"}}) {
+            Path never = dir.resolve("d-never").resolve("s.csv");
+            List<String> args = new ArrayList<>(List.of("score", "--model", checkpoint, "--images", images, "--out", never.toString()));
+            args.addAll(List.of(wrong));
+            CliTest.Run r = CliTest.run(args.toArray(String[]::new));
+            assertEquals(2, r.exit(), String.join(" ", wrong) + ": " + r.out());
+            assertTrue(wrong[wrong.length - 1].equals("fp16") ? r.err().contains("unknown precision 'fp16'")
+                    : r.err().contains("needs --device gpu (the device is cpu)"), r.err());
+            assertTrue(!Files.exists(never), "nothing written");
+        }
 
         org.junit.jupiter.api.Assumptions.assumeTrue(ich.gpu.Gpu.probe() instanceof ich.gpu.Gpu.Unavailable, "a GPU is present");
         Path onGpu = dir.resolve("d-gpu").resolve("s.csv");

@@ -161,6 +161,42 @@ class TrainerGpuTest {
         }
     }
 
+    /**
+     * Scoring a trained checkpoint with our engine on the GPU ({@code ich score --device gpu [--precision]}) gives
+     * the CPU engine's probabilities: fp32 up to summation order (1e-4), bf16 within its precision. Eval-mode
+     * logits agree within 3e-2 of their norm in bf16 (CudaBackendBf16Test) and a probability moves at most a
+     * quarter as much as its logit, so 3e-2 absolute; a wrong layout or statistic moves them by tenths.
+     */
+    @Test
+    void scoringOnTheGpuGivesTheCpusProbabilitiesInEachPrecision() throws Exception {
+        assumeTrue(skip == null, () -> "skipped: " + skip);
+        Path run = dir.resolve("cpu-for-scoring");
+        new Trainer(cpu(run), quiet(), false).run(false);
+        Path checkpoint = run.resolve(Trainer.BEST);
+        int n = 5, size = 32;
+        java.util.SplittableRandom random = new java.util.SplittableRandom(11);
+        try (Arena arena = Arena.ofConfined()) {
+            ich.nn.Tensor images = ich.nn.Tensor.allocate(arena, n, 3, size, size);
+            for (long i = 0; i < images.size(); i++) images.set(i, (float) random.nextGaussian());
+            float[] expected;
+            try (ich.infer.EngineScorer onCpu = ich.infer.EngineScorer.open(checkpoint, new Device.Cpu(2))) {
+                expected = onCpu.probabilities(images);
+            }
+            for (Device.Precision p : new Device.Precision[] {Device.Precision.FP32, Device.Precision.BF16}) {
+                try (ich.infer.EngineScorer onGpu = ich.infer.EngineScorer.open(checkpoint, new Device.Gpu(0).withPrecision(p))) {
+                    float[] actual = onGpu.probabilities(images);
+                    assertEquals(expected.length, actual.length);
+                    double tolerance = p == Device.Precision.FP32 ? 1e-4 : 3e-2, worst = 0;
+                    for (int i = 0; i < expected.length; i++) {
+                        assertTrue(actual[i] >= 0 && actual[i] <= 1, p + ": probability " + actual[i]);
+                        worst = Math.max(worst, Math.abs(expected[i] - actual[i]));
+                    }
+                    assertTrue(worst <= tolerance, p + " on " + onGpu.name() + ": probabilities differ by up to " + worst);
+                }
+            }
+        }
+    }
+
     /** The same run with every full-batch step after the first two replayed as a CUDA graph: the same numbers. */
     @Test
     void cudaGraphStepsGiveTheEagerRunsResults() throws Exception {
