@@ -36,7 +36,7 @@ import java.util.concurrent.TimeUnit;
 @Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules", "jdk.incubator.vector"})
 @State(Scope.Thread)
 public class ConvBenchmark {
-    @Param({"stem3x3s2", "expand1x1", "dw5x5s2", "project1x1"})
+    @Param({"stem3x3s2", "expand1x1", "dw3x3s1", "dw5x5s1", "dw5x5s2", "project1x1"})
     public String shape;
 
     @Param({"VECTOR", "SCALAR"})
@@ -61,6 +61,8 @@ public class ConvBenchmark {
         return switch (shape) {
             case "stem3x3s2" -> ConvGeometry.square(8, 3, 224, 224, 32, 3, 2, 1);
             case "expand1x1" -> ConvGeometry.square(8, 24, 56, 56, 144, 1, 1, 1);
+            case "dw3x3s1" -> ConvGeometry.square(8, 144, 56, 56, 144, 3, 1, 144);
+            case "dw5x5s1" -> ConvGeometry.square(8, 480, 14, 14, 480, 5, 1, 480);
             case "dw5x5s2" -> ConvGeometry.square(8, 240, 28, 28, 240, 5, 2, 240);
             case "project1x1" -> ConvGeometry.square(8, 1152, 7, 7, 192, 1, 1, 1);
             default -> throw new IllegalArgumentException("unknown shape " + shape);

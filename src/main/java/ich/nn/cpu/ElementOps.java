@@ -29,6 +29,17 @@ abstract class ElementOps {
     /** y[yOff + i] += a[aOff + i] * b[bOff + i] for i < n. */
     abstract void multiplyAdd(float[] a, int aOff, float[] b, int bOff, float[] y, int yOff, int n);
 
+    /**
+     * out[i] = sum over t < taps of k[t] * in[offsets[t] + i], for i < n: a filter's taps applied at once, each
+     * element's sum kept in a register instead of read and written once a tap. The taps are added in order, one
+     * rounding each (fused in the vector form), so out equals zeroing it and running {@link #axpy} once a tap
+     * bit for bit.
+     */
+    abstract void taps(float[] k, int[] offsets, int taps, float[] in, float[] out, int n);
+
+    /** The sum of a[aOff + i] * b[bOff + i] over i < n, in an order fixed by n alone. */
+    abstract double dot(float[] a, int aOff, float[] b, int bOff, int n);
+
     /** out[0] += sum of (a[i] - shift), out[1] += sum of (a[i] - shift)^2, in a fixed order. */
     abstract void moments(float[] a, int len, float shift, double[] out);
 
@@ -110,6 +121,22 @@ abstract class ElementOps {
         @Override
         void multiplyAdd(float[] a, int aOff, float[] b, int bOff, float[] y, int yOff, int n) {
             for (int i = 0; i < n; i++) y[yOff + i] += a[aOff + i] * b[bOff + i];
+        }
+
+        @Override
+        void taps(float[] k, int[] offsets, int taps, float[] in, float[] out, int n) {
+            for (int i = 0; i < n; i++) {
+                float sum = 0;
+                for (int t = 0; t < taps; t++) sum += k[t] * in[offsets[t] + i];
+                out[i] = sum;
+            }
+        }
+
+        @Override
+        double dot(float[] a, int aOff, float[] b, int bOff, int n) {
+            double sum = 0;
+            for (int i = 0; i < n; i++) sum += (double) a[aOff + i] * b[bOff + i];
+            return sum;
         }
     }
 }

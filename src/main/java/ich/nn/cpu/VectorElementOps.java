@@ -175,6 +175,35 @@ final class VectorElementOps extends ElementOps {
     }
 
     @Override
+    void taps(float[] k, int[] offsets, int taps, float[] in, float[] out, int n) {
+        int i = 0;
+        for (int upper = S.loopBound(n); i < upper; i += S.length()) {
+            FloatVector sum = FloatVector.zero(S);
+            for (int t = 0; t < taps; t++) sum = FloatVector.fromArray(S, in, offsets[t] + i).fma(FloatVector.broadcast(S, k[t]), sum);
+            sum.intoArray(out, i);
+        }
+        for (; i < n; i++) {
+            float sum = 0;
+            for (int t = 0; t < taps; t++) sum += k[t] * in[offsets[t] + i]; // as axpy's scalar tail rounds
+            out[i] = sum;
+        }
+    }
+
+    /** Lane-wise fp32 sums of the products, then the lanes (and the tail) added in double. */
+    @Override
+    double dot(float[] a, int aOff, float[] b, int bOff, int n) {
+        FloatVector sum = FloatVector.zero(S);
+        int i = 0;
+        for (int upper = S.loopBound(n); i < upper; i += S.length()) {
+            sum = FloatVector.fromArray(S, a, aOff + i).fma(FloatVector.fromArray(S, b, bOff + i), sum);
+        }
+        double total = 0;
+        for (int lane = 0; lane < S.length(); lane++) total += sum.lane(lane);
+        for (; i < n; i++) total += (double) a[aOff + i] * b[bOff + i];
+        return total;
+    }
+
+    @Override
     void multiplyAdd(float[] a, int aOff, float[] b, int bOff, float[] y, int yOff, int n) {
         int i = 0;
         for (int upper = S.loopBound(n); i < upper; i += S.length()) {

@@ -62,6 +62,10 @@ class CpuConvolutionTest {
                 ConvGeometry.square(3, 6, 11, 14, 6, 5, 2, 6),
                 // depthwise on a plane smaller than the kernel's reach
                 ConvGeometry.square(1, 4, 2, 3, 4, 5, 2, 4),
+                ConvGeometry.square(2, 3, 1, 2, 3, 5, 1, 3),
+                // depthwise at stride 1 (the gathered data gradient) with padding past the filter, and a 3x5 filter
+                new ConvGeometry(2, 4, 5, 6, 4, 3, 3, 1, 1, 4, 4, 4),
+                new ConvGeometry(1, 5, 7, 9, 5, 3, 5, 1, 1, 1, 2, 5),
                 // other groups
                 ConvGeometry.square(2, 6, 8, 7, 4, 3, 1, 2),
                 ConvGeometry.square(2, 9, 5, 6, 6, 1, 1, 3),
