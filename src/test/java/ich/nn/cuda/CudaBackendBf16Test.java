@@ -1,34 +1,26 @@
 package ich.nn.cuda;
 
 import ich.gpu.Bf16Reference;
-import ich.gpu.GpuUnavailableException;
 import ich.gpu.NnKernels;
 import ich.nn.ConvGeometry;
 import ich.nn.Parameter;
 import ich.nn.Storage;
 import ich.nn.Tensor;
-import ich.nn.cpu.CpuBackend;
 import ich.nn.model.EfficientNetB0;
 import ich.nn.model.StepContext;
 import ich.nn.optim.Adam;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The CUDA backend's bf16 mixed precision (activations bf16 channels-last, weights and statistics fp32) against
@@ -39,123 +31,22 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * graph step must give the eager step's bits. Device outputs are poisoned (NaN) before each
  * op. Skips, saying why, without a GPU, cuDNN, cuBLAS or kernels.
  */
-class CudaBackendBf16Test {
+class CudaBackendBf16Test extends CudaBackendFixture {
     private static final double BF16_REL = 1e-2;
 
-    private static CudaBackend gpu;
-    private static CpuBackend cpu;
-    private static String skip;
-
-    private Arena arena;
-    private long seed;
-    private SplittableRandom random;
-
-    @BeforeAll
-    static void open() {
-        try {
-            gpu = CudaBackend.open(0, CudaBackend.Options.defaults().withBf16(true));
-            cpu = new CpuBackend(2);
-        } catch (GpuUnavailableException e) {
-            skip = "no GPU: " + e.getMessage();
-            System.err.println("CudaBackendBf16Test skipped: " + skip);
-        }
-    }
-
-    @AfterAll
-    static void close() {
-        if (gpu != null) gpu.close();
-        if (cpu != null) cpu.close();
-    }
-
-    @BeforeEach
-    void needsAGpu() {
-        assumeTrue(skip == null, () -> "skipped: " + skip);
-        arena = Arena.ofShared();
-        seed = System.nanoTime();
-        random = new SplittableRandom(seed);
-    }
-
-    @AfterEach
-    void free() {
-        if (arena != null) arena.close();
+    @Override
+    CudaBackend.Options options() {
+        return CudaBackend.Options.defaults().withBf16(true);
     }
 
     // ---------------------------------------------------------------- helpers
 
     /** Gaussian values already rounded to bf16, so both sides start from the same numbers. */
-    private float[] randoms(long n, double scale) {
+    @Override
+    float[] randoms(long n, double scale) {
         float[] v = new float[Math.toIntExact(n)];
         for (int i = 0; i < v.length; i++) v[i] = Bf16Reference.rounded((float) (random.nextGaussian() * scale));
         return v;
-    }
-
-    private Tensor host(float[] values, int... shape) {
-        return Tensor.of(arena, values, shape);
-    }
-
-    /** An fp32 tensor on the device (parameters, statistics, vectors). */
-    private Tensor f32(float[] values, int... shape) {
-        return f32(gpu, values, shape);
-    }
-
-    /** Made on {@code b}'s stream: the helpers with a backend serve tests that open backends of their own. */
-    private Tensor f32(CudaBackend b, float[] values, int... shape) {
-        Tensor t = b.allocateUninitialized(arena, shape);
-        b.copy(host(values, shape), t);
-        return t;
-    }
-
-    /** An activation on the device: bf16 channels-last, converted from the host's fp32 NCHW by the copy. */
-    private Tensor bf16(float[] values, int... shape) {
-        return bf16(gpu, values, shape);
-    }
-
-    private Tensor bf16(CudaBackend b, float[] values, int... shape) {
-        Tensor t = b.allocateUninitialized(arena, Storage.BF16_NHWC, shape);
-        b.copy(host(values, shape), t);
-        return t;
-    }
-
-    private Tensor poisonedF32(int... shape) {
-        return poisonedF32(gpu, shape);
-    }
-
-    private Tensor poisonedF32(CudaBackend b, int... shape) {
-        Tensor t = b.allocateUninitialized(arena, shape);
-        b.stream().fill32(t.data().address(), Float.floatToRawIntBits(Float.NaN), t.size());
-        return t;
-    }
-
-    /** A bf16 output filled with bf16 NaNs (0x7FC0 in both halves of each word). */
-    private Tensor poisonedBf16(int... shape) {
-        return poisonedBf16(gpu, shape);
-    }
-
-    private Tensor poisonedBf16(CudaBackend b, int... shape) {
-        Tensor t = b.allocateUninitialized(arena, Storage.BF16_NHWC, shape);
-        b.stream().fill32(t.data().address(), 0x7FC07FC0, Math.ceilDiv(t.bytes(), Float.BYTES));
-        return t;
-    }
-
-    /** Back on the host in fp32 NCHW (the copy widens and transposes). */
-    private float[] read(Tensor deviceTensor) {
-        return read(gpu, deviceTensor);
-    }
-
-    private float[] read(CudaBackend b, Tensor deviceTensor) {
-        Tensor h = Tensor.allocate(arena, deviceTensor.shape());
-        b.copy(deviceTensor, h);
-        return h.toArray();
-    }
-
-    private float[] roundedToBf16(float[] v) {
-        float[] r = v.clone();
-        for (int i = 0; i < r.length; i++) r[i] = Bf16Reference.rounded(r[i]);
-        return r;
-    }
-
-    private void assertNormClose(float[] expected, float[] actual, double tolerance, String what) {
-        CudaBackendTest.assertNormClose(expected, actual, tolerance, what, seed);
     }
 
     // ---------------------------------------------------------------- conversions
@@ -194,7 +85,7 @@ class CudaBackendBf16Test {
 
     @Test
     void convolutionsMatchTheCpu() {
-        checkConvolutions(gpu, CudaBackendTest.geometries());
+        checkConvolutions(gpu, CudaBackendTest.geometries(), BF16_REL);
         assertTrue(gpu.convolutionChoices().stream().anyMatch(line -> line.contains(" bf16 ")), String.valueOf(gpu.convolutionChoices()));
     }
 
@@ -209,40 +100,12 @@ class CudaBackendBf16Test {
         assertTrue(depthwise.size() >= 4, "3x3 and 5x5, stride 1 and 2: " + depthwise);
         for (CudaBackend.Depthwise engine : new CudaBackend.Depthwise[] {CudaBackend.Depthwise.OWN, CudaBackend.Depthwise.CUDNN}) {
             try (CudaBackend b = CudaBackend.open(0, CudaBackend.Options.defaults().withBf16(true).withDepthwise(engine))) {
-                checkConvolutions(b, depthwise);
+                checkConvolutions(b, depthwise, BF16_REL);
                 String expected = engine == CudaBackend.Depthwise.OWN ? "own kernel" : "cuDNN";
                 assertEquals(depthwise.size() * 3, b.convolutionChoices().size(), String.valueOf(b.convolutionChoices()));
                 for (String line : b.convolutionChoices()) {
                     assertTrue(line.contains(" bf16 ") && line.contains(expected), engine + ": " + line);
                 }
-            }
-        }
-    }
-
-    /** Forward, data and filter gradients of each geometry on {@code b}, twice (the second with the chosen algorithms). */
-    private void checkConvolutions(CudaBackend b, List<ConvGeometry> geometries) {
-        for (ConvGeometry g : geometries) {
-            float[] xv = randoms(g.n() * (long) g.c() * g.h() * g.w(), 1);
-            float[] wv = new float[Math.toIntExact((long) g.k() * (g.c() / g.groups()) * g.r() * g.s())];
-            for (int i = 0; i < wv.length; i++) wv[i] = (float) (random.nextGaussian() * 0.5); // fp32 master weights
-            float[] dyv = randoms((long) g.n() * g.k() * g.p() * g.q(), 1);
-            // The CPU with the weights as the GPU uses them: rounded to bf16.
-            Tensor x = host(xv, g.inputShape()), w = host(roundedToBf16(wv), g.weightShape()), dy = host(dyv, g.outputShape());
-            Tensor y = Tensor.allocate(arena, g.outputShape()), dx = Tensor.allocate(arena, g.inputShape()),
-                    dw = Tensor.allocate(arena, g.weightShape());
-            cpu.conv2dForward(g, x, w, y);
-            cpu.conv2dBackwardData(g, dy, w, dx);
-            cpu.conv2dBackwardFilter(g, x, dy, dw);
-
-            Tensor gx = bf16(b, xv, g.inputShape()), gw = f32(b, wv, g.weightShape()), gdy = bf16(b, dyv, g.outputShape());
-            Tensor gy = poisonedBf16(b, g.outputShape()), gdx = poisonedBf16(b, g.inputShape()), gdw = poisonedF32(b, g.weightShape());
-            for (int repeat = 0; repeat < 2; repeat++) {
-                b.conv2dForward(g, gx, gw, gy);
-                b.conv2dBackwardData(g, gdy, gw, gdx);
-                b.conv2dBackwardFilter(g, gx, gdy, gdw);
-                assertNormClose(y.toArray(), read(b, gy), BF16_REL, "forward " + g);
-                assertNormClose(dx.toArray(), read(b, gdx), BF16_REL, "backward data " + g);
-                assertNormClose(dw.toArray(), read(b, gdw), BF16_REL, "backward filter " + g);
             }
         }
     }

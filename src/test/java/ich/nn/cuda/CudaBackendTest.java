@@ -1,31 +1,23 @@
 package ich.nn.cuda;
 
-import ich.gpu.GpuUnavailableException;
 import ich.nn.AdamTensors;
 import ich.nn.ConvGeometry;
 import ich.nn.Parameter;
 import ich.nn.Tensor;
-import ich.nn.cpu.CpuBackend;
 import ich.nn.model.EfficientNetB0;
 import ich.nn.model.StepContext;
 import ich.nn.optim.Adam;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The CUDA backend against the CPU reference, op by op and for whole EfficientNet-B0 training steps, on fresh
@@ -34,108 +26,21 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * summation order, hence a tolerance of 1e-4 relative to the output's norm for convolutions, batch norm and
  * GEMMs, 1e-5 per element for element-wise ops. Skips, saying why, without a GPU, cuDNN, cuBLAS or kernels.
  */
-class CudaBackendTest {
+class CudaBackendTest extends CudaBackendFixture {
     private static final double SUM_REL = 1e-4, ELEMENT_REL = 1e-5;
 
-    private static CudaBackend gpu;
-    private static CpuBackend cpu;
-    private static String skip;
-
-    private Arena arena;
-    private long seed;
-    private SplittableRandom random;
-
-    @BeforeAll
-    static void open() {
-        try {
-            gpu = CudaBackend.open(0);
-            cpu = new CpuBackend(2);
-        } catch (GpuUnavailableException e) {
-            skip = "no GPU: " + e.getMessage();
-            System.err.println("CudaBackendTest skipped: " + skip);
-        }
-    }
-
-    @AfterAll
-    static void close() {
-        if (gpu != null) gpu.close();
-        if (cpu != null) cpu.close();
-    }
-
-    @BeforeEach
-    void needsAGpu() {
-        assumeTrue(skip == null, () -> "skipped: " + skip);
-        arena = Arena.ofShared();
-        seed = System.nanoTime();
-        random = new SplittableRandom(seed);
-    }
-
-    @AfterEach
-    void free() {
-        if (arena != null) arena.close();
+    @Override
+    CudaBackend.Options options() {
+        return CudaBackend.Options.defaults();
     }
 
     // ---------------------------------------------------------------- helpers
 
-    private float[] randoms(long n, double scale) {
+    @Override
+    float[] randoms(long n, double scale) {
         float[] v = new float[Math.toIntExact(n)];
         for (int i = 0; i < v.length; i++) v[i] = (float) (random.nextGaussian() * scale);
         return v;
-    }
-
-    private Tensor host(float[] values, int... shape) {
-        return Tensor.of(arena, values, shape);
-    }
-
-    /** On the device, and the copy finished (so another backend's stream may read it too). */
-    private Tensor device(float[] values, int... shape) {
-        Tensor t = gpu.allocateUninitialized(arena, shape);
-        gpu.copy(host(values, shape), t);
-        gpu.synchronize();
-        return t;
-    }
-
-    private Tensor device(Tensor hostTensor) {
-        return device(hostTensor.toArray(), hostTensor.shape());
-    }
-
-    /** A device output filled with NaN. */
-    private Tensor poisoned(int... shape) {
-        Tensor t = gpu.allocateUninitialized(arena, shape);
-        gpu.stream().fill32(t.data().address(), Float.floatToRawIntBits(Float.NaN), t.size());
-        gpu.synchronize();
-        return t;
-    }
-
-    private float[] read(Tensor deviceTensor) {
-        return read(gpu, deviceTensor);
-    }
-
-    /** Through the stream of the backend that wrote it, so its work is done first. */
-    private float[] read(CudaBackend b, Tensor deviceTensor) {
-        Tensor h = Tensor.allocate(arena, deviceTensor.shape());
-        b.copy(deviceTensor, h);
-        return h.toArray();
-    }
-
-    private void assertNormClose(float[] expected, float[] actual, double tolerance, String what) {
-        assertNormClose(expected, actual, tolerance, what, seed);
-    }
-
-    /**
-     * Every element finite, and |expected - actual| within {@code tolerance} of |expected| (plus 1e-6 per element's
-     * worth of slack for outputs near 0); failures name the seed of the random inputs.
-     */
-    static void assertNormClose(float[] expected, float[] actual, double tolerance, String what, long seed) {
-        assertEquals(expected.length, actual.length, what + ": length");
-        double diff = 0, norm = 0;
-        for (int i = 0; i < expected.length; i++) {
-            assertTrue(Float.isFinite(actual[i]), what + ": element " + i + " is " + actual[i] + " (seed " + seed + ")");
-            diff += (expected[i] - actual[i]) * (double) (expected[i] - actual[i]);
-            norm += (double) expected[i] * expected[i];
-        }
-        assertTrue(Math.sqrt(diff) <= tolerance * Math.sqrt(norm) + 1e-6 * Math.sqrt(expected.length),
-                what + ": difference " + Math.sqrt(diff) + ", norm " + Math.sqrt(norm) + " (seed " + seed + ")");
     }
 
     private void assertElementsClose(float[] expected, float[] actual, String what) {
@@ -166,7 +71,7 @@ class CudaBackendTest {
     void convolutionsMatchTheCpu() {
         // a backend of its own: the shared one also holds the choices of every test that ran before this one
         try (CudaBackend b = CudaBackend.open(0)) {
-            checkConvolutions(b, geometries());
+            checkConvolutions(b, geometries(), SUM_REL);
             List<String> choices = b.convolutionChoices();
             assertEquals(geometries().size() * 3, choices.size(), "one choice per geometry and direction: " + choices);
         }
@@ -178,7 +83,7 @@ class CudaBackendTest {
         List<ConvGeometry> depthwise = geometries().stream().filter(ConvGeometry::depthwise).toList();
         for (CudaBackend.Depthwise engine : new CudaBackend.Depthwise[] {CudaBackend.Depthwise.OWN, CudaBackend.Depthwise.CUDNN}) {
             try (CudaBackend b = CudaBackend.open(0, CudaBackend.Options.defaults().withDepthwise(engine))) {
-                checkConvolutions(b, depthwise);
+                checkConvolutions(b, depthwise, SUM_REL);
                 String expected = engine == CudaBackend.Depthwise.OWN ? "own kernel" : "cuDNN";
                 for (String line : b.convolutionChoices()) assertTrue(line.contains(expected), engine + ": " + line);
             }
@@ -193,9 +98,9 @@ class CudaBackendTest {
     void theOpProfileCountsOpsByName() {
         try (CudaBackend b = CudaBackend.open(0, CudaBackend.Options.defaults().withDepthwise(CudaBackend.Depthwise.OWN))) {
             ConvGeometry pointwise = ConvGeometry.square(2, 8, 6, 6, 4, 1, 1, 1), depthwise = ConvGeometry.square(2, 8, 6, 6, 8, 3, 2, 8);
-            Tensor x = device(randoms(2 * 8 * 36, 1), 2, 8, 6, 6), w1 = device(randoms(4 * 8, 1), 4, 8, 1, 1);
-            Tensor w3 = device(randoms(8 * 9, 1), 8, 1, 3, 3);
-            Tensor y1 = poisoned(pointwise.outputShape()), y3 = poisoned(depthwise.outputShape()), s = poisoned(2, 8, 6, 6);
+            Tensor x = f32(randoms(2 * 8 * 36, 1), 2, 8, 6, 6), w1 = f32(randoms(4 * 8, 1), 4, 8, 1, 1);
+            Tensor w3 = f32(randoms(8 * 9, 1), 8, 1, 3, 3);
+            Tensor y1 = poisonedF32(pointwise.outputShape()), y3 = poisonedF32(depthwise.outputShape()), s = poisonedF32(2, 8, 6, 6);
             b.conv2dForward(depthwise, x, w3, y3); // the algorithm searches run before the profile
             b.conv2dForward(pointwise, x, w1, y1);
             b.startProfile();
@@ -219,30 +124,6 @@ class CudaBackendTest {
         }
     }
 
-    private void checkConvolutions(CudaBackend b, List<ConvGeometry> geometries) {
-        for (ConvGeometry g : geometries) {
-            Tensor x = host(randoms(g.n() * (long) g.c() * g.h() * g.w(), 1), g.inputShape());
-            Tensor w = host(randoms((long) g.k() * (g.c() / g.groups()) * g.r() * g.s(), 0.5), g.weightShape());
-            Tensor dy = host(randoms((long) g.n() * g.k() * g.p() * g.q(), 1), g.outputShape());
-            Tensor y = Tensor.allocate(arena, g.outputShape()), dx = Tensor.allocate(arena, g.inputShape()),
-                    dw = Tensor.allocate(arena, g.weightShape());
-            cpu.conv2dForward(g, x, w, y);
-            cpu.conv2dBackwardData(g, dy, w, dx);
-            cpu.conv2dBackwardFilter(g, x, dy, dw);
-
-            Tensor gx = device(x), gw = device(w), gdy = device(dy);
-            Tensor gy = poisoned(g.outputShape()), gdx = poisoned(g.inputShape()), gdw = poisoned(g.weightShape());
-            for (int repeat = 0; repeat < 2; repeat++) { // the second call reuses the chosen algorithms
-                b.conv2dForward(g, gx, gw, gy);
-                b.conv2dBackwardData(g, gdy, gw, gdx);
-                b.conv2dBackwardFilter(g, gx, gdy, gdw);
-                assertNormClose(y.toArray(), read(b, gy), SUM_REL, "forward " + g);
-                assertNormClose(dx.toArray(), read(b, gdx), SUM_REL, "backward data " + g);
-                assertNormClose(dw.toArray(), read(b, gdw), SUM_REL, "backward filter " + g);
-            }
-        }
-    }
-
     // ---------------------------------------------------------------- batch norm
 
     @Test
@@ -261,10 +142,10 @@ class CudaBackendTest {
         Tensor dx = Tensor.allocate(arena, shape), dg = Tensor.allocate(arena, c), db = Tensor.allocate(arena, c);
         Tensor yInf = Tensor.allocate(arena, shape);
 
-        Tensor gx = device(x), gdy = device(dy), gGamma = device(gamma), gBeta = device(beta);
-        Tensor gRunMean = device(rm, c), gRunVar = device(rv, c);
-        Tensor gy = poisoned(shape), gMean = poisoned(c), gInv = poisoned(c), gdx = poisoned(shape), gdg = poisoned(c),
-                gdb = poisoned(c), gyInf = poisoned(shape);
+        Tensor gx = f32(x), gdy = f32(dy), gGamma = f32(gamma), gBeta = f32(beta);
+        Tensor gRunMean = f32(rm, c), gRunVar = f32(rv, c);
+        Tensor gy = poisonedF32(shape), gMean = poisonedF32(c), gInv = poisonedF32(c), gdx = poisonedF32(shape), gdg = poisonedF32(c),
+                gdb = poisonedF32(c), gyInf = poisonedF32(shape);
 
         cpu.batchNormForwardTraining(x, gamma, beta, runMean, runVar, 0.1, 1e-5, y, mean, inv);
         cpu.batchNormBackward(x, dy, gamma, mean, inv, 1e-5, dx, dg, db);
@@ -301,9 +182,9 @@ class CudaBackendTest {
         float[] sig = new float[(int) size];
         for (int i = 0; i < sig.length; i++) sig[i] = random.nextFloat();
         Tensor s = host(sig, shape);
-        Tensor ga = device(a), gb = device(b), gs = device(s);
+        Tensor ga = f32(a), gb = f32(b), gs = f32(s);
 
-        Tensor c1 = Tensor.allocate(arena, shape), g1 = poisoned(shape);
+        Tensor c1 = Tensor.allocate(arena, shape), g1 = poisonedF32(shape);
         cpu.silu(a, c1);
         gpu.silu(ga, g1);
         assertElementsClose(c1.toArray(), read(g1), "silu");
@@ -331,11 +212,11 @@ class CudaBackendTest {
         for (int i = 0; i < dropout.length; i++) dropout[i] = random.nextInt(4) == 0 ? 0 : 1 / 0.75f;
         Tensor mask = host(dropout, shape);
         cpu.multiplyByMask(a, mask, c1);
-        gpu.multiplyByMask(ga, device(mask), g1);
+        gpu.multiplyByMask(ga, f32(mask), g1);
         assertElementsClose(c1.toArray(), read(g1), "dropout mask");
         Tensor perSample = host(new float[] {0, 1.25f, 1.25f}, 3);
         cpu.multiplyByMask(a, perSample, c1);
-        gpu.multiplyByMask(ga, device(perSample), g1);
+        gpu.multiplyByMask(ga, f32(perSample), g1);
         assertElementsClose(c1.toArray(), read(g1), "drop-path mask");
     }
 
@@ -353,13 +234,13 @@ class CudaBackendTest {
             cpu.scaleChannelsBackward(x, s, dy, dx, ds);
             cpu.globalAveragePool(x, pooled);
             cpu.globalAveragePoolBackward(dPooled, dxPool);
-            Tensor gx = device(x), gdy = device(dy), gs = device(s);
-            Tensor gy = poisoned(shape), gdx = poisoned(shape), gds = poisoned(n, c), gPooled = poisoned(n, c),
-                    gdxPool = poisoned(shape);
+            Tensor gx = f32(x), gdy = f32(dy), gs = f32(s);
+            Tensor gy = poisonedF32(shape), gdx = poisonedF32(shape), gds = poisonedF32(n, c), gPooled = poisonedF32(n, c),
+                    gdxPool = poisonedF32(shape);
             gpu.scaleChannels(gx, gs, gy);
             gpu.scaleChannelsBackward(gx, gs, gdy, gdx, gds);
             gpu.globalAveragePool(gx, gPooled);
-            gpu.globalAveragePoolBackward(device(dPooled), gdxPool);
+            gpu.globalAveragePoolBackward(f32(dPooled), gdxPool);
             String at = " at " + hw[0] + "x" + hw[1];
             assertElementsClose(y.toArray(), read(gy), "scaleChannels" + at);
             assertElementsClose(dx.toArray(), read(gdx), "scaleChannelsBackward dx" + at);
@@ -368,11 +249,11 @@ class CudaBackendTest {
             assertElementsClose(dxPool.toArray(), read(gdxPool), "globalAveragePoolBackward" + at);
 
             // the SE layer's order: ds without dx, then dx through both paths in one op
-            Tensor gdsAlone = poisoned(n, c), gInputGrad = poisoned(shape), inputGrad = Tensor.allocate(arena, shape);
+            Tensor gdsAlone = poisonedF32(n, c), gInputGrad = poisonedF32(shape), inputGrad = Tensor.allocate(arena, shape);
             gpu.scaleChannelsBackward(gx, gs, gdy, null, gdsAlone);
             assertArrayEquals(read(gds), read(gdsAlone), "scaleChannelsBackward ds without dx" + at);
             cpu.scaleChannelsInputGradient(dy, s, dPooled, inputGrad);
-            gpu.scaleChannelsInputGradient(gdy, gs, device(dPooled), gInputGrad);
+            gpu.scaleChannelsInputGradient(gdy, gs, f32(dPooled), gInputGrad);
             assertElementsClose(inputGrad.toArray(), read(gInputGrad), "scaleChannelsInputGradient" + at);
         }
     }
@@ -384,15 +265,15 @@ class CudaBackendTest {
         int n = 5, in = 37, out = 6;
         Tensor x = host(randoms((long) n * in, 1), n, in), w = host(randoms((long) out * in, 0.3), out, in),
                 b = host(randoms(out, 1), out), dy = host(randoms((long) n * out, 1), n, out);
-        Tensor gx = device(x), gw = device(w), gb = device(b), gdy = device(dy);
+        Tensor gx = f32(x), gw = f32(w), gb = f32(b), gdy = f32(dy);
         for (boolean withBias : new boolean[] {true, false}) {
-            Tensor y = Tensor.allocate(arena, n, out), gy = poisoned(n, out);
+            Tensor y = Tensor.allocate(arena, n, out), gy = poisonedF32(n, out);
             cpu.linearForward(x, w, withBias ? b : null, y);
             gpu.linearForward(gx, gw, withBias ? gb : null, gy);
             assertNormClose(y.toArray(), read(gy), SUM_REL, "linear forward, bias " + withBias);
 
             Tensor dx = Tensor.allocate(arena, n, in), dw = Tensor.allocate(arena, out, in), db = Tensor.allocate(arena, out);
-            Tensor gdx = poisoned(n, in), gdw = poisoned(out, in), gdb = poisoned(out);
+            Tensor gdx = poisonedF32(n, in), gdw = poisonedF32(out, in), gdb = poisonedF32(out);
             cpu.linearBackward(x, w, dy, dx, dw, withBias ? db : null);
             gpu.linearBackward(gx, gw, gdy, gdx, gdw, withBias ? gdb : null);
             assertNormClose(dx.toArray(), read(gdx), SUM_REL, "linear dx");
@@ -400,8 +281,8 @@ class CudaBackendTest {
             if (withBias) assertNormClose(db.toArray(), read(gdb), SUM_REL, "linear db");
         }
         // the GAP output [n, c, 1, 1] feeds the classifier as [n, c]
-        Tensor y4 = poisoned(n, out);
-        gpu.linearForward(device(x.toArray(), n, in, 1, 1), gw, gb, y4);
+        Tensor y4 = poisonedF32(n, out);
+        gpu.linearForward(f32(x.toArray(), n, in, 1, 1), gw, gb, y4);
         Tensor y = Tensor.allocate(arena, n, out);
         cpu.linearForward(x, w, b, y);
         assertNormClose(y.toArray(), read(y4), SUM_REL, "linear on [n, c, 1, 1]");
@@ -415,13 +296,13 @@ class CudaBackendTest {
         for (int i = 0; i < t.length; i++) t[i] = random.nextInt(3) == 0 ? 1 : 0;
         Tensor targets = host(t, n, labels), weights = host(new float[] {2, 1, 1, 1, 1, 1}, labels);
         for (boolean weighted : new boolean[] {false, true}) {
-            Tensor dz = Tensor.allocate(arena, n, labels), gdz = poisoned(n, labels);
+            Tensor dz = Tensor.allocate(arena, n, labels), gdz = poisonedF32(n, labels);
             double loss = cpu.bceWithLogits(z, targets, weighted ? weights : null, dz);
-            double gLoss = gpu.bceWithLogits(device(z), device(targets), weighted ? device(weights) : null, gdz);
+            double gLoss = gpu.bceWithLogits(f32(z), f32(targets), weighted ? f32(weights) : null, gdz);
             assertEquals(loss, gLoss, 1e-6 * loss, "loss, weighted " + weighted + " (seed " + seed + ")");
             assertElementsClose(dz.toArray(), read(gdz), "d loss / d logits, weighted " + weighted);
         }
-        assertEquals(cpu.bceWithLogits(z, targets, null, null), gpu.bceWithLogits(device(z), device(targets), null, null),
+        assertEquals(cpu.bceWithLogits(z, targets, null, null), gpu.bceWithLogits(f32(z), f32(targets), null, null),
                 1e-6, "loss without gradient");
     }
 
@@ -431,7 +312,7 @@ class CudaBackendTest {
         for (boolean decoupled : new boolean[] {false, true}) {
             float[] p = randoms(size, 1), g = randoms(size, 0.1);
             Tensor param = host(p, size), grad = host(g, size), m = Tensor.allocate(arena, size), v = Tensor.allocate(arena, size);
-            Tensor gp = device(p, size), gg = device(g, size), gm = gpu.allocate(arena, size), gv = gpu.allocate(arena, size);
+            Tensor gp = f32(p, size), gg = f32(g, size), gm = gpu.allocate(arena, size), gv = gpu.allocate(arena, size);
             for (long step = 1; step <= 3; step++) {
                 cpu.adamStep(param, grad, m, v, step, 4e-4, 0.9, 0.999, 1e-7, 0.01, decoupled);
                 gpu.adamStep(gp, gg, gm, gv, step, 4e-4, 0.9, 0.999, 1e-7, 0.01, decoupled);
@@ -456,7 +337,7 @@ class CudaBackendTest {
                 float[] p = randoms(n, 1), m = randoms(n, 0.1), v = randoms(n, 0.01);
                 for (int i = 0; i < n; i++) v[i] = Math.abs(v[i]) + 1e-6f;
                 onCpu.add(new AdamTensors(host(p, n), Tensor.allocate(arena, n), host(m, n), host(v, n)));
-                onGpu.add(new AdamTensors(device(p, n), gpu.allocate(arena, n), device(m, n), device(v, n)));
+                onGpu.add(new AdamTensors(f32(p, n), gpu.allocate(arena, n), f32(m, n), f32(v, n)));
             }
             for (long step = 1; step <= 9; step++) {
                 int skipped = (int) ((step - 1) % 6); // steps 1-6: six lists, each without one tensor; 7, 8: lists 1, 2
@@ -493,7 +374,7 @@ class CudaBackendTest {
             for (int d : shapes[i]) n *= d;
             float[] values = randoms(n, 1);
             cpuParams.add(Parameter.weight("p" + i, host(values, shapes[i]), Tensor.allocate(arena, shapes[i])));
-            gpuParams.add(Parameter.weight("p" + i, device(values, shapes[i]), gpu.allocate(arena, shapes[i])));
+            gpuParams.add(Parameter.weight("p" + i, f32(values, shapes[i]), gpu.allocate(arena, shapes[i])));
         }
         Adam cpuAdam = new Adam(cpu, arena, Adam.Options.adamW(1e-2, 0.05));
         Adam gpuAdam = new Adam(gpu, arena, Adam.Options.adamW(1e-2, 0.05));
@@ -544,10 +425,10 @@ class CudaBackendTest {
                 Tensor targets = host(t, n, 6), weights = host(new float[] {2, 1, 1, 1, 1, 1}, 6);
                 double cpuLoss, gpuLoss;
                 try (StepContext cc = StepContext.training(cpu, 5, step); StepContext gc = StepContext.training(gpu, 5, step)) {
-                    Tensor yc = onCpu.forward(x, cc), yg = onGpu.forward(device(x), gc);
+                    Tensor yc = onCpu.forward(x, cc), yg = onGpu.forward(f32(x), gc);
                     assertNormClose(yc.toArray(), read(yg), 1e-3, "logits, step " + step);
                     EfficientNetB0.Loss lc = onCpu.loss(yc, targets, weights, cc);
-                    EfficientNetB0.Loss lg = onGpu.loss(yg, device(targets), device(weights), gc);
+                    EfficientNetB0.Loss lg = onGpu.loss(yg, f32(targets), f32(weights), gc);
                     cpuLoss = lc.value();
                     gpuLoss = lg.value();
                     onCpu.backward(lc.dLogits(), cc, false);
@@ -585,8 +466,8 @@ class CudaBackendTest {
         for (int run = 0; run < 2; run++) {
             try (EfficientNetB0 model = EfficientNetB0.initialized(gpu, EfficientNetB0.Config.defaults(), 3);
                  StepContext ctx = StepContext.training(gpu, 1, 1)) {
-                Tensor y = model.forward(device(images, n, 3, size, size), ctx);
-                EfficientNetB0.Loss loss = model.loss(y, device(new float[] {1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1}, n, 6), null, ctx);
+                Tensor y = model.forward(f32(images, n, 3, size, size), ctx);
+                EfficientNetB0.Loss loss = model.loss(y, f32(new float[] {1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1}, n, 6), null, ctx);
                 model.backward(loss.dLogits(), ctx, false);
                 float[] grad = read(model.namedParameters().get("conv_stem.weight").grad());
                 if (first == null) first = grad;
@@ -616,7 +497,7 @@ class CudaBackendTest {
                 double lr = 4e-4 * step; // a new learning rate each step: the graph must not freeze it
                 double eagerLoss, graphLoss;
                 try (StepContext ctx = StepContext.training(gpu, 9, step)) {
-                    EfficientNetB0.Loss loss = eager.loss(eager.forward(device(images, n, 3, size, size), ctx), device(t, n, 6), null, ctx);
+                    EfficientNetB0.Loss loss = eager.loss(eager.forward(f32(images, n, 3, size, size), ctx), f32(t, n, 6), null, ctx);
                     eager.backward(loss.dLogits(), ctx, false);
                     eagerAdam.setLearningRate(lr);
                     eagerAdam.step(eager.trainableParameters());
