@@ -37,7 +37,7 @@ abstract class ElementOps {
      */
     abstract void taps(float[] k, int[] offsets, int taps, float[] in, float[] out, int n);
 
-    /** The sum of a[aOff + i] * b[bOff + i] over i < n, in an order fixed by n alone. */
+    /** The sum of a[aOff + i] * b[bOff + i] over i < n: exact products summed in double, in an order fixed by n alone. */
     abstract double dot(float[] a, int aOff, float[] b, int bOff, int n);
 
     /** out[0] += sum of (a[i] - shift), out[1] += sum of (a[i] - shift)^2, in a fixed order. */
