@@ -21,7 +21,8 @@ import java.util.Arrays;
  * buffer once a tap and writes the output once, where a loop a tap would read and write the output 25 times for
  * a 5x5 filter. The data gradient at stride 1 is the same gather with the taps' offsets mirrored, over the
  * gradient placed in a zero-padded buffer; at stride 2 it scatters a tap at a time into the phases. The filter
- * gradient is one dot product a tap and image, summed over the images in double.
+ * gradient is one dot product a tap and image, exact products summed in double (fp32 sums of these mostly
+ * cancelling products lost enough bits to stall OverfitTest).
  *
  * <p>Napkin: a 5x5 tap loop over a 14 x 15 output plane is 210 multiply-adds, 14 AVX-512 FMAs; the plane
  * (3 KiB) stays in L1, so the cost is the FMAs and their loads, not memory.

@@ -26,9 +26,6 @@ abstract class ElementOps {
     /** y[yOff + i] += a * x[xOff + i] for i < n. */
     abstract void axpy(float a, float[] x, int xOff, float[] y, int yOff, int n);
 
-    /** y[yOff + i] += a[aOff + i] * b[bOff + i] for i < n. */
-    abstract void multiplyAdd(float[] a, int aOff, float[] b, int bOff, float[] y, int yOff, int n);
-
     /**
      * out[i] = sum over t < taps of k[t] * in[offsets[t] + i], for i < n: a filter's taps applied at once, each
      * element's sum kept in a register instead of read and written once a tap. The taps are added in order, one
@@ -116,11 +113,6 @@ abstract class ElementOps {
         @Override
         void axpy(float a, float[] x, int xOff, float[] y, int yOff, int n) {
             for (int i = 0; i < n; i++) y[yOff + i] += a * x[xOff + i];
-        }
-
-        @Override
-        void multiplyAdd(float[] a, int aOff, float[] b, int bOff, float[] y, int yOff, int n) {
-            for (int i = 0; i < n; i++) y[yOff + i] += a[aOff + i] * b[bOff + i];
         }
 
         @Override

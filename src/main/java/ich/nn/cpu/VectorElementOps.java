@@ -215,13 +215,4 @@ final class VectorElementOps extends ElementOps {
         return total;
     }
 
-    @Override
-    void multiplyAdd(float[] a, int aOff, float[] b, int bOff, float[] y, int yOff, int n) {
-        int i = 0;
-        for (int upper = S.loopBound(n); i < upper; i += S.length()) {
-            FloatVector.fromArray(S, a, aOff + i).fma(FloatVector.fromArray(S, b, bOff + i),
-                    FloatVector.fromArray(S, y, yOff + i)).intoArray(y, yOff + i);
-        }
-        for (; i < n; i++) y[yOff + i] += a[aOff + i] * b[bOff + i];
-    }
 }
