@@ -418,8 +418,8 @@ extern "C" __global__ void ich_nn_depthwise_backward_data(const float* dy, const
 // Why double: a tap of B0's first stage sums 256 x 128 x 128 = 4.2 M products. In float a single thread's
 // running sum of ~150 k terms would lose up to ~1% of the result; in double each product of two floats is exact
 // and the additions lose ~2^-53 each, so the final rounding to float dominates whatever the order, and the
-// result is as good as the CPU's (which accumulates each position over the batch in float, then the positions in
-// double). The FP64 rate of an A100/H100 is half its FP32 rate, so this costs little.
+// result is the CPU's up to that rounding (it too sums exact products in double: with fp32 sums instead, B0 could
+// not memorise a batch in OverfitTest). The FP64 rate of an A100/H100 is half its FP32 rate, so this costs little.
 //
 // Tiles are over the outputs (tile_rows x tile_cols of p x q), `group` images at once when the plane is small.
 // Shared layout: dy values [group * tile_rows * tile_cols], the tile's valid outputs packed (image, row, column)
