@@ -131,11 +131,15 @@ class TrainerGpuTest {
 
     /**
      * bf16 mixed precision end to end (the GPU kernel preprocesses into bf16 NHWC, steps run as CUDA graphs): two
-     * epochs reach the CPU run's losses within bf16's noise, here 15 %. This run is the worst case for it: batches
-     * of 4 images of 32 x 32, so the last stages' batch norm normalises over 4 values and amplifies every rounding
-     * (see CudaBackendBf16Test); on stand-in libraries the first epoch's training loss came out 8.6 % above the
-     * CPU's. What this test adds to the op-level and overfitting checks is the pipeline: bf16 batches from the
-     * kernel, graphs, evaluation, checkpoints. A broken layout or statistic gives NaN or losses far off.
+     * epochs reach the CPU run's losses within bf16's noise. This run is the worst case for it: batches of 4
+     * images of 32 x 32, so the last stages' batch norm normalises over 4 values and amplifies every rounding (see
+     * CudaBackendBf16Test). The training loss, a mean over the epochs' 5 train-mode steps, is the noisier: on
+     * stand-in libraries it came out 8.6 % above the CPU's, then 15.8 % and 16.6 % when only roundings changed
+     * (the squeeze-excitation input gradient rounded to bf16 once instead of three times; the CPU reference's
+     * depthwise filter gradient summed in double instead of fp32), so 25 %. The validation loss (eval mode,
+     * running statistics) stayed within 4.1 % in those runs, so 10 %. What this test adds to the op-level and
+     * overfitting checks is the pipeline: bf16 batches from the kernel, graphs, evaluation, checkpoints. A broken
+     * layout or statistic gives NaN or losses far off.
      */
     @Test
     void bf16MixedPrecisionReachesTheCpuRunsLosses() throws Exception {
@@ -149,8 +153,8 @@ class TrainerGpuTest {
         assertEquals(reference.epochs(), r.epochs());
         for (int e = 0; e < r.epochs(); e++) {
             String losses = "CPU " + reference.log() + " vs bf16 " + r.log();
-            assertRelative(reference.log().get(e).trainLoss(), r.log().get(e).trainLoss(), 0.15, "bf16 training loss, epoch " + (e + 1) + ": " + losses);
-            assertRelative(reference.log().get(e).valLoss(), r.log().get(e).valLoss(), 0.15, "bf16 validation loss, epoch " + (e + 1) + ": " + losses);
+            assertRelative(reference.log().get(e).trainLoss(), r.log().get(e).trainLoss(), 0.25, "bf16 training loss, epoch " + (e + 1) + ": " + losses);
+            assertRelative(reference.log().get(e).valLoss(), r.log().get(e).valLoss(), 0.10, "bf16 validation loss, epoch " + (e + 1) + ": " + losses);
         }
         // Checkpoints hold fp32 master weights: the CPU loads them as from any run.
         try (Arena arena = Arena.ofConfined(); CpuBackend cpuBackend = new CpuBackend(2)) {
