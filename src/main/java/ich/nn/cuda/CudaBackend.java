@@ -474,7 +474,7 @@ public final class CudaBackend implements Backend {
             }
             Tensor ws = workspace(options.searchWorkspace());
             List<Cudnn.AlgoPerf> found = cudnn.find(direction, x, w, conv, y, a, b, out,
-                    ws == null ? 0 : ws.data().address(), ws == null ? 0 : options.searchWorkspace());
+                    ptrOrNull(ws), ws == null ? 0 : options.searchWorkspace());
             Cudnn.AlgoPerf best = found.stream().filter(p -> p.deterministic() || !options.deterministic())
                     .findFirst().orElse(null);
             if (ownFits && options.depthwise() == Depthwise.FASTEST) {
@@ -601,7 +601,7 @@ public final class CudaBackend implements Backend {
 
     private long workspacePointer(long bytes) {
         Tensor ws = workspace(bytes);
-        return ws == null ? 0 : ws.data().address();
+        return ptrOrNull(ws);
     }
 
     @Override
