@@ -930,10 +930,7 @@ public final class NnKernels implements AutoCloseable {
         nonNull(op, x, sc, y);
         mayAlias(op, "x", y, x, bytes);
         disjoint(op, "y", y, bytes, "the scales", sc, (long) n * c * Float.BYTES);
-        NhwcTiling t = nhwcTiling(c, bf16Vec(x, y) == 8);
-        long rows = t.elementwiseRows();
-        stream.launch(scaleChannelsNhwc, Stream.Dim3.of(t.blocks((long) n * ceilDiv(hw, rows))), Stream.Dim3.of(BLOCK), 0,
-                x, sc, y, (long) n, hw, (long) c, t.vec(), t.cw(), rows);
+        launchRowChunks(stream, scaleChannelsNhwc, nhwcTiling(c, bf16Vec(x, y) == 8), n, hw, c, x, sc, y);
     }
 
     /**
@@ -971,10 +968,7 @@ public final class NnKernels implements AutoCloseable {
         long perImage = (long) n * c * Float.BYTES;
         disjoint(op, "dx", dx, bytes, "the scales", sc, perImage);
         disjoint(op, "dx", dx, bytes, "the pooled gradient", dPooled, perImage);
-        NhwcTiling t = nhwcTiling(c, bf16Vec(dy, dx) == 8);
-        long rows = t.elementwiseRows();
-        stream.launch(scaleChannelsInputGradientNhwc, Stream.Dim3.of(t.blocks((long) n * ceilDiv(hw, rows))),
-                Stream.Dim3.of(BLOCK), 0, dy, sc, dPooled, dx, (long) n, hw, (long) c, t.vec(), t.cw(), rows);
+        launchRowChunks(stream, scaleChannelsInputGradientNhwc, nhwcTiling(c, bf16Vec(dy, dx) == 8), n, hw, c, dy, sc, dPooled, dx);
     }
 
     /** y[img, ch] = mean over hw of x (fp32, summed in double). One block per image and channel slice: deterministic. */
@@ -996,10 +990,23 @@ public final class NnKernels implements AutoCloseable {
         if (n == 0) return;
         nonNull(op, dy, dx);
         disjoint(op, "dx", dx, bytes, "dy", dy, (long) n * c * Float.BYTES);
-        NhwcTiling t = nhwcTiling(c, bf16Vec(dx) == 8);
+        launchRowChunks(stream, globalAveragePoolBackwardNhwc, nhwcTiling(c, bf16Vec(dx) == 8), n, hw, c, dy, dx);
+    }
+
+    /**
+     * Launches an NHWC kernel tiled as the element-wise ones: a work item is {@link NhwcTiling#elementwiseRows} rows
+     * of one image and one channel slice. The kernel takes {@code pointers}, then n, hw, c, vec, cw and those rows.
+     */
+    private static void launchRowChunks(Stream stream, Module.Kernel kernel, NhwcTiling t, int n, long hw, int c, Object... pointers) {
         long rows = t.elementwiseRows();
-        stream.launch(globalAveragePoolBackwardNhwc, Stream.Dim3.of(t.blocks((long) n * ceilDiv(hw, rows))),
-                Stream.Dim3.of(BLOCK), 0, dy, dx, (long) n, hw, (long) c, t.vec(), t.cw(), rows);
+        Object[] args = java.util.Arrays.copyOf(pointers, pointers.length + 6);
+        args[pointers.length] = (long) n;
+        args[pointers.length + 1] = hw;
+        args[pointers.length + 2] = (long) c;
+        args[pointers.length + 3] = t.vec();
+        args[pointers.length + 4] = t.cw();
+        args[pointers.length + 5] = rows;
+        stream.launch(kernel, Stream.Dim3.of(t.blocks((long) n * ceilDiv(hw, rows))), Stream.Dim3.of(BLOCK), 0, args);
     }
 
     /** Checks the sizes of an NHWC [n, hw, c] bf16 tensor (n may be 0: nothing to do) and returns its bytes. */
