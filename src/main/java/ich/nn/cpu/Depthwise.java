@@ -68,7 +68,7 @@ final class Depthwise {
         this.wq = (colsPadded + g.strideW() - 1) / g.strideW();
         this.span = (p * wq + ops.lanes() - 1) / ops.lanes() * ops.lanes();
         this.tapOffsets = new int[g.r() * g.s()];
-        for (int rr = 0; rr < g.r(); rr++) for (int ss = 0; ss < g.s(); ss++) tapOffsets[rr * g.s() + ss] = tap(rr, ss);
+        for (int rr = 0; rr < g.r(); rr++) for (int ss = 0; ss < g.s(); ss++) tapOffsets[rr * g.s() + ss] = index(rr, ss);
         boolean unitStride = g.strideH() == 1 && g.strideW() == 1;
         this.gradientStart = tapOffsets[tapOffsets.length - 1];
         this.interior = (g.h() * wq + ops.lanes() - 1) / ops.lanes() * ops.lanes();
@@ -97,11 +97,6 @@ final class Depthwise {
     private int index(int row, int col) {
         int sh = g.strideH(), sw = g.strideW();
         return (((row % sh) * sw + col % sw) * hq + row / sh) * wq + col / sw;
-    }
-
-    /** Offset of tap (r, s): the input of wide-output element i is buffer[offset + i]. */
-    private int tap(int r, int s) {
-        return index(r, s);
     }
 
     private void load(MemorySegment x, int plane, float[] raw, float[] buf) {
@@ -159,13 +154,7 @@ final class Depthwise {
             kernel(wt, plane % c, k);
             loadWide(dy, plane, grad);
             Arrays.fill(buf, 0, bufferSize(), 0f);
-            for (int rr = 0; rr < r; rr++) {
-                for (int ss = 0; ss < s; ss++) {
-                    float kv = k[rr * s + ss];
-                    int off = tap(rr, ss);
-                    ops.axpy(kv, grad, 0, buf, off, n);
-                }
-            }
+            for (int t = 0; t < r * s; t++) ops.axpy(k[t], grad, 0, buf, tapOffsets[t], n);
             if (map != null) {
                 for (int i = 0, m = h * w; i < m; i++) raw[i] = buf[map[i]];
             } else {
