@@ -1,23 +1,17 @@
 package ich.bench;
 
 import ich.nn.Tensor;
-import ich.nn.cpu.CpuBackend;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
-import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
-import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
-import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
-import java.lang.foreign.Arena;
-import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -32,32 +26,21 @@ import java.util.concurrent.TimeUnit;
 @Measurement(iterations = 3, time = 2)
 @Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules", "jdk.incubator.vector"})
 @State(Scope.Thread)
-public class BatchNormSiluBenchmark {
+public class BatchNormSiluBenchmark extends CpuFusionBenchmark {
     @Param({"stem", "expand"})
     public String shape;
 
-    @Param({"true", "false"})
-    public boolean fused;
-
-    @Param({"0"})
-    public int threads;
-
-    private CpuBackend cpu;
-    private Arena arena;
     private Tensor x, dy, z, y, dz, dx, gamma, beta, runningMean, runningVar, mean, invStd, dgamma, dbeta;
 
-    @Setup(Level.Trial)
-    public void setUp() {
-        cpu = new CpuBackend(threads == 0 ? Runtime.getRuntime().availableProcessors() : threads);
-        arena = Arena.ofShared();
-        int[] s = shape.equals("stem") ? new int[] {32, 32, 48, 48} : new int[] {32, 144, 24, 24};
+    @Override
+    protected void makeTensors() {
+        int[] s = shape.equals("stem") ? FIRST_BLOCK : EXPANSION;
         int c = s[1];
-        SplittableRandom random = new SplittableRandom(1);
-        x = random(random, s);
-        dy = random(random, s);
-        gamma = random(random, c);
-        beta = random(random, c);
-        runningMean = random(random, c);
+        x = gaussian(s);
+        dy = gaussian(s);
+        gamma = gaussian(c);
+        beta = gaussian(c);
+        runningMean = gaussian(c);
         runningVar = Tensor.allocate(arena, c);
         for (int i = 0; i < c; i++) runningVar.set(i, 1f);
         z = Tensor.allocate(arena, s);
@@ -68,18 +51,6 @@ public class BatchNormSiluBenchmark {
         invStd = Tensor.allocate(arena, c);
         dgamma = Tensor.allocate(arena, c);
         dbeta = Tensor.allocate(arena, c);
-    }
-
-    private Tensor random(SplittableRandom random, int... shape) {
-        Tensor t = Tensor.allocate(arena, shape);
-        for (long i = 0; i < t.size(); i++) t.set(i, (float) random.nextGaussian());
-        return t;
-    }
-
-    @TearDown(Level.Trial)
-    public void tearDown() {
-        cpu.close();
-        arena.close();
     }
 
     @Benchmark

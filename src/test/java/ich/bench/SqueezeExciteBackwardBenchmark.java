@@ -1,23 +1,17 @@
 package ich.bench;
 
 import ich.nn.Tensor;
-import ich.nn.cpu.CpuBackend;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
-import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
-import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
-import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
-import java.lang.foreign.Arena;
-import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -35,46 +29,23 @@ import java.util.concurrent.TimeUnit;
 @Measurement(iterations = 3, time = 2)
 @Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules", "jdk.incubator.vector"})
 @State(Scope.Thread)
-public class SqueezeExciteBackwardBenchmark {
+public class SqueezeExciteBackwardBenchmark extends CpuFusionBenchmark {
     @Param({"first", "expand"})
     public String shape;
 
-    @Param({"true", "false"})
-    public boolean fused;
-
-    @Param({"0"})
-    public int threads;
-
-    private CpuBackend cpu;
-    private Arena arena;
     private Tensor x, s, dy, dPooled, ds, dx, dxPooled;
 
-    @Setup(Level.Trial)
-    public void setUp() {
-        cpu = new CpuBackend(threads == 0 ? Runtime.getRuntime().availableProcessors() : threads);
-        arena = Arena.ofShared();
-        int[] shape4 = this.shape.equals("first") ? new int[] {32, 32, 48, 48} : new int[] {32, 144, 24, 24};
+    @Override
+    protected void makeTensors() {
+        int[] shape4 = shape.equals("first") ? FIRST_BLOCK : EXPANSION;
         int n = shape4[0], c = shape4[1];
-        SplittableRandom random = new SplittableRandom(1);
-        x = random(random, shape4);
-        dy = random(random, shape4);
-        s = random(random, n, c);
-        dPooled = random(random, n, c);
+        x = gaussian(shape4);
+        dy = gaussian(shape4);
+        s = gaussian(n, c);
+        dPooled = gaussian(n, c);
         ds = Tensor.allocate(arena, n, c);
         dx = Tensor.allocate(arena, shape4);
         dxPooled = Tensor.allocate(arena, shape4);
-    }
-
-    private Tensor random(SplittableRandom random, int... shape) {
-        Tensor t = Tensor.allocate(arena, shape);
-        for (long i = 0; i < t.size(); i++) t.set(i, (float) random.nextGaussian());
-        return t;
-    }
-
-    @TearDown(Level.Trial)
-    public void tearDown() {
-        cpu.close();
-        arena.close();
     }
 
     @Benchmark
