@@ -173,6 +173,7 @@ class GpuRuntimeTest {
             }
             out.fill((byte) 0xFF); // a NaN pattern: any element the kernel misses stays NaN
             stream.copyToDevice(host, 0, in, 0, (long) n * Float.BYTES);
+            stream.synchronize(); // the copy reads the pinned buffer when it runs: poison it only after that
             h.fill((byte) 0x5A);
 
             Module.Kernel addOne = module.kernel("add_one");
