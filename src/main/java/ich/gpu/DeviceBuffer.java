@@ -34,7 +34,12 @@ public final class DeviceBuffer extends NativeResource {
         return pointer + offset;
     }
 
-    /** Sets every byte to {@code value} ({@code cuMemsetD8_v2}, synchronous with respect to the host). */
+    /**
+     * Sets every byte to {@code value} ({@code cuMemsetD8_v2}). The memset goes to the legacy default stream and may
+     * still be running when this returns (CUDA's "API synchronization behavior": memsets to device memory are
+     * asynchronous with respect to the host); every stream of ours is a blocking stream ({@link Stream}), so work
+     * queued on any of them afterwards runs after it.
+     */
     public void fill(byte value) {
         cuda.check(cuda.call(cuda.cuMemsetD8, pointer(), value, size), "cuMemsetD8_v2");
     }

@@ -14,6 +14,7 @@ public final class Stream extends NativeResource {
         this.handle = handle;
     }
 
+    /** Flags 0, a blocking stream: it waits for work on the legacy default stream ({@link DeviceBuffer#fill}). */
     static Stream create(Cuda cuda) {
         return new Stream(cuda, cuda.handleOut(cuda.cuStreamCreate, "cuStreamCreate", 0));
     }
