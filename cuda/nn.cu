@@ -1229,7 +1229,12 @@ __device__ __forceinline__ void batch_norm_silu_backward_sums(const bf16* x, con
 }
 
 // Pass 1 of the fused backward: the sums of pass 1 with dz (from the SiLU's dy) in place of dy.
-extern "C" __global__ void ich_nn_batch_norm_silu_backward_sums_nhwc(const bf16* x, const bf16* dy, const float* gamma,
+// Registers decide its speed: left alone ptxas gives it 135 a thread (z, its sigmoid, scale and shift beside
+// the 16 double sums), so one 256-thread block fits an SM (65536 / (136 x 256)): 8 warps with one row's x and dy
+// in flight, 8 KB an SM, where streaming HBM at full rate wants ~20 KB (see "Bytes in flight"). Capped at 128,
+// two blocks fit and twice the bytes are in flight, for 12 bytes of spill (sm_80 and sm_90, nvcc 13.0). It reads
+// the two largest tensors of every fused layer's backward (x and dy: 4 bytes an element).
+extern "C" __global__ void __launch_bounds__(ICH_NN_BLOCK, 2) ich_nn_batch_norm_silu_backward_sums_nhwc(const bf16* x, const bf16* dy, const float* gamma,
                                                                      const float* beta, const float* save_mean,
                                                                      const float* save_inv_std, double* partial, i64 m,
                                                                      i64 c, int vec, int cw, i64 rows_per_chunk) {
