@@ -165,13 +165,16 @@ class KernelBuildTest {
 
         String text = new String(f, StandardCharsets.ISO_8859_1);
         String source = Files.readString(Paths.get("cuda", "nn.cu"));
+        // a kernel may carry launch bounds between its return type and its name
+        String bounds = "(?:__launch_bounds__\\([^)]*\\) )?";
         for (String name : NnKernels.ENTRY_POINTS) {
-            assertTrue(source.contains("extern \"C\" __global__ void " + name + "("), "cuda/nn.cu does not define " + name);
+            assertTrue(java.util.regex.Pattern.compile("extern \"C\" __global__ void " + bounds + name + "\\(").matcher(source).find(),
+                    "cuda/nn.cu does not define " + name);
             assertTrue(text.contains(".text." + name + "\0"), "no code for " + name + " in nn.fatbin");
         }
         assertEquals(NnKernels.ENTRY_POINTS.size(), NnKernels.ENTRY_POINTS.stream().distinct().count(), "duplicate entry points");
         // every kernel in the source is one the Java side knows, so none is compiled and forgotten
-        var defined = java.util.regex.Pattern.compile("__global__ void (ich_nn_\\w+)\\(").matcher(source).results()
+        var defined = java.util.regex.Pattern.compile("__global__ void " + bounds + "(ich_nn_\\w+)\\(").matcher(source).results()
                 .map(r -> r.group(1)).sorted().toList();
         assertEquals(NnKernels.ENTRY_POINTS.stream().sorted().toList(), defined, "kernels in cuda/nn.cu vs NnKernels.ENTRY_POINTS");
     }

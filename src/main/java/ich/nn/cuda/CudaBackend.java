@@ -2,6 +2,7 @@ package ich.nn.cuda;
 
 import ich.gpu.Context;
 import ich.gpu.Cublas;
+import ich.gpu.CudaException;
 import ich.gpu.Cudnn;
 import ich.gpu.GpuUnavailableException;
 import ich.gpu.NnKernels;
@@ -473,8 +474,17 @@ public final class CudaBackend implements Backend {
                 return algo[i];
             }
             Tensor ws = workspace(options.searchWorkspace());
-            List<Cudnn.AlgoPerf> found = cudnn.find(direction, x, w, conv, y, a, b, out,
-                    ptrOrNull(ws), ws == null ? 0 : options.searchWorkspace());
+            List<Cudnn.AlgoPerf> found;
+            try {
+                found = cudnn.find(direction, x, w, conv, y, a, b, out, ptrOrNull(ws),
+                        ws == null ? 0 : options.searchWorkspace());
+            } catch (CudaException e) {
+                if (!ownFits || options.depthwise() != Depthwise.FASTEST || !notSupported(e)) throw e;
+                // cuDNN refuses the whole geometry (a grouped bf16 NHWC one, say) where our kernel does it
+                algo[i] = OWN_DEPTHWISE;
+                choice[i] = "own kernel (cuDNN search: " + e.name() + ")";
+                return algo[i];
+            }
             Cudnn.AlgoPerf best = found.stream().filter(p -> p.deterministic() || !options.deterministic())
                     .findFirst().orElse(null);
             if (ownFits && options.depthwise() == Depthwise.FASTEST) {
@@ -502,6 +512,14 @@ public final class CudaBackend implements Backend {
         public void close() {
             for (Cudnn.Descriptor d : new Cudnn.Descriptor[] {x, w, y, conv}) d.close();
         }
+    }
+
+    /**
+     * cuDNN 9's statuses that say a configuration is not supported (the CUDNN_STATUS_NOT_SUPPORTED family, 3000-3999,
+     * named or not), not that something failed.
+     */
+    static boolean notSupported(CudaException e) {
+        return e.function().startsWith("cudnn") && e.status() >= 3000 && e.status() < 4000;
     }
 
     private ConvPlan plan(ConvGeometry g, boolean bf16) {
