@@ -13,6 +13,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -80,6 +81,33 @@ class GpuRuntimeTest {
     @AfterAll
     static void release() {
         if (context != null) context.close();
+    }
+
+    /**
+     * Device memory belongs to the primary context, not to the Context object that allocated it: freed late (an
+     * arena that outlived its backend) while another object retains the context, it goes back to the device; after
+     * the last release the driver took it with the context, and a late free must not touch an address the new
+     * incarnation may have handed out again.
+     */
+    @Test
+    void memoryOutlivingItsContextObjectIsFreedWhileTheContextLivesAndNeverAfter() {
+        long bytes = 64L << 20;
+        Context a = Context.open(0);
+        long p = a.allocateRaw(bytes);
+        long freeWithP = context.memoryInfo()[0];
+        a.close();
+        assertTrue(a.freeLate(p), "another Context still retains the primary context: the memory is still allocated");
+        long freed = context.memoryInfo()[0] - freeWithP;
+        assertTrue(freed >= bytes * 9 / 10, "freeLate gave back " + freed + " of " + bytes + " bytes");
+
+        Context b = Context.open(0);
+        long q = b.allocateRaw(bytes);
+        b.close();
+        context.close(); // the last release: the driver frees q with the context
+        context = Context.open(0);
+        long r = context.allocateRaw(bytes); // may well be q's address again
+        assertFalse(b.freeLate(q), "q went with the earlier incarnation of the context");
+        context.free(r); // r is still allocated: freeing it must succeed
     }
 
     @Test

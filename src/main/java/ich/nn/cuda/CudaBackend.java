@@ -267,8 +267,8 @@ public final class CudaBackend implements Backend {
             long pointer = context.allocateRaw(bytes);
             allocated(bytes);
             data = MemorySegment.ofAddress(pointer).reinterpret(arena, s -> {
-                // After the backend closed, the context's release took the memory with it.
-                if (!context.isClosed()) context.free(pointer);
+                // the arena may close after the backend: freeLate knows whether the memory is still there
+                context.freeLate(pointer);
                 freed(bytes);
             });
         }

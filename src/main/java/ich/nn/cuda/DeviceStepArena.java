@@ -112,8 +112,8 @@ final class DeviceStepArena implements Arena {
         }
 
         private void release(Chunk c) {
-            // A step that outlived its backend: the context's release already took the memory.
-            if (!context.isClosed()) context.free(c.pointer);
+            // a step that outlived its backend: freeLate frees only what the context's release did not take
+            context.freeLate(c.pointer);
             onFree.accept(c.bytes);
         }
 
