@@ -105,6 +105,14 @@ public final class Context extends NativeResource {
         cuda.check(cuda.call(cuda.cuMemFree, pointer), "cuMemFree_v2");
     }
 
+    /** How many open Context objects retain device {@code device}'s primary context (for tests). */
+    static int retains(int device) {
+        synchronized (PRIMARY) {
+            long[] primary = PRIMARY.get(device);
+            return primary == null ? 0 : (int) primary[0];
+        }
+    }
+
     /**
      * Frees an address from {@link #allocateRaw}, also after this object closed: for memory whose owner (an arena)
      * may outlive it. While any Context still retains the device's primary context, the memory is still allocated

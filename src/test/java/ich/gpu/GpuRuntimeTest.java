@@ -103,6 +103,8 @@ class GpuRuntimeTest {
         Context b = Context.open(0);
         long q = b.allocateRaw(bytes);
         b.close();
+        assertEquals(1, Context.retains(context.device()),
+                "only this class's context may be open here: another Context was left open (a leak elsewhere)");
         context.close(); // the last release: the driver frees q with the context
         context = Context.open(0);
         long r = context.allocateRaw(bytes); // may well be q's address again
