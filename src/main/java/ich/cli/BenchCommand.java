@@ -395,10 +395,14 @@ final class BenchCommand implements Runnable {
             } catch (IllegalArgumentException e) {
                 throw usage("--precision must be fp32, tf32 or bf16, got " + precision);
             }
+            try {
+                d = d.withPrecision(p);
+            } catch (IllegalArgumentException e) {
+                throw usage("--precision " + p + " " + e.getMessage());
+            }
             if (d instanceof Device.Gpu g) {
-                d = g.withPrecision(p).withCudaGraphs(cudaGraph);
+                d = g.withCudaGraphs(cudaGraph);
             } else {
-                if (p != Device.Precision.FP32) throw usage("--precision " + p + " needs a GPU (--device gpu)");
                 if (cudaGraph) throw usage("--cuda-graph needs a GPU (--device gpu)");
                 if (profile) throw usage("--profile needs a GPU (--device gpu): it times the ops with CUDA events");
             }

@@ -106,8 +106,11 @@ final class ScoreCommand implements Callable<Integer> {
             } catch (IllegalArgumentException e) {
                 return fail("--precision: " + e.getMessage());
             }
-            if (where instanceof ich.nn.Device.Gpu gpu) where = gpu.withPrecision(p);
-            else if (p != ich.nn.Device.Precision.FP32) return fail("--precision " + p + " needs --device gpu (the device is " + where.label() + ")");
+            try {
+                where = where.withPrecision(p);
+            } catch (IllegalArgumentException e) {
+                return fail("--precision " + p + " " + e.getMessage());
+            }
         }
         try (Scorer scorer = open(chosen, onnx, computeThreads, where)) {
             int size = imageSize != null ? imageSize : scorer instanceof EngineScorer e ? e.imageSize()

@@ -188,13 +188,13 @@ final class TrainCommand implements Callable<Integer> {
                 return null;
             }
         }
-        if (arithmetic != null && arithmetic != Device.Precision.FP32) {
-            if (!(where instanceof Device.Gpu gpu)) {
-                err.println("ich train: " + (tf32 ? "--tf32" : "--precision " + arithmetic) + " needs --device gpu (the device is "
-                        + where.label() + ")");
+        if (arithmetic != null) {
+            try {
+                where = where.withPrecision(arithmetic);
+            } catch (IllegalArgumentException e) {
+                err.println("ich train: " + (tf32 ? "--tf32" : "--precision " + arithmetic) + " " + e.getMessage());
                 return null;
             }
-            where = gpu.withPrecision(arithmetic);
         }
         if (cudaGraph) {
             if (clipNorm > 0) {

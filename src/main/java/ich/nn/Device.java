@@ -18,6 +18,14 @@ public sealed interface Device permits Device.Cpu, Device.Gpu {
     /** {@code cpu} or {@code gpu:N} (as {@link #parse} reads it), plus the precision and CUDA graphs when not defaults. */
     String label();
 
+    /**
+     * This device computing in {@code precision}: a GPU switches to it, the CPU computes in fp32 only.
+     *
+     * @throws IllegalArgumentException for tf32 or bf16 on the CPU: "needs --device gpu (the device is cpu)", for the
+     *                                  caller to put its option's name in front of
+     */
+    Device withPrecision(Precision precision);
+
     /** The CPU backend with {@code threads} compute threads. */
     record Cpu(int threads) implements Device {
         public Cpu {
@@ -32,6 +40,14 @@ public sealed interface Device permits Device.Cpu, Device.Gpu {
         @Override
         public String label() {
             return "cpu";
+        }
+
+        @Override
+        public Cpu withPrecision(Precision precision) {
+            if (precision != Precision.FP32) {
+                throw new IllegalArgumentException("needs --device gpu (the device is " + label() + ")");
+            }
+            return this;
         }
     }
 
@@ -91,6 +107,7 @@ public sealed interface Device permits Device.Cpu, Device.Gpu {
             return new Gpu(ordinal, allow, cudaGraphs);
         }
 
+        @Override
         public Gpu withPrecision(Precision p) {
             return new Gpu(ordinal, p, cudaGraphs);
         }

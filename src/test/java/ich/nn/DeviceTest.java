@@ -46,6 +46,16 @@ class DeviceTest {
     }
 
     @Test
+    void theCpuComputesInFp32Only() {
+        Device cpu = Device.parse("cpu", 2);
+        assertEquals(cpu, cpu.withPrecision(Device.Precision.FP32));
+        for (Device.Precision p : new Device.Precision[] {Device.Precision.TF32, Device.Precision.BF16}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> cpu.withPrecision(p));
+            assertEquals("needs --device gpu (the device is cpu)", e.getMessage());
+        }
+    }
+
+    @Test
     void theCpuBackendOpens() {
         try (Backend b = Device.parse("cpu", 1).open()) {
             assertTrue(b.name().startsWith("cpu"), b.name());
