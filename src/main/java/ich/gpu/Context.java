@@ -92,17 +92,11 @@ public final class Context extends NativeResource {
         }
     }
 
-    /** Device memory as a raw address (cuMemAlloc_v2), for allocators that free it themselves with {@link #free}. */
+    /** Device memory as a raw address (cuMemAlloc_v2), for allocators that free it themselves with {@link #freeLate}. */
     public long allocateRaw(long bytes) {
         checkOpen();
         if (bytes <= 0) throw new IllegalArgumentException("size must be positive: " + bytes);
         return cuda.longOut(cuda.cuMemAlloc, "cuMemAlloc_v2", bytes);
-    }
-
-    /** Frees an address from {@link #allocateRaw}; makes this context current on the calling thread first. */
-    public void free(long pointer) {
-        makeCurrent();
-        cuda.check(cuda.call(cuda.cuMemFree, pointer), "cuMemFree_v2");
     }
 
     /** How many open Context objects retain device {@code device}'s primary context (for tests). */
@@ -114,8 +108,8 @@ public final class Context extends NativeResource {
     }
 
     /**
-     * Frees an address from {@link #allocateRaw}, also after this object closed: for memory whose owner (an arena)
-     * may outlive it. While any Context still retains the device's primary context, the memory is still allocated
+     * Frees an address from {@link #allocateRaw}, making the primary context current on the calling thread first; also
+     * after this object closed, for memory whose owner (an arena) may outlive it. While any Context still retains the device's primary context, the memory is still allocated
      * and is freed here; once the last one released it, the driver freed it with the context, and this does
      * nothing. Returns whether it freed.
      */

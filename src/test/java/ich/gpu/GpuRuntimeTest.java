@@ -109,7 +109,7 @@ class GpuRuntimeTest {
         context = Context.open(0);
         long r = context.allocateRaw(bytes); // may well be q's address again
         assertFalse(b.freeLate(q), "q went with the earlier incarnation of the context");
-        context.free(r); // r is still allocated: freeing it must succeed
+        assertTrue(context.freeLate(r), "r is still allocated: freeing it must succeed");
     }
 
     @Test
