@@ -21,7 +21,7 @@ import java.util.Arrays;
  * buffer once a tap and writes the output once, where a loop a tap would read and write the output 25 times for
  * a 5x5 filter. The data gradient at stride 1 is the same gather with the taps' offsets mirrored, over the
  * gradient placed in a zero-padded buffer; at stride 2 it scatters a tap at a time into the phases. The filter
- * gradient is one dot product a tap and image, exact products summed in double (fp32 sums of these mostly
+ * gradient sums a tap's exact products in double across the whole batch before reducing its lanes (fp32 sums of these mostly
  * cancelling products lost enough bits to stall OverfitTest).
  *
  * <p>Napkin: a 5x5 tap loop over a 14 x 15 output plane is 210 multiply-adds, 14 AVX-512 FMAs; the plane
@@ -196,7 +196,7 @@ final class Depthwise {
         float[] raw = scratch.get(Scratch.PLANE, g.h() * g.w());
         float[] buf = scratch.get(Scratch.PLANE2, bufferSize());
         float[] grad = scratch.get(Scratch.OUT, n);
-        double[] sums = new double[r * s];
+        double[] sums = new double[r * s * ops.productLanes()];
         for (int ch = c0; ch < c1; ch++) {
             Arrays.fill(sums, 0);
             for (int img = 0; img < g.n(); img++) {
@@ -204,9 +204,9 @@ final class Depthwise {
                 load(x, plane, raw, buf);
                 loadWide(dy, plane, grad);
                 // the gradient is 0 past the valid columns and rows, so the junk elements add nothing
-                for (int t = 0; t < r * s; t++) sums[t] += ops.dot(grad, 0, buf, tapOffsets[t], n);
+                ops.tapProducts(grad, buf, tapOffsets, r * s, n, sums);
             }
-            for (int t = 0; t < r * s; t++) dw.setAtIndex(Tensor.FLOAT, (long) ch * r * s + t, (float) sums[t]);
+            for (int t = 0; t < r * s; t++) dw.setAtIndex(Tensor.FLOAT, (long) ch * r * s + t, (float) ops.sumLanes(sums, t));
         }
     }
 }

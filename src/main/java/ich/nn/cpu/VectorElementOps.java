@@ -194,25 +194,31 @@ final class VectorElementOps extends ElementOps {
         }
     }
 
+    @Override
+    int productLanes() {
+        return D.length();
+    }
+
     /**
-     * Widened to double before multiplying, so every product is exact and only the double sums round: lane-wise
-     * sums, then the lanes in order, then the tail. A depthwise filter gradient is a long sum of products that
-     * mostly cancel; summed in fp32 its error is ~1e-7 of the products' magnitude, not of the result, which was
-     * enough to keep OverfitTest's B0 from memorising its batch (loss 0.25 after 60 steps, against 1e-4 in double).
+     * Widened to double before multiplying, so every product is exact and only the double sums round. A depthwise
+     * filter gradient is a long sum of products that mostly cancel; summed in fp32 its error is ~1e-7 of the
+     * products' magnitude, not of the result, which was enough to keep OverfitTest's B0 from memorising its batch
+     * (loss 0.25 after 60 steps, against 1e-4 in double). The tail that does not fill a vector goes to lane 0.
      */
     @Override
-    double dot(float[] a, int aOff, float[] b, int bOff, int n) {
-        DoubleVector sum = DoubleVector.zero(D);
-        int i = 0;
-        for (int upper = HALF.loopBound(n); i < upper; i += HALF.length()) {
-            DoubleVector x = (DoubleVector) FloatVector.fromArray(HALF, a, aOff + i).convertShape(VectorOperators.F2D, D, 0);
-            DoubleVector y = (DoubleVector) FloatVector.fromArray(HALF, b, bOff + i).convertShape(VectorOperators.F2D, D, 0);
-            sum = x.fma(y, sum);
+    void tapProducts(float[] a, float[] b, int[] offsets, int taps, int n, double[] acc) {
+        int lanes = D.length(), upper = HALF.loopBound(n);
+        for (int t = 0; t < taps; t++) {
+            int o = offsets[t];
+            DoubleVector sum = DoubleVector.fromArray(D, acc, t * lanes);
+            for (int i = 0; i < upper; i += HALF.length()) {
+                DoubleVector x = (DoubleVector) FloatVector.fromArray(HALF, a, i).convertShape(VectorOperators.F2D, D, 0);
+                DoubleVector y = (DoubleVector) FloatVector.fromArray(HALF, b, o + i).convertShape(VectorOperators.F2D, D, 0);
+                sum = x.fma(y, sum);
+            }
+            sum.intoArray(acc, t * lanes);
+            for (int i = upper; i < n; i++) acc[t * lanes] += (double) a[i] * b[o + i];
         }
-        double total = 0;
-        for (int lane = 0; lane < D.length(); lane++) total += sum.lane(lane);
-        for (; i < n; i++) total += (double) a[aOff + i] * b[bOff + i];
-        return total;
     }
 
 }

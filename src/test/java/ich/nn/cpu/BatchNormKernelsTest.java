@@ -122,6 +122,74 @@ class BatchNormKernelsTest {
     }
 
     /**
+     * The statistics and passes gather a channel's planes into runs of up to 16 K floats. Three layouts, each against
+     * batch norm + SiLU computed in double, forward and backward (dx in dy's place, where the fused backward parks
+     * dz when the channel needs several runs): tiny planes whose whole channel is one run (3 x 3, the late stages),
+     * several runs of many planes with a short last one (37 planes of 23 x 23: runs of 30 and 7), and planes larger
+     * than a run (one plane a run). Outputs are poisoned first, so a plane a run skipped shows up.
+     */
+    @Test
+    void everyRunLayoutMatchesDoublePrecision() {
+        int[][] shapes = {{5, 3, 3, 3}, {37, 2, 23, 23}, {2, 2, 131, 127}};
+        assertEquals(5, CpuBackend.planesPerRun(5, 9));
+        assertEquals(30, CpuBackend.planesPerRun(37, 23 * 23));
+        assertEquals(1, CpuBackend.planesPerRun(2, 131 * 127));
+        for (int[] shape : shapes) {
+            for (CpuBackend.Kernel kernel : CpuBackend.Kernel.values()) {
+                try (CpuBackend cpu = new CpuBackend(2, kernel); Arena arena = Arena.ofShared()) {
+                    String what = kernel + " " + java.util.Arrays.toString(shape) + " ";
+                    int n = shape[0], c = shape[1], spatial = shape[2] * shape[3];
+                    Random r = new Random(11);
+                    Tensor x = random(arena, r, shape), dy = random(arena, r, shape);
+                    for (long i = 0; i < x.size(); i++) x.set(i, 3 + 2 * x.get(i));
+                    Tensor gamma = random(arena, r, c), beta = random(arena, r, c);
+                    Tensor rm = Tensor.allocate(arena, c), rv = Tensor.allocate(arena, c), mean = Checks.poisoned(arena, c),
+                            invStd = Checks.poisoned(arena, c), y = Checks.poisoned(arena, shape), dg = Checks.poisoned(arena, c),
+                            db = Checks.poisoned(arena, c), dx = Tensor.allocate(arena, shape);
+                    dx.copyFrom(dy);
+                    cpu.batchNormSiluForwardTraining(x, gamma, beta, rm, rv, 0.1, 1e-5, y, mean, invStd);
+                    cpu.batchNormSiluBackward(x, dx, gamma, beta, mean, invStd, 1e-5, dx, dg, db);
+                    double[] yRef = new double[(int) x.size()], dxRef = new double[(int) x.size()];
+                    for (int ch = 0; ch < c; ch++) {
+                        double s = 0, ss = 0, count = (double) n * spatial;
+                        for (int i = 0; i < n; i++) for (int j = 0; j < spatial; j++) s += x.get(((long) i * c + ch) * spatial + j);
+                        double m = s / count;
+                        for (int i = 0; i < n; i++) {
+                            for (int j = 0; j < spatial; j++) ss += Math.pow(x.get(((long) i * c + ch) * spatial + j) - m, 2);
+                        }
+                        double inv = 1 / Math.sqrt(ss / count + 1e-5), g = gamma.get(ch), b = beta.get(ch);
+                        assertEquals(m, mean.get(ch), 1e-5 * Math.abs(m), what + "mean of channel " + ch);
+                        assertEquals(inv, invStd.get(ch), 1e-5 * inv, what + "1/std of channel " + ch);
+                        double sumDz = 0, sumDzXhat = 0;
+                        double[] dz = new double[n * spatial];
+                        for (int i = 0; i < n; i++) {
+                            for (int j = 0; j < spatial; j++) {
+                                int at = (i * c + ch) * spatial + j;
+                                double xhat = (x.get(at) - m) * inv, z = g * xhat + b, sig = 1 / (1 + Math.exp(-z));
+                                yRef[at] = z * sig;
+                                dz[i * spatial + j] = dy.get(at) * sig * (1 + z * (1 - sig));
+                                sumDz += dz[i * spatial + j];
+                                sumDzXhat += dz[i * spatial + j] * xhat;
+                            }
+                        }
+                        assertEquals(sumDz, db.get(ch), 1e-5 * Math.abs(sumDz) + 1e-4, what + "dbeta of channel " + ch);
+                        assertEquals(sumDzXhat, dg.get(ch), 1e-5 * Math.abs(sumDzXhat) + 1e-4, what + "dgamma of channel " + ch);
+                        for (int i = 0; i < n; i++) {
+                            for (int j = 0; j < spatial; j++) {
+                                int at = (i * c + ch) * spatial + j;
+                                double xhat = (x.get(at) - m) * inv;
+                                dxRef[at] = g * inv * (dz[i * spatial + j] - sumDz / count - xhat * sumDzXhat / count);
+                            }
+                        }
+                    }
+                    Checks.close(what + "y", yRef, y, 1e-5);
+                    Checks.close(what + "dx", dxRef, dx, 1e-4);
+                }
+            }
+        }
+    }
+
+    /**
      * Within 1e-5 of the value plus 1e-6 of the array's largest magnitude: float rounding, where a gradient that is
      * a difference of larger terms (dx = p dz + q x + r) can lose its relative precision.
      */
