@@ -776,6 +776,29 @@ public final class CpuBackend implements Backend {
 
     // ---------------------------------------------------------------- squeeze-excitation and pooling
 
+    // The SE and pooling ops work on planes, which are contiguous in NCHW: a worker's range of planes is read and
+    // written in blocks of up to RUN_FLOATS floats, one copy each, not a copy a plane (most SE planes are 6 x 6 or
+    // 3 x 3 in a 96 px step). Per-plane sums go through ElementOps: float lanes, not one double add after another.
+
+    /** Planes in one block of {@link #RUN_FLOATS} floats (at least one). */
+    private static int planesPerBlock(int spatial) {
+        return Math.max(1, RUN_FLOATS / Math.max(1, spatial));
+    }
+
+    /** One block of contiguous planes: the first plane's index, the planes in the block and their offset in bytes. */
+    private interface PlaneBlock {
+        void run(int first, int count, long at, Scratch sc);
+    }
+
+    private void planeBlocks(int planes, int spatial, PlaneBlock body) {
+        int perBlock = planesPerBlock(spatial);
+        parallel(planes, (from, to, sc) -> {
+            for (int first = from; first < to; first += perBlock) {
+                body.run(first, Math.min(perBlock, to - first), (long) first * spatial * Float.BYTES, sc);
+            }
+        });
+    }
+
     @Override
     public void scaleChannels(Tensor x, Tensor s, Tensor y) {
         String op = "scaleChannels";
@@ -783,15 +806,14 @@ public final class CpuBackend implements Backend {
         int planes = planes(op, x, s);
         shape(op, "output", y, x.shape());
         int spatial = (int) (x.size() / planes);
-        parallel(planes, (from, to, sc) -> {
-            float[] a = sc.get(Scratch.PLANE, spatial);
-            for (int pl = from; pl < to; pl++) {
-                long at = (long) pl * spatial * Float.BYTES;
-                MemorySegment.copy(x.data(), Tensor.FLOAT, at, a, 0, spatial);
-                float f = s.get(pl);
-                for (int j = 0; j < spatial; j++) a[j] *= f;
-                MemorySegment.copy(a, 0, y.data(), Tensor.FLOAT, at, spatial);
+        planeBlocks(planes, spatial, (first, count, at, sc) -> {
+            float[] a = sc.get(Scratch.PLANE, count * spatial);
+            MemorySegment.copy(x.data(), Tensor.FLOAT, at, a, 0, count * spatial);
+            for (int pl = 0; pl < count; pl++) {
+                float f = s.get(first + pl);
+                for (int j = pl * spatial, end = j + spatial; j < end; j++) a[j] *= f;
             }
+            MemorySegment.copy(a, 0, y.data(), Tensor.FLOAT, at, count * spatial);
         });
     }
 
@@ -805,21 +827,18 @@ public final class CpuBackend implements Backend {
         if (dx != null) shape(op, "input gradient", dx, x.shape());
         if (ds.size() != planes) throw new IllegalArgumentException(op + ": scale gradient " + ds + " should have " + planes + " elements");
         int spatial = (int) (x.size() / planes);
-        parallel(planes, (from, to, sc) -> {
-            float[] a = sc.get(Scratch.PLANE, spatial);
-            float[] d = sc.get(Scratch.PLANE2, spatial);
-            for (int pl = from; pl < to; pl++) {
-                long at = (long) pl * spatial * Float.BYTES;
-                MemorySegment.copy(x.data(), Tensor.FLOAT, at, a, 0, spatial);
-                MemorySegment.copy(dy.data(), Tensor.FLOAT, at, d, 0, spatial);
-                double sum = 0;
-                for (int j = 0; j < spatial; j++) sum += (double) d[j] * a[j];
-                ds.set(pl, (float) sum);
+        planeBlocks(planes, spatial, (first, count, at, sc) -> {
+            float[] a = sc.get(Scratch.PLANE, count * spatial);
+            float[] d = sc.get(Scratch.PLANE2, count * spatial);
+            MemorySegment.copy(x.data(), Tensor.FLOAT, at, a, 0, count * spatial);
+            MemorySegment.copy(dy.data(), Tensor.FLOAT, at, d, 0, count * spatial);
+            for (int pl = 0; pl < count; pl++) {
+                ds.set(first + pl, (float) elementOps.products(d, a, pl * spatial, spatial));
                 if (dx == null) continue;
-                float f = s.get(pl);
-                for (int j = 0; j < spatial; j++) d[j] *= f;
-                MemorySegment.copy(d, 0, dx.data(), Tensor.FLOAT, at, spatial);
+                float f = s.get(first + pl);
+                for (int j = pl * spatial, end = j + spatial; j < end; j++) d[j] *= f;
             }
+            if (dx != null) MemorySegment.copy(d, 0, dx.data(), Tensor.FLOAT, at, count * spatial);
         });
     }
 
@@ -831,15 +850,14 @@ public final class CpuBackend implements Backend {
         planes(op, dy, dPooled);
         shape(op, "input gradient", dx, dy.shape());
         int spatial = (int) (dy.size() / planes);
-        parallel(planes, (from, to, sc) -> {
-            float[] d = sc.get(Scratch.PLANE, spatial);
-            for (int pl = from; pl < to; pl++) {
-                long at = (long) pl * spatial * Float.BYTES;
-                MemorySegment.copy(dy.data(), Tensor.FLOAT, at, d, 0, spatial);
-                float f = s.get(pl), pooledShare = dPooled.get(pl) / spatial;
-                for (int j = 0; j < spatial; j++) d[j] = d[j] * f + pooledShare;
-                MemorySegment.copy(d, 0, dx.data(), Tensor.FLOAT, at, spatial);
+        planeBlocks(planes, spatial, (first, count, at, sc) -> {
+            float[] d = sc.get(Scratch.PLANE, count * spatial);
+            MemorySegment.copy(dy.data(), Tensor.FLOAT, at, d, 0, count * spatial);
+            for (int pl = 0; pl < count; pl++) {
+                float f = s.get(first + pl), pooledShare = dPooled.get(first + pl) / spatial;
+                for (int j = pl * spatial, end = j + spatial; j < end; j++) d[j] = d[j] * f + pooledShare;
             }
+            MemorySegment.copy(d, 0, dx.data(), Tensor.FLOAT, at, count * spatial);
         });
     }
 
@@ -849,14 +867,10 @@ public final class CpuBackend implements Backend {
         begin(op, x, y);
         int planes = planes(op, x, y);
         int spatial = (int) (x.size() / planes);
-        parallel(planes, (from, to, sc) -> {
-            float[] a = sc.get(Scratch.PLANE, spatial);
-            for (int pl = from; pl < to; pl++) {
-                MemorySegment.copy(x.data(), Tensor.FLOAT, (long) pl * spatial * Float.BYTES, a, 0, spatial);
-                double sum = 0;
-                for (int j = 0; j < spatial; j++) sum += a[j];
-                y.set(pl, (float) (sum / spatial));
-            }
+        planeBlocks(planes, spatial, (first, count, at, sc) -> {
+            float[] a = sc.get(Scratch.PLANE, count * spatial);
+            MemorySegment.copy(x.data(), Tensor.FLOAT, at, a, 0, count * spatial);
+            for (int pl = 0; pl < count; pl++) y.set(first + pl, (float) (elementOps.sum(a, pl * spatial, spatial) / spatial));
         });
     }
 
@@ -866,12 +880,10 @@ public final class CpuBackend implements Backend {
         begin(op, dy, dx);
         int planes = planes(op, dx, dy);
         int spatial = (int) (dx.size() / planes);
-        parallel(planes, (from, to, sc) -> {
-            float[] a = sc.get(Scratch.PLANE, spatial);
-            for (int pl = from; pl < to; pl++) {
-                Arrays.fill(a, 0, spatial, dy.get(pl) / spatial);
-                MemorySegment.copy(a, 0, dx.data(), Tensor.FLOAT, (long) pl * spatial * Float.BYTES, spatial);
-            }
+        planeBlocks(planes, spatial, (first, count, at, sc) -> {
+            float[] a = sc.get(Scratch.PLANE, count * spatial);
+            for (int pl = 0; pl < count; pl++) Arrays.fill(a, pl * spatial, (pl + 1) * spatial, dy.get(first + pl) / spatial);
+            MemorySegment.copy(a, 0, dx.data(), Tensor.FLOAT, at, count * spatial);
         });
     }
 

@@ -59,6 +59,12 @@ abstract class ElementOps {
     /** out[0] += sum of d[i], out[1] += sum of d[i] (x[i] - mean), in a fixed order. */
     abstract void gradientMoments(float[] d, float[] x, int len, float mean, double[] out);
 
+    /** The sum of a[off + i], i < len, in double, in an order fixed by len alone. */
+    abstract double sum(float[] a, int off, int len);
+
+    /** The sum of a[off + i] * b[off + i], i < len, in double, in an order fixed by len alone. */
+    abstract double products(float[] a, float[] b, int off, int len);
+
     /** a[i] = a[i] * scale + shift. */
     abstract void affine(float[] a, int len, float scale, float shift);
 
@@ -114,6 +120,20 @@ abstract class ElementOps {
             }
             out[0] += s1;
             out[1] += s2;
+        }
+
+        @Override
+        double sum(float[] a, int off, int len) {
+            double s = 0;
+            for (int i = off; i < off + len; i++) s += a[i];
+            return s;
+        }
+
+        @Override
+        double products(float[] a, float[] b, int off, int len) {
+            double s = 0;
+            for (int i = off; i < off + len; i++) s += (double) a[i] * b[i];
+            return s;
         }
 
         @Override

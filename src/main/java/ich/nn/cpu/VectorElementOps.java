@@ -90,7 +90,7 @@ final class VectorElementOps extends ElementOps {
     }
 
     /**
-     * Elements per float partial sum in {@link #moments}: each lane adds up at most 1024 / lanes values in float
+     * Elements per float partial sum in {@link #moments}, {@link #sum} and {@link #products}: each lane adds up at most 1024 / lanes values in float
      * (64 for AVX-512) before the block's lanes go, in lane order, into a double. Vector adds, not a double
      * dependency chain: the statistics loops of batch norm ran at one element per add latency.
      */
@@ -147,6 +147,34 @@ final class VectorElementOps extends ElementOps {
         }
         out[0] += s1;
         out[1] += s2;
+    }
+
+    @Override
+    double sum(float[] a, int off, int len) {
+        double total = 0;
+        int i = 0, upper = S.loopBound(len);
+        while (i < upper) {
+            int end = Math.min(upper, i + BLOCK);
+            FloatVector v = FloatVector.zero(S);
+            for (; i < end; i += S.length()) v = v.add(FloatVector.fromArray(S, a, off + i));
+            for (int l = 0; l < S.length(); l++) total += v.lane(l);
+        }
+        for (; i < len; i++) total += a[off + i];
+        return total;
+    }
+
+    @Override
+    double products(float[] a, float[] b, int off, int len) {
+        double total = 0;
+        int i = 0, upper = S.loopBound(len);
+        while (i < upper) {
+            int end = Math.min(upper, i + BLOCK);
+            FloatVector v = FloatVector.zero(S);
+            for (; i < end; i += S.length()) v = FloatVector.fromArray(S, a, off + i).fma(FloatVector.fromArray(S, b, off + i), v);
+            for (int l = 0; l < S.length(); l++) total += v.lane(l);
+        }
+        for (; i < len; i++) total += (double) a[off + i] * b[off + i];
+        return total;
     }
 
     @Override

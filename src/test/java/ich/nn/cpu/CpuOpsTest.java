@@ -4,6 +4,8 @@ import ich.nn.ConvGeometry;
 import ich.nn.Tensor;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 import java.lang.foreign.Arena;
 import java.util.Random;
@@ -248,11 +250,15 @@ class CpuOpsTest {
 
     // ---- squeeze-excitation, pooling ----
 
-    @Test
-    void scaleChannelsAndPooling() {
+    /**
+     * Two shapes: small planes that fit one block, and 144 planes of 37 x 41 (1,517 floats), which the ops read in
+     * blocks of 10 planes, so each of the 3-thread backend's 12 ranges of 12 planes is a full block and a partial one.
+     */
+    @ParameterizedTest
+    @CsvSource({"2, 5, 3, 4", "4, 36, 37, 41"})
+    void scaleChannelsAndPooling(int n, int c, int h, int w) {
         Random random = new Random(7);
         try (Arena arena = Arena.ofShared()) {
-            int n = 2, c = 5, h = 3, w = 4;
             Tensor x = random(arena, random, n, c, h, w), s = random(arena, random, n, c, 1, 1);
             Tensor y = poisoned(arena, n, c, h, w);
             CPU.scaleChannels(x, s, y);
