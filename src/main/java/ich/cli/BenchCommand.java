@@ -50,7 +50,7 @@ import java.util.concurrent.Callable;
 import java.util.stream.IntStream;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure throughput on this machine.",
-        subcommands = {BenchCommand.Preprocess.class, BenchCommand.Train.class})
+        subcommands = {BenchCommand.Preprocess.class, BenchCommand.Train.class, BenchOpsCommand.class})
 final class BenchCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
