@@ -85,7 +85,7 @@ public record ImageHeader(
         double intercept = ds.number(Tag.RESCALE_INTERCEPT, VR.DS, Double.NaN);
         double[] center = ds.numbers(Tag.WINDOW_CENTER, VR.DS);
         double[] width = ds.numbers(Tag.WINDOW_WIDTH, VR.DS);
-        FrameTransform topLevel = new FrameTransform(slope, intercept, center, width);
+        FrameTransform topLevel = new FrameTransform(slope, intercept, center, width, ds.numbers(Tag.IMAGE_POSITION_PATIENT, VR.DS));
 
         List<FrameTransform> transforms = new ArrayList<>();
         List<DataSet> perFrame = ds.sequence(Tag.PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
@@ -126,7 +126,13 @@ public record ImageHeader(
             if (c.length > 0) center = c;
             if (w.length > 0) width = w;
         }
-        return new FrameTransform(slope, intercept, center, width);
+        double[] position = base.imagePositionPatient();
+        List<DataSet> plane = item.sequence(Tag.PLANE_POSITION_SEQUENCE);
+        if (!plane.isEmpty()) {
+            double[] p = plane.getFirst().numbers(Tag.IMAGE_POSITION_PATIENT, VR.DS);
+            if (p.length > 0) position = p;
+        }
+        return new FrameTransform(slope, intercept, center, width, position);
     }
 
     /** (0028,3000) Modality LUT Sequence, first item: LUT Descriptor (0028,3002) and LUT Data (0028,3006). */

@@ -108,11 +108,14 @@ public final class ScoringRun {
                 writeError(errorLog, u.imageId(), u.file().toString(), u.error());
             }
             errorLog.flush();
-            List<ImageCatalog.Image> readable = catalog.images();
+            // A multi-frame file is one image per frame, each id'd after the file and the frame; on --resume a
+            // frame that an earlier run scored, or recorded as an error, is not scored again.
+            List<ImageCatalog.Image> readable = catalog.images().stream()
+                    .filter(im -> !scored.containsKey(im.imageId()) && !errors.containsKey(im.imageId())).toList();
             List<Preprocessor.Input> inputs = new ArrayList<>(readable.size());
             int[] rows = new int[readable.size()];
             for (int i = 0; i < rows.length; i++) {
-                inputs.add(new Preprocessor.Input(readable.get(i).file(), 0, i));
+                inputs.add(new Preprocessor.Input(readable.get(i).file(), readable.get(i).frame(), i));
                 rows[i] = i;
             }
             if (!inputs.isEmpty()) {

@@ -11,23 +11,27 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The identity of each image file (patient, study, series, slice position) from its header alone, read in
- * parallel: what grouping the split by patient and the per-study report need. Every file ends up in exactly one
- * of {@link Result#images()} and {@link Result#unreadable()}.
+ * The identity of each image (patient, study, series, slice position) from its file's header alone, read in
+ * parallel: what grouping the split by patient and the per-study report need. A multi-frame file (an enhanced CT
+ * holds a whole series) is one image per frame, {@link #frameId named} after the file and the frame. Every file ends
+ * up in {@link Result#images()} (all its frames) or in {@link Result#unreadable()}.
  */
 public final class ImageCatalog {
     private ImageCatalog() {}
 
     /**
-     * One readable file.
+     * One readable image: a single-frame file, or one frame of a multi-frame file.
      *
-     * @param imageId   the file name without {@code .dcm}: the label file's image id
+     * @param imageId   the file name without {@code .dcm} (the label file's image id), with {@code _frame<k>} for
+     *                  frame k (from 1) of a multi-frame file
+     * @param frame     the frame in the file, from 0
      * @param patientId (0010,0020) Patient ID, null when absent or empty
      * @param studyUid  (0020,000D) Study Instance UID, null when absent
      * @param seriesUid (0020,000E) Series Instance UID, null when absent
-     * @param z         the third value of (0020,0032) Image Position (Patient), NaN when absent
+     * @param z         the third value of the frame's (0020,0032) Image Position (Patient) (from the Plane Position
+     *                  Sequence of an enhanced object), NaN when absent
      */
-    public record Image(String imageId, Path file, String patientId, String studyUid, String seriesUid, double z) {
+    public record Image(String imageId, Path file, int frame, String patientId, String studyUid, String seriesUid, double z) {
         /**
          * The unit a grouped split keeps together: the patient, else the study (RSNA data always has both; other
          * exports sometimes blank the Patient ID), else the image itself.
@@ -37,6 +41,16 @@ public final class ImageCatalog {
             if (studyUid != null) return "study:" + studyUid;
             return "image:" + imageId;
         }
+    }
+
+    /**
+     * The image id of frame {@code frame} (from 0) of a file whose id is {@code fileId} and which has {@code frames}
+     * frames: the file's id for a single-frame file, else {@code fileId_frame<frame + 1>} (DICOM numbers frames from
+     * 1, PS3.3 C.7.6.6). The subtype still follows the last underscore of a submission ID, so
+     * {@code ID_x_frame2_subdural} reads back as image {@code ID_x_frame2}.
+     */
+    public static String frameId(String fileId, int frame, int frames) {
+        return frames == 1 ? fileId : fileId + "_frame" + (frame + 1);
     }
 
     /** A file whose header could not be read, with the reader's message (naming the file and the tag). */
@@ -60,13 +74,13 @@ public final class ImageCatalog {
         List<Image> images = new ArrayList<>();
         List<Unreadable> unreadable = new ArrayList<>();
         for (Object r : results) {
-            if (r instanceof Image i) images.add(i);
-            else unreadable.add((Unreadable) r);
+            if (r instanceof Unreadable u) unreadable.add(u);
+            else for (Object i : (List<?>) r) images.add((Image) i);
         }
         return new Result(List.copyOf(images), List.copyOf(unreadable));
     }
 
-    /** One file's identity, or why it could not be read; never throws for a bad file. */
+    /** One file's images (one per frame), or why it could not be read; never throws for a bad file. */
     public static Object read(Path file) {
         String id = HeaderScan.imageId(file);
         try (DicomFile f = DicomFile.open(file)) {
@@ -74,10 +88,13 @@ public final class ImageCatalog {
             if (!h.hasPixelData()) {
                 return new Unreadable(file, id, file + ": no (7FE0,0010) Pixel Data: not an image");
             }
-            double[] position = h.imagePositionPatient();
-            double z = position != null && position.length == 3 ? position[2] : Double.NaN;
-            return new Image(id, file, blankToNull(h.patientId()), intern(h.studyInstanceUid()),
-                    intern(h.seriesInstanceUid()), z);
+            String patient = blankToNull(h.patientId()), study = intern(h.studyInstanceUid()), series = intern(h.seriesInstanceUid());
+            int frames = h.numberOfFrames();
+            List<Image> images = new ArrayList<>(frames);
+            for (int k = 0; k < frames; k++) {
+                images.add(new Image(frameId(id, k, frames), file, k, patient, study, series, h.frameTransform(k).z()));
+            }
+            return images;
         } catch (DicomFormatException e) {
             return new Unreadable(file, id, e.getMessage());
         } catch (IOException e) {

@@ -8,8 +8,12 @@ import ich.preprocess.Preprocessor;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * The labelled images that can be trained on: the label table joined with the files of a folder and their
@@ -26,9 +30,22 @@ public record TrainingData(List<ImageCatalog.Image> images, byte[] labels, List<
     /** An input left out of training: the image id, the file (null when none was found) and the reason. */
     public record Problem(String imageId, Path file, String reason) {}
 
-    /** Joins {@code table} with the files found under {@code folder}, reading headers on {@code threads} threads. */
+    /** A label file's id of one frame of a multi-frame file: the file's id, then {@code _frame<k>}. */
+    private static final Pattern FRAME_ID = Pattern.compile("(.+)_frame([1-9][0-9]*)");
+
+    /**
+     * Joins {@code table} with the files found under {@code folder}, reading headers on {@code threads} threads. A
+     * multi-frame file is one image per frame ({@link ImageCatalog#frameId}), labelled as {@code <id>_frame<k>}; a
+     * frame without labels, a multi-frame file labelled as a whole and a label for a frame the file lacks are
+     * problems, not silently dropped.
+     */
     public static TrainingData of(LabelTable table, Path folder, int threads) throws java.io.IOException, InterruptedException {
         List<Path> files = ImageCatalog.files(folder);
+        Set<String> framedFiles = new HashSet<>(); // file ids that some label names a frame of
+        for (int row = 0; row < table.images(); row++) {
+            Matcher m = FRAME_ID.matcher(table.imageId(row));
+            if (m.matches()) framedFiles.add(m.group(1));
+        }
         Map<String, Path> byId = new HashMap<>();
         List<Problem> problems = new ArrayList<>();
         List<Path> labelled = new ArrayList<>();
@@ -37,7 +54,7 @@ public record TrainingData(List<ImageCatalog.Image> images, byte[] labels, List<
             Path earlier = byId.putIfAbsent(id, f);
             if (earlier != null) {
                 problems.add(new Problem(id, f, "a second file for image " + id + " (first: " + earlier + "); only the first is used"));
-            } else if (table.indexOf(id) < 0) {
+            } else if (table.indexOf(id) < 0 && !framedFiles.contains(id)) {
                 problems.add(new Problem(id, f, "file has no labels in " + table.source()));
             } else {
                 labelled.add(f);
@@ -46,7 +63,15 @@ public record TrainingData(List<ImageCatalog.Image> images, byte[] labels, List<
         ImageCatalog.Result scan = ImageCatalog.scan(labelled, threads);
         for (ImageCatalog.Unreadable u : scan.unreadable()) problems.add(new Problem(u.imageId(), u.file(), u.error()));
         Map<String, ImageCatalog.Image> readable = new HashMap<>();
-        for (ImageCatalog.Image i : scan.images()) readable.put(i.imageId(), i);
+        Map<String, Integer> framesOf = new HashMap<>(); // file id -> frames, for every readable file
+        for (ImageCatalog.Image i : scan.images()) {
+            readable.put(i.imageId(), i);
+            framesOf.merge(HeaderScan.imageId(i.file()), 1, Integer::sum);
+            if (table.indexOf(i.imageId()) < 0 && !i.imageId().equals(HeaderScan.imageId(i.file()))) {
+                problems.add(new Problem(i.imageId(), i.file(), "frame " + (i.frame() + 1) + " of the file has no labels in "
+                        + table.source() + " (as " + i.imageId() + ")"));
+            }
+        }
 
         List<ImageCatalog.Image> images = new ArrayList<>();
         byte[] labels = new byte[table.images() * LABELS];
@@ -54,7 +79,18 @@ public record TrainingData(List<ImageCatalog.Image> images, byte[] labels, List<
             String id = table.imageId(row);
             ImageCatalog.Image image = readable.get(id);
             if (image == null) {
-                if (!byId.containsKey(id)) problems.add(new Problem(id, null, "labelled in " + table.source() + " but no file " + id + ".dcm under " + folder));
+                Matcher m = FRAME_ID.matcher(id);
+                String file = m.matches() && byId.containsKey(m.group(1)) && !byId.containsKey(id) ? m.group(1) : id;
+                Integer frames = framesOf.get(file);
+                if (frames != null && file.equals(id)) {
+                    problems.add(new Problem(id, byId.get(id), id + " has " + frames + " frames: label each one, as " + id
+                            + "_frame1 .. " + id + "_frame" + frames + ", in " + table.source()));
+                } else if (frames != null) {
+                    problems.add(new Problem(id, byId.get(file), "labelled in " + table.source() + " but " + byId.get(file)
+                            + " has " + frames + " frame(s)"));
+                } else if (!byId.containsKey(file)) {
+                    problems.add(new Problem(id, null, "labelled in " + table.source() + " but no file " + id + ".dcm under " + folder));
+                } // else the file is unreadable: its problem is recorded above
                 continue;
             }
             int bits = table.labelBits(row);
@@ -87,7 +123,7 @@ public record TrainingData(List<ImageCatalog.Image> images, byte[] labels, List<
         List<Preprocessor.Input> inputs = new ArrayList<>(rows.length);
         float[] targets = new float[rows.length * LABELS];
         for (int i = 0; i < rows.length; i++) {
-            inputs.add(new Preprocessor.Input(images.get(rows[i]).file(), 0, rows[i]));
+            inputs.add(new Preprocessor.Input(images.get(rows[i]).file(), images.get(rows[i]).frame(), rows[i]));
             for (int s = 0; s < LABELS; s++) targets[i * LABELS + s] = labels[rows[i] * LABELS + s];
         }
         return new BatchLoader.Plan(inputs, rows.clone(), targets, LABELS, batchSize, seed, epoch);

@@ -130,6 +130,54 @@ class ScoringRunTest {
         }
     }
 
+    /**
+     * A real Enhanced CT file of 2 frames (eCT_Supplemental.dcm of the sample corpus: rescale, window and plane
+     * position in the functional groups) is two images, eCT_Supplemental_frame1 and _frame2, each scored from its own
+     * frame (the probabilities equal the scorer's on that frame preprocessed alone) at its own z (-159 and -149 mm, as
+     * dcmdump shows them); a run interrupted between the two frames resumes to the same files.
+     */
+    @Test
+    void aMultiFrameFileIsOneImagePerFrame() throws Exception {
+        ich.dicom.SampleCorpus.assumePresent();
+        Path file = ich.dicom.SampleCorpus.file("eCT_Supplemental.dcm");
+        List<Path> in = List.of(file, inputs.get(0));
+        Path out = dir.resolve("frames").resolve("submission.csv");
+        ScoringRun.Options o = new ScoringRun.Options(in, null, out, 32, 1, 2, false, false, 1);
+        ScoringRun.Summary summary = ScoringRun.run(new ChannelMeanScorer(), o, quiet());
+        assertEquals(3, summary.scored(), summary.toString());
+        assertEquals(0, summary.failed());
+        List<String> lines = Files.readAllLines(out.resolveSibling(ScoringRun.PER_IMAGE));
+        ich.preprocess.Preprocessor pre = new ich.preprocess.Preprocessor(ich.preprocess.Preprocessor.Config.eval(32, 32));
+        for (int frame = 0; frame < 2; frame++) {
+            String id = "eCT_Supplemental_frame" + (frame + 1);
+            String line = lines.stream().filter(l -> l.startsWith(id + ",")).findFirst().orElseThrow(() -> new AssertionError(id + " missing: " + lines));
+            String[] cells = line.split(",");
+            assertEquals(frame == 0 ? -159.0 : -149.0, Double.parseDouble(cells[4]), 1e-9, "z of " + id);
+            float[] expected;
+            try (ich.preprocess.Preprocessor.Batch b = pre.batch(List.of(new ich.preprocess.Preprocessor.Input(file, frame, 0)), 1, 0);
+                 java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                assertTrue(b.failures().isEmpty(), b.failures().toString());
+                Tensor t = Tensor.wrap(b.data(), true, 1, b.c(), b.h(), b.w());
+                expected = new ChannelMeanScorer().probabilities(Tensor.of(arena, t.toArray(), t.shape()));
+            }
+            for (int k = 0; k < 6; k++) assertEquals(expected[k], Float.parseFloat(cells[5 + k]), 1e-6, id + " probability " + k);
+        }
+        List<String> submission = Files.readAllLines(out);
+        assertEquals(1 + 3 * 6, submission.size(), "header and 6 rows for each of 3 images: " + submission);
+        assertTrue(submission.stream().anyMatch(l -> l.startsWith("eCT_Supplemental_frame2_subdural,")), submission.toString());
+
+        Path crashed = dir.resolve("frames-crashed").resolve("submission.csv");
+        ChannelMeanScorer failing = new ChannelMeanScorer();
+        failing.failAfter = 1; // batches of 1: the first frame is scored, the second is not
+        ScoringRun.Options c = new ScoringRun.Options(in, null, crashed, 32, 1, 2, false, false, 1);
+        assertThrows(IllegalStateException.class, () -> ScoringRun.run(failing, c, quiet()));
+        ScoringRun.Summary resumed = ScoringRun.run(new ChannelMeanScorer(), new ScoringRun.Options(in, null, crashed, 32, 1, 2, false, true, 1), quiet());
+        assertEquals(1, resumed.resumed(), resumed.toString());
+        for (String name : List.of("submission.csv", ScoringRun.PER_IMAGE, ScoringRun.PER_STUDY, ScoringRun.ERRORS)) {
+            assertEquals(Files.readString(out.resolveSibling(name)), Files.readString(crashed.resolveSibling(name)), name);
+        }
+    }
+
     @Test
     void aSampleListingUnscoredImagesLeavesNoSubmissionButSaysWhy() throws Exception {
         Path out = dir.resolve("partial-inputs").resolve("submission.csv");

@@ -79,6 +79,49 @@ class TrainingDataTest {
         assertTrue(report.contains("ID_stray") && report.contains("no labels"), report);
     }
 
+    /** Label rows in the RSNA format for these image ids, each with the label bits of one subtype. */
+    private static LabelTable labels(String... ids) throws IOException {
+        StringBuilder csv = new StringBuilder("ID,Label\n");
+        String[] subtypes = {"epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural", "any"};
+        for (int i = 0; i < ids.length; i++) {
+            for (int k = 0; k < 6; k++) csv.append(ids[i]).append('_').append(subtypes[k]).append(',').append(k == i % 5 || k == 5 ? 1 : 0).append('\n');
+        }
+        return LabelCsv.read(new java.io.ByteArrayInputStream(csv.toString().getBytes()), "labels.csv");
+    }
+
+    /**
+     * A real 2-frame Enhanced CT file (eCT_Supplemental.dcm of the sample corpus) is two images, labelled per frame as
+     * eCT_Supplemental_frame1 and _frame2: each trains from its own frame at its own z. Labelling the file as a whole,
+     * a frame it lacks, or only one of its frames is reported, never dropped in silence.
+     */
+    @Test
+    void aMultiFrameFileIsOneImagePerFrame() throws Exception {
+        ich.dicom.SampleCorpus.assumePresent();
+        Path folder = dir.resolve("frames");
+        Files.createDirectories(folder);
+        Files.copy(ich.dicom.SampleCorpus.file("eCT_Supplemental.dcm"), folder.resolve("eCT_Supplemental.dcm"));
+
+        TrainingData both = TrainingData.of(labels("eCT_Supplemental_frame2", "eCT_Supplemental_frame1"), folder, 2);
+        assertEquals(List.of(), both.problems());
+        assertEquals(2, both.size());
+        assertEquals("eCT_Supplemental_frame2", both.images().get(0).imageId());
+        assertEquals(1, both.images().get(0).frame());
+        assertEquals(-149.0, both.images().get(0).z());
+        assertEquals(0, both.images().get(1).frame());
+        assertEquals(-159.0, both.images().get(1).z());
+        BatchLoader.Plan plan = both.plan(new int[] {0, 1}, 2, 1, 0);
+        assertEquals(List.of(1, 0), plan.inputs().stream().map(Preprocessor.Input::frame).toList());
+
+        String whole = TrainingData.of(labels("eCT_Supplemental"), folder, 2).problems().toString();
+        assertTrue(whole.contains("eCT_Supplemental has 2 frames: label each one, as eCT_Supplemental_frame1 .. eCT_Supplemental_frame2"), whole);
+        TrainingData partly = TrainingData.of(labels("eCT_Supplemental_frame1", "eCT_Supplemental_frame3"), folder, 2);
+        assertEquals(1, partly.size());
+        String report = partly.problems().toString();
+        assertEquals(2, partly.problems().size(), report);
+        assertTrue(report.contains("frame 2 of the file has no labels in labels.csv (as eCT_Supplemental_frame2)"), report);
+        assertTrue(report.contains("eCT_Supplemental_frame3") && report.contains("has 2 frame(s)"), report);
+    }
+
     @Test
     void batchesAreTheSameBytesWhateverTheWorkersAndEqualThePreprocessor() throws Exception {
         TrainingData data = TrainingData.of(table, images, 2);
