@@ -3,7 +3,7 @@ package ich.cli;
 import ich.gpu.GpuUnavailableException;
 import ich.nn.Backend;
 import ich.nn.Device;
-import ich.nn.OpBench;
+import ich.nn.model.OpBench;
 import ich.nn.cuda.CudaBackend;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;

@@ -1,7 +1,7 @@
 package ich.cli;
 
 import ich.gpu.Gpu;
-import ich.nn.OpBench;
+import ich.nn.model.OpBench;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;

@@ -1,6 +1,11 @@
-package ich.nn;
+package ich.nn.model;
 
-import ich.nn.model.EfficientNetB0;
+import ich.nn.AdamTensors;
+import ich.nn.Backend;
+import ich.nn.ConvGeometry;
+import ich.nn.Parameter;
+import ich.nn.Storage;
+import ich.nn.Tensor;
 
 import java.lang.foreign.Arena;
 import java.util.ArrayList;
