@@ -34,6 +34,15 @@ abstract class ElementOps {
      */
     abstract void taps(float[] k, int[] offsets, int taps, float[] in, float[] out, int n);
 
+    /**
+     * For each row i < rowsA of a and j < rowsB of b (rows {@code ld} apart, the first {@code len} elements of each,
+     * len a multiple of {@link #lanes()}): the products a[i][p] b[j][p] added into the pair's float partial sums
+     * acc[(i rowsB + j) lanes() ..], lane p % lanes() taking element p. The partial sums are reduced by the caller
+     * once, after the last call: the dot products of a 1x1 convolution's filter gradient run over n h w elements in
+     * chunks.
+     */
+    abstract void rowDots(float[] a, int rowsA, float[] b, int rowsB, int len, int ld, float[] acc);
+
     /** Double partial sums per tap that {@link #tapProducts} keeps: the lanes of a double vector, 1 for plain loops. */
     abstract int productLanes();
 
@@ -163,6 +172,17 @@ abstract class ElementOps {
         @Override
         int productLanes() {
             return 1;
+        }
+
+        @Override
+        void rowDots(float[] a, int rowsA, float[] b, int rowsB, int len, int ld, float[] acc) {
+            for (int i = 0; i < rowsA; i++) {
+                for (int j = 0; j < rowsB; j++) {
+                    float sum = acc[i * rowsB + j];
+                    for (int p = 0; p < len; p++) sum += a[i * ld + p] * b[j * ld + p];
+                    acc[i * rowsB + j] = sum;
+                }
+            }
         }
 
         @Override

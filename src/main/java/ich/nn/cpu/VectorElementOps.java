@@ -228,6 +228,58 @@ final class VectorElementOps extends ElementOps {
     }
 
     /**
+     * 4 x 4 row pairs at a time: 16 accumulators, and 8 loads for 16 FMAs a step, so the FMA units set the pace,
+     * not the load ports (AVX-512 has 32 vector registers: the tile and its 8 operands fit); the rows left over
+     * go a pair at a time. One method with the tile loop inside: with the tile in a method of its own, whether C2
+     * inlined it varied from one JVM to the next, and so did the speed, by 2.5 x.
+     */
+    @Override
+    void rowDots(float[] a, int rowsA, float[] b, int rowsB, int len, int ld, float[] acc) {
+        int l = S.length();
+        int tilesA = rowsA / 4 * 4, tilesB = rowsB / 4 * 4;
+        for (int i = 0; i < tilesA; i += 4) {
+            int a0 = i * ld, a1 = a0 + ld, a2 = a1 + ld, a3 = a2 + ld;
+            for (int j = 0; j < tilesB; j += 4) {
+                int r0 = (i * rowsB + j) * l, r1 = r0 + rowsB * l, r2 = r1 + rowsB * l, r3 = r2 + rowsB * l;
+                FloatVector c00 = FloatVector.fromArray(S, acc, r0), c01 = FloatVector.fromArray(S, acc, r0 + l),
+                        c02 = FloatVector.fromArray(S, acc, r0 + 2 * l), c03 = FloatVector.fromArray(S, acc, r0 + 3 * l);
+                FloatVector c10 = FloatVector.fromArray(S, acc, r1), c11 = FloatVector.fromArray(S, acc, r1 + l),
+                        c12 = FloatVector.fromArray(S, acc, r1 + 2 * l), c13 = FloatVector.fromArray(S, acc, r1 + 3 * l);
+                FloatVector c20 = FloatVector.fromArray(S, acc, r2), c21 = FloatVector.fromArray(S, acc, r2 + l),
+                        c22 = FloatVector.fromArray(S, acc, r2 + 2 * l), c23 = FloatVector.fromArray(S, acc, r2 + 3 * l);
+                FloatVector c30 = FloatVector.fromArray(S, acc, r3), c31 = FloatVector.fromArray(S, acc, r3 + l),
+                        c32 = FloatVector.fromArray(S, acc, r3 + 2 * l), c33 = FloatVector.fromArray(S, acc, r3 + 3 * l);
+                int b0 = j * ld, b1 = b0 + ld, b2 = b1 + ld, b3 = b2 + ld;
+                for (int p = 0; p < len; p += l) {
+                    FloatVector x0 = FloatVector.fromArray(S, a, a0 + p), x1 = FloatVector.fromArray(S, a, a1 + p),
+                            x2 = FloatVector.fromArray(S, a, a2 + p), x3 = FloatVector.fromArray(S, a, a3 + p);
+                    FloatVector y = FloatVector.fromArray(S, b, b0 + p);
+                    c00 = x0.fma(y, c00); c10 = x1.fma(y, c10); c20 = x2.fma(y, c20); c30 = x3.fma(y, c30);
+                    y = FloatVector.fromArray(S, b, b1 + p);
+                    c01 = x0.fma(y, c01); c11 = x1.fma(y, c11); c21 = x2.fma(y, c21); c31 = x3.fma(y, c31);
+                    y = FloatVector.fromArray(S, b, b2 + p);
+                    c02 = x0.fma(y, c02); c12 = x1.fma(y, c12); c22 = x2.fma(y, c22); c32 = x3.fma(y, c32);
+                    y = FloatVector.fromArray(S, b, b3 + p);
+                    c03 = x0.fma(y, c03); c13 = x1.fma(y, c13); c23 = x2.fma(y, c23); c33 = x3.fma(y, c33);
+                }
+                c00.intoArray(acc, r0); c01.intoArray(acc, r0 + l); c02.intoArray(acc, r0 + 2 * l); c03.intoArray(acc, r0 + 3 * l);
+                c10.intoArray(acc, r1); c11.intoArray(acc, r1 + l); c12.intoArray(acc, r1 + 2 * l); c13.intoArray(acc, r1 + 3 * l);
+                c20.intoArray(acc, r2); c21.intoArray(acc, r2 + l); c22.intoArray(acc, r2 + 2 * l); c23.intoArray(acc, r2 + 3 * l);
+                c30.intoArray(acc, r3); c31.intoArray(acc, r3 + l); c32.intoArray(acc, r3 + 2 * l); c33.intoArray(acc, r3 + 3 * l);
+            }
+        }
+        // the rows outside whole tiles, a pair at a time
+        for (int i = 0; i < rowsA; i++) {
+            for (int j = i < tilesA ? tilesB : 0; j < rowsB; j++) {
+                int at = (i * rowsB + j) * l;
+                FloatVector sum = FloatVector.fromArray(S, acc, at);
+                for (int p = 0; p < len; p += l) sum = FloatVector.fromArray(S, a, i * ld + p).fma(FloatVector.fromArray(S, b, j * ld + p), sum);
+                sum.intoArray(acc, at);
+            }
+        }
+    }
+
+    /**
      * Widened to double before multiplying, so every product is exact and only the double sums round. A depthwise
      * filter gradient is a long sum of products that mostly cancel; summed in fp32 its error is ~1e-7 of the
      * products' magnitude, not of the result, which was enough to keep OverfitTest's B0 from memorising its batch

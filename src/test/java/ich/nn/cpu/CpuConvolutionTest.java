@@ -46,6 +46,9 @@ class CpuConvolutionTest {
                 ConvGeometry.square(2, 150, 10, 10, 40, 1, 1, 1),
                 // pointwise with more columns than the GEMM's column block (2048) in one task
                 ConvGeometry.square(1, 3, 96, 96, 5, 1, 1, 1),
+                // pointwise filter gradient by row dots: a last chunk of 65 pixels after a full one of 1024, padded
+                // with zeros to whole vectors over what the full chunk left in the buffers
+                ConvGeometry.square(2, 5, 33, 33, 6, 1, 1, 1),
                 // pointwise on late-stage planes (3 x 3): the batch's pixels form one matrix, tiles straddle images;
                 // more output than input channels, so the filter gradient is split by rows
                 ConvGeometry.square(7, 12, 3, 3, 40, 1, 1, 1),
