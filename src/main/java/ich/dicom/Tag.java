@@ -16,6 +16,7 @@ public final class Tag {
     public static final int IMPLEMENTATION_CLASS_UID = 0x00020012;
     public static final int IMPLEMENTATION_VERSION_NAME = 0x00020013;
 
+    public static final int IMAGE_TYPE = 0x00080008;
     public static final int SOP_CLASS_UID = 0x00080016;
     public static final int SOP_INSTANCE_UID = 0x00080018;
     public static final int MODALITY = 0x00080060;

@@ -1,8 +1,10 @@
 package ich.train;
 
+import ich.dicom.DataSet;
 import ich.dicom.DicomFile;
 import ich.dicom.DicomFormatException;
 import ich.dicom.ImageHeader;
+import ich.dicom.Tag;
 import ich.eda.HeaderScan;
 
 import java.io.IOException;
@@ -53,7 +55,10 @@ public final class ImageCatalog {
         return frames == 1 ? fileId : fileId + "_frame" + (frame + 1);
     }
 
-    /** A file whose header could not be read, with the reader's message (naming the file and the tag). */
+    /**
+     * A file that yields no image: its header could not be read (the reader's message names the file and the tag),
+     * it has no pixel data, or it is not a CT slice ({@link #notACtSlice}).
+     */
     public record Unreadable(Path file, String imageId, String error) {}
 
     public record Result(List<Image> images, List<Unreadable> unreadable) {}
@@ -88,6 +93,8 @@ public final class ImageCatalog {
             if (!h.hasPixelData()) {
                 return new Unreadable(file, id, file + ": no (7FE0,0010) Pixel Data: not an image");
             }
+            String notCt = notACtSlice(f.dataSet());
+            if (notCt != null) return new Unreadable(file, id, file + ": " + notCt);
             String patient = blankToNull(h.patientId()), study = intern(h.studyInstanceUid()), series = intern(h.seriesInstanceUid());
             int frames = h.numberOfFrames();
             List<Image> images = new ArrayList<>(frames);
@@ -102,6 +109,27 @@ public final class ImageCatalog {
         } catch (RuntimeException e) {
             return new Unreadable(file, id, file + ": internal error: " + e);
         }
+    }
+
+    /**
+     * Why a data set is not a slice the model can read, or null when it is one. The model reads axial CT: a series
+     * exported from a hospital also holds other images, which scored as slices would pass for brain and end up in
+     * the study's triage maximum. Left out, with the reason: (0008,0060) Modality other than CT (MR, a secondary
+     * capture of the dose report, ...; a file without Modality is kept), and a localizer, (0008,0008) Image Type
+     * with LOCALIZER (the scout of a CT series, PS3.3 C.8.2.1.1.1).
+     */
+    static String notACtSlice(DataSet ds) {
+        String modality = ds.string(Tag.MODALITY);
+        if (modality != null && !modality.isBlank() && !modality.strip().equals("CT")) {
+            return "(0008,0060) Modality is " + modality.strip() + ": the model reads CT slices; left out";
+        }
+        for (String value : ds.strings(Tag.IMAGE_TYPE)) {
+            if (value.equals("LOCALIZER")) {
+                return "(0008,0008) Image Type is " + String.join("\\", ds.strings(Tag.IMAGE_TYPE))
+                        + ": a localizer (scout), not an axial slice; left out";
+            }
+        }
+        return null;
     }
 
     private static String blankToNull(String s) {

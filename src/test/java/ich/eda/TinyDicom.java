@@ -14,6 +14,10 @@ import java.nio.file.Path;
  */
 public final class TinyDicom {
     public String studyUid = "1.2.3";
+    /** (0008,0060), omitted when null. */
+    public String modality = "CT";
+    /** (0008,0008) Image Type, backslash-separated values; omitted when null. */
+    public String imageType;
     public String photometric = "MONOCHROME2";
     public int rows = 4, columns = 4, frames = 1;
     public int bitsStored = 16, pixelRepresentation = 1;
@@ -44,7 +48,8 @@ public final class TinyDicom {
         out.writeBytes("DICM".getBytes(StandardCharsets.US_ASCII));
         explicit(out, 0x0002, 0x0000, "UL", le(4, meta.size()));
         out.writeBytes(meta.toByteArray());
-        implicit(out, 0x0008, 0x0060, str("CT"));
+        if (imageType != null) implicit(out, 0x0008, 0x0008, str(imageType));
+        if (modality != null) implicit(out, 0x0008, 0x0060, str(modality));
         if (studyUid != null) implicit(out, 0x0020, 0x000D, ui(studyUid));
         implicit(out, 0x0028, 0x0002, le(2, 1));
         implicit(out, 0x0028, 0x0004, str(photometric));

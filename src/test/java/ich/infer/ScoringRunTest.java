@@ -178,6 +178,36 @@ class ScoringRunTest {
         }
     }
 
+    /**
+     * What a hospital series holds besides axial CT slices is reported, not scored as brain: an MR image (the
+     * corpus's emri_small.dcm) and a CT localizer ((0008,0008) Image Type with LOCALIZER) go to errors.csv with the
+     * attribute that excludes them; a CT slice and a file without (0008,0060) Modality are scored.
+     */
+    @Test
+    void nonCtImagesAndLocalizersAreReportedNotScored() throws Exception {
+        ich.dicom.SampleCorpus.assumePresent();
+        Path folder = dir.resolve("series");
+        ich.eda.TinyDicom scout = new ich.eda.TinyDicom();
+        scout.rows = scout.columns = 8;
+        scout.imageType = "ORIGINAL\\PRIMARY\\LOCALIZER";
+        Path localizer = scout.write(folder.resolve("scout.dcm"));
+        ich.eda.TinyDicom anonymous = new ich.eda.TinyDicom();
+        anonymous.rows = anonymous.columns = 8;
+        anonymous.modality = null;
+        Path noModality = anonymous.write(folder.resolve("no_modality.dcm"));
+        List<Path> in = List.of(ich.dicom.SampleCorpus.file("emri_small.dcm"), localizer, noModality, inputs.get(0));
+        Path out = folder.resolve("out").resolve("submission.csv");
+        ScoringRun.Summary summary = ScoringRun.run(new ChannelMeanScorer(), new ScoringRun.Options(in, null, out, 32, 4, 2, false, false, 1), quiet());
+        assertEquals(2, summary.scored(), summary.toString());
+        assertEquals(2, summary.failed(), summary.toString());
+        List<String> errors = Files.readAllLines(out.resolveSibling(ScoringRun.ERRORS));
+        assertTrue(errors.stream().anyMatch(l -> l.startsWith("emri_small,") && l.contains("(0008,0060) Modality is MR")), errors.toString());
+        assertTrue(errors.stream().anyMatch(l -> l.startsWith("scout,") && l.contains("(0008,0008) Image Type is ORIGINAL\\PRIMARY\\LOCALIZER")
+                && l.contains("localizer")), errors.toString());
+        List<String> scored = Files.readAllLines(out.resolveSibling(ScoringRun.PER_IMAGE));
+        assertTrue(scored.stream().anyMatch(l -> l.startsWith("no_modality,")), scored.toString());
+    }
+
     @Test
     void aSampleListingUnscoredImagesLeavesNoSubmissionButSaysWhy() throws Exception {
         Path out = dir.resolve("partial-inputs").resolve("submission.csv");
