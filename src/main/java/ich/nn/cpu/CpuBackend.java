@@ -367,13 +367,15 @@ public final class CpuBackend implements Backend {
      */
     private void pointwiseBackwardFilterByRowDots(ConvGeometry g, Tensor x, Tensor dy, Tensor dw) {
         int k = g.k(), c = g.c(), hw = g.h() * g.w(), lanes = elementOps.lanes();
-        long depth = (long) g.n() * hw;
+        int depth = g.n() * hw;
         int units = (k + 3) / 4, tasks = Math.min(units, threads);
         // a chunk of every row in L2 (about 512 KiB), in whole vectors, at most 1024 pixels; a chunk runs on across
         // images, so every chunk but the last has the same length (C2 compiled the kernel's loop for one trip count
         // and ran others 2.5 x slower when the chunks were a plane each)
         int chunk = Math.max(lanes, Math.min(1024, 131_072 / (c + 4 * ((units + tasks - 1) / tasks))) / lanes * lanes);
         float[] out = new float[k * c];
+        // each channel's n h w positions as one row, running across the images (as the GEMM path views them)
+        Mat xRows = Mat.batchedColumns(x.data(), hw, hw, (long) c * hw), dyRows = Mat.batchedColumns(dy.data(), hw, hw, (long) k * hw);
         parallel(tasks, (from, to, sc) -> {
             for (int t = from; t < to; t++) {
                 int k0 = (int) ((long) units * t / tasks) * 4, k1 = Math.min(k, (int) ((long) units * (t + 1) / tasks) * 4);
@@ -381,10 +383,10 @@ public final class CpuBackend implements Backend {
                 if (rows <= 0) continue;
                 float[] xs = sc.get(Scratch.PLANE, c * chunk), ys = sc.get(Scratch.PLANE2, rows * chunk);
                 float[] acc = new float[rows * c * lanes];
-                for (long d0 = 0; d0 < depth; d0 += chunk) {
-                    int len = (int) Math.min(chunk, depth - d0), padded = (len + lanes - 1) / lanes * lanes;
-                    rowChunk(x, c, 0, c, hw, d0, len, padded, chunk, xs);
-                    rowChunk(dy, k, k0, rows, hw, d0, len, padded, chunk, ys);
+                for (int d0 = 0; d0 < depth; d0 += chunk) {
+                    int len = Math.min(chunk, depth - d0), padded = (len + lanes - 1) / lanes * lanes;
+                    rowChunk(xRows, 0, c, d0, len, padded, chunk, xs);
+                    rowChunk(dyRows, k0, rows, d0, len, padded, chunk, ys);
                     elementOps.rowDots(ys, rows, xs, c, padded, chunk, acc);
                 }
                 for (int r = 0; r < rows; r++) {
@@ -399,20 +401,10 @@ public final class CpuBackend implements Backend {
         dw.copyFrom(out);
     }
 
-    /**
-     * Depth positions d0 .. d0 + len (depth = image * hw + pixel) of channels first .. first + count of t, each
-     * channel a row {@code ld} apart in rows, zero from len to padded.
-     */
-    private static void rowChunk(Tensor t, int channels, int first, int count, int hw, long d0, int len, int padded, int ld,
-                                 float[] rows) {
+    /** Columns d0 .. d0 + len of rows first .. first + count of m, each a row {@code ld} apart in rows, zero from len to padded. */
+    private static void rowChunk(Mat m, int first, int count, int d0, int len, int padded, int ld, float[] rows) {
         for (int r = 0; r < count; r++) {
-            for (int done = 0; done < len; ) {
-                long d = d0 + done;
-                int img = (int) (d / hw), px = (int) (d % hw), run = Math.min(hw - px, len - done);
-                MemorySegment.copy(t.data(), Tensor.FLOAT, (((long) img * channels + first + r) * hw + px) * Float.BYTES,
-                        rows, r * ld + done, run);
-                done += run;
-            }
+            m.copyRow(first + r, d0, rows, r * ld, len);
             if (padded > len) Arrays.fill(rows, r * ld + len, r * ld + padded, 0f);
         }
     }
@@ -618,9 +610,9 @@ public final class CpuBackend implements Backend {
      */
     private static final int RUN_FLOATS = 16384;
 
-    /** Planes per run: as many as fit in {@link #RUN_FLOATS}, at least one, at most the batch. */
+    /** Planes per run: as many as fit in {@link #RUN_FLOATS} ({@link #planesPerBlock}), at least one, at most the batch. */
     static int planesPerRun(int n, int spatial) {
-        return Math.max(1, Math.min(n, RUN_FLOATS / Math.max(1, spatial)));
+        return Math.max(1, Math.min(n, planesPerBlock(spatial)));
     }
 
     /** Planes first .. first + count - 1 of channel ch of t, back to back into a. */
