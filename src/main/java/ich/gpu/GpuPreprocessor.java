@@ -1,9 +1,7 @@
 package ich.gpu;
 
 import ich.dicom.DicomFile;
-import ich.dicom.DicomFormatException;
 import ich.dicom.ImageHeader;
-import ich.dicom.Tag;
 import ich.hu.HounsfieldTransform;
 import ich.preprocess.Augmentation;
 import ich.preprocess.Preprocessor;
@@ -85,14 +83,6 @@ public final class GpuPreprocessor implements AutoCloseable {
         }
     }
 
-    /**
-     * One file buffer per loader thread, reused ({@link Slice#read} copies the pixels out before the next file). A
-     * fresh buffer per file is 1 MiB of native memory that only the garbage collector frees; at thousands of files a
-     * second the JDK's accounting of that memory kept calling System.gc() and waiting for it, and one thread read
-     * 150-700 files/s instead of thousands.
-     */
-    private static final ThreadLocal<DicomFile.ReadBuffer> READ_BUFFERS = ThreadLocal.withInitial(DicomFile.ReadBuffer::new);
-
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
@@ -112,27 +102,16 @@ public final class GpuPreprocessor implements AutoCloseable {
         }
 
         /**
-         * Reads frame {@code frame} of a file as {@link Preprocessor#process} does (same HU options, same window
-         * resolution, same errors), with the pixels copied into {@code arena}.
+         * Reads frame {@code frame} of a file as {@link Preprocessor#process} does ({@link Preprocessor#frameSetup}:
+         * same HU options, same window resolution, same errors), with the pixels copied into {@code arena}.
          */
         public static Slice read(Path file, int frame, long sampleKey, Preprocessor.Config config, Arena arena) throws IOException {
-            try (DicomFile f = DicomFile.read(file, READ_BUFFERS.get())) {
+            try (DicomFile f = DicomFile.read(file, DicomFile.ReadBuffer.ofCurrentThread())) {
                 ImageHeader h = f.header();
-                if (frame < 0 || frame >= h.numberOfFrames()) {
-                    throw new DicomFormatException(file.toString(), -1, Tag.NUMBER_OF_FRAMES,
-                            "frame " + frame + " asked for, the file has " + h.numberOfFrames());
-                }
-                HounsfieldTransform hu;
-                Window[] windows;
-                try {
-                    hu = HounsfieldTransform.of(h, frame, config.huOptions());
-                    windows = config.channels().resolve(h.frameTransform(frame), file.toString());
-                } catch (IllegalArgumentException e) {
-                    throw new DicomFormatException(file.toString(), -1, Tag.NONE, e.getMessage());
-                }
+                Preprocessor.FrameSetup setup = Preprocessor.frameSetup(file, h, frame, config);
                 MemorySegment src = f.pixelData().frame(frame);
                 MemorySegment copy = arena.allocate(src.byteSize(), 64).copyFrom(src);
-                return new Slice(copy, h.rows(), h.columns(), hu, windows, sampleKey);
+                return new Slice(copy, h.rows(), h.columns(), setup.hu(), setup.windows(), sampleKey);
             }
         }
     }

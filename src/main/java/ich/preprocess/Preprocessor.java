@@ -70,30 +70,39 @@ public final class Preprocessor {
 
     private final Config config;
     private final ThreadLocal<SliceKernel.Scratch> scratch = ThreadLocal.withInitial(SliceKernel.Scratch::new);
-    private final ThreadLocal<DicomFile.ReadBuffer> files = ThreadLocal.withInitial(DicomFile.ReadBuffer::new);
 
     public Preprocessor(Config config) { this.config = config; }
 
     public Config config() { return config; }
 
+    /** A frame's HU transform and window channels, as preprocessing resolves them. */
+    public record FrameSetup(HounsfieldTransform hu, Window[] windows) {}
+
+    /**
+     * Frame {@code frame} of a file's header, checked to exist, with its HU transform and windows under
+     * {@code config}: what the CPU path and the GPU loader both need before the pixels, with the same errors, each
+     * naming the file.
+     */
+    public static FrameSetup frameSetup(Path file, ImageHeader h, int frame, Config config) throws DicomFormatException {
+        if (frame < 0 || frame >= h.numberOfFrames()) {
+            throw new DicomFormatException(file.toString(), -1, ich.dicom.Tag.NUMBER_OF_FRAMES,
+                    "frame " + frame + " asked for, the file has " + h.numberOfFrames());
+        }
+        try {
+            return new FrameSetup(HounsfieldTransform.of(h, frame, config.huOptions()),
+                    config.channels().resolve(h.frameTransform(frame), file.toString()));
+        } catch (IllegalArgumentException e) {
+            throw new DicomFormatException(file.toString(), -1, ich.dicom.Tag.NONE, e.getMessage());
+        }
+    }
+
     /** Preprocesses one sample into {@code out} at byte offset {@code offset}. */
     public void process(Input in, long seed, int epoch, MemorySegment out, long offset) throws IOException {
-        try (DicomFile f = DicomFile.read(in.file(), files.get())) {
+        try (DicomFile f = DicomFile.read(in.file(), DicomFile.ReadBuffer.ofCurrentThread())) {
             ImageHeader h = f.header();
-            if (in.frame() < 0 || in.frame() >= h.numberOfFrames()) {
-                throw new DicomFormatException(in.file().toString(), -1, ich.dicom.Tag.NUMBER_OF_FRAMES,
-                        "frame " + in.frame() + " asked for, the file has " + h.numberOfFrames());
-            }
+            FrameSetup setup = frameSetup(in.file(), h, in.frame(), config);
             PixelData px = f.pixelData();
-            HounsfieldTransform hu;
-            Window[] windows;
-            try {
-                hu = HounsfieldTransform.of(h, in.frame(), config.huOptions());
-                windows = config.channels().resolve(h.frameTransform(in.frame()), in.file().toString());
-            } catch (IllegalArgumentException e) {
-                throw new DicomFormatException(in.file().toString(), -1, ich.dicom.Tag.NONE, e.getMessage());
-            }
-            process(px.frame(in.frame()), h.rows(), h.columns(), hu, windows, in.sampleKey(), seed, epoch, out, offset);
+            process(px.frame(in.frame()), h.rows(), h.columns(), setup.hu(), setup.windows(), in.sampleKey(), seed, epoch, out, offset);
         }
     }
 
