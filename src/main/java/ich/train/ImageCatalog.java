@@ -11,6 +11,8 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * The identity of each image (patient, study, series, slice position) from its file's header alone, read in
@@ -53,6 +55,14 @@ public final class ImageCatalog {
      */
     public static String frameId(String fileId, int frame, int frames) {
         return frames == 1 ? fileId : fileId + "_frame" + (frame + 1);
+    }
+
+    private static final Pattern FRAME_ID = Pattern.compile("(.+)_frame([1-9][0-9]*)");
+
+    /** The file id that {@link #frameId} made {@code imageId} from, when it names a frame; else null. */
+    public static String fileIdOfFrame(String imageId) {
+        Matcher m = FRAME_ID.matcher(imageId);
+        return m.matches() ? m.group(1) : null;
     }
 
     /**

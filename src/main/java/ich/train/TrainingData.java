@@ -12,8 +12,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * The labelled images that can be trained on: the label table joined with the files of a folder and their
@@ -30,9 +28,6 @@ public record TrainingData(List<ImageCatalog.Image> images, byte[] labels, List<
     /** An input left out of training: the image id, the file (null when none was found) and the reason. */
     public record Problem(String imageId, Path file, String reason) {}
 
-    /** A label file's id of one frame of a multi-frame file: the file's id, then {@code _frame<k>}. */
-    private static final Pattern FRAME_ID = Pattern.compile("(.+)_frame([1-9][0-9]*)");
-
     /**
      * Joins {@code table} with the files found under {@code folder}, reading headers on {@code threads} threads. A
      * multi-frame file is one image per frame ({@link ImageCatalog#frameId}), labelled as {@code <id>_frame<k>}; a
@@ -43,8 +38,8 @@ public record TrainingData(List<ImageCatalog.Image> images, byte[] labels, List<
         List<Path> files = ImageCatalog.files(folder);
         Set<String> framedFiles = new HashSet<>(); // file ids that some label names a frame of
         for (int row = 0; row < table.images(); row++) {
-            Matcher m = FRAME_ID.matcher(table.imageId(row));
-            if (m.matches()) framedFiles.add(m.group(1));
+            String file = ImageCatalog.fileIdOfFrame(table.imageId(row));
+            if (file != null) framedFiles.add(file);
         }
         Map<String, Path> byId = new HashMap<>();
         List<Problem> problems = new ArrayList<>();
@@ -66,8 +61,9 @@ public record TrainingData(List<ImageCatalog.Image> images, byte[] labels, List<
         Map<String, Integer> framesOf = new HashMap<>(); // file id -> frames, for every readable file
         for (ImageCatalog.Image i : scan.images()) {
             readable.put(i.imageId(), i);
-            framesOf.merge(HeaderScan.imageId(i.file()), 1, Integer::sum);
-            if (table.indexOf(i.imageId()) < 0 && !i.imageId().equals(HeaderScan.imageId(i.file()))) {
+            String file = HeaderScan.imageId(i.file());
+            framesOf.merge(file, 1, Integer::sum);
+            if (table.indexOf(i.imageId()) < 0 && !i.imageId().equals(file)) {
                 problems.add(new Problem(i.imageId(), i.file(), "frame " + (i.frame() + 1) + " of the file has no labels in "
                         + table.source() + " (as " + i.imageId() + ")"));
             }
@@ -79,8 +75,8 @@ public record TrainingData(List<ImageCatalog.Image> images, byte[] labels, List<
             String id = table.imageId(row);
             ImageCatalog.Image image = readable.get(id);
             if (image == null) {
-                Matcher m = FRAME_ID.matcher(id);
-                String file = m.matches() && byId.containsKey(m.group(1)) && !byId.containsKey(id) ? m.group(1) : id;
+                String framed = ImageCatalog.fileIdOfFrame(id);
+                String file = framed != null && byId.containsKey(framed) && !byId.containsKey(id) ? framed : id;
                 Integer frames = framesOf.get(file);
                 if (frames != null && file.equals(id)) {
                     problems.add(new Problem(id, byId.get(id), id + " has " + frames + " frames: label each one, as " + id
