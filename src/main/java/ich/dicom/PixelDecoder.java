@@ -3,6 +3,7 @@ package ich.dicom;
 import ich.dicom.codec.CodestreamInfo;
 import ich.dicom.codec.ImageIoDecoder;
 import ich.dicom.codec.JpegDctDecoder;
+import ich.dicom.codec.JpegLsDecoder;
 import ich.dicom.codec.RleDecoder;
 
 import java.io.IOException;
@@ -66,6 +67,7 @@ final class PixelDecoder {
                     case RLE -> RleDecoder.decodeFrame(MemorySegment.ofArray(codestream), h.rows(), h.columns(),
                             h.samplesPerPixel(), h.bitsAllocated(), out, i * frameBytes);
                     case JPEG -> decodeJpeg(codestream, h, out, i * frameBytes);
+                    case JPEG_LS -> decodeJpegLs(codestream, h, out, i * frameBytes);
                     case JPEG_2000 -> decodeJpeg2000(codestream, h, out, i * frameBytes);
                     default -> throw new IllegalStateException(ts.toString());
                 }
@@ -171,7 +173,7 @@ final class PixelDecoder {
             result.add(new int[]{0, n});
             return result;
         }
-        if (ts.pixels() == TransferSyntax.Pixels.JPEG || ts.pixels() == TransferSyntax.Pixels.JPEG_2000) {
+        if (ts.pixels() != TransferSyntax.Pixels.RLE) {
             int begin = 0;
             for (int k = 1; k < n; k++) {
                 if (startsFrame(ds.data(), fr.valueOffsets()[k], fr.valueLengths()[k], ts)) {
@@ -190,7 +192,7 @@ final class PixelDecoder {
         if (length < 4) return false;
         int b0 = data.get(ValueLayout.JAVA_BYTE, offset) & 0xFF, b1 = data.get(ValueLayout.JAVA_BYTE, offset + 1) & 0xFF;
         int b2 = data.get(ValueLayout.JAVA_BYTE, offset + 2) & 0xFF;
-        if (ts.pixels() == TransferSyntax.Pixels.JPEG) return b0 == 0xFF && b1 == 0xD8 && b2 == 0xFF; // SOI then a marker
+        if (ts.pixels() != TransferSyntax.Pixels.JPEG_2000) return b0 == 0xFF && b1 == 0xD8 && b2 == 0xFF; // SOI then a marker
         return (b0 == 0xFF && b1 == 0x4F && b2 == 0xFF) // SOC then SIZ
                 || (length >= 12 && data.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN), offset + 4) == 0x6A502020);
     }
@@ -236,6 +238,22 @@ final class PixelDecoder {
                     info.marker(), info.precision()));
         }
         store(ImageIoDecoder.decodeJpeg(codestream).samples(), h, out, offset);
+    }
+
+    private static void decodeJpegLs(byte[] codestream, ImageHeader h, MemorySegment out, long offset) throws IOException {
+        CodestreamInfo info = CodestreamInfo.jpeg(codestream);
+        if (!info.isJpegLs()) {
+            throw new IOException(String.format("a JPEG-LS transfer syntax holds a codestream with frame header FF%02X, not SOF55 (FFF7)", info.marker()));
+        }
+        checkGeometry(info, h, "JPEG-LS");
+        short[] s = JpegLsDecoder.decode(codestream, 0, codestream.length).samples();
+        if (h.bitsAllocated() == 8) {
+            for (int i = 0; i < s.length; i++) out.set(ValueLayout.JAVA_BYTE, offset + i, (byte) s[i]);
+        } else if (h.bitsAllocated() == 16) {
+            MemorySegment.copy(s, 0, out, S16_LE, offset, s.length);
+        } else {
+            throw new IOException("Bits Allocated " + h.bitsAllocated() + " with JPEG-LS (which codes at most 16 bits)");
+        }
     }
 
     private static void decodeJpeg2000(byte[] codestream, ImageHeader h, MemorySegment out, long offset) throws IOException {

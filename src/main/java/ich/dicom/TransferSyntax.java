@@ -21,8 +21,8 @@ public enum TransferSyntax {
     JPEG_LOSSLESS("1.2.840.10008.1.2.4.57", "JPEG Lossless, Non-Hierarchical (Process 14)", Encoding.EXPLICIT_LE, Pixels.JPEG),
     JPEG_LOSSLESS_SV1("1.2.840.10008.1.2.4.70", "JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14 [Selection Value 1])",
             Encoding.EXPLICIT_LE, Pixels.JPEG),
-    JPEG_LS_LOSSLESS("1.2.840.10008.1.2.4.80", "JPEG-LS Lossless", Encoding.EXPLICIT_LE, Pixels.UNSUPPORTED),
-    JPEG_LS_NEAR_LOSSLESS("1.2.840.10008.1.2.4.81", "JPEG-LS Lossy (Near-Lossless)", Encoding.EXPLICIT_LE, Pixels.UNSUPPORTED),
+    JPEG_LS_LOSSLESS("1.2.840.10008.1.2.4.80", "JPEG-LS Lossless", Encoding.EXPLICIT_LE, Pixels.JPEG_LS),
+    JPEG_LS_NEAR_LOSSLESS("1.2.840.10008.1.2.4.81", "JPEG-LS Lossy (Near-Lossless)", Encoding.EXPLICIT_LE, Pixels.JPEG_LS),
     JPEG_2000_LOSSLESS("1.2.840.10008.1.2.4.90", "JPEG 2000 Image Compression (Lossless Only)", Encoding.EXPLICIT_LE, Pixels.JPEG_2000),
     JPEG_2000("1.2.840.10008.1.2.4.91", "JPEG 2000 Image Compression", Encoding.EXPLICIT_LE, Pixels.JPEG_2000),
     JPEG_2000_MC_LOSSLESS("1.2.840.10008.1.2.4.92", "JPEG 2000 Part 2 Multi-component Image Compression (Lossless Only)",
@@ -66,7 +66,7 @@ public enum TransferSyntax {
     }
 
     /** How the Pixel Data is stored, and so which decoder applies. */
-    public enum Pixels { NATIVE, RLE, JPEG, JPEG_2000, UNSUPPORTED }
+    public enum Pixels { NATIVE, RLE, JPEG, JPEG_LS, JPEG_2000, UNSUPPORTED }
 
     private static final Map<String, TransferSyntax> BY_UID =
             Stream.of(values()).collect(Collectors.toUnmodifiableMap(TransferSyntax::uid, Function.identity()));

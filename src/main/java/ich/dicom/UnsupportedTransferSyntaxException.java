@@ -2,7 +2,7 @@ package ich.dicom;
 
 /**
  * The data set is readable, but its Pixel Data uses a transfer syntax this reader does not decode
- * (JPEG-LS, HTJ2K, video, or a UID it does not know).
+ * (HTJ2K, JPEG 2000 Part 2, video, or a UID it does not know).
  */
 public final class UnsupportedTransferSyntaxException extends DicomFormatException {
     private final String uid;

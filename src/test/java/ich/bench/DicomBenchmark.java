@@ -35,6 +35,8 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code headerFromFile}: open (mmap), parse the whole data set, typed header, close: files/s.</li>
  *   <li>{@code headerFromMemory}: the same without the file system, to separate parsing from syscalls.</li>
  *   <li>{@code hounsfield}: stored values to HU (fp32) for the whole slice: 512 KiB of pixel data per op.</li>
+ *   <li>{@code pixelsFromFile}: open and decode the pixels: for a compressed syntax, its codec; compare syntaxes
+ *       with {@code -p file=...} on the corpus's {@code CTImage.dcm_*} files, one CT slice in ten syntaxes.</li>
  * </ul>
  */
 @BenchmarkMode(Mode.Throughput)
@@ -98,6 +100,13 @@ public class DicomBenchmark {
     }
 
     private static final Preprocessor.Config LOADER_CONFIG = Preprocessor.Config.train(256, 224);
+
+    @Benchmark
+    public long pixelsFromFile() throws IOException {
+        try (DicomFile f = DicomFile.open(path)) {
+            return f.pixelData().bytes().byteSize();
+        }
+    }
 
     @Benchmark
     public float[] hounsfield() {

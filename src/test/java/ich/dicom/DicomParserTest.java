@@ -1080,15 +1080,28 @@ class DicomParserTest {
         }
 
         @Test
-        void jpegLsIsUnsupported() throws Exception {
+        void jpegLsCodestreamErrorsNameTheFileAndFrame() throws Exception {
+            // SOI, SOF55 (2 x 2, 8 bits, 1 component), then EOI without a scan.
             byte[] codestream = {(byte) 0xFF, (byte) 0xD8, (byte) 0xFF, (byte) 0xF7, 0, 11, 8, 0, 2, 0, 2, 1, 1, 0x11, 0, (byte) 0xFF, (byte) 0xD9};
             byte[] b = image(DicomBytes.part10(DicomBytes.JPEG_LS), 2, 2, 1, 8, 0).encapsulatedPixelData(new int[]{0}, codestream).bytes();
             DicomFile f = parse(b);
             assertEquals(TransferSyntax.JPEG_LS_LOSSLESS, f.transferSyntax());
             assertEquals(2, f.header().rows());
+            DicomFormatException e = assertThrows(DicomFormatException.class, f::pixelData);
+            assertEquals(PIXEL_DATA, e.tag());
+            assertMessage(e, NAME, "frame 1 of 1", "JPEG-LS: EOI (FFD9) before any scan");
+        }
+
+        @Test
+        void htj2kIsUnsupported() throws Exception {
+            String htj2k = "1.2.840.10008.1.2.4.201";
+            byte[] b = image(DicomBytes.part10(htj2k), 2, 2, 1, 8, 0).encapsulatedPixelData(new int[]{0}, randomBytes(43, 16)).bytes();
+            DicomFile f = parse(b);
+            assertEquals(TransferSyntax.HTJ2K_LOSSLESS, f.transferSyntax());
+            assertEquals(2, f.header().rows());
             UnsupportedTransferSyntaxException e = assertThrows(UnsupportedTransferSyntaxException.class, f::pixelData);
-            assertEquals(DicomBytes.JPEG_LS, e.uid());
-            assertMessage(e, NAME, DicomBytes.JPEG_LS, "JPEG-LS");
+            assertEquals(htj2k, e.uid());
+            assertMessage(e, NAME, htj2k, "High-Throughput JPEG 2000");
         }
 
         @Test

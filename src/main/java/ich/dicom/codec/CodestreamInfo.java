@@ -3,15 +3,19 @@ package ich.dicom.codec;
 import java.io.IOException;
 
 /**
- * The frame header of a JPEG (T.81 B.2.2 SOFn) or JPEG 2000 (T.800 A.5.1 SIZ) codestream, read before any
- * decoder runs so that dimensions can be checked against the DICOM header and nothing is allocated for
- * a codestream that claims a different or huge image.
+ * The frame header of a JPEG (T.81 B.2.2 SOFn), JPEG-LS (T.87 C.2.2 SOF55) or JPEG 2000 (T.800 A.5.1 SIZ) codestream,
+ * read before any
+ * decoder runs so that dimensions can be checked against the DICOM header and nothing is allocated for a
+ * codestream that claims a different or huge image.
  */
 public record CodestreamInfo(int marker, int precision, int width, int height, int components, boolean signed) {
 
     public boolean isJpegLossless() { return marker == 0xC3 || marker == 0xC7 || marker == 0xCB || marker == 0xCF; }
 
     public boolean isJpegSequentialHuffman() { return marker == 0xC0 || marker == 0xC1; }
+
+    /** SOF55 (T.87 C.2.2), the frame header of JPEG-LS. */
+    public boolean isJpegLs() { return marker == 0xF7; }
 
     public static CodestreamInfo jpeg(byte[] b) throws IOException {
         if (b.length < 4 || (b[0] & 0xFF) != 0xFF || (b[1] & 0xFF) != 0xD8) throw new IOException("JPEG: codestream does not start with SOI (FFD8)");
@@ -21,7 +25,7 @@ public record CodestreamInfo(int marker, int precision, int width, int height, i
             int marker = b[p + 1] & 0xFF;
             if (marker == 0xFF) { p++; continue; } // fill byte (B.1.1.2)
             int len = ((b[p + 2] & 0xFF) << 8) | (b[p + 3] & 0xFF);
-            if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) {
+            if ((marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC) || marker == 0xF7) {
                 if (p + 10 > b.length) throw new IOException("JPEG: truncated SOF segment at byte " + p);
                 int precision = b[p + 4] & 0xFF;
                 int height = ((b[p + 5] & 0xFF) << 8) | (b[p + 6] & 0xFF);
