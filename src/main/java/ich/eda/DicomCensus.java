@@ -2,6 +2,7 @@ package ich.eda;
 
 import ich.labels.LabelTable;
 import ich.labels.Subtype;
+import ich.train.ImageCatalog;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -14,8 +15,9 @@ import java.util.TreeMap;
 
 /**
  * What a header scan says about a DICOM folder, next to the labels: which files match label rows (by image
- * id), and over the readable images (files with Pixel Data) the studies, pixel encodings, the RSNA 12-bit
- * fix and the header windows. Every file is accounted for: read, unreadable, or read without Pixel Data.
+ * id), and over the readable images (the frames of files with Pixel Data; a multi-frame file's frames take frame
+ * 1's header values) the studies, pixel encodings, the RSNA 12-bit fix and the header windows. Every file is
+ * accounted for: read, unreadable, or read without Pixel Data.
  */
 public record DicomCensus(
         HeaderScan.Result scan,
@@ -46,8 +48,8 @@ public record DicomCensus(
         public int compareTo(Encoding o) { return ORDER.compare(this, o); }
     }
 
-    /** Files with one encoding, and how many of them the RSNA 12-bit fix applies to. */
-    public record EncodingCount(int files, int rsna12BitFix) {}
+    /** Images (frames) with one encoding, and how many of them the RSNA 12-bit fix applies to. */
+    public record EncodingCount(int images, int rsna12BitFix) {}
 
     /** First Window Center and Width values. Sorted by center, then width. */
     public record WindowPair(double center, double width) implements Comparable<WindowPair> {
@@ -59,7 +61,8 @@ public record DicomCensus(
     }
 
     public static DicomCensus of(HeaderScan.Result scan, LabelTable labels) {
-        // Matching is by file name, readable or not: a label whose file is unreadable still has a file.
+        // Matching is by file name, readable or not: a label whose file is unreadable still has a file. A multi-frame
+        // file holds one image per frame, named as training and scoring name them (ImageCatalog.frameId).
         Map<String, List<Path>> filesById = new LinkedHashMap<>();
         List<Path> withoutLabel = new ArrayList<>();
         int withLabel = 0;
@@ -67,12 +70,16 @@ public record DicomCensus(
         all.addAll(scan.unreadable());
         all.sort(Comparator.comparing(HeaderScan.Outcome::file));
         for (HeaderScan.Outcome o : all) {
-            if (labels.indexOf(o.imageId()) >= 0) {
-                withLabel++;
-                filesById.computeIfAbsent(o.imageId(), k -> new ArrayList<>()).add(o.file());
-            } else {
-                withoutLabel.add(o.file());
+            int frames = o instanceof HeaderScan.FileFacts f && f.hasPixelData() ? Math.max(1, f.frames()) : 1;
+            boolean labelled = false;
+            for (int k = 0; k < frames; k++) {
+                String id = ImageCatalog.frameId(o.imageId(), k, frames);
+                if (labels.indexOf(id) < 0) continue;
+                labelled = true;
+                filesById.computeIfAbsent(id, x -> new ArrayList<>()).add(o.file());
             }
+            if (labelled) withLabel++;
+            else withoutLabel.add(o.file());
         }
         Map<String, List<Path>> several = new TreeMap<>();
         filesById.forEach((id, files) -> { if (files.size() > 1) several.put(id, List.copyOf(files)); });
@@ -94,15 +101,17 @@ public record DicomCensus(
                 noPixels.add(f.file());
                 continue;
             }
-            images++;
-            int fixed = f.rsna12BitFix() ? 1 : 0;
-            encodings.merge(new Encoding(f.bitsStored(), f.pixelRepresentation(), f.rescaleIntercept()), new EncodingCount(1, fixed),
-                    (a, b) -> new EncodingCount(a.files() + b.files(), a.rsna12BitFix() + b.rsna12BitFix()));
+            // Each frame is an image; its encoding and window are taken from frame 1's.
+            int frames = Math.max(1, f.frames());
+            images += frames;
+            int fixed = f.rsna12BitFix() ? frames : 0;
+            encodings.merge(new Encoding(f.bitsStored(), f.pixelRepresentation(), f.rescaleIntercept()), new EncodingCount(frames, fixed),
+                    (a, b) -> new EncodingCount(a.images() + b.images(), a.rsna12BitFix() + b.rsna12BitFix()));
             fix += fixed;
-            if (f.studyInstanceUid() == null || f.studyInstanceUid().isEmpty()) noStudy++;
-            else studies.merge(f.studyInstanceUid(), 1, Integer::sum);
-            if (f.hasWindow()) windows.merge(new WindowPair(f.windowCenter(), f.windowWidth()), 1, Integer::sum);
-            else noWindow++;
+            if (f.studyInstanceUid() == null || f.studyInstanceUid().isEmpty()) noStudy += frames;
+            else studies.merge(f.studyInstanceUid(), frames, Integer::sum);
+            if (f.hasWindow()) windows.merge(new WindowPair(f.windowCenter(), f.windowWidth()), frames, Integer::sum);
+            else noWindow += frames;
         }
         return new DicomCensus(scan, withLabel, List.copyOf(withoutLabel), List.copyOf(labelsWithoutFile), several,
                 filesById.size(), matchedPositive, List.copyOf(noPixels), images, encodings, fix, studies, noStudy,

@@ -162,9 +162,10 @@ public final class EdaReport {
         md.append("## DICOM headers\n\n");
         md.append("Files under `").append(dicomName).append("`: ").append(files).append(". Headers read: ")
                 .append(scan.read().size()).append("; unreadable: ").append(scan.unreadable().size())
-                .append("; read but without Pixel Data: ").append(c.withoutPixelData().size()).append("; images (files with Pixel Data): ")
+                .append("; read but without Pixel Data: ").append(c.withoutPixelData().size()).append("; images (frames of files with Pixel Data): ")
                 .append(c.images()).append(". Only headers were read, no pixels decoded, on ").append(threads)
-                .append(threads == 1 ? " thread" : " threads").append(". Multi-frame files count once, with the values of frame 1.\n\n");
+                .append(threads == 1 ? " thread" : " threads").append(". A multi-frame file holds one image per frame, named `<file>_frame<k>` ")
+                .append("(k from 1) as `ich train` and `ich score` name them, each counted with the header values of frame 1.\n\n");
         md.append("Matched to the labels by image id (the file name without `.dcm`): files with a label row ").append(c.filesWithLabel())
                 .append(", without ").append(c.filesWithoutLabel().size()).append("; labelled images with a file ")
                 .append(c.matchedImages()).append(" of ").append(c.matchedImages() + c.labelsWithoutFile().size())
@@ -238,7 +239,7 @@ public final class EdaReport {
             DicomCensus.Encoding k = e.getKey();
             md.append("| ").append(k.bitsStored()).append(" | ").append(k.pixelRepresentation()).append(" | ")
                     .append(Double.isNaN(k.rescaleIntercept()) ? "absent" : num(k.rescaleIntercept())).append(" | ")
-                    .append(e.getValue().files()).append(" | ").append(e.getValue().rsna12BitFix()).append(" |\n");
+                    .append(e.getValue().images()).append(" | ").append(e.getValue().rsna12BitFix()).append(" |\n");
         }
         md.append('\n');
         md.append("### RSNA 12-bit fix\n\n");

@@ -37,12 +37,13 @@ public final class HeaderScan {
      * @param studyInstanceUid   (0020,000D), null when absent
      * @param hasPixelData       whether the data set has (7FE0,0010) Pixel Data; the encoding fields mean
      *                           something only then
+     * @param frames             (0028,0008) Number of Frames, 1 when absent: the images the file holds
      * @param rescaleIntercept   (0028,1052), NaN when absent
      * @param rsna12BitFix       whether the Hounsfield conversion applies the RSNA 12-bit fix to this file
      * @param windowCenter       first value of (0028,1050), NaN when absent
      * @param windowWidth        first value of (0028,1051), NaN when absent
      */
-    public record FileFacts(Path file, String imageId, String studyInstanceUid, boolean hasPixelData, int bitsStored,
+    public record FileFacts(Path file, String imageId, String studyInstanceUid, boolean hasPixelData, int frames, int bitsStored,
                             int pixelRepresentation, double rescaleIntercept, boolean rsna12BitFix,
                             double windowCenter, double windowWidth) implements Outcome {
         public boolean hasWindow() { return !Double.isNaN(windowCenter) && !Double.isNaN(windowWidth); }
@@ -91,7 +92,7 @@ public final class HeaderScan {
             ImageHeader h = f.header();
             // Interned: a study UID repeats for each of its slices, and a scan may hold a million of them.
             String study = h.studyInstanceUid() == null ? null : h.studyInstanceUid().intern();
-            return new FileFacts(file, id, study, h.hasPixelData(), h.bitsStored(), h.pixelRepresentation(),
+            return new FileFacts(file, id, study, h.hasPixelData(), h.numberOfFrames(), h.bitsStored(), h.pixelRepresentation(),
                     h.rescaleIntercept(), h.hasPixelData() && rsna12BitFix(h), first(h.windowCenter()), first(h.windowWidth()));
         } catch (DicomFormatException e) {
             return new Unreadable(file, id, e.getMessage());

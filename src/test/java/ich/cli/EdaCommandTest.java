@@ -165,7 +165,7 @@ class EdaCommandTest {
             double intercept = e.getKey().rescaleIntercept();
             String row = "| " + e.getKey().bitsStored() + " | " + e.getKey().pixelRepresentation() + " | "
                     + (Double.isNaN(intercept) ? "absent" : intercept == Math.rint(intercept) ? Long.toString((long) intercept) : Double.toString(intercept))
-                    + " | " + e.getValue().files() + " | " + e.getValue().rsna12BitFix() + " |\n";
+                    + " | " + e.getValue().images() + " | " + e.getValue().rsna12BitFix() + " |\n";
             assertTrue(md.contains(row), "encoding row " + row + " in\n" + md);
         }
         assertTrue(md.contains(c.rsna12BitFix() + " of " + c.images() + " images ("), md);

@@ -125,22 +125,25 @@ class DicomCensusTest {
                 noPixels.add(p);
                 continue;
             }
-            images++;
+            int frames = h.numberOfFrames(); // each frame is an image, with frame 1's values
+            images += frames;
             boolean fixed = expectedFix(h);
-            if (fixed) fix++;
+            if (fixed) fix += frames;
             int[] n = encodings.computeIfAbsent(new DicomCensus.Encoding(h.bitsStored(), h.pixelRepresentation(), h.rescaleIntercept()), k -> new int[2]);
-            n[0]++;
-            if (fixed) n[1]++;
-            if (h.studyInstanceUid() == null) noStudy++;
-            else studies.merge(h.studyInstanceUid(), 1, Integer::sum);
+            n[0] += frames;
+            if (fixed) n[1] += frames;
+            if (h.studyInstanceUid() == null) noStudy += frames;
+            else studies.merge(h.studyInstanceUid(), frames, Integer::sum);
             if (h.windowCenter().length > 0 && h.windowWidth().length > 0) {
-                windows.merge(new DicomCensus.WindowPair(h.windowCenter()[0], h.windowWidth()[0]), 1, Integer::sum);
+                windows.merge(new DicomCensus.WindowPair(h.windowCenter()[0], h.windowWidth()[0]), frames, Integer::sum);
             } else {
-                noWindow++;
+                noWindow += frames;
             }
         }
 
-        LabelTable labels = LabelTable.of(List.of("ID_000a2d7b0", "ID_nofile"), new byte[]{(byte) Subtype.ANY.bit(), 0});
+        // The 2-frame Enhanced CT is labelled per frame, as training takes it; a label for the whole file has no image.
+        LabelTable labels = LabelTable.of(List.of("ID_000a2d7b0", "ID_nofile", "eCT_Supplemental_frame1", "eCT_Supplemental_frame2",
+                "eCT_Supplemental"), new byte[]{(byte) Subtype.ANY.bit(), 0, 0, (byte) Subtype.ANY.bit(), 0});
         HeaderScan.Result scan = HeaderScan.scan(root, 4);
         DicomCensus c = DicomCensus.of(scan, labels);
 
@@ -159,10 +162,12 @@ class DicomCensusTest {
         assertEquals(windows, c.windows());
         assertEquals(noWindow, c.withoutWindow());
 
-        assertEquals(1, c.filesWithLabel());
-        assertEquals(files.size() - 1, c.filesWithoutLabel().size());
-        assertEquals(List.of("ID_nofile"), c.labelsWithoutFile());
-        assertEquals(1, c.matchedPositiveImages());
+        assertTrue(images > files.size() - unreadable.size() - noPixels.size(), "the multi-frame files count each frame");
+        assertEquals(2, c.filesWithLabel());
+        assertEquals(files.size() - 2, c.filesWithoutLabel().size());
+        assertEquals(List.of("ID_nofile", "eCT_Supplemental"), c.labelsWithoutFile());
+        assertEquals(3, c.matchedImages());
+        assertEquals(2, c.matchedPositiveImages());
         // The real RSNA slice counts in the row of the encoding the reader gives it.
         HeaderScan.FileFacts rsna = scan.read().stream().filter(f -> f.imageId().equals("ID_000a2d7b0")).findFirst().orElseThrow();
         assertTrue(c.encodings().containsKey(new DicomCensus.Encoding(rsna.bitsStored(), rsna.pixelRepresentation(), rsna.rescaleIntercept())));
