@@ -103,7 +103,7 @@ public final class ImageCatalog {
             if (!h.hasPixelData()) {
                 return new Unreadable(file, id, file + ": no (7FE0,0010) Pixel Data: not an image");
             }
-            String notCt = notACtSlice(f.dataSet());
+            String notCt = notACtSlice(f.dataSet(), h);
             if (notCt != null) return new Unreadable(file, id, file + ": " + notCt);
             String patient = blankToNull(h.patientId()), study = intern(h.studyInstanceUid()), series = intern(h.seriesInstanceUid());
             int frames = h.numberOfFrames();
@@ -125,10 +125,12 @@ public final class ImageCatalog {
      * Why a data set is not a slice the model can read, or null when it is one. The model reads axial CT: a series
      * exported from a hospital also holds other images, which scored as slices would pass for brain and end up in
      * the study's triage maximum. Left out, with the reason: (0008,0060) Modality other than CT (MR, a secondary
-     * capture of the dose report, ...; a file without Modality is kept), and a localizer, (0008,0008) Image Type
-     * with LOCALIZER (the scout of a CT series, PS3.3 C.8.2.1.1.1).
+     * capture of the dose report, ...; a file without Modality is kept), a localizer, (0008,0008) Image Type
+     * with LOCALIZER (the scout of a CT series, PS3.3 C.8.2.1.1.1), and a slice whose (0020,0037) Image Orientation
+     * (Patient) is more than {@link #MAX_DEGREES_FROM_AXIAL} degrees from axial (a sagittal or coronal reformat; a
+     * file without the attribute is kept).
      */
-    static String notACtSlice(DataSet ds) {
+    static String notACtSlice(DataSet ds, ImageHeader h) {
         String modality = ds.string(Tag.MODALITY);
         if (modality != null && !modality.isBlank() && !modality.strip().equals("CT")) {
             return "(0008,0060) Modality is " + modality.strip() + ": the model reads CT slices; left out";
@@ -139,8 +141,27 @@ public final class ImageCatalog {
                         + ": a localizer (scout), not an axial slice; left out";
             }
         }
+        double[] o = h.imageOrientationPatient();
+        if (o != null && o.length == 6) {
+            // PS3.3 C.7.6.2.1.1: the slice normal is the row direction cosines crossed with the column ones.
+            double nx = o[1] * o[5] - o[2] * o[4], ny = o[2] * o[3] - o[0] * o[5], nz = o[0] * o[4] - o[1] * o[3];
+            double norm = Math.sqrt(nx * nx + ny * ny + nz * nz);
+            double fromAxial = norm > 0 ? Math.toDegrees(Math.acos(Math.min(1, Math.abs(nz) / norm))) : 0;
+            if (fromAxial > MAX_DEGREES_FROM_AXIAL) {
+                String plane = Math.abs(nz) >= Math.max(Math.abs(nx), Math.abs(ny)) ? "an oblique"
+                        : Math.abs(nx) >= Math.abs(ny) ? "a sagittal" : "a coronal";
+                return String.format(java.util.Locale.ROOT, "(0020,0037) Image Orientation (Patient) is %s: %s plane, %.0f degrees "
+                        + "from axial, not an axial slice; left out", String.join("\\", ds.strings(Tag.IMAGE_ORIENTATION_PATIENT)), plane, fromAxial);
+            }
+        }
         return null;
     }
+
+    /**
+     * Head CT is scanned axially with the gantry tilted by up to about 30 degrees; sagittal and coronal reformats,
+     * which hospital exports hold beside the axial series, are 90 degrees away. Half-way between tells them apart.
+     */
+    static final double MAX_DEGREES_FROM_AXIAL = 45;
 
     private static String blankToNull(String s) {
         return s == null || s.isBlank() ? null : s.strip().intern();

@@ -18,6 +18,8 @@ public final class TinyDicom {
     public String modality = "CT";
     /** (0008,0008) Image Type, backslash-separated values; omitted when null. */
     public String imageType;
+    /** (0020,0037) Image Orientation (Patient) as a DS string, e.g. {@code 0\\1\\0\\0\\0\\-1}; absent when null. */
+    public String imageOrientation;
     public String photometric = "MONOCHROME2";
     public int rows = 4, columns = 4, frames = 1;
     public int bitsStored = 16, pixelRepresentation = 1;
@@ -51,6 +53,7 @@ public final class TinyDicom {
         if (imageType != null) implicit(out, 0x0008, 0x0008, str(imageType));
         if (modality != null) implicit(out, 0x0008, 0x0060, str(modality));
         if (studyUid != null) implicit(out, 0x0020, 0x000D, ui(studyUid));
+        if (imageOrientation != null) implicit(out, 0x0020, 0x0037, str(imageOrientation));
         implicit(out, 0x0028, 0x0002, le(2, 1));
         implicit(out, 0x0028, 0x0004, str(photometric));
         if (frames > 1) implicit(out, 0x0028, 0x0008, str(Integer.toString(frames)));

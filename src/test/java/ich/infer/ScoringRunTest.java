@@ -180,8 +180,9 @@ class ScoringRunTest {
 
     /**
      * What a hospital series holds besides axial CT slices is reported, not scored as brain: an MR image (the
-     * corpus's emri_small.dcm) and a CT localizer ((0008,0008) Image Type with LOCALIZER) go to errors.csv with the
-     * attribute that excludes them; a CT slice and a file without (0008,0060) Modality are scored.
+     * corpus's emri_small.dcm), a CT localizer ((0008,0008) Image Type with LOCALIZER), and sagittal and coronal
+     * reformats ((0020,0037) Image Orientation (Patient)) go to errors.csv with the attribute that excludes them; a
+     * CT slice, a slice tilted by 25 degrees (gantry tilt) and a file without (0008,0060) Modality are scored.
      */
     @Test
     void nonCtImagesAndLocalizersAreReportedNotScored() throws Exception {
@@ -195,17 +196,27 @@ class ScoringRunTest {
         anonymous.rows = anonymous.columns = 8;
         anonymous.modality = null;
         Path noModality = anonymous.write(folder.resolve("no_modality.dcm"));
-        List<Path> in = List.of(ich.dicom.SampleCorpus.file("emri_small.dcm"), localizer, noModality, inputs.get(0));
+        ich.eda.TinyDicom sagittal = new ich.eda.TinyDicom(), coronal = new ich.eda.TinyDicom(), tilted = new ich.eda.TinyDicom();
+        sagittal.rows = sagittal.columns = coronal.rows = coronal.columns = tilted.rows = tilted.columns = 8;
+        sagittal.imageOrientation = "0\\1\\0\\0\\0\\-1";
+        coronal.imageOrientation = "1\\0\\0\\0\\0\\-1";
+        tilted.imageOrientation = "1\\0\\0\\0\\0.906308\\-0.422618"; // 25 degrees about the x axis
+        List<Path> in = List.of(ich.dicom.SampleCorpus.file("emri_small.dcm"), localizer, noModality, inputs.get(0),
+                sagittal.write(folder.resolve("sagittal.dcm")), coronal.write(folder.resolve("coronal.dcm")), tilted.write(folder.resolve("tilted.dcm")));
         Path out = folder.resolve("out").resolve("submission.csv");
         ScoringRun.Summary summary = ScoringRun.run(new ChannelMeanScorer(), new ScoringRun.Options(in, null, out, 32, 4, 2, false, false, 1), quiet());
-        assertEquals(2, summary.scored(), summary.toString());
-        assertEquals(2, summary.failed(), summary.toString());
+        assertEquals(3, summary.scored(), summary.toString());
+        assertEquals(4, summary.failed(), summary.toString());
         List<String> errors = Files.readAllLines(out.resolveSibling(ScoringRun.ERRORS));
         assertTrue(errors.stream().anyMatch(l -> l.startsWith("emri_small,") && l.contains("(0008,0060) Modality is MR")), errors.toString());
         assertTrue(errors.stream().anyMatch(l -> l.startsWith("scout,") && l.contains("(0008,0008) Image Type is ORIGINAL\\PRIMARY\\LOCALIZER")
                 && l.contains("localizer")), errors.toString());
+        assertTrue(errors.stream().anyMatch(l -> l.startsWith("sagittal,") && l.contains("(0020,0037) Image Orientation (Patient) is 0\\1\\0\\0\\0\\-1: "
+                + "a sagittal plane, 90 degrees from axial")), errors.toString());
+        assertTrue(errors.stream().anyMatch(l -> l.startsWith("coronal,") && l.contains("a coronal plane, 90 degrees from axial")), errors.toString());
         List<String> scored = Files.readAllLines(out.resolveSibling(ScoringRun.PER_IMAGE));
         assertTrue(scored.stream().anyMatch(l -> l.startsWith("no_modality,")), scored.toString());
+        assertTrue(scored.stream().anyMatch(l -> l.startsWith("tilted,")), scored.toString());
     }
 
     @Test
