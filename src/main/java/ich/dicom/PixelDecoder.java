@@ -68,6 +68,13 @@ final class PixelDecoder {
                             h.samplesPerPixel(), h.bitsAllocated(), out, i * frameBytes);
                     case JPEG -> decodeJpeg(codestream, h, out, i * frameBytes);
                     case JPEG_LS -> decodeJpegLs(codestream, h, out, i * frameBytes);
+                    case ENCAPSULATED_NATIVE -> {
+                        // PS3.5 A.4.11: the frame's native bytes, the fragment padded to even length.
+                        if (codestream.length < frameBytes) {
+                            throw new IOException("the fragment holds " + codestream.length + " bytes, a frame needs " + frameBytes);
+                        }
+                        MemorySegment.copy(MemorySegment.ofArray(codestream), 0, out, i * frameBytes, frameBytes);
+                    }
                     case JPEG_2000 -> decodeJpeg2000(codestream, h, out, i * frameBytes);
                     default -> throw new IllegalStateException(ts.toString());
                 }
@@ -173,7 +180,7 @@ final class PixelDecoder {
             result.add(new int[]{0, n});
             return result;
         }
-        if (ts.pixels() != TransferSyntax.Pixels.RLE) {
+        if (ts.pixels() == TransferSyntax.Pixels.JPEG || ts.pixels() == TransferSyntax.Pixels.JPEG_LS || ts.pixels() == TransferSyntax.Pixels.JPEG_2000) {
             int begin = 0;
             for (int k = 1; k < n; k++) {
                 if (startsFrame(ds.data(), fr.valueOffsets()[k], fr.valueLengths()[k], ts)) {

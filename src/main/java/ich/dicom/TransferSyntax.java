@@ -15,7 +15,7 @@ public enum TransferSyntax {
     /** Not a standard syntax, but DCMTK detects it in bare data sets; kept so such files are read, not misread. */
     IMPLICIT_VR_BIG_ENDIAN("implicit-big-endian", "Implicit VR Big Endian (non-standard)", Encoding.IMPLICIT_BE, Pixels.NATIVE),
     ENCAPSULATED_UNCOMPRESSED("1.2.840.10008.1.2.1.98", "Encapsulated Uncompressed Explicit VR Little Endian",
-            Encoding.EXPLICIT_LE, Pixels.UNSUPPORTED),
+            Encoding.EXPLICIT_LE, Pixels.ENCAPSULATED_NATIVE),
     JPEG_BASELINE("1.2.840.10008.1.2.4.50", "JPEG Baseline (Process 1)", Encoding.EXPLICIT_LE, Pixels.JPEG),
     JPEG_EXTENDED("1.2.840.10008.1.2.4.51", "JPEG Extended (Process 2 & 4)", Encoding.EXPLICIT_LE, Pixels.JPEG),
     JPEG_LOSSLESS("1.2.840.10008.1.2.4.57", "JPEG Lossless, Non-Hierarchical (Process 14)", Encoding.EXPLICIT_LE, Pixels.JPEG),
@@ -66,7 +66,11 @@ public enum TransferSyntax {
     }
 
     /** How the Pixel Data is stored, and so which decoder applies. */
-    public enum Pixels { NATIVE, RLE, JPEG, JPEG_LS, JPEG_2000, UNSUPPORTED }
+    /**
+     * How Pixel Data is stored: native, encapsulated native frames (PS3.5 A.4.11: one uncompressed frame per
+     * fragment), or a codec.
+     */
+    public enum Pixels { NATIVE, ENCAPSULATED_NATIVE, RLE, JPEG, JPEG_LS, JPEG_2000, UNSUPPORTED }
 
     private static final Map<String, TransferSyntax> BY_UID =
             Stream.of(values()).collect(Collectors.toUnmodifiableMap(TransferSyntax::uid, Function.identity()));

@@ -1093,6 +1093,23 @@ class DicomParserTest {
         }
 
         @Test
+        void encapsulatedUncompressedFramesAreTheirFragments() throws Exception {
+            // PS3.5 A.4.11: one native frame per fragment, with a Basic Offset Table here (offsets 0 and 12 + 8).
+            String uid = "1.2.840.10008.1.2.1.98";
+            byte[] frame1 = randomBytes(44, 12), frame2 = randomBytes(45, 12);
+            byte[] b = image(DicomBytes.part10(uid), 2, 3, 2, 16, 1).encapsulatedPixelData(new int[]{0, 20}, frame1, frame2).bytes();
+            DicomFile f = parse(b);
+            assertEquals(TransferSyntax.ENCAPSULATED_UNCOMPRESSED, f.transferSyntax());
+            PixelData px = f.pixelData();
+            assertArrayEquals(frame1, bytes(px.frame(0)));
+            assertArrayEquals(frame2, bytes(px.frame(1)));
+
+            byte[] shortFrame = image(DicomBytes.part10(uid), 2, 3, 2, 16, 1).encapsulatedPixelData(new int[]{0, 20}, frame1, new byte[4]).bytes();
+            DicomFormatException e = assertThrows(DicomFormatException.class, () -> parse(shortFrame).pixelData());
+            assertMessage(e, NAME, "frame 2 of 2", "the fragment holds 4 bytes, a frame needs 12");
+        }
+
+        @Test
         void htj2kIsUnsupported() throws Exception {
             String htj2k = "1.2.840.10008.1.2.4.201";
             byte[] b = image(DicomBytes.part10(htj2k), 2, 2, 1, 8, 0).encapsulatedPixelData(new int[]{0}, randomBytes(43, 16)).bytes();
