@@ -85,7 +85,8 @@ public record ImageHeader(
         double intercept = ds.number(Tag.RESCALE_INTERCEPT, VR.DS, Double.NaN);
         double[] center = ds.numbers(Tag.WINDOW_CENTER, VR.DS);
         double[] width = ds.numbers(Tag.WINDOW_WIDTH, VR.DS);
-        FrameTransform topLevel = new FrameTransform(slope, intercept, center, width, ds.numbers(Tag.IMAGE_POSITION_PATIENT, VR.DS));
+        FrameTransform topLevel = new FrameTransform(slope, intercept, center, width, ds.numbers(Tag.IMAGE_POSITION_PATIENT, VR.DS),
+                ds.numbers(Tag.IMAGE_ORIENTATION_PATIENT, VR.DS));
 
         List<FrameTransform> transforms = new ArrayList<>();
         List<DataSet> perFrame = ds.sequence(Tag.PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
@@ -132,7 +133,13 @@ public record ImageHeader(
             double[] p = plane.getFirst().numbers(Tag.IMAGE_POSITION_PATIENT, VR.DS);
             if (p.length > 0) position = p;
         }
-        return new FrameTransform(slope, intercept, center, width, position);
+        double[] orientation = base.imageOrientationPatient();
+        List<DataSet> planeOrientation = item.sequence(Tag.PLANE_ORIENTATION_SEQUENCE);
+        if (!planeOrientation.isEmpty()) {
+            double[] o = planeOrientation.getFirst().numbers(Tag.IMAGE_ORIENTATION_PATIENT, VR.DS);
+            if (o.length > 0) orientation = o;
+        }
+        return new FrameTransform(slope, intercept, center, width, position, orientation);
     }
 
     /** (0028,3000) Modality LUT Sequence, first item: LUT Descriptor (0028,3002) and LUT Data (0028,3006). */

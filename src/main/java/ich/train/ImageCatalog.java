@@ -128,7 +128,7 @@ public final class ImageCatalog {
      * capture of the dose report, ...; a file without Modality is kept), a localizer, (0008,0008) Image Type
      * with LOCALIZER (the scout of a CT series, PS3.3 C.8.2.1.1.1), and a slice whose (0020,0037) Image Orientation
      * (Patient) is more than {@link #MAX_DEGREES_FROM_AXIAL} degrees from axial (a sagittal or coronal reformat; a
-     * file without the attribute is kept).
+     * file without the attribute is kept; an enhanced object's frames by their Plane Orientation Sequence).
      */
     static String notACtSlice(DataSet ds, ImageHeader h) {
         String modality = ds.string(Tag.MODALITY);
@@ -141,20 +141,31 @@ public final class ImageCatalog {
                         + ": a localizer (scout), not an axial slice; left out";
             }
         }
-        double[] o = h.imageOrientationPatient();
-        if (o != null && o.length == 6) {
-            // PS3.3 C.7.6.2.1.1: the slice normal is the row direction cosines crossed with the column ones.
-            double nx = o[1] * o[5] - o[2] * o[4], ny = o[2] * o[3] - o[0] * o[5], nz = o[0] * o[4] - o[1] * o[3];
-            double norm = Math.sqrt(nx * nx + ny * ny + nz * nz);
-            double fromAxial = norm > 0 ? Math.toDegrees(Math.acos(Math.min(1, Math.abs(nz) / norm))) : 0;
-            if (fromAxial > MAX_DEGREES_FROM_AXIAL) {
-                String plane = Math.abs(nz) >= Math.max(Math.abs(nx), Math.abs(ny)) ? "an oblique"
-                        : Math.abs(nx) >= Math.abs(ny) ? "a sagittal" : "a coronal";
-                return String.format(java.util.Locale.ROOT, "(0020,0037) Image Orientation (Patient) is %s: %s plane, %.0f degrees "
-                        + "from axial, not an axial slice; left out", String.join("\\", ds.strings(Tag.IMAGE_ORIENTATION_PATIENT)), plane, fromAxial);
-            }
+        int frames = h.numberOfFrames();
+        for (int k = 0; k < frames; k++) {
+            double[] o = h.frameTransform(k).imageOrientationPatient();
+            String plane = notAxial(o);
+            if (plane == null) continue;
+            StringBuilder values = new StringBuilder();
+            for (double v : o) values.append(values.isEmpty() ? "" : "\\").append(ich.dicom.DicomWriter.decimalString(v));
+            String where = frames == 1 ? "" : "frame " + (k + 1) + " of " + frames + ": ";
+            return where + "(0020,0037) Image Orientation (Patient) is " + values + ": " + plane + ", not an axial slice; left out";
         }
         return null;
+    }
+
+    /** "a sagittal plane, 90 degrees from axial" and the like, or null for an axial slice or no orientation. */
+    static String notAxial(double[] o) {
+        if (o == null || o.length != 6) return null;
+        // PS3.3 C.7.6.2.1.1: the slice normal is the row direction cosines crossed with the column ones.
+        double nx = o[1] * o[5] - o[2] * o[4], ny = o[2] * o[3] - o[0] * o[5], nz = o[0] * o[4] - o[1] * o[3];
+        double norm = Math.sqrt(nx * nx + ny * ny + nz * nz);
+        if (norm == 0) return null;
+        double fromAxial = Math.toDegrees(Math.acos(Math.min(1, Math.abs(nz) / norm)));
+        if (fromAxial <= MAX_DEGREES_FROM_AXIAL) return null;
+        String plane = Math.abs(nz) >= Math.max(Math.abs(nx), Math.abs(ny)) ? "an oblique"
+                : Math.abs(nx) >= Math.abs(ny) ? "a sagittal" : "a coronal";
+        return String.format(java.util.Locale.ROOT, "%s plane, %.0f degrees from axial", plane, fromAxial);
     }
 
     /**

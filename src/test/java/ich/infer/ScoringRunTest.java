@@ -219,6 +219,36 @@ class ScoringRunTest {
         assertTrue(scored.stream().anyMatch(l -> l.startsWith("tilted,")), scored.toString());
     }
 
+    /**
+     * An enhanced object's frames are judged by their own orientation, the Plane Orientation Sequence (0020,9116) of
+     * its functional groups (it has no top-level (0020,0037)): the corpus's Enhanced CT, axial, is scored; a copy
+     * whose shared Plane Orientation is made sagittal is reported.
+     */
+    @Test
+    void enhancedFramesAreJudgedByTheirPlaneOrientation() throws Exception {
+        ich.dicom.SampleCorpus.assumePresent();
+        Path original = ich.dicom.SampleCorpus.file("eCT_Supplemental.dcm");
+        try (ich.dicom.DicomFile f = ich.dicom.DicomFile.open(original)) {
+            assertArrayEquals(new double[]{-1, 0, 0, 0, 1, 0}, f.header().frameTransform(1).imageOrientationPatient());
+        }
+        byte[] b = Files.readAllBytes(original);
+        String axial = "-1.00000\\0.00000\\0.00000\\0.00000\\1.00000\\0.00000", sagittal = "0.000000\\1.00000\\0.00000\\0.00000\\0.00000\\-1.0000";
+        String text = new String(b, java.nio.charset.StandardCharsets.ISO_8859_1);
+        int inSequence = text.indexOf(axial);
+        assertTrue(inSequence > 0 && text.indexOf(axial, inSequence + 1) < 0, "one occurrence, in the shared functional groups");
+        System.arraycopy(sagittal.getBytes(java.nio.charset.StandardCharsets.ISO_8859_1), 0, b, inSequence, sagittal.length());
+        Path folder = dir.resolve("enhanced");
+        Files.createDirectories(folder);
+        Path reformat = Files.write(folder.resolve("reformat.dcm"), b);
+        Path out = folder.resolve("out").resolve("submission.csv");
+        ScoringRun.Summary summary = ScoringRun.run(new ChannelMeanScorer(),
+                new ScoringRun.Options(List.of(original, reformat), null, out, 32, 4, 2, false, false, 1), quiet());
+        assertEquals(2, summary.scored(), summary.toString());
+        List<String> errors = Files.readAllLines(out.resolveSibling(ScoringRun.ERRORS));
+        assertTrue(errors.stream().anyMatch(l -> l.startsWith("reformat,") && l.contains("frame 1 of 2: (0020,0037) Image Orientation (Patient) "
+                + "is 0\\1\\0\\0\\0\\-1: a sagittal plane, 90 degrees from axial")), errors.toString());
+    }
+
     @Test
     void aSampleListingUnscoredImagesLeavesNoSubmissionButSaysWhy() throws Exception {
         Path out = dir.resolve("partial-inputs").resolve("submission.csv");
