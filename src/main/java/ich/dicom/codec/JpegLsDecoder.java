@@ -1,7 +1,9 @@
 package ich.dicom.codec;
 
 import java.io.IOException;
+import java.util.Arrays;
 import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Decoder for JPEG-LS codestreams (ITU-T T.87 | ISO/IEC 14495-1, the LOCO-I algorithm), lossless and
@@ -284,7 +286,7 @@ public final class JpegLsDecoder {
                 readRestartMarker(expectedRestart);
                 expectedRestart = (expectedRestart + 1) & 7;
                 resetContexts();
-                java.util.Arrays.fill(previous, 0);
+                Arrays.fill(previous, 0);
             }
             previous[width + 1] = previous[width];
             current[0] = previous[1];
@@ -356,8 +358,7 @@ public final class JpegLsDecoder {
     private record Quantisation(int maxVal, int t1, int t2, int t3, int near) {}
 
     /** Tables of {@link #quantize} for d in [-MAXVAL, MAXVAL], shared between calls: one per set of parameters. */
-    private static final java.util.concurrent.ConcurrentHashMap<Quantisation, byte[]> QUANTISATION_TABLES =
-            new java.util.concurrent.ConcurrentHashMap<>();
+    private static final ConcurrentHashMap<Quantisation, byte[]> QUANTISATION_TABLES = new ConcurrentHashMap<>();
 
     private static byte[] quantisationTable(int maxVal, int t1, int t2, int t3, int near) {
         if (QUANTISATION_TABLES.size() > 32) QUANTISATION_TABLES.clear(); // only odd streams vary their thresholds
