@@ -198,10 +198,11 @@ final class DicomCommand implements Runnable {
             }
             ConcurrentLinkedQueue<Failure> failures = new ConcurrentLinkedQueue<>();
             AtomicLong bytes = new AtomicLong();
+            Map<String, int[]> bySyntax = new java.util.concurrent.ConcurrentHashMap<>();
             long t0 = System.nanoTime();
             try (ExecutorService pool = Executors.newFixedThreadPool(Math.max(1, threads))) {
                 List<Future<?>> jobs = new ArrayList<>();
-                for (Path p : files) jobs.add(pool.submit(() -> checkOne(p, failures, bytes)));
+                for (Path p : files) jobs.add(pool.submit(() -> checkOne(p, failures, bytes, bySyntax)));
                 for (Future<?> j : jobs) j.get();
             }
             double seconds = (System.nanoTime() - t0) / 1e9;
@@ -210,6 +211,10 @@ final class DicomCommand implements Runnable {
             int failed = failures.size();
             out.printf("files    %d%nok       %d%nfailed   %d%n", files.size(), files.size() - failed, failed);
             byReason.forEach((reason, n) -> out.printf("  %6d  %s%n", n, reason));
+            if (!bySyntax.isEmpty()) {
+                out.printf("transfer syntaxes of the files whose header was read (ok, failed):%n");
+                new TreeMap<>(bySyntax).forEach((syntax, n) -> out.printf("  %6d %6d  %s%n", n[0], n[1], syntax));
+            }
             out.printf("speed    %.1f files/s, %.1f MB/s of decoded pixels (%d threads, %.2f s)%n",
                     files.size() / Math.max(seconds, 1e-9), bytes.get() / 1e6 / Math.max(seconds, 1e-9), threads, seconds);
             if (report != null) {
@@ -220,22 +225,37 @@ final class DicomCommand implements Runnable {
             return failed == 0 ? 0 : 1;
         }
 
-        private static void checkOne(Path p, ConcurrentLinkedQueue<Failure> failures, AtomicLong bytes) {
+        private static void checkOne(Path p, ConcurrentLinkedQueue<Failure> failures, AtomicLong bytes, Map<String, int[]> bySyntax) {
+            String syntax = null; // known once the header is read: which codec a failure after that comes from
             // a whole-file read into the thread's buffer: much cheaper than mapping when every page is touched
             try (DicomFile f = DicomFile.read(p, DicomFile.ReadBuffer.ofCurrentThread())) {
                 ImageHeader h = f.header();
-                if (!h.hasPixelData()) return;
-                PixelData px = f.pixelData();
-                // Touch every sample, as the pipeline will: a mapping past a truncated file fails here, not later.
-                if (h.bitsAllocated() != 1) StoredValues.of(h).range(px.bytes());
-                bytes.addAndGet(px.bytes().byteSize());
+                syntax = f.transferSyntax() != null ? f.transferSyntax().displayName() + " (" + f.transferSyntax().uid() + ")"
+                        : "unknown (" + f.transferSyntaxUid() + ")";
+                if (h.hasPixelData()) {
+                    PixelData px = f.pixelData();
+                    // Touch every sample, as the pipeline will: a mapping past a truncated file fails here, not later.
+                    if (h.bitsAllocated() != 1) StoredValues.of(h).range(px.bytes());
+                    bytes.addAndGet(px.bytes().byteSize());
+                }
+                count(bySyntax, syntax, 0);
             } catch (DicomFormatException e) {
                 failures.add(new Failure(p, e.reason(), e.getMessage()));
+                if (syntax != null) count(bySyntax, syntax, 1);
             } catch (IOException e) {
                 failures.add(new Failure(p, "I/O error", p + ": " + e));
+                if (syntax != null) count(bySyntax, syntax, 1);
             } catch (RuntimeException e) {
                 // A bug of ours, not of the file: still reported, never fatal for the batch.
                 failures.add(new Failure(p, "internal error", p + ": " + e));
+                if (syntax != null) count(bySyntax, syntax, 1);
+            }
+        }
+
+        private static void count(Map<String, int[]> bySyntax, String syntax, int column) {
+            int[] n = bySyntax.computeIfAbsent(syntax, k -> new int[2]);
+            synchronized (n) {
+                n[column]++;
             }
         }
 

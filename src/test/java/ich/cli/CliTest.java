@@ -142,6 +142,10 @@ class CliTest {
         assertTrue(r.out().contains("files    " + (corpus + 2)), r.out());
         // Expected failures: no_meta, MR_truncated, the corrupt JPEG 2000 codestream, the text file and the empty file.
         assertTrue(r.out().contains("failed   5"), r.out());
+        // Per transfer syntax, of the files whose header was read: the three JPEG-LS files decode; the corrupt
+        // JPEG 2000 codestream fails in its codec.
+        assertTrue(r.out().contains("       3      0  JPEG-LS Lossless (1.2.840.10008.1.2.4.80)"), r.out());
+        assertTrue(r.out().matches("(?s).*\\s+\\d+\\s+1  JPEG 2000 Image Compression \\(1\\.2\\.840\\.10008\\.1\\.2\\.4\\.91\\).*"), r.out());
         List<String> rows = Files.readAllLines(report);
         assertEquals("file,reason,message", rows.getFirst());
         assertEquals(6, rows.size(), String.join("\n", rows));
