@@ -59,6 +59,12 @@ final class ScoreCommand implements Callable<Integer> {
                     + "channels-last activations on tensor cores with the checkpoint's fp32 weights (probabilities within ~1e-2).")
     String precision;
 
+    @Option(names = "--image-id", paramLabel = "name|path", defaultValue = "name",
+            description = "How images are named in the outputs: name (default), the file name without .dcm, as the RSNA layout "
+                    + "(ID_<hex>.dcm) and its submissions want; or path, the path under --images without .dcm (e.g. SE2/IM0), for "
+                    + "exports that reuse file names in each series folder.")
+    String imageId;
+
     @Option(names = "--tta", paramLabel = "flip", description = "Test-time augmentation: flip also scores the mirrored image and averages.")
     String tta;
 
@@ -81,6 +87,8 @@ final class ScoreCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         int cores = Runtime.getRuntime().availableProcessors();
         if (tta != null && !tta.equals("flip")) return fail("--tta takes flip, not " + tta);
+        if (!imageId.equals("name") && !imageId.equals("path")) return fail("--image-id takes name or path, not " + imageId);
+        if (imageId.equals("path") && inputs.images == null) return fail("--image-id path names images by their path under --images: give --images");
         if (!Files.isRegularFile(model)) return fail("no model file " + model);
         boolean onnx = model.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".onnx");
         String chosen = engine != null ? engine : device != null ? "java" : "onnxruntime";
@@ -117,7 +125,7 @@ final class ScoreCommand implements Callable<Integer> {
                     : scorer instanceof ich.infer.OnnxRuntimeModel m ? m.imageSize() : 0;
             if (size <= 0) return fail("the model does not say its input size: give --image-size");
             var options = new ScoringRun.Options(files, sample, out, size, batch, workers != null ? workers : cores,
-                    tta != null, resume, 0);
+                    tta != null, resume, 0, imageId.equals("path") ? inputs.images : null);
             ScoringRun.Summary s = ScoringRun.run(scorer, options, System.out);
             if (!s.complete()) {
                 spec.commandLine().getErr().println("ich score: " + s.problem());

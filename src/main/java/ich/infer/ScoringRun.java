@@ -56,8 +56,28 @@ public final class ScoringRun {
      * @param flipTta    also score each image mirrored and average the two
      * @param resume     keep the partial results of an interrupted run with the same output
      */
+    /**
+     * @param idRoot null to name each image after its file (the RSNA layout, {@code ID_<hex>.dcm}); else a folder above
+     *               every input, and each image is named by its path under it, '/'-separated, without {@code .dcm}, so
+     *               that exports which reuse file names in each series folder ({@code SE1/IM0}, {@code SE2/IM0})
+     *               keep their images apart
+     */
     public record Options(List<Path> inputs, Path sampleSubmission, Path submission, int size, int batch, int workers,
-                          boolean flipTta, boolean resume, long seed) {}
+                          boolean flipTta, boolean resume, long seed, Path idRoot) {
+        public Options(List<Path> inputs, Path sampleSubmission, Path submission, int size, int batch, int workers,
+                       boolean flipTta, boolean resume, long seed) {
+            this(inputs, sampleSubmission, submission, size, batch, workers, flipTta, resume, seed, null);
+        }
+
+        /** The image id of an input file (of its first frame, for a single-frame file its only one). */
+        public String imageId(Path file) {
+            if (idRoot == null) return HeaderScan.imageId(file);
+            Path relative = idRoot.toAbsolutePath().normalize().relativize(file.toAbsolutePath().normalize());
+            if (relative.startsWith("..")) throw new IllegalArgumentException(file + " is not under " + idRoot);
+            String parent = relative.getParent() == null ? "" : relative.getParent().toString().replace(java.io.File.separatorChar, '/') + "/";
+            return parent + HeaderScan.imageId(relative);
+        }
+    }
 
     /** What a run did. {@code complete} is false when the sample submission lists images that were not scored. */
     public record Summary(int scored, int failed, int resumed, double imagesPerSecond, boolean complete, String problem) {}
@@ -86,10 +106,12 @@ public final class ScoringRun {
         Map<String, Path> seen = new HashMap<>();
         List<String[]> newErrors = new ArrayList<>();
         for (Path f : o.inputs()) {
-            String id = HeaderScan.imageId(f);
+            String id = o.imageId(f);
             Path first = seen.putIfAbsent(id, f);
             if (first != null) {
-                if (!errors.containsKey(id + "@" + f)) newErrors.add(new String[] {id + "@" + f, f.toString(), "a second file for image " + id + " (first: " + first + ")"});
+                String why = "a second file for image " + id + " (first: " + first + ")"
+                        + (o.idRoot() == null ? "; images are named after their files: ich score --image-id path names them by their path" : "");
+                if (!errors.containsKey(id + "@" + f)) newErrors.add(new String[] {id + "@" + f, f.toString(), why});
             } else if (!scored.containsKey(id) && !errors.containsKey(id)) {
                 todo.add(f);
             }
@@ -102,7 +124,7 @@ public final class ScoringRun {
                 errors.put(e[0], new String[] {e[1], e[2]});
                 writeError(errorLog, e[0], e[1], e[2]);
             }
-            ImageCatalog.Result catalog = ImageCatalog.scan(todo, o.workers());
+            ImageCatalog.Result catalog = ImageCatalog.scan(todo, o::imageId, o.workers());
             for (ImageCatalog.Unreadable u : catalog.unreadable()) {
                 errors.put(u.imageId(), new String[] {u.file().toString(), u.error()});
                 writeError(errorLog, u.imageId(), u.file().toString(), u.error());

@@ -85,7 +85,12 @@ public final class ImageCatalog {
 
     /** Reads the headers of {@code files} on {@code threads} threads; the result keeps the order of the list. */
     public static Result scan(List<Path> files, int threads) throws InterruptedException {
-        List<Object> results = ich.io.Parallel.map(files, threads, ImageCatalog::read);
+        return scan(files, HeaderScan::imageId, threads);
+    }
+
+    /** As {@link #scan(List, int)}, each file's image id given by {@code imageId} rather than its name. */
+    public static Result scan(List<Path> files, java.util.function.Function<Path, String> imageId, int threads) throws InterruptedException {
+        List<Object> results = ich.io.Parallel.map(files, threads, file -> read(file, imageId.apply(file)));
         List<Image> images = new ArrayList<>();
         List<Unreadable> unreadable = new ArrayList<>();
         for (Object r : results) {
@@ -97,7 +102,11 @@ public final class ImageCatalog {
 
     /** One file's images (one per frame), or why it could not be read; never throws for a bad file. */
     public static Object read(Path file) {
-        String id = HeaderScan.imageId(file);
+        return read(file, HeaderScan.imageId(file));
+    }
+
+    /** As {@link #read(Path)}, with the file's image id given ({@code id}, or {@code id_frame<k>} per frame). */
+    public static Object read(Path file, String id) {
         try (DicomFile f = DicomFile.open(file)) {
             ImageHeader h = f.header();
             if (!h.hasPixelData()) {

@@ -105,6 +105,14 @@ class EndToEndTest {
         assertTrue(errors.stream().anyMatch(l -> l.startsWith("readme.txt,")), errors.toString());
         assertTrue(errors.stream().anyMatch(l -> l.startsWith("ID_cut,")), errors.toString());
         assertTrue(errors.stream().anyMatch(l -> l.startsWith("ID_missing,")), errors.toString());
+
+        CliTest.Run pathIds = CliTest.run("score", "--model", run.resolve("best.safetensors").toString(), "--list", listFile.toString(),
+                "--image-id", "path", "--out", out.toString());
+        assertEquals(2, pathIds.exit());
+        assertTrue(pathIds.err().contains("--image-id path names images by their path under --images"), pathIds.err());
+        CliTest.Run badIds = CliTest.run("score", "--model", run.resolve("best.safetensors").toString(), "--list", listFile.toString(),
+                "--image-id", "uid", "--out", out.toString());
+        assertTrue(badIds.exit() != 0 && badIds.err().contains("--image-id takes name or path, not uid"), badIds.err());
     }
 
     @Test

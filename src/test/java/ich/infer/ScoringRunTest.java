@@ -249,6 +249,48 @@ class ScoringRunTest {
                 + "is 0\\1\\0\\0\\0\\-1: a sagittal plane, 90 degrees from axial")), errors.toString());
     }
 
+    /**
+     * An export that reuses file names in each series folder (SE1/IM0, SE2/IM0): named after their files, the second
+     * IM0 is an error row that says how to keep them apart; named by their paths (--image-id path), both are scored,
+     * as SE1/IM0 and SE2/IM0, each with the probabilities of its own pixels.
+     */
+    @Test
+    void filesWithTheSameNameInSeveralFoldersAreNamedByTheirPaths() throws Exception {
+        Path export = dir.resolve("export");
+        Path a = export.resolve("SE1").resolve("IM0"), b = export.resolve("SE2").resolve("IM0");
+        Files.createDirectories(a.getParent());
+        Files.createDirectories(b.getParent());
+        Files.copy(inputs.get(0), a);
+        Files.copy(inputs.get(1), b);
+
+        Path byName = export.resolve("by-name").resolve("submission.csv");
+        ScoringRun.Summary s1 = ScoringRun.run(new ChannelMeanScorer(), new ScoringRun.Options(List.of(a, b), null, byName, 32, 4, 2, false, false, 1), quiet());
+        assertEquals(1, s1.scored(), s1.toString());
+        List<String> errors = Files.readAllLines(byName.resolveSibling(ScoringRun.ERRORS));
+        assertTrue(errors.stream().anyMatch(l -> l.contains("a second file for image IM0") && l.contains("--image-id path")), errors.toString());
+
+        Path byPath = export.resolve("by-path").resolve("submission.csv");
+        ScoringRun.Summary s2 = ScoringRun.run(new ChannelMeanScorer(),
+                new ScoringRun.Options(List.of(a, b), null, byPath, 32, 4, 2, false, false, 1, export), quiet());
+        assertEquals(2, s2.scored(), s2.toString());
+        assertEquals(0, s2.failed(), s2.toString());
+        List<String> rows = Files.readAllLines(byPath.resolveSibling(ScoringRun.PER_IMAGE));
+        String first = rows.stream().filter(l -> l.startsWith("SE1/IM0,")).findFirst().orElseThrow(() -> new AssertionError(rows.toString()));
+        String second = rows.stream().filter(l -> l.startsWith("SE2/IM0,")).findFirst().orElseThrow(() -> new AssertionError(rows.toString()));
+        String probabilitiesOf0 = Files.readAllLines(byName.resolveSibling(ScoringRun.PER_IMAGE)).stream()
+                .filter(l -> l.startsWith("IM0,")).findFirst().orElseThrow();
+        assertEquals(tail(probabilitiesOf0, 6), tail(first, 6), "SE1/IM0 is the file scored as IM0 before");
+        assertNotEquals(tail(first, 6), tail(second, 6), "two different slices");
+        assertTrue(Files.readAllLines(byPath).stream().anyMatch(l -> l.startsWith("SE2/IM0_subdural,")));
+        assertThrows(IllegalArgumentException.class,
+                () -> new ScoringRun.Options(List.of(a), null, byPath, 32, 4, 2, false, false, 1, export.resolve("SE2")).imageId(a));
+    }
+
+    private static List<String> tail(String csvLine, int n) {
+        List<String> cells = ich.io.Csv.split(csvLine);
+        return cells.subList(cells.size() - n, cells.size());
+    }
+
     @Test
     void aSampleListingUnscoredImagesLeavesNoSubmissionButSaysWhy() throws Exception {
         Path out = dir.resolve("partial-inputs").resolve("submission.csv");
