@@ -1,4 +1,4 @@
-# Sourced by the scripts in this folder: finds a JDK >= 22 and exports JAVA_HOME and PATH.
+# Sourced by the scripts in this folder: finds a JDK >= 25 (the release the sources compile to) and exports JAVA_HOME and PATH.
 # Order: $JAVA_HOME when it is new enough, then the usual install locations, newest first.
 
 ich_java_feature() {  # prints the feature release of the java binary $1 (17, 21, 25, ...)
@@ -6,7 +6,7 @@ ich_java_feature() {  # prints the feature release of the java binary $1 (17, 21
 }
 
 ich_find_jdk() {
-  local min=22 candidates=() c v
+  local min=25 candidates=() c v
   [ -n "${JAVA_HOME:-}" ] && candidates+=("$JAVA_HOME")
   for c in /usr/lib/jvm/* /opt/java/* /opt/jdk* /usr/local/jdk* "$HOME"/.sdkman/candidates/java/* "$HOME"/.jdks/*; do
     [ -d "$c" ] && candidates+=("$c")
