@@ -31,6 +31,16 @@ public record CodestreamInfo(int marker, int precision, int width, int height, i
                 int height = ((b[p + 5] & 0xFF) << 8) | (b[p + 6] & 0xFF);
                 int width = ((b[p + 7] & 0xFF) << 8) | (b[p + 8] & 0xFF);
                 int comps = b[p + 9] & 0xFF;
+                if (marker == 0xF7 && (width == 0 || height == 0)) {
+                    long[] size = jpegLsOversize(b, p + 2 + len);
+                    if (size != null) {
+                        if (size[0] > 65535 || size[1] > 65535) {
+                            throw new IOException("JPEG-LS: image size " + size[1] + " x " + size[0] + " in LSE id 4");
+                        }
+                        height = (int) size[0];
+                        width = (int) size[1];
+                    }
+                }
                 return new CodestreamInfo(marker, precision, width, height, comps, false);
             }
             if (marker == 0xDA || marker == 0xD9) break;
@@ -38,6 +48,30 @@ public record CodestreamInfo(int marker, int precision, int width, int height, i
             p += 2 + len;
         }
         throw new IOException("JPEG: no SOF marker before the scan data");
+    }
+
+    /**
+     * T.87 C.2.4.1.4: a frame header with a zero dimension takes the size from an LSE segment with id 4 (Wxy bytes of
+     * height, then of width) before the scan. Returns {height, width}, or null when there is none.
+     */
+    private static long[] jpegLsOversize(byte[] b, int p) {
+        while (p + 4 <= b.length && (b[p] & 0xFF) == 0xFF) {
+            int marker = b[p + 1] & 0xFF;
+            int len = ((b[p + 2] & 0xFF) << 8) | (b[p + 3] & 0xFF);
+            if (marker == 0xDA || len < 2 || p + 2 + len > b.length) return null;
+            if (marker == 0xF8 && len >= 4 && (b[p + 4] & 0xFF) == 4) {
+                int wxy = b[p + 5] & 0xFF;
+                if (wxy < 2 || wxy > 4 || len != 4 + 2 * wxy) return null;
+                long y = 0, x = 0;
+                for (int i = 0; i < wxy; i++) {
+                    y = (y << 8) | (b[p + 6 + i] & 0xFF);
+                    x = (x << 8) | (b[p + 6 + wxy + i] & 0xFF);
+                }
+                return new long[]{y, x};
+            }
+            p += 2 + len;
+        }
+        return null;
     }
 
     public static CodestreamInfo jpeg2000(byte[] b) throws IOException {

@@ -178,6 +178,45 @@ public class JpegLsDecoderTest {
         assertTrue(e.getMessage().contains("expected restart marker RST1 (FFD1), found FFD2"), e.getMessage());
     }
 
+    /**
+     * T.87 C.2.4.1.4: a frame header whose dimensions are 0 takes them from an LSE segment with id 4. The committed
+     * 128 x 128 file rewritten that way (2-byte Wxy) decodes to the same samples, through the DICOM reader too.
+     */
+    @Test
+    void oversizeDimensionsComeFromLseId4(@TempDir Path dir) throws Exception {
+        byte[] cs = codestream(fixture("ct12_near2.dcm"));
+        int sof = indexOfMarker(cs, 0xF7), sofEnd = sof + 2 + (((cs[sof + 2] & 0xFF) << 8) | (cs[sof + 3] & 0xFF));
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        byte[] frame = Arrays.copyOfRange(cs, 0, sofEnd);
+        frame[sof + 5] = frame[sof + 6] = frame[sof + 7] = frame[sof + 8] = 0; // Y = X = 0
+        out.write(frame);
+        out.write(new byte[]{(byte) 0xFF, (byte) 0xF8, 0, 8, 4, 2, 0, (byte) 128, 0, (byte) 128}); // LSE id 4: Wxy 2, Y, X
+        out.write(cs, sofEnd, cs.length - sofEnd);
+        byte[] oversize = out.toByteArray();
+        JpegLsDecoder.Image a = JpegLsDecoder.decode(cs, 0, cs.length), b = JpegLsDecoder.decode(oversize, 0, oversize.length);
+        assertEquals(128, b.width());
+        assertEquals(128, b.height());
+        assertArrayEquals(a.samples(), b.samples());
+        assertEquals(128, CodestreamInfo.jpeg(oversize).width());
+
+        // The same in the file: the DICOM reader checks the codestream's size against Rows and Columns first.
+        byte[] file = Files.readAllBytes(fixture("ct12_near2.dcm"));
+        int soi = indexOfMarker(file, 0xD8);
+        assertEquals(oversize.length, cs.length + 10);
+        // Fragment length grows by 10 (even): patch the item length in front of the codestream, then the bytes.
+        int itemLength = (file[soi - 4] & 0xFF) | (file[soi - 3] & 0xFF) << 8 | (file[soi - 2] & 0xFF) << 16 | (file[soi - 1] & 0xFF) << 24;
+        ByteArrayOutputStream patched = new ByteArrayOutputStream();
+        patched.write(file, 0, soi - 4);
+        int newLength = itemLength + 10;
+        patched.write(new byte[]{(byte) newLength, (byte) (newLength >> 8), (byte) (newLength >> 16), (byte) (newLength >> 24)});
+        patched.write(oversize);
+        patched.write(file, soi + cs.length, file.length - soi - cs.length);
+        Path rewritten = Files.write(dir.resolve("oversize.dcm"), patched.toByteArray());
+        try (DicomFile f = DicomFile.open(rewritten); DicomFile g = DicomFile.open(fixture("ct12_near2.dcm"))) {
+            assertEquals(g.pixelData().sha256(), f.pixelData().sha256());
+        }
+    }
+
     // ---- fresh random images through DCMTK ----
 
     /** Smooth ramps, flat patches (run mode), noise and sharp edges, within [0, 2^bits - 1]. */
