@@ -274,7 +274,7 @@ public class JpegLsDecoderTest {
                 // T.87 C.2.4.1.1.1 (and so this decoder) has a formula of its own (checked: decoded with DCMTK's
                 // thresholds, such files match DCMTK). Lossless files carry LSE, so every precision is tested there.
                 int near = r.nextInt(3) == 0 || bits < 8 ? 0 : r.nextInt(1, Math.min(8, max / 2) + 1);
-                // DCMTK's coder crashes (SIGSEGV) on some near-lossless images of one or two samples.
+                // DCMTK's coder crashes (SIGSEGV) on most near-lossless images of one or two samples.
                 int[] shape = shapes[near > 0 ? r.nextInt(1, shapes.length) : r.nextInt(shapes.length)];
                 List<String> options = new ArrayList<>(near == 0 ? List.of("+el") : List.of("+en", "+md", String.valueOf(near)));
                 if (r.nextBoolean() && max >= 16) {
@@ -289,9 +289,14 @@ public class JpegLsDecoderTest {
                 List<String> encode = new ArrayList<>(options);
                 encode.addAll(List.of(source.toString(), coded.toString()));
                 Dcmtk.Result enc = Dcmtk.run("dcmcjpls", encode.toArray(String[]::new));
+                cases++;
+                if (enc.exit() >= 128 && near > 0) {
+                    // DCMTK's near-lossless coder crashes (SIGSEGV) on some small flat images, e.g. 1 x 23 at 8 bits, NEAR 2.
+                    refusedByDcmtk++;
+                    continue;
+                }
                 assertEquals(0, enc.exit(), what + ": " + enc.err());
                 Dcmtk.Result dec = Dcmtk.run("dcmdjpls", coded.toString(), reference.toString());
-                cases++;
                 if (dec.exit() != 0) {
                     // DCMTK 3.6.7's near-lossless coder now and then writes, on noise, a stream its own decoder
                     // refuses (a Golomb code longer than LIMIT allows, or data left over after the last sample;
@@ -318,7 +323,7 @@ public class JpegLsDecoderTest {
             }
         }
         assertEquals(precisions.length * kinds.length, cases);
-        assertTrue(refusedByDcmtk <= cases / 4, refusedByDcmtk + " of " + cases + " files DCMTK could not decode (seed " + seed + ")");
+        assertTrue(refusedByDcmtk <= cases / 4, refusedByDcmtk + " of " + cases + " files DCMTK could not code or decode (seed " + seed + ")");
     }
 
     // ---- what it refuses ----
