@@ -61,8 +61,8 @@ final class ScoreCommand implements Callable<Integer> {
 
     @Option(names = "--image-id", paramLabel = "name|path", defaultValue = "name",
             description = "How images are named in the outputs: name (default), the file name without .dcm, as the RSNA layout "
-                    + "(ID_<hex>.dcm) and its submissions want; or path, the path under --images without .dcm (e.g. SE2/IM0), for "
-                    + "exports that reuse file names in each series folder.")
+                    + "(ID_<hex>.dcm) and its submissions want; or path, the path under --images (with --list, under the deepest "
+                    + "folder that holds every file) without .dcm, e.g. SE2/IM0, for exports that reuse file names in each series folder.")
     String imageId;
 
     @Option(names = "--tta", paramLabel = "flip", description = "Test-time augmentation: flip also scores the mirrored image and averages.")
@@ -88,7 +88,6 @@ final class ScoreCommand implements Callable<Integer> {
         int cores = Runtime.getRuntime().availableProcessors();
         if (tta != null && !tta.equals("flip")) return fail("--tta takes flip, not " + tta);
         if (!imageId.equals("name") && !imageId.equals("path")) return fail("--image-id takes name or path, not " + imageId);
-        if (imageId.equals("path") && inputs.images == null) return fail("--image-id path names images by their path under --images: give --images");
         if (!Files.isRegularFile(model)) return fail("no model file " + model);
         boolean onnx = model.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".onnx");
         String chosen = engine != null ? engine : device != null ? "java" : "onnxruntime";
@@ -125,7 +124,7 @@ final class ScoreCommand implements Callable<Integer> {
                     : scorer instanceof ich.infer.OnnxRuntimeModel m ? m.imageSize() : 0;
             if (size <= 0) return fail("the model does not say its input size: give --image-size");
             var options = new ScoringRun.Options(files, sample, out, size, batch, workers != null ? workers : cores,
-                    tta != null, resume, 0, imageId.equals("path") ? inputs.images : null);
+                    tta != null, resume, 0, imageId.equals("path") ? idRoot(files) : null);
             ScoringRun.Summary s = ScoringRun.run(scorer, options, System.out);
             if (!s.complete()) {
                 spec.commandLine().getErr().println("ich score: " + s.problem());
@@ -180,6 +179,17 @@ final class ScoreCommand implements Callable<Integer> {
     }
 
     /** Errors go to the command line's error writer (stderr when run as a program), so callers can capture them. */
+    /** The folder that path ids are relative to: --images, or the deepest folder holding every file of a --list. */
+    private Path idRoot(List<Path> files) {
+        if (inputs.images != null) return inputs.images;
+        Path root = files.getFirst().toAbsolutePath().normalize().getParent();
+        for (Path f : files) {
+            Path p = f.toAbsolutePath().normalize();
+            while (root != null && !p.startsWith(root)) root = root.getParent();
+        }
+        return root != null ? root : files.getFirst().toAbsolutePath().getRoot();
+    }
+
     private int fail(String message) {
         spec.commandLine().getErr().println("ich score: " + message);
         return 2;

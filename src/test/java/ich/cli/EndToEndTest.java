@@ -106,10 +106,18 @@ class EndToEndTest {
         assertTrue(errors.stream().anyMatch(l -> l.startsWith("ID_cut,")), errors.toString());
         assertTrue(errors.stream().anyMatch(l -> l.startsWith("ID_missing,")), errors.toString());
 
+        // With --list, path ids are relative to the deepest folder that holds every listed file (here dir).
+        Path byPath = dir.resolve("mixed-by-path").resolve("submission.csv");
         CliTest.Run pathIds = CliTest.run("score", "--model", run.resolve("best.safetensors").toString(), "--list", listFile.toString(),
-                "--image-id", "path", "--out", out.toString());
-        assertEquals(2, pathIds.exit());
-        assertTrue(pathIds.err().contains("--image-id path names images by their path under --images"), pathIds.err());
+                "--image-id", "path", "--out", byPath.toString());
+        assertEquals(0, pathIds.exit(), pathIds.err());
+        String goodId = dir.toAbsolutePath().normalize().relativize(good.toAbsolutePath().normalize()).toString()
+                .replace(java.io.File.separatorChar, '/').replaceFirst("\\.dcm$", "");
+        assertTrue(goodId.contains("/"), goodId);
+        List<String> perImage = Files.readAllLines(byPath.resolveSibling("per_image.csv"));
+        assertTrue(perImage.stream().anyMatch(l -> l.startsWith(goodId + ",")), goodId + " in " + perImage);
+        List<String> pathErrors = Files.readAllLines(byPath.resolveSibling("errors.csv"));
+        assertTrue(pathErrors.stream().anyMatch(l -> l.contains("/ID_cut,")), pathErrors.toString());
         CliTest.Run badIds = CliTest.run("score", "--model", run.resolve("best.safetensors").toString(), "--list", listFile.toString(),
                 "--image-id", "uid", "--out", out.toString());
         assertTrue(badIds.exit() != 0 && badIds.err().contains("--image-id takes name or path, not uid"), badIds.err());
