@@ -450,7 +450,7 @@ final class BenchCommand implements Runnable {
                         Run eager = new Run(backend, cuda, null, null, model, adam);
                         // One eager step unprofiled first: after graph steps it is the first to draw on the eager step
                         // arena, whose device memory would otherwise be allocated inside the profile.
-                        step(eager, step[0]++, b, fixed);
+                        step(eager, step[0]++, b, "memory", fixed);
                         cuda.synchronize();
                         int k = Math.min(n, PROFILE_STEPS);
                         cuda.startProfile();
@@ -458,7 +458,7 @@ final class BenchCommand implements Runnable {
                         double wall;
                         List<CudaBackend.OpTime> ops;
                         try {
-                            for (int i = 0; i < k; i++) step(eager, step[0]++, b, fixed);
+                            for (int i = 0; i < k; i++) step(eager, step[0]++, b, "memory", fixed);
                             cuda.synchronize();
                             wall = (System.nanoTime() - start) / 1e6 / k;
                         } finally {
@@ -513,13 +513,13 @@ final class BenchCommand implements Runnable {
 
         /** Steps on one fixed batch that lives on the device: the engine alone, no input pipeline. */
         private static Measured inMemory(Run run, StepInput fixed, int b, int n, int warm, long[] step) {
-            for (int i = 0; i < warm; i++) step(run, step[0]++, b, fixed);
+            for (int i = 0; i < warm; i++) step(run, step[0]++, b, "memory", fixed);
             run.synchronize();
             run.window();
             double first = Double.NaN, last = Double.NaN;
             long start = System.nanoTime();
             for (int i = 0; i < n; i++) {
-                last = step(run, step[0]++, b, fixed);
+                last = step(run, step[0]++, b, "memory", fixed);
                 if (i == 0) first = last;
             }
             run.synchronize();
@@ -601,7 +601,7 @@ final class BenchCommand implements Runnable {
                         failed += lb.failures().size();
                         if (firstFailure == null && !lb.failures().isEmpty()) firstFailure = lb.failures().getFirst().message();
                         if (lb.n() == 0) continue;
-                        double loss = step(run, step[0]++, lb.n(), ctx -> {
+                        double loss = step(run, step[0]++, lb.n(), "files", ctx -> {
                             Tensor x = ctx.output(lb.images().shape());
                             backend.copy(lb.images(), x);
                             return new Tensor[] {x, ctx.upload(lb.targets(), lb.n(), LABELS)};
@@ -631,11 +631,13 @@ final class BenchCommand implements Runnable {
          * One training step as the trainer runs it (without clipping or a schedule): queued without reading anything
          * back, as a CUDA graph where the run says so, then the loss read once; returns it.
          */
-        private static double step(Run run, long stepNumber, int n, StepInput input) {
+        private static double step(Run run, long stepNumber, int n, String path, StepInput input) {
             EfficientNetB0 model = run.model();
             List<Parameter> trainable = model.trainableParameters();
-            // The trainer's key: steps with the same batch size and trainable set make the same calls.
-            if (run.graphs() != null) run.graphs().beginStep(List.of(n, trainable.size()));
+            // The trainer's key (steps with the same batch size and trainable set make the same calls), and the path:
+            // a batch in device memory is the step's input as it is, a loaded batch is first copied into the step's
+            // pool, so the two make different calls and must not share a graph.
+            if (run.graphs() != null) run.graphs().beginStep(List.of(path, n, trainable.size()));
             try (StepContext ctx = StepContext.training(run.backend(), SEED, stepNumber)) {
                 Tensor[] xy = input.inputAndTargets(ctx);
                 Tensor logits = model.forward(xy[0], ctx);

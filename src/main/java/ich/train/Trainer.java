@@ -159,6 +159,7 @@ public final class Trainer {
             Tensor labelWeights = c.labelWeights() == null ? null : upload(backend, state, c.labelWeights());
             Optimizer optimizer = newOptimizer(backend, c);
             TrainingLog log = new TrainingLog();
+            boolean chartProblemShown = false;
             int startEpoch = 0, startStep = 0;
             long globalStep = 0;
             double bestValLoss = Double.POSITIVE_INFINITY, lossSum = 0;
@@ -252,7 +253,11 @@ public final class Trainer {
                 save(last, model, optimizer.adam(), e + 1, globalStep, 0, 0, 0, bestValLoss, bestEpoch,
                         e + 1 < plan.size() ? plan.get(e + 1).baseLr() : epoch.baseLr(), configJson);
                 if (best) Files.copy(last, run.resolve(BEST), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-                log.write(run);
+                String chartProblem = log.write(run);
+                if (chartProblem != null && !chartProblemShown) {
+                    out.println("warning: " + chartProblem);
+                    chartProblemShown = true;
+                }
                 out.printf(Locale.ROOT, "epoch %d/%d: train loss %.4f, val loss %.4f, weighted log loss %.4f, AUC any %.3f; waited %.1f s for data%s%s%n",
                         e + 1, plan.size(), trainLoss, v.loss(), v.metrics().weightedLogLoss(), v.metrics().auc()[0], wait / 1e9,
                         deviceFigures(device.isGpu(), gpuPercent, peak), best ? " (best)" : "");

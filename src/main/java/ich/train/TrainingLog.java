@@ -121,10 +121,19 @@ public final class TrainingLog {
         return s.isEmpty() ? Double.NaN : Double.parseDouble(s);
     }
 
-    /** Writes metrics.csv and curves.png into {@code runDir}. */
-    public void write(Path runDir) throws IOException {
+    /**
+     * Writes metrics.csv and curves.png into {@code runDir}. Returns null, or why curves.png could not be drawn: a GPU
+     * server often has no fonts (Java's text rendering then fails with "Fontconfig head is null"), and a missing chart
+     * must not end a training run whose metrics.csv holds the same numbers.
+     */
+    public String write(Path runDir) throws IOException {
         ich.io.Csv.write(runDir.resolve(METRICS), header(), epochs.stream().map(TrainingLog::row).toList());
-        Charts.writePng(chart(), runDir.resolve(CURVES), 900, 520);
+        try {
+            Charts.writePng(chart(), runDir.resolve(CURVES), 900, 520);
+            return null;
+        } catch (RuntimeException | LinkageError | InternalError e) {
+            return CURVES + " not drawn (" + e + "); " + METRICS + " has the numbers";
+        }
     }
 
     JFreeChart chart() {
