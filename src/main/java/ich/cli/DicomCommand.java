@@ -227,6 +227,7 @@ final class DicomCommand implements Runnable {
 
         private static void checkOne(Path p, ConcurrentLinkedQueue<Failure> failures, AtomicLong bytes, Map<String, int[]> bySyntax) {
             String syntax = null; // known once the header is read: which codec a failure after that comes from
+            boolean decoded = false;
             // a whole-file read into the thread's buffer: much cheaper than mapping when every page is touched
             try (DicomFile f = DicomFile.read(p, DicomFile.ReadBuffer.ofCurrentThread())) {
                 ImageHeader h = f.header();
@@ -238,17 +239,16 @@ final class DicomCommand implements Runnable {
                     if (h.bitsAllocated() != 1) StoredValues.of(h).range(px.bytes());
                     bytes.addAndGet(px.bytes().byteSize());
                 }
-                count(bySyntax, syntax, 0);
+                decoded = true;
             } catch (DicomFormatException e) {
                 failures.add(new Failure(p, e.reason(), e.getMessage()));
-                if (syntax != null) count(bySyntax, syntax, 1);
             } catch (IOException e) {
                 failures.add(new Failure(p, "I/O error", p + ": " + e));
-                if (syntax != null) count(bySyntax, syntax, 1);
             } catch (RuntimeException e) {
                 // A bug of ours, not of the file: still reported, never fatal for the batch.
                 failures.add(new Failure(p, "internal error", p + ": " + e));
-                if (syntax != null) count(bySyntax, syntax, 1);
+            } finally {
+                if (syntax != null) count(bySyntax, syntax, decoded ? 0 : 1);
             }
         }
 

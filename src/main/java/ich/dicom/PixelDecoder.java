@@ -231,13 +231,7 @@ final class PixelDecoder {
         CodestreamInfo info = CodestreamInfo.jpeg(codestream);
         checkGeometry(info, h, "JPEG");
         if (info.isJpegSequentialHuffman() && info.components() == 1) {
-            JpegDctDecoder.Image img = JpegDctDecoder.decode(codestream, 0, codestream.length);
-            short[] s = img.samples();
-            if (h.bitsAllocated() == 8) {
-                for (int i = 0; i < s.length; i++) out.set(ValueLayout.JAVA_BYTE, offset + i, (byte) s[i]);
-            } else {
-                MemorySegment.copy(s, 0, out, S16_LE, offset, s.length);
-            }
+            storeShorts(JpegDctDecoder.decode(codestream, 0, codestream.length).samples(), h, out, offset);
             return;
         }
         if (!info.isJpegLossless() && !(info.isJpegSequentialHuffman() && info.precision() == 8)) {
@@ -253,13 +247,18 @@ final class PixelDecoder {
             throw new IOException(String.format("a JPEG-LS transfer syntax holds a codestream with frame header FF%02X, not SOF55 (FFF7)", info.marker()));
         }
         checkGeometry(info, h, "JPEG-LS");
-        short[] s = JpegLsDecoder.decode(codestream, 0, codestream.length).samples();
+        if (h.bitsAllocated() != 8 && h.bitsAllocated() != 16) {
+            throw new IOException("Bits Allocated " + h.bitsAllocated() + " with JPEG-LS (which codes at most 16 bits)");
+        }
+        storeShorts(JpegLsDecoder.decode(codestream, 0, codestream.length).samples(), h, out, offset);
+    }
+
+    /** A codec's unsigned samples in shorts: bytes where Bits Allocated is 8, else 16-bit little-endian words. */
+    private static void storeShorts(short[] s, ImageHeader h, MemorySegment out, long offset) {
         if (h.bitsAllocated() == 8) {
             for (int i = 0; i < s.length; i++) out.set(ValueLayout.JAVA_BYTE, offset + i, (byte) s[i]);
-        } else if (h.bitsAllocated() == 16) {
-            MemorySegment.copy(s, 0, out, S16_LE, offset, s.length);
         } else {
-            throw new IOException("Bits Allocated " + h.bitsAllocated() + " with JPEG-LS (which codes at most 16 bits)");
+            MemorySegment.copy(s, 0, out, S16_LE, offset, s.length);
         }
     }
 
