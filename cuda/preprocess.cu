@@ -204,19 +204,97 @@ __device__ __forceinline__ void preprocess(const IchImage* __restrict__ images, 
     }
 }
 
+// ---- The linear kernel: the same results with fewer instructions, for the common batch ----
+//
+// The kernel above is instruction bound, not memory bound: ~450 instructions per BSB output pixel (Java's NaN-
+// and zero-sign-aware min/max as branches, the sigmoid path's registers, a channel loop around a branch), so a
+// 256 x 256 batch of 256 took 0.26 ms on an H200, 25 % of its copy bandwidth. This variant runs when the host
+// (PreprocessPlan.linearKernel) has checked that every window is linear with finite bounds that are not -0.0,
+// and every image has a finite slope and intercept, the intercept not -0.0. Then:
+//  * no HU value is NaN: a 16-bit integer times a finite slope plus a finite intercept (an overflow gives an
+//    infinity, and inf - inf cannot occur), and none is -0.0 (a sum is -0.0 only when both addends are);
+//  * so Java's Math.max/min and the hardware's fmaxf/fminf agree: they differ only for NaN and for a tie of
+//    +0.0 with -0.0, and every zero here is +0.0. One FMNMX each instead of a compare-and-branch chain.
+// Each thread also does ICH_ROWS output rows of one column (rows blockDim.y apart, so each row's stores stay
+// coalesced): the column's source coordinates and the image's parameters are computed and loaded once, and the
+// rows' loads are independent, so more of them are in flight per thread.
+//
+// Napkin math, BSB, fp32 NCHW, 256 x 256 output: the PTX has ~180 instructions per pixel (per channel 4 windows
+// of 4, 3 lerps of 3, the store's address and the parameter loads; 4 HU values; a quarter of the coordinates);
+// a batch of 256 is 16.8 M pixels, ~3 G instructions, ~90 us of issue on an H200 (132 SMs x 4 schedulers x
+// 1.98 GHz), against ~80 us for its ~300 MB of DRAM traffic at 3.7 TB/s: about balanced, where the general
+// kernel needed 2.5 x the issue time.
+#define ICH_ROWS 4
+
+__device__ __forceinline__ float window_linear(const IchChannel& w, float x) {
+    return __fmul_rn(__fsub_rn(fminf(fmaxf(x, w.low), w.high), w.low), w.scale);
+}
+
+template <typename T, bool NHWC>
+__device__ __forceinline__ void preprocess_linear(const IchImage* __restrict__ images, const IchBatch& b,
+                                                  T* __restrict__ out) {
+    const int ox = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ox >= b.out_w) return;
+    const int oy_first = blockIdx.y * blockDim.y * ICH_ROWS + threadIdx.y;
+    const IchImage im = images[blockIdx.z];
+    const int c = b.channels;
+    const long long plane = static_cast<long long>(b.out_h) * b.out_w;
+    T* img = out + static_cast<long long>(blockIdx.z) * c * plane;
+    if (im.bits_allocated != 16) {
+        for (int r = 0; r < ICH_ROWS; r++) {
+            const int oy = oy_first + r * blockDim.y;
+            if (oy >= b.out_h) break;
+            const long long pixel = static_cast<long long>(oy) * b.out_w + ox;
+            for (int k = 0; k < c; k++) img[NHWC ? pixel * c + k : k * plane + pixel] = convert<T>(__int_as_float(0x7fc00000));
+        }
+        return;
+    }
+    const int sx = im.flip ? b.out_w - 1 - ox : ox;
+    int x0, x1;
+    float fx;
+    source(im.box_x, im.step_x, sx, im.columns, x0, x1, fx);
+#pragma unroll
+    for (int r = 0; r < ICH_ROWS; r++) {
+        const int oy = oy_first + r * blockDim.y;
+        if (oy < b.out_h) {
+            int y0, y1;
+            float fy;
+            source(im.box_y, im.step_y, oy, im.rows, y0, y1, fy);
+            const float h00 = hu(im, y0 * im.columns + x0), h01 = hu(im, y0 * im.columns + x1);
+            const float h10 = hu(im, y1 * im.columns + x0), h11 = hu(im, y1 * im.columns + x1);
+            const long long pixel = static_cast<long long>(oy) * b.out_w + ox;
+            for (int k = 0; k < c; k++) {
+                const IchChannel& w = b.channel[k];
+                const float top = lerp(window_linear(w, h00), window_linear(w, h01), fx);
+                const float bottom = lerp(window_linear(w, h10), window_linear(w, h11), fx);
+                float v = lerp(top, bottom, fy);
+                if (b.normalize) v = __fmul_rn(__fsub_rn(v, b.mean[k]), b.inv_std[k]);
+                img[NHWC ? pixel * c + k : k * plane + pixel] = convert<T>(v);
+            }
+        }
+    }
+}
+
 }  // namespace
 
-// Entry points, looked up by name through the driver API (cuModuleGetFunction): ich_preprocess_<dtype>_<layout>.
-// Arguments: device array of batch-size IchImage, the IchBatch by value, the output buffer (device memory).
-#define ICH_ENTRY(NAME, T, NHWC)                                                                   \
+// Entry points, looked up by name through the driver API (cuModuleGetFunction): ich_preprocess_<dtype>_<layout>
+// (any windows) and ich_preprocess_<dtype>_<layout>_linear (see preprocess_linear; grid y covers ICH_ROWS rows per
+// thread). Arguments: device array of batch-size IchImage, the IchBatch by value, the output buffer (device memory).
+#define ICH_ENTRY(NAME, T, NHWC, BODY)                                                             \
     extern "C" __global__ void __launch_bounds__(256)                                              \
     NAME(const IchImage* __restrict__ images, const IchBatch batch, T* __restrict__ out) {         \
-        preprocess<T, NHWC>(images, batch, out);                                                   \
+        BODY<T, NHWC>(images, batch, out);                                                         \
     }
 
-ICH_ENTRY(ich_preprocess_f32_nchw, float, false)
-ICH_ENTRY(ich_preprocess_f32_nhwc, float, true)
-ICH_ENTRY(ich_preprocess_f16_nchw, __half, false)
-ICH_ENTRY(ich_preprocess_f16_nhwc, __half, true)
-ICH_ENTRY(ich_preprocess_bf16_nchw, __nv_bfloat16, false)
-ICH_ENTRY(ich_preprocess_bf16_nhwc, __nv_bfloat16, true)
+ICH_ENTRY(ich_preprocess_f32_nchw, float, false, preprocess)
+ICH_ENTRY(ich_preprocess_f32_nhwc, float, true, preprocess)
+ICH_ENTRY(ich_preprocess_f16_nchw, __half, false, preprocess)
+ICH_ENTRY(ich_preprocess_f16_nhwc, __half, true, preprocess)
+ICH_ENTRY(ich_preprocess_bf16_nchw, __nv_bfloat16, false, preprocess)
+ICH_ENTRY(ich_preprocess_bf16_nhwc, __nv_bfloat16, true, preprocess)
+ICH_ENTRY(ich_preprocess_f32_nchw_linear, float, false, preprocess_linear)
+ICH_ENTRY(ich_preprocess_f32_nhwc_linear, float, true, preprocess_linear)
+ICH_ENTRY(ich_preprocess_f16_nchw_linear, __half, false, preprocess_linear)
+ICH_ENTRY(ich_preprocess_f16_nhwc_linear, __half, true, preprocess_linear)
+ICH_ENTRY(ich_preprocess_bf16_nchw_linear, __nv_bfloat16, false, preprocess_linear)
+ICH_ENTRY(ich_preprocess_bf16_nhwc_linear, __nv_bfloat16, true, preprocess_linear)

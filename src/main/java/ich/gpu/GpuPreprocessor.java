@@ -57,6 +57,11 @@ public final class GpuPreprocessor implements AutoCloseable {
             return "ich_preprocess_" + kernelName + "_" + (layout == SliceKernel.Layout.NCHW ? "nchw" : "nhwc");
         }
 
+        /** The linear kernel's entry point ({@link PreprocessPlan#linearKernel}), e.g. {@code ich_preprocess_f16_nhwc_linear}. */
+        public String linearEntryPoint(SliceKernel.Layout layout) {
+            return entryPoint(layout) + "_linear";
+        }
+
         /** Element {@code i} of {@code data} in this precision, as a float. */
         public float get(MemorySegment data, long i) {
             return switch (this) {
@@ -125,9 +130,10 @@ public final class GpuPreprocessor implements AutoCloseable {
     private final int maxBatch;
     private final long sampleElements, sampleBytes;
     private final Module module;
-    private final Module.Kernel kernel;
+    private final Module.Kernel kernel, linearKernel;
     private final Stream copyStream, computeStream;
     private final Slot[] slots = new Slot[2];
+    private static final int TYPICAL_MATRIX = 512;
     private final SliceKernel.Scratch scratch = new SliceKernel.Scratch();
     // Shared, not confined: a loader opens the preprocessor on one thread and submits from its staging thread.
     private final Arena arena = Arena.ofShared();
@@ -165,9 +171,17 @@ public final class GpuPreprocessor implements AutoCloseable {
             context.makeCurrent();
             module = own(context.loadModule(fatbin));
             kernel = module.kernel(precision.entryPoint(config.layout()));
+            linearKernel = module.kernel(precision.linearEntryPoint(config.layout()));
             copyStream = own(context.createStream());
             computeStream = own(context.createStream());
-            for (int s = 0; s < slots.length; s++) slots[s] = new Slot();
+            // Sized for full batches of 512 x 512 slices (the CT matrix of nearly every scanner), so a loader's
+            // staging thread seldom has to grow them (see Slot.pinned).
+            long typical = PreprocessPlan.stagingBytes(maxBatch, TYPICAL_MATRIX, TYPICAL_MATRIX);
+            for (int s = 0; s < slots.length; s++) {
+                slots[s] = new Slot();
+                slots[s].staging = slots[s].pinned(null, typical);
+                slots[s].ensureInput(typical);
+            }
         } catch (RuntimeException e) {
             close();
             throw e;
@@ -187,27 +201,29 @@ public final class GpuPreprocessor implements AutoCloseable {
         final Event copyStart = own(context.createEvent()), copyDone = own(context.createEvent()),
                 kernelStart = own(context.createEvent()), kernelDone = own(context.createEvent()), done = own(context.createEvent());
         long generation = -1;
+        /** The last generation whose completion a {@link Batch#await} saw: no need to ask the driver again. */
+        volatile long awaited = -1;
 
-        /** Waits until the slot's last batch has finished on the device, so its buffers may be rewritten. */
+        /**
+         * Waits until the slot's last batch has finished on the device, so its buffers may be rewritten. A batch
+         * its consumer already awaited needs no driver call: a loader's staging thread then never waits on the
+         * device while the training thread captures a CUDA graph (a host wait from another thread during a capture
+         * failed on a GPU with CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED).
+         */
         void idle() {
-            if (generation >= 0) done.synchronize();
+            if (generation >= 0 && awaited != generation) done.synchronize();
         }
 
+        // Outgrown buffers are kept until close, not freed: the staging thread of a loader grows them, and a free
+        // can wait for the whole device while the training thread captures. Growth is rare (CT slices are mostly
+        // 512 x 512, and open() sizes the slots for those), so what is kept is small.
         PinnedBuffer pinned(PinnedBuffer old, long bytes) {
             if (old != null && old.size() >= bytes) return old;
-            if (old != null) {
-                owned.remove(old);
-                old.close();
-            }
             return own(context.allocatePinned(Math.max(bytes, old == null ? 0 : old.size() + old.size() / 4)));
         }
 
         void ensureInput(long bytes) {
             if (input != null && input.size() >= bytes) return;
-            if (input != null) {
-                owned.remove(input);
-                input.close();
-            }
             input = own(context.allocate(Math.max(bytes, input == null ? 0 : input.size() + input.size() / 4)));
         }
     }
@@ -290,8 +306,10 @@ public final class GpuPreprocessor implements AutoCloseable {
         Stream.Dim3 block = new Stream.Dim3(Kernels.BLOCK_X, Kernels.BLOCK_Y, 1);
         for (PreprocessPlan.Launch l : plan.launches) {
             PreprocessStructs.writeBatch(batchStruct, l.windows(), config.size(), config.size(), config.normalization());
-            Stream.Dim3 grid = new Stream.Dim3(ceilDiv(config.size(), Kernels.BLOCK_X), ceilDiv(config.size(), Kernels.BLOCK_Y), l.count());
-            computeStream.launch(kernel, grid, block, 0, inputBase + (long) l.start() * PreprocessStructs.IMAGE_BYTES, batchStruct,
+            // The linear kernel's threads do Kernels.LINEAR_ROWS rows each.
+            int rowsPerBlock = Kernels.BLOCK_Y * (l.linear() ? Kernels.LINEAR_ROWS : 1);
+            Stream.Dim3 grid = new Stream.Dim3(ceilDiv(config.size(), Kernels.BLOCK_X), ceilDiv(config.size(), rowsPerBlock), l.count());
+            computeStream.launch(l.linear() ? linearKernel : kernel, grid, block, 0, inputBase + (long) l.start() * PreprocessStructs.IMAGE_BYTES, batchStruct,
                     outBase + l.start() * sampleBytes);
         }
         computeStream.record(slot.kernelDone);
@@ -373,7 +391,11 @@ public final class GpuPreprocessor implements AutoCloseable {
         public long stagedBytes() { return stagedBytes; }
 
         /** Waits until the batch is complete on the device. */
-        public void await() { slot().done.synchronize(); }
+        public void await() {
+            Slot s = slot();
+            s.done.synchronize();
+            s.awaited = generation;
+        }
 
         /** Kernel time, by events around the launches (waits for the batch). */
         public float kernelMillis() {

@@ -32,6 +32,8 @@ public final class Kernels {
     public static final int IMAGE_STRUCT_BYTES = 64, CHANNEL_STRUCT_BYTES = 20, BATCH_STRUCT_BYTES = 240, MAX_CHANNELS = 8;
     /** Thread block of the preprocessing kernels: grid (ceil(outW / 32), ceil(outH / 8), batch). */
     public static final int BLOCK_X = 32, BLOCK_Y = 8;
+    /** Output rows per thread of the linear kernels ({@code ICH_ROWS}): their grid is (ceil(outW / 32), ceil(outH / 32), batch). */
+    public static final int LINEAR_ROWS = 4;
 
     private Kernels() {}
 

@@ -14,9 +14,17 @@ public final class Stream extends NativeResource {
         this.handle = handle;
     }
 
-    /** Flags 0, a blocking stream: it waits for work on the legacy default stream ({@link DeviceBuffer#fill}). */
+    /**
+     * A non-blocking stream ({@code CU_STREAM_NON_BLOCKING}): it does not wait for the legacy default stream, nor
+     * does the legacy stream wait for it. That matters for CUDA graphs: while a blocking stream is captured, CUDA
+     * treats the legacy stream (which encompasses every blocking stream) as part of the capture, and a GPU run saw
+     * a loader thread's wait on its own blocking stream fail with CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED while the
+     * training thread captured. Nothing of ours queues work on the legacy stream except {@link DeviceBuffer#fill},
+     * which waits for its memset.
+     */
     static Stream create(Cuda cuda) {
-        return new Stream(cuda, cuda.handleOut(cuda.cuStreamCreate, "cuStreamCreate", 0));
+        final int nonBlocking = 0x1; // CU_STREAM_NON_BLOCKING
+        return new Stream(cuda, cuda.handleOut(cuda.cuStreamCreate, "cuStreamCreate", nonBlocking));
     }
 
     /** Copies {@code bytes} from pinned host memory to the device buffer, asynchronously. */

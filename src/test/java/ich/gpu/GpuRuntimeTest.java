@@ -226,6 +226,74 @@ class GpuRuntimeTest {
         }
     }
 
+    /**
+     * What a GPU loader does during a training step: while this thread captures a CUDA graph on one stream, another
+     * thread copies on its own stream, records an event and waits for it and for its stream. The other thread's work
+     * runs at once and stays out of the graph, the capture stays valid, and the graph then does what was captured.
+     * (With blocking streams the other thread's event wait failed on an H200: CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED.)
+     */
+    @Test
+    void anotherThreadWaitsOnItsOwnStreamWhileThisThreadCaptures() throws Exception {
+        int n = 4096 + 3;
+        long bytes = (long) n * Float.BYTES;
+        long seed = System.nanoTime();
+        try (Module module = context.loadModule(ADD_ONE_PTX.getBytes(StandardCharsets.US_ASCII));
+             PinnedBuffer host = context.allocatePinned(bytes);
+             PinnedBuffer otherIn = context.allocatePinned(bytes);
+             PinnedBuffer otherOut = context.allocatePinned(bytes);
+             DeviceBuffer in = context.allocate(bytes);
+             DeviceBuffer out = context.allocate(bytes);
+             DeviceBuffer otherDevice = context.allocate(bytes);
+             Stream captured = context.createStream();
+             Stream other = context.createStream();
+             Event otherCopied = context.createEvent()) {
+            SplittableRandom random = new SplittableRandom(seed);
+            float[] x = new float[n];
+            for (int i = 0; i < n; i++) {
+                x[i] = (float) ((random.nextDouble() - 0.5) * 1000);
+                host.segment().setAtIndex(JAVA_FLOAT, i, x[i]);
+            }
+            fillRandom(otherIn.segment(), seed + 1);
+            otherOut.segment().fill((byte) 0x5A);
+            out.fill((byte) 0xFF);
+            captured.copyToDevice(host, 0, in, 0, bytes);
+            captured.synchronize();
+
+            Throwable[] otherFailed = new Throwable[1];
+            captured.beginCapture();
+            Graph graph;
+            try {
+                captured.launch(module.kernel("add_one"), Stream.Dim3.of((n + 255) / 256), Stream.Dim3.of(256), 0, in, out, n);
+                Thread t = Thread.ofPlatform().start(() -> {
+                    try {
+                        context.makeCurrent();
+                        other.copyToDevice(otherIn, 0, otherDevice, 0, bytes);
+                        other.record(otherCopied);
+                        otherCopied.synchronize();
+                        other.copyToHost(otherDevice, 0, otherOut, 0, bytes);
+                        other.synchronize();
+                    } catch (Throwable e) {
+                        otherFailed[0] = e;
+                    }
+                });
+                t.join();
+            } finally {
+                graph = captured.endCapture();
+            }
+            try (graph) {
+                if (otherFailed[0] != null) throw new AssertionError("the other thread failed during the capture: " + otherFailed[0], otherFailed[0]);
+                assertEquals(-1, otherIn.segment().mismatch(otherOut.segment()), "the other thread's round trip (seed " + seed + ")");
+                graph.launch(captured);
+                captured.copyToHost(out, 0, host, 0, bytes);
+                captured.synchronize();
+                for (int i = 0; i < n; i++) {
+                    assertEquals(Float.floatToRawIntBits(x[i] + 1f), Float.floatToRawIntBits(host.segment().getAtIndex(JAVA_FLOAT, i)),
+                            "element " + i + " of the replayed graph (seed " + seed + ")");
+                }
+            }
+        }
+    }
+
     @Test
     void badPtxFailsWithTheJitLog() {
         String bad = ".version 8.0\n.target sm_80\n.address_size 64\n.visible .entry broken() { no_such_instruction; }\n";

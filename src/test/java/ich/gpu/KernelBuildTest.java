@@ -124,6 +124,7 @@ class KernelBuildTest {
         for (String name : List.of(Kernels.PREPROCESS_F32_NCHW, Kernels.PREPROCESS_F32_NHWC, Kernels.PREPROCESS_F16_NCHW,
                 Kernels.PREPROCESS_F16_NHWC, Kernels.PREPROCESS_BF16_NCHW, Kernels.PREPROCESS_BF16_NHWC)) {
             assertTrue(text.contains(name), "no entry point " + name + " in the fatbin");
+            assertTrue(text.contains(name + "_linear"), "no entry point " + name + "_linear in the fatbin");
         }
 
         // cross-check with the CUDA toolkit's own reader where it is installed

@@ -55,7 +55,7 @@ class PreprocessPlanTest {
                 assertEquals(s.hu().signed(), p.signed());
                 assertEquals(s.hu().rsna12BitFix(), p.rsnaFix());
                 assertEquals(s.hu().slope(), p.slope());
-                assertEquals(s.hu().intercept(), p.intercept());
+                assertEquals(s.hu().intercept() + 0.0f, p.intercept(), "the intercept, a -0.0 passed as +0.0");
                 assertEquals(expected.flip(), p.flip());
                 assertEquals((float) expected.box().x(), p.boxX());
                 assertEquals((float) expected.box().y(), p.boxY());
@@ -73,6 +73,7 @@ class PreprocessPlanTest {
             assertTrue(flips > 5 && flips < 35, "about half flipped: " + flips);
             assertEquals(List.of(0, 40), List.of(plan.launches.getFirst().start(), plan.launches.getFirst().count()));
             assertEquals(1, plan.launches.size(), "equal windows: one launch");
+            assertTrue(plan.launches.getFirst().linear(), "BSB and finite rescales: the linear kernel");
         }
     }
 
@@ -109,6 +110,40 @@ class PreprocessPlanTest {
         }
     }
 
+    /**
+     * The linear kernel uses the hardware's min and max, which agree with Java's only without NaN and -0.0: a
+     * sigmoid window, a bound that is not finite or is -0.0, or a slope or intercept that is not finite sends an
+     * image to the general kernel, and a change of kernel splits the launches.
+     */
+    @Test
+    void theLinearKernelTakesLinearFiniteWindowsAndFiniteRescalesOnly() {
+        assertTrue(PreprocessPlan.linearKernel(BSB, 1f, -1024f));
+        assertTrue(PreprocessPlan.linearKernel(BSB, -1f, 0f));
+        assertFalse(PreprocessPlan.linearKernel(BSB, 1f, -0f), "an intercept of -0.0 (the plan passes +0.0 instead)");
+        assertFalse(PreprocessPlan.linearKernel(new Window[]{Window.BRAIN, Window.sigmoid("s", 40, 80)}, 1f, 0f));
+        Window negativeZero = Window.linear("zero", -0.0, 1); // low = high = -0.0 - floor(0.5)
+        assertEquals(0x8000_0000, Float.floatToRawIntBits(negativeZero.low()));
+        assertFalse(PreprocessPlan.linearKernel(new Window[]{negativeZero}, 1f, 0f));
+        assertFalse(PreprocessPlan.linearKernel(new Window[]{Window.linear("huge", 0, 1e300)}, 1f, 0f), "bounds beyond float");
+        assertFalse(PreprocessPlan.linearKernel(BSB, Float.POSITIVE_INFINITY, 0f));
+        assertFalse(PreprocessPlan.linearKernel(BSB, 1f, Float.NaN));
+
+        var infiniteSlope = new HounsfieldTransform(16, 12, 11, false, false, Float.POSITIVE_INFINITY, 0f, null, false, 0, -1, -1024f, false);
+        var negativeZeroIntercept = new HounsfieldTransform(16, 12, 11, false, false, -1f, -0f, null, false, 0, -1, -1024f, false);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment px = arena.allocate(2 * 32 * 32);
+            List<GpuPreprocessor.Slice> slices = List.of(
+                    new GpuPreprocessor.Slice(px, 32, 32, hu16(), BSB, 0),
+                    new GpuPreprocessor.Slice(px, 32, 32, negativeZeroIntercept, BSB, 1),
+                    new GpuPreprocessor.Slice(px, 32, 32, infiniteSlope, BSB, 2),
+                    new GpuPreprocessor.Slice(px, 32, 32, hu16(), BSB, 3));
+            PreprocessPlan plan = PreprocessPlan.of(slices, config(Augmentation.eval(32, 16)), 1, 0);
+            assertEquals(List.of("0+2 linear", "2+1 general", "3+1 linear"),
+                    plan.launches.stream().map(l -> l.start() + "+" + l.count() + (l.linear() ? " linear" : " general")).toList());
+            assertEquals(0, Float.floatToRawIntBits(plan.images.get(1).params().intercept()), "-0.0 passed as +0.0");
+        }
+    }
+
     @Test
     void configAndSlicesAreChecked() {
         try (Arena arena = Arena.ofConfined()) {
@@ -134,6 +169,7 @@ class PreprocessPlanTest {
         assertEquals(Kernels.PREPROCESS_F16_NHWC, GpuPreprocessor.Precision.FP16.entryPoint(SliceKernel.Layout.NHWC));
         assertEquals(Kernels.PREPROCESS_BF16_NCHW, GpuPreprocessor.Precision.BF16.entryPoint(SliceKernel.Layout.NCHW));
         assertEquals(Kernels.PREPROCESS_BF16_NHWC, GpuPreprocessor.Precision.BF16.entryPoint(SliceKernel.Layout.NHWC));
+        assertEquals(Kernels.PREPROCESS_BF16_NHWC + "_linear", GpuPreprocessor.Precision.BF16.linearEntryPoint(SliceKernel.Layout.NHWC));
 
         var bf = GpuPreprocessor.Precision.BF16;
         try (Arena arena = Arena.ofConfined()) {

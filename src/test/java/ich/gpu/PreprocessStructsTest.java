@@ -104,6 +104,8 @@ class PreprocessStructsTest {
                         "sizeof(IchBatch)", declared.get("sizeof(IchBatch)")));
         assertEquals(new java.util.TreeMap<>(declared), new java.util.TreeMap<>(asserted(source())));
         assertEquals(PreprocessStructs.MAX_CHANNELS, Integer.parseInt(source().replaceAll("(?s).*#define ICH_MAX_CHANNELS (\\d+).*", "$1")));
+        assertEquals(Kernels.LINEAR_ROWS, Integer.parseInt(source().replaceAll("(?s).*#define ICH_ROWS (\\d+).*", "$1")),
+                "the linear kernel's rows per thread, which its grid is sized by");
     }
 
     @Test
