@@ -154,6 +154,29 @@ template <> __device__ __forceinline__ float convert<float>(float v) { return v;
 template <> __device__ __forceinline__ __half convert<__half>(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 convert<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
+// Window.apply for the linear kernel's inputs (no NaN, no -0.0: see preprocess_linear): the hardware's min/max.
+__device__ __forceinline__ float window_linear(const IchChannel& w, float x) {
+    return __fmul_rn(__fsub_rn(fminf(fmaxf(x, w.low), w.high), w.low), w.scale);
+}
+
+// One output pixel of every channel: the HU values of its 2 x 2 source pixels, windowed per channel (LINEAR: by
+// window_linear), interpolated, normalised and stored at pixel (NCHW: in each channel's plane; NHWC: together).
+template <bool LINEAR, typename T, bool NHWC>
+__device__ __forceinline__ void write_pixel(const IchBatch& b, const IchImage& im, T* img, long long pixel, long long plane,
+                                            int x0, int x1, float fx, int y0, int y1, float fy) {
+    const float h00 = hu(im, y0 * im.columns + x0), h01 = hu(im, y0 * im.columns + x1);
+    const float h10 = hu(im, y1 * im.columns + x0), h11 = hu(im, y1 * im.columns + x1);
+    const int c = b.channels;
+    for (int k = 0; k < c; k++) {
+        const IchChannel& w = b.channel[k];
+        const float v00 = LINEAR ? window_linear(w, h00) : window(w, h00), v01 = LINEAR ? window_linear(w, h01) : window(w, h01);
+        const float v10 = LINEAR ? window_linear(w, h10) : window(w, h10), v11 = LINEAR ? window_linear(w, h11) : window(w, h11);
+        float v = lerp(lerp(v00, v01, fx), lerp(v10, v11, fx), fy);
+        if (b.normalize) v = __fmul_rn(__fsub_rn(v, b.mean[k]), b.inv_std[k]);
+        img[NHWC ? pixel * c + k : k * plane + pixel] = convert<T>(v);
+    }
+}
+
 // Napkin math, per output pixel with C channels (BSB: C = 3), 512 x 512 int16 source, 224 x 224 output:
 //  * reads 4 source words (8 B) through the read-only cache; neighbouring threads share them, so DRAM sees
 //    roughly the touched part of the slice once: ~450 KiB per image. Writes C * 4 B (fp32: 12 B; fp16/bf16:
@@ -192,16 +215,7 @@ __device__ __forceinline__ void preprocess(const IchImage* __restrict__ images, 
     source(im.box_x, im.step_x, sx, im.columns, x0, x1, fx);
     source(im.box_y, im.step_y, oy, im.rows, y0, y1, fy);
 
-    const float h00 = hu(im, y0 * im.columns + x0), h01 = hu(im, y0 * im.columns + x1);
-    const float h10 = hu(im, y1 * im.columns + x0), h11 = hu(im, y1 * im.columns + x1);
-    for (int k = 0; k < c; k++) {
-        const IchChannel& w = b.channel[k];
-        const float top = lerp(window(w, h00), window(w, h01), fx);
-        const float bottom = lerp(window(w, h10), window(w, h11), fx);
-        float v = lerp(top, bottom, fy);
-        if (b.normalize) v = __fmul_rn(__fsub_rn(v, b.mean[k]), b.inv_std[k]);
-        img[NHWC ? pixel * c + k : k * plane + pixel] = convert<T>(v);
-    }
+    write_pixel<false, T, NHWC>(b, im, img, pixel, plane, x0, x1, fx, y0, y1, fy);
 }
 
 // ---- The linear kernel: the same results with fewer instructions, for the common batch ----
@@ -225,10 +239,6 @@ __device__ __forceinline__ void preprocess(const IchImage* __restrict__ images, 
 // 1.98 GHz), against ~80 us for its ~300 MB of DRAM traffic at 3.7 TB/s: about balanced, where the general
 // kernel needed 2.5 x the issue time.
 #define ICH_ROWS 4
-
-__device__ __forceinline__ float window_linear(const IchChannel& w, float x) {
-    return __fmul_rn(__fsub_rn(fminf(fmaxf(x, w.low), w.high), w.low), w.scale);
-}
 
 template <typename T, bool NHWC>
 __device__ __forceinline__ void preprocess_linear(const IchImage* __restrict__ images, const IchBatch& b,
@@ -260,17 +270,7 @@ __device__ __forceinline__ void preprocess_linear(const IchImage* __restrict__ i
             int y0, y1;
             float fy;
             source(im.box_y, im.step_y, oy, im.rows, y0, y1, fy);
-            const float h00 = hu(im, y0 * im.columns + x0), h01 = hu(im, y0 * im.columns + x1);
-            const float h10 = hu(im, y1 * im.columns + x0), h11 = hu(im, y1 * im.columns + x1);
-            const long long pixel = static_cast<long long>(oy) * b.out_w + ox;
-            for (int k = 0; k < c; k++) {
-                const IchChannel& w = b.channel[k];
-                const float top = lerp(window_linear(w, h00), window_linear(w, h01), fx);
-                const float bottom = lerp(window_linear(w, h10), window_linear(w, h11), fx);
-                float v = lerp(top, bottom, fy);
-                if (b.normalize) v = __fmul_rn(__fsub_rn(v, b.mean[k]), b.inv_std[k]);
-                img[NHWC ? pixel * c + k : k * plane + pixel] = convert<T>(v);
-            }
+            write_pixel<true, T, NHWC>(b, im, img, static_cast<long long>(oy) * b.out_w + ox, plane, x0, x1, fx, y0, y1, fy);
         }
     }
 }
