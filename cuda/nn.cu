@@ -1360,6 +1360,39 @@ extern "C" __global__ void ich_nn_batch_norm_silu_backward_apply_nhwc(const bf16
 #define ICH_BY_VEC2(body, R, ...) \
     do { if (vec == 2) body<R, 2>(__VA_ARGS__); else body<R, 1>(__VA_ARGS__); } while (0)
 
+// Dispatch on the strides too where a pass divides by them (the data gradient): stride 1 and 2 (B0's) compile to
+// no test and to a shift, anything else (S = 0) divides at run time.
+#define ICH_BY_VEC2_S(body, R, S, ...) \
+    do { if (vec == 2) body<R, 2, S>(__VA_ARGS__); else body<R, 1, S>(__VA_ARGS__); } while (0)
+#define ICH_BY_STRIDE_VEC2(body, R, ...)                                                        \
+    do {                                                                                        \
+        if (stride_h == 1 && stride_w == 1) ICH_BY_VEC2_S(body, R, 1, __VA_ARGS__);             \
+        else if (stride_h == 2 && stride_w == 2) ICH_BY_VEC2_S(body, R, 2, __VA_ARGS__);        \
+        else ICH_BY_VEC2_S(body, R, 0, __VA_ARGS__);                                            \
+    } while (0)
+
+// Index i of an [n, rows, cols] grid of positions as (img, row, col), in 32-bit unsigned arithmetic: two 32-bit
+// divisions instead of three 64-bit ones (a 64-bit division is a ~100-instruction software routine, more than
+// a 3x3 position's taps cost). NnKernels keeps n * rows * cols below 2^31 for these kernels.
+struct GridPosition {
+    int img, row, col;
+};
+__device__ __forceinline__ GridPosition grid_position(i64 i, i64 rows, i64 cols) {
+    const unsigned u = static_cast<unsigned>(i), nc = static_cast<unsigned>(cols);
+    const unsigned image_row = u / nc;
+    const unsigned img = image_row / static_cast<unsigned>(rows);
+    return {static_cast<int>(img), static_cast<int>(image_row - img * static_cast<unsigned>(rows)),
+            static_cast<int>(u - image_row * nc)};
+}
+
+// t / S when t is a multiple of S (t >= 0), else -1: S = 1 and 2 at compile time, S = 0 with the run-time stride.
+template <int S>
+__device__ __forceinline__ int exact_quotient(int t, int stride) {
+    if (S == 1) return t;
+    if (S == 2) return (t & 1) ? -1 : t >> 1;
+    return t % stride != 0 ? -1 : t / stride;
+}
+
 // The thread's VEC channels' taps, widened: k[tap][j] for channel ch + j.
 template <int R, int VEC>
 __device__ __forceinline__ void load_depthwise_taps(const bf16* wt, i64 ch, float (&k)[R * R][VEC]) {
@@ -1373,7 +1406,7 @@ __device__ __forceinline__ void load_depthwise_taps(const bf16* wt, i64 ch, floa
 // The forward pass and the data gradient are both gathers: each output element of the thread's channels is a sum
 // over the taps of a filter tap times an input element. The driver walks the work items and the positions; Gather
 // (ForwardGather, DataGather) says which input elements a position sums, in its fixed order.
-template <int R, int VEC, typename Gather>
+template <int R, int VEC, int S, typename Gather>
 __device__ __forceinline__ void depthwise_gather_nhwc(const Gather& gather, const bf16* wt, bf16* out, i64 positions,
                                                       i64 c, int cw, i64 rows_per_chunk) {
     const i64 slices = (c / VEC + cw - 1) / cw, chunks = (positions + rows_per_chunk - 1) / rows_per_chunk;
@@ -1386,7 +1419,7 @@ __device__ __forceinline__ void depthwise_gather_nhwc(const Gather& gather, cons
         const i64 end = min(positions, (chunk + 1) * rows_per_chunk);
         for (i64 at = chunk * rows_per_chunk + t.lane; at < end; at += t.lanes) {
             float acc[VEC] = {};
-            gather.template sum<R, VEC>(at, t.ch, k, acc);
+            gather.template sum<R, VEC, S>(at, t.ch, k, acc);
             store_bf16<VEC>(out + at * c + t.ch, acc);
         }
     }
@@ -1408,17 +1441,17 @@ struct DepthwiseShape {
 // zero outside the image. Positions are the outputs (img, pp, qq).
 struct ForwardGather : DepthwiseShape {
     const bf16* x;
-    template <int R, int VEC>
+    template <int R, int VEC, int S>
     __device__ __forceinline__ void sum(i64 o, i64 ch, const float (&k)[R * R][VEC], float (&acc)[VEC]) const {
-        const i64 qq = o % q, pp = o / q % p, img = o / (p * q);
+        const GridPosition at = grid_position(o, p, q);
 #pragma unroll
         for (int rr = 0; rr < R; rr++) {
-            const i64 hh = pp * stride_h + rr - pad_h;
+            const int hh = at.row * stride_h + rr - pad_h;
             if (hh < 0 || hh >= h) continue;
-            const bf16* row = x + (img * h + hh) * w * c + ch;
+            const bf16* row = x + (static_cast<i64>(at.img) * h + hh) * w * c + ch;
 #pragma unroll
             for (int ss = 0; ss < R; ss++) {
-                const i64 ww = qq * stride_w + ss - pad_w;
+                const int ww = at.col * stride_w + ss - pad_w;
                 if (ww < 0 || ww >= w) continue;
                 float v[VEC];
                 load_bf16<VEC>(row + ww * c, v);
@@ -1433,7 +1466,7 @@ __device__ __forceinline__ void depthwise_forward_nhwc(const bf16* x, const bf16
                                                        i64 w, i64 p, i64 q, int stride_h, int stride_w, int pad_h,
                                                        int pad_w, int cw, i64 rows_per_chunk) {
     const ForwardGather gather{{c, h, w, p, q, stride_h, stride_w, pad_h, pad_w}, x};
-    depthwise_gather_nhwc<R, VEC>(gather, wt, y, n * p * q, c, cw, rows_per_chunk);
+    depthwise_gather_nhwc<R, VEC, 0>(gather, wt, y, n * p * q, c, cw, rows_per_chunk);
 }
 
 #define ICH_DEPTHWISE_FORWARD_NHWC_ARGS                                                                            \
@@ -1453,32 +1486,36 @@ extern "C" __global__ void ich_nn_depthwise_forward_nhwc_5x5(ICH_DEPTHWISE_FORWA
 // Positions are the inputs (img, hh, ww).
 struct DataGather : DepthwiseShape {
     const bf16* dy;
-    template <int R, int VEC>
+    template <int R, int VEC, int S>
     __device__ __forceinline__ void sum(i64 i, i64 ch, const float (&k)[R * R][VEC], float (&acc)[VEC]) const {
-        const i64 ww = i % w, hh = i / w % h, img = i / (h * w);
+        const GridPosition at = grid_position(i, h, w);
 #pragma unroll
         for (int rr = 0; rr < R; rr++) {
-            const i64 th = hh + pad_h - rr;
-            if (th < 0 || th % stride_h != 0 || th / stride_h >= p) continue;
-            const bf16* row = dy + (img * p + th / stride_h) * q * c + ch;
+            const int th = at.row + pad_h - rr;
+            if (th < 0) continue;
+            const int o = exact_quotient<S>(th, stride_h);
+            if (o < 0 || o >= p) continue;
+            const bf16* row = dy + (static_cast<i64>(at.img) * p + o) * q * c + ch;
 #pragma unroll
             for (int ss = 0; ss < R; ss++) {
-                const i64 tw = ww + pad_w - ss;
-                if (tw < 0 || tw % stride_w != 0 || tw / stride_w >= q) continue;
+                const int tw = at.col + pad_w - ss;
+                if (tw < 0) continue;
+                const int u = exact_quotient<S>(tw, stride_w);
+                if (u < 0 || u >= q) continue;
                 float g[VEC];
-                load_bf16<VEC>(row + tw / stride_w * c, g);
+                load_bf16<VEC>(row + static_cast<i64>(u) * c, g);
                 add_products<VEC>(acc, k[rr * R + ss], g);
             }
         }
     }
 };
 
-template <int R, int VEC>
+template <int R, int VEC, int S>
 __device__ __forceinline__ void depthwise_backward_data_nhwc(const bf16* dy, const bf16* wt, bf16* dx, i64 n, i64 c,
                                                              i64 h, i64 w, i64 p, i64 q, int stride_h, int stride_w,
                                                              int pad_h, int pad_w, int cw, i64 rows_per_chunk) {
     const DataGather gather{{c, h, w, p, q, stride_h, stride_w, pad_h, pad_w}, dy};
-    depthwise_gather_nhwc<R, VEC>(gather, wt, dx, n * h * w, c, cw, rows_per_chunk);
+    depthwise_gather_nhwc<R, VEC, S>(gather, wt, dx, n * h * w, c, cw, rows_per_chunk);
 }
 
 #define ICH_DEPTHWISE_BACKWARD_DATA_NHWC_ARGS                                                                        \
@@ -1486,12 +1523,12 @@ __device__ __forceinline__ void depthwise_backward_data_nhwc(const bf16* dy, con
         int pad_h, int pad_w, int vec, int cw, i64 rows_per_chunk
 
 extern "C" __global__ void ich_nn_depthwise_backward_data_nhwc_3x3(ICH_DEPTHWISE_BACKWARD_DATA_NHWC_ARGS) {
-    ICH_BY_VEC2(depthwise_backward_data_nhwc, 3, dy, wt, dx, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw,
+    ICH_BY_STRIDE_VEC2(depthwise_backward_data_nhwc, 3, dy, wt, dx, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw,
                 rows_per_chunk);
 }
 
 extern "C" __global__ void ich_nn_depthwise_backward_data_nhwc_5x5(ICH_DEPTHWISE_BACKWARD_DATA_NHWC_ARGS) {
-    ICH_BY_VEC2(depthwise_backward_data_nhwc, 5, dy, wt, dx, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw,
+    ICH_BY_STRIDE_VEC2(depthwise_backward_data_nhwc, 5, dy, wt, dx, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw,
                 rows_per_chunk);
 }
 
@@ -1512,17 +1549,17 @@ __device__ __forceinline__ void depthwise_filter_sums_nhwc(const bf16* x, const 
         if (t.active) {
             const i64 end = min(m, (chunk + 1) * rows_per_chunk);
             for (i64 o = chunk * rows_per_chunk + t.lane; o < end; o += t.lanes) {
-                const i64 qq = o % q, pp = o / q % p, img = o / (p * q);
+                const GridPosition at = grid_position(o, p, q);
                 float g[VEC];
                 load_bf16<VEC>(dy + o * c + t.ch, g);
 #pragma unroll
                 for (int rr = 0; rr < R; rr++) {
-                    const i64 hh = pp * stride_h + rr - pad_h;
+                    const int hh = at.row * stride_h + rr - pad_h;
                     if (hh < 0 || hh >= h) continue;
-                    const bf16* row = x + (img * h + hh) * w * c + t.ch;
+                    const bf16* row = x + (static_cast<i64>(at.img) * h + hh) * w * c + t.ch;
 #pragma unroll
                     for (int ss = 0; ss < R; ss++) {
-                        const i64 ww = qq * stride_w + ss - pad_w;
+                        const int ww = at.col * stride_w + ss - pad_w;
                         if (ww < 0 || ww >= w) continue;
                         float v[VEC];
                         load_bf16<VEC>(row + ww * c, v);

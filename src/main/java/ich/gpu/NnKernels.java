@@ -1230,7 +1230,9 @@ public final class NnKernels implements AutoCloseable {
      * and padding.
      */
     public static boolean supportsDepthwiseNhwc(ConvGeometry g) {
-        return g != null && g.depthwise() && g.r() == g.s() && (g.r() == 3 || g.r() == 5);
+        // positions are split into (image, row, column) in 32-bit arithmetic (nn.cu, grid_position)
+        return g != null && g.depthwise() && g.r() == g.s() && (g.r() == 3 || g.r() == 5)
+                && (long) g.n() * g.h() * g.w() < (1L << 31) && (long) g.n() * g.p() * g.q() < (1L << 31);
     }
 
     /**

@@ -414,6 +414,9 @@ class NnKernelsTest {
         shapes.add(new ConvGeometry(1, 2, 300, 2, 2, 16, 16, 5, 1, 7, 7, 2));
         shapes.add(new ConvGeometry(1, 1, 20, 20, 1, 1, 1, 1, 1, 0, 0, 1));
         shapes.add(new ConvGeometry(2, 3, 40, 41, 3, 15, 15, 4, 3, 6, 7, 3));
+        // square filters with strides other than 1 x 1 and 2 x 2: the NHWC data gradient's run-time stride path
+        shapes.add(new ConvGeometry(2, 6, 19, 17, 6, 3, 3, 3, 3, 1, 1, 6));
+        shapes.add(new ConvGeometry(1, 4, 12, 15, 4, 5, 5, 1, 2, 2, 2, 4));
         return shapes;
     }
 
