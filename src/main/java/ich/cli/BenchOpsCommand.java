@@ -136,6 +136,11 @@ final class BenchOpsCommand implements Callable<Integer> {
                         rate(onCpu), rate(onGpu), problem == null ? "" : "  failed: " + problem);
                 out.flush();
             }
+            if (cuda != null) {
+                // which engine won each convolution's first-call race (cuDNN, our depthwise kernels, a cuBLAS GEMM)
+                out.println("convolution engines on the GPU:");
+                for (String line : cuda.convolutionChoices()) out.println("  " + line);
+            }
             if (failed > 0) {
                 err.println("ich bench ops: " + failed + " of " + cases.size() + " ops failed (see their rows)");
                 return 1;

@@ -121,6 +121,10 @@ final class TrainCommand implements Callable<Integer> {
             + "replayed (cuts the host's launch cost; not with --clip-norm, which reads the gradient norm mid-step).")
     boolean cudaGraph;
 
+    @Option(names = "--reproducible", description = "With --device gpu: choose convolution algorithms without timing them (cuDNN's heuristics, "
+            + "our depthwise kernels), so two runs on the same GPU and software give the same numbers; the timed choice may be faster.")
+    boolean reproducible;
+
     @Option(names = "--gpu-preprocess", negatable = true,
             description = "With --device gpu: decode on the loader threads and preprocess on the GPU, straight into device memory "
                     + "(default on for a GPU; --no-gpu-preprocess copies the CPU loader's batches to the GPU instead).")
@@ -206,6 +210,13 @@ final class TrainCommand implements Callable<Integer> {
                 return null;
             }
             where = gpu.withCudaGraphs(true);
+        }
+        if (reproducible) {
+            if (!(where instanceof Device.Gpu gpu)) {
+                err.println("ich train: --reproducible needs --device gpu (the device is " + where.label() + "; the CPU always computes the same numbers)");
+                return null;
+            }
+            where = gpu.withReproducible(true);
         }
         if (Boolean.TRUE.equals(gpuPreprocess) && !(where instanceof Device.Gpu)) {
             err.println("ich train: --gpu-preprocess needs --device gpu (the device is " + where.label() + ")");

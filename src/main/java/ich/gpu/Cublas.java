@@ -24,8 +24,15 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 public final class Cublas implements AutoCloseable {
     /** {@code cublasOperation_t}. */
     public static final int OP_N = 0, OP_T = 1;
-    /** {@code cublasMath_t}: PEDANTIC is strict fp32; TF32 lets fp32 GEMMs use TF32 tensor cores. */
-    public static final int PEDANTIC_MATH = 2, TF32_TENSOR_OP_MATH = 3;
+    /**
+     * {@code cublasMath_t}: PEDANTIC is strict fp32; TF32 lets fp32 GEMMs use TF32 tensor cores; DEFAULT runs bf16
+     * inputs on tensor cores (no rounding beyond the inputs' own) and fp32 GEMMs in fp32.
+     */
+    public static final int DEFAULT_MATH = 0, PEDANTIC_MATH = 2, TF32_TENSOR_OP_MATH = 3;
+    /** {@code cudaDataType_t} of {@link #gemmEx}'s matrices: fp32 or bf16. */
+    public static final int R_32F = 0, R_16BF = 14;
+    /** {@code cublasComputeType_t} CUBLAS_COMPUTE_32F and {@code cublasGemmAlgo_t} CUBLAS_GEMM_DEFAULT. */
+    static final int COMPUTE_32F = 68, GEMM_DEFAULT = -1;
 
     private static final Map<Integer, String> NAMES = Map.of(1, "CUBLAS_STATUS_NOT_INITIALIZED", 3,
             "CUBLAS_STATUS_ALLOC_FAILED", 7, "CUBLAS_STATUS_INVALID_VALUE", 8, "CUBLAS_STATUS_ARCH_MISMATCH", 11,
@@ -43,7 +50,7 @@ public final class Cublas implements AutoCloseable {
 
     static final class Library {
         final NativeLibraries.Found found;
-        final MethodHandle create, destroy, setStream, setMathMode, sgemm, sdot, statusName, statusString;
+        final MethodHandle create, destroy, setStream, setMathMode, sgemm, gemmEx, sdot, statusName, statusString;
 
         private Library(NativeLibraries.Found found) {
             this.found = found;
@@ -68,6 +75,10 @@ public final class Cublas implements AutoCloseable {
             // (handle, transa, transb, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc)
             sgemm = fn(lookup, "cublasSgemm_v2", ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS,
                     JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT);
+            // (handle, transa, transb, m, n, k, *alpha, A, Atype, lda, B, Btype, ldb, *beta, C, Ctype, ldc, computeType, algo)
+            gemmEx = fn(lookup, "cublasGemmEx", ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS,
+                    JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT,
+                    JAVA_INT, JAVA_INT);
             // (handle, n, x, incx, y, incy, *result) with the result on the host (the default pointer mode)
             sdot = fn(lookup, "cublasSdot_v2", ADDRESS, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT, ADDRESS);
             statusName = LINKER.downcallHandle(lookup.findOrThrow("cublasGetStatusName"), FunctionDescriptor.of(ADDRESS, JAVA_INT));
@@ -112,6 +123,14 @@ public final class Cublas implements AutoCloseable {
      * @throws GpuUnavailableException when libcublas is missing
      */
     public static Cublas create(Stream stream, boolean allowTf32) {
+        return create(stream, allowTf32 ? TF32_TENSOR_OP_MATH : PEDANTIC_MATH);
+    }
+
+    /**
+     * A cuBLAS handle on {@code stream} with a math mode ({@link #DEFAULT_MATH}, {@link #PEDANTIC_MATH} or
+     * {@link #TF32_TENSOR_OP_MATH}): a bf16 {@link #gemmEx} wants DEFAULT, which lets it use tensor cores.
+     */
+    public static Cublas create(Stream stream, int mathMode) {
         Library lib = library();
         MemorySegment handle;
         try (Arena arena = Arena.ofConfined()) {
@@ -122,8 +141,7 @@ public final class Cublas implements AutoCloseable {
         Cublas cublas = new Cublas(lib, handle);
         try {
             cublas.check(Downcalls.callStatus(lib.setStream, handle, stream.handle), "cublasSetStream_v2");
-            cublas.check(Downcalls.callStatus(lib.setMathMode, handle, allowTf32 ? TF32_TENSOR_OP_MATH : PEDANTIC_MATH),
-                    "cublasSetMathMode");
+            cublas.check(Downcalls.callStatus(lib.setMathMode, handle, mathMode), "cublasSetMathMode");
         } catch (RuntimeException e) {
             cublas.close();
             throw e;
@@ -164,6 +182,20 @@ public final class Cublas implements AutoCloseable {
         beta.set(JAVA_FLOAT, 0, betaValue);
         check(Downcalls.callStatus(lib.sgemm, handle, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc),
                 "cublasSgemm_v2");
+    }
+
+    /**
+     * C = alpha * op(A) op(B) + beta * C, column-major as {@link #sgemm}, with A and B of type {@code abType} and C
+     * of {@code cType} ({@link #R_32F} or {@link #R_16BF}), accumulated in fp32 (CUBLAS_COMPUTE_32F, the default
+     * algorithm). bf16 inputs run on tensor cores under {@link #DEFAULT_MATH}.
+     */
+    public synchronized void gemmEx(int transA, int transB, int m, int n, int k, float alphaValue, long a, int lda, long b,
+                                    int ldb, int abType, float betaValue, long c, int ldc, int cType) {
+        if (closed) throw new IllegalStateException("Cublas handle is closed");
+        alpha.set(JAVA_FLOAT, 0, alphaValue);
+        beta.set(JAVA_FLOAT, 0, betaValue);
+        check(Downcalls.callStatus(lib.gemmEx, handle, transA, transB, m, n, k, alpha, a, abType, lda, b, abType, ldb, beta,
+                c, cType, ldc, COMPUTE_32F, GEMM_DEFAULT), "cublasGemmEx");
     }
 
     /** x . y over n floats; waits for the stream (the result comes back to the host). */

@@ -88,7 +88,7 @@ public final class Cudnn implements AutoCloseable {
         final MethodHandle getErrorString, getLastErrorString, create, destroy, setStream,
                 createTensor, setTensor4d, destroyTensor, createFilter, setFilter4d, destroyFilter,
                 createConv, setConv2d, setConvGroups, setConvMath, destroyConv,
-                findForward, findBackwardData, findBackwardFilter, forward, backwardData, backwardFilter,
+                findForward, findBackwardData, findBackwardFilter, rankForward, rankBackwardData, rankBackwardFilter, forward, backwardData, backwardFilter,
                 deriveBn, bnTraining, bnInference, bnBackward;
         final MemorySegment one, zero;
 
@@ -131,6 +131,14 @@ public final class Cudnn implements AutoCloseable {
             // (handle, xDesc, x, dyDesc, dy, convDesc, dwDesc, dw, requested, *returned, *perf, workspace, bytes)
             findBackwardFilter = fn(lookup, "cudnnFindConvolutionBackwardFilterAlgorithmEx", ADDRESS, ADDRESS, JAVA_LONG,
                     ADDRESS, JAVA_LONG, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG);
+            // cudnnGetConvolution*Algorithm_v7: (handle, the same three descriptors in each direction's order, convDesc
+            // third, requested, *returned, *perf): cuDNN's heuristic ranking, nothing run
+            rankForward = fn(lookup, "cudnnGetConvolutionForwardAlgorithm_v7", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    JAVA_INT, ADDRESS, ADDRESS);
+            rankBackwardData = fn(lookup, "cudnnGetConvolutionBackwardDataAlgorithm_v7", ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                    ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
+            rankBackwardFilter = fn(lookup, "cudnnGetConvolutionBackwardFilterAlgorithm_v7", ADDRESS, ADDRESS, ADDRESS,
+                    ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
             // (handle, *alpha, xDesc, x, wDesc, w, convDesc, algo, workspace, bytes, *beta, yDesc, y)
             forward = fn(lookup, "cudnnConvolutionForward", ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
                     ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, JAVA_LONG);
@@ -418,6 +426,53 @@ public final class Cudnn implements AutoCloseable {
             check(status, name);
             return parsePerf(perf, returned.get(JAVA_INT, 0));
         }
+    }
+
+    /**
+     * cuDNN's heuristic ranking of one direction's algorithms ({@code cudnnGetConvolution*Algorithm_v7}), best
+     * first, without running anything: the same answer on every call for the same GPU, descriptors and library.
+     * The entries cuDNN marks as supported, with the workspace each needs; {@link AlgoPerf#millis()} is NaN.
+     * Descriptors as for {@link #find}.
+     */
+    public List<AlgoPerf> heuristics(Direction direction, Descriptor xDesc, Descriptor filter, Descriptor conv, Descriptor yDesc) {
+        requireOpen();
+        final int requested = 16;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment returned = arena.allocate(JAVA_INT);
+            MemorySegment perf = arena.allocate(PERF_BYTES * requested, 8);
+            String name;
+            int status = switch (direction) {
+                case FORWARD -> {
+                    name = "cudnnGetConvolutionForwardAlgorithm_v7";
+                    yield Downcalls.callStatus(lib.rankForward, handle, xDesc.handle, filter.handle, conv.handle, yDesc.handle,
+                            requested, returned, perf);
+                }
+                case BACKWARD_DATA -> {
+                    name = "cudnnGetConvolutionBackwardDataAlgorithm_v7";
+                    yield Downcalls.callStatus(lib.rankBackwardData, handle, filter.handle, yDesc.handle, conv.handle, xDesc.handle,
+                            requested, returned, perf);
+                }
+                case BACKWARD_FILTER -> {
+                    name = "cudnnGetConvolutionBackwardFilterAlgorithm_v7";
+                    yield Downcalls.callStatus(lib.rankBackwardFilter, handle, xDesc.handle, yDesc.handle, conv.handle, filter.handle,
+                            requested, returned, perf);
+                }
+            };
+            check(status, name);
+            return parseRanking(perf, returned.get(JAVA_INT, 0));
+        }
+    }
+
+    /** The supported entries of a heuristic ranking, in cuDNN's order (its times are not measurements). */
+    static List<AlgoPerf> parseRanking(MemorySegment perf, int count) {
+        List<AlgoPerf> ok = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            long at = i * PERF_BYTES;
+            if (perf.get(JAVA_INT, at + PERF_STATUS) != 0) continue;
+            ok.add(new AlgoPerf(perf.get(JAVA_INT, at + PERF_ALGO), Float.NaN, perf.get(JAVA_LONG, at + PERF_MEMORY),
+                    perf.get(JAVA_INT, at + PERF_DETERMINISM) == 1, perf.get(JAVA_INT, at + PERF_MATH)));
+        }
+        return ok;
     }
 
     /** The successful entries of a cudnnConvolution*AlgoPerf_t array, fastest first. */

@@ -76,13 +76,19 @@ public sealed interface Device permits Device.Cpu, Device.Gpu {
      * The CUDA backend on the GPU of this CUDA ordinal.
      *
      * @param precision  fp32, TF32 tensor cores, or bf16 mixed precision
-     * @param cudaGraphs run training steps as CUDA graphs (captured once per batch shape, then replayed), which
-     *                   removes the host's per-launch cost; see {@link CudaBackend#beginStep}
+     * @param cudaGraphs   run training steps as CUDA graphs (captured once per batch shape, then replayed), which
+     *                     removes the host's per-launch cost; see {@link CudaBackend#beginStep}
+     * @param reproducible choose convolution algorithms without timing them, so that two runs compute the same bits
+     *                     ({@link CudaBackend.Options#reproducible()})
      */
-    record Gpu(int ordinal, Precision precision, boolean cudaGraphs) implements Device {
+    record Gpu(int ordinal, Precision precision, boolean cudaGraphs, boolean reproducible) implements Device {
         public Gpu {
             if (ordinal < 0) throw new IllegalArgumentException("GPU ordinal must be >= 0: " + ordinal);
             java.util.Objects.requireNonNull(precision, "precision");
+        }
+
+        public Gpu(int ordinal, Precision precision, boolean cudaGraphs) {
+            this(ordinal, precision, cudaGraphs, false);
         }
 
         /** Strict fp32 (no TF32), eager launches: results match the CPU reference. */
@@ -104,28 +110,32 @@ public sealed interface Device permits Device.Cpu, Device.Gpu {
         }
 
         public Gpu withTf32(boolean allow) {
-            return new Gpu(ordinal, allow, cudaGraphs);
+            return new Gpu(ordinal, allow ? Precision.TF32 : Precision.FP32, cudaGraphs, reproducible);
         }
 
         @Override
         public Gpu withPrecision(Precision p) {
-            return new Gpu(ordinal, p, cudaGraphs);
+            return new Gpu(ordinal, p, cudaGraphs, reproducible);
         }
 
         public Gpu withCudaGraphs(boolean on) {
-            return new Gpu(ordinal, precision, on);
+            return new Gpu(ordinal, precision, on, reproducible);
+        }
+
+        public Gpu withReproducible(boolean on) {
+            return new Gpu(ordinal, precision, cudaGraphs, on);
         }
 
         /** @throws ich.gpu.GpuUnavailableException when there is no usable GPU, cuDNN, cuBLAS or kernels, saying which */
         @Override
         public Backend open() {
             return CudaBackend.open(ordinal, CudaBackend.Options.defaults().withTf32(allowTf32())
-                    .withBf16(precision == Precision.BF16));
+                    .withBf16(precision == Precision.BF16).withReproducible(reproducible));
         }
 
         /**
-         * {@code gpu:N}, with " (TF32)" or " (bf16)" and " (CUDA graphs)" when on, so logs and config.json say how it
-         * ran.
+         * {@code gpu:N}, with " (TF32)" or " (bf16)", " (CUDA graphs)" and " (reproducible)" when on, so logs and
+         * config.json say how it ran.
          */
         @Override
         public String label() {
@@ -133,7 +143,7 @@ public sealed interface Device permits Device.Cpu, Device.Gpu {
                 case FP32 -> "";
                 case TF32 -> " (TF32)";
                 case BF16 -> " (bf16)";
-            } + (cudaGraphs ? " (CUDA graphs)" : "");
+            } + (cudaGraphs ? " (CUDA graphs)" : "") + (reproducible ? " (reproducible)" : "");
         }
     }
 

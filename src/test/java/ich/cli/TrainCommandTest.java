@@ -109,6 +109,11 @@ class TrainCommandTest {
         Parsed graphsOnCpu = parse("--cuda-graph");
         assertNull(graphsOnCpu.config());
         assertTrue(graphsOnCpu.err().contains("--cuda-graph needs --device gpu"), graphsOnCpu.err());
+        Parsed reproducibleOnCpu = parse("--reproducible");
+        assertNull(reproducibleOnCpu.config());
+        assertTrue(reproducibleOnCpu.err().contains("--reproducible needs --device gpu"), reproducibleOnCpu.err());
+        Parsed reproducible = parse("--device", "gpu:1", "--reproducible", "--cuda-graph");
+        assertEquals(new Device.Gpu(1).withCudaGraphs(true).withReproducible(true), reproducible.config().device(), reproducible.err());
         Parsed graphsAndClip = parse("--device", "gpu", "--cuda-graph", "--clip-norm", "1");
         assertNull(graphsAndClip.config());
         assertTrue(graphsAndClip.err().contains("--clip-norm"), graphsAndClip.err());

@@ -29,6 +29,22 @@ class CudnnPerfTest {
         }
     }
 
+    /** A heuristic ranking keeps cuDNN's order (its times are -1: nothing ran) and drops what cuDNN marks unsupported. */
+    @Test
+    void keepsAHeuristicRankingInCudnnsOrder() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment perf = arena.allocate(Cudnn.PERF_BYTES * 4, 8);
+            entry(perf, 0, 6, 0, -1f, 1 << 20, 0, 1);
+            entry(perf, 1, 1, 0, -1f, 4096, 1, 3);
+            entry(perf, 2, 2, 3000, -1f, 0, 1, 3);
+            entry(perf, 3, 0, 0, -1f, 0, 1, 3);
+            List<Cudnn.AlgoPerf> ranked = Cudnn.parseRanking(perf, 4);
+            assertEquals(List.of(6, 1, 0), ranked.stream().map(Cudnn.AlgoPerf::algo).toList());
+            assertEquals(new Cudnn.AlgoPerf(1, Float.NaN, 4096, true, 3), ranked.get(1));
+            assertEquals(List.of(), Cudnn.parsePerf(perf, 4), "a ranking's entries were not timed: a search reads none of them");
+        }
+    }
+
     private static void entry(MemorySegment perf, int i, int algo, int status, float ms, long memory, int determinism, int math) {
         long at = i * Cudnn.PERF_BYTES;
         perf.set(JAVA_INT, at + Cudnn.PERF_ALGO, algo);

@@ -5,6 +5,7 @@ import ich.gpu.GpuUnavailableException;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -43,6 +44,11 @@ class DeviceTest {
         assertEquals("gpu:1 (bf16)", gpu.withPrecision(Device.Precision.BF16).label());
         assertTrue(gpu.withTf32(true).allowTf32());
         assertEquals(gpu.withTf32(true), gpu.withPrecision(Device.Precision.TF32));
+        // every with* keeps the other settings
+        Device.Gpu all = gpu.withCudaGraphs(true).withReproducible(true).withPrecision(Device.Precision.BF16);
+        assertEquals("gpu:1 (bf16) (CUDA graphs) (reproducible)", all.label());
+        assertTrue(all.withTf32(true).reproducible() && all.withTf32(true).cudaGraphs());
+        assertFalse(all.withReproducible(false).label().contains("reproducible"));
     }
 
     @Test

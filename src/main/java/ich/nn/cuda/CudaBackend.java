@@ -54,7 +54,9 @@ import static ich.nn.OpShapes.shape;
  * deterministic one unless {@link Options#deterministic()} is off), and reuses it. For depthwise convolutions,
  * where cuDNN is weak, our kernels (cuda/nn.cu: fp32 NCHW, and bf16 NHWC for 3x3 and 5x5 filters) are timed on
  * the same buffers too and run instead when faster ({@link Options#depthwise()}); {@link #convolutionChoices()}
- * says what won. One workspace, sized for the search, is shared by all.
+ * says what won. One workspace, sized for the search, is shared by all. A timed choice can differ from run to
+ * run when two algorithms are close, and different algorithms round differently, so two training runs drift
+ * apart; {@link Options#reproducible()} chooses without timing instead.
  *
  * <p>Not thread-safe: one thread drives a backend at a time (the context is made current on whichever does).
  */
@@ -70,28 +72,44 @@ public final class CudaBackend implements Backend {
      *                          they are used, weight gradients widened to fp32), batch norm with fp32 statistics;
      *                          parameters, their gradients, the optimizer state, [n, c] vectors and the loss stay
      *                          fp32. Results then agree with the CPU within bf16's precision (~1e-2), not fp32's.
+     * @param reproducible      choose convolution algorithms without timing: cuDNN's heuristic ranking
+     *                          ({@code cudnnGetConvolution*Algorithm_v7}, its first deterministic algorithm that fits
+     *                          the workspace) and our depthwise kernels wherever they take the shape (unless
+     *                          {@code depthwise} says CUDNN). Two runs on the same GPU, driver and libraries then
+     *                          compute the same bits (every kernel of ours is deterministic, and so are cuBLAS's GEMMs
+     *                          and cuDNN's batch norm); the timed search may be faster.
      */
     public record Options(boolean allowTf32, boolean deterministic, long searchWorkspace, Depthwise depthwise,
-                          boolean bf16) {
+                          Pointwise pointwise, boolean bf16, boolean reproducible) {
         public Options {
             if (searchWorkspace < 0) throw new IllegalArgumentException("searchWorkspace must be >= 0: " + searchWorkspace);
             java.util.Objects.requireNonNull(depthwise);
+            java.util.Objects.requireNonNull(pointwise);
+            if (reproducible && !deterministic) throw new IllegalArgumentException("reproducible needs deterministic algorithms");
         }
 
         public static Options defaults() {
-            return new Options(false, true, 512L << 20, Depthwise.FASTEST, false);
+            return new Options(false, true, 512L << 20, Depthwise.FASTEST, Pointwise.FASTEST, false, false);
         }
 
         public Options withTf32(boolean allow) {
-            return new Options(allow, deterministic, searchWorkspace, depthwise, bf16);
+            return new Options(allow, deterministic, searchWorkspace, depthwise, pointwise, bf16, reproducible);
         }
 
         public Options withDepthwise(Depthwise choice) {
-            return new Options(allowTf32, deterministic, searchWorkspace, choice, bf16);
+            return new Options(allowTf32, deterministic, searchWorkspace, choice, pointwise, bf16, reproducible);
+        }
+
+        public Options withPointwise(Pointwise choice) {
+            return new Options(allowTf32, deterministic, searchWorkspace, depthwise, choice, bf16, reproducible);
         }
 
         public Options withBf16(boolean mixed) {
-            return new Options(allowTf32, deterministic, searchWorkspace, depthwise, mixed);
+            return new Options(allowTf32, deterministic, searchWorkspace, depthwise, pointwise, mixed, reproducible);
+        }
+
+        public Options withReproducible(boolean on) {
+            return new Options(allowTf32, deterministic, searchWorkspace, depthwise, pointwise, bf16, on);
         }
     }
 
@@ -102,12 +120,24 @@ public final class CudaBackend implements Backend {
      */
     public enum Depthwise { FASTEST, CUDNN, OWN }
 
+    /**
+     * Who runs bf16 1 x 1 convolutions (stride 1, no padding, one group), which on channels-last tensors are plain
+     * GEMMs: [n h w, c] x [k, c]^T. cuDNN's legacy algorithms ran their backward passes 5-10 x slower than the
+     * forward one on an H200 (bf16, batch 32: the 1 x 1 expansion's data gradient 0.77 ms against 0.09 ms forward),
+     * so cuBLAS's tensor-core GEMM (cublasGemmEx, fp32 accumulation) is timed against them on the first call
+     * (FASTEST, the default), or always used (CUBLAS), or never (CUDNN). The GEMM writes the weight gradient in fp32
+     * directly. fp32 convolutions stay with cuDNN.
+     */
+    public enum Pointwise { FASTEST, CUDNN, CUBLAS }
+
     private final int ordinal;
     private final Options options;
     private final Context context;
     private final Stream stream;
     private final Cudnn cudnn;
     private final Cublas cublas;
+    /** DEFAULT math (tensor cores for bf16 inputs), for the bf16 1 x 1 convolutions' GEMMs; null in fp32. */
+    private final Cublas cublasBf16;
     private final NnKernels kernels;
     private final String deviceName;
     private final AtomicLong allocated = new AtomicLong(), peak = new AtomicLong();
@@ -127,13 +157,14 @@ public final class CudaBackend implements Backend {
     private boolean closed;
 
     private CudaBackend(int ordinal, Options options, Context context, Stream stream, Cudnn cudnn, Cublas cublas,
-                        NnKernels kernels) {
+                        Cublas cublasBf16, NnKernels kernels) {
         this.ordinal = ordinal;
         this.options = options;
         this.context = context;
         this.stream = stream;
         this.cudnn = cudnn;
         this.cublas = cublas;
+        this.cublasBf16 = cublasBf16;
         this.kernels = kernels;
         this.deviceName = context.deviceName();
         this.pool = new DeviceStepArena.Pool(context, this::allocated, this::freed);
@@ -153,8 +184,9 @@ public final class CudaBackend implements Backend {
             Stream stream = track(opened, context.createStream());
             Cudnn cudnn = track(opened, Cudnn.create(stream));
             Cublas cublas = track(opened, Cublas.create(stream, options.allowTf32()));
+            Cublas cublasBf16 = options.bf16() ? track(opened, Cublas.create(stream, Cublas.DEFAULT_MATH)) : null;
             NnKernels kernels = track(opened, NnKernels.open(context));
-            return new CudaBackend(ordinal, options, context, stream, cudnn, cublas, kernels);
+            return new CudaBackend(ordinal, options, context, stream, cudnn, cublas, cublasBf16, kernels);
         } catch (RuntimeException e) {
             for (int i = opened.size() - 1; i >= 0; i--) {
                 try {
@@ -423,6 +455,13 @@ public final class CudaBackend implements Backend {
 
     /** The algorithm number that stands for our depthwise kernels instead of one of cuDNN's. */
     private static final int OWN_DEPTHWISE = -2, UNSEARCHED = -1;
+    /** The algorithm number that stands for a cuBLAS GEMM instead of a bf16 1 x 1 convolution ({@link Pointwise}). */
+    private static final int GEMM_1X1 = -3;
+
+    /** A convolution that is a GEMM on channels-last tensors: 1 x 1, stride 1, no padding, one group. */
+    static boolean pointwise(ConvGeometry g) {
+        return g.r() == 1 && g.s() == 1 && g.strideH() == 1 && g.strideW() == 1 && g.padH() == 0 && g.padW() == 0 && g.groups() == 1;
+    }
 
     /** A convolution's geometry and whether it runs on bf16 NHWC tensors (else fp32 NCHW). */
     private record ConvKey(ConvGeometry g, boolean bf16) {}
@@ -468,17 +507,29 @@ public final class CudaBackend implements Backend {
             int i = direction.ordinal();
             if (algo[i] != UNSEARCHED) return algo[i];
             boolean ownFits = bf16 ? NnKernels.supportsDepthwiseNhwc(g) : NnKernels.supportsDepthwise(g);
-            if (ownFits && options.depthwise() == Depthwise.OWN) {
+            if (ownFits && (options.depthwise() == Depthwise.OWN || options.reproducible() && options.depthwise() == Depthwise.FASTEST)) {
                 algo[i] = OWN_DEPTHWISE;
-                choice[i] = "own kernel (chosen)";
+                choice[i] = options.depthwise() == Depthwise.OWN ? "own kernel (chosen)" : "own kernel (reproducible: not timed)";
                 return algo[i];
             }
+            boolean gemmFits = bf16 && pointwise(g) && cublasBf16 != null;
+            if (gemmFits && (options.pointwise() == Pointwise.CUBLAS || options.reproducible() && options.pointwise() == Pointwise.FASTEST)) {
+                algo[i] = GEMM_1X1;
+                choice[i] = options.pointwise() == Pointwise.CUBLAS ? "cuBLAS GEMM (chosen)" : "cuBLAS GEMM (reproducible: not timed)";
+                return algo[i];
+            }
+            if (options.reproducible()) return heuristicChoice(direction, i);
             Tensor ws = workspace(options.searchWorkspace());
             List<Cudnn.AlgoPerf> found;
             try {
                 found = cudnn.find(direction, x, w, conv, y, a, b, out, ptrOrNull(ws),
                         ws == null ? 0 : options.searchWorkspace());
             } catch (CudaException e) {
+                if (gemmFits && options.pointwise() == Pointwise.FASTEST && notSupported(e)) {
+                    algo[i] = GEMM_1X1;
+                    choice[i] = "cuBLAS GEMM (cuDNN search: " + e.name() + ")";
+                    return algo[i];
+                }
                 if (!ownFits || options.depthwise() != Depthwise.FASTEST || !notSupported(e)) throw e;
                 // cuDNN refuses the whole geometry (a grouped bf16 NHWC one, say) where our kernel does it
                 algo[i] = OWN_DEPTHWISE;
@@ -496,6 +547,15 @@ public final class CudaBackend implements Backend {
                     return algo[i];
                 }
             }
+            if (gemmFits && options.pointwise() == Pointwise.FASTEST) {
+                float gemmMillis = timed(() -> runGemm1x1(direction, g, a, b, ownOut));
+                if (best == null || gemmMillis < best.millis()) {
+                    algo[i] = GEMM_1X1;
+                    choice[i] = String.format(Locale.ROOT, "cuBLAS GEMM %.3f ms vs cuDNN %s", gemmMillis,
+                            best == null ? "none" : String.format(Locale.ROOT, "%.3f ms", best.millis()));
+                    return algo[i];
+                }
+            }
             if (best == null) {
                 throw new IllegalStateException("cuDNN has no " + (options.deterministic() ? "deterministic " : "")
                         + "algorithm for " + direction + " of " + g + " within " + options.searchWorkspace()
@@ -504,6 +564,28 @@ public final class CudaBackend implements Backend {
             algo[i] = best.algo();
             workspaceBytes[i] = best.workspaceBytes();
             choice[i] = String.format(Locale.ROOT, "cuDNN algo %d %.3f ms%s", best.algo(), best.millis(),
+                    best.workspaceBytes() > 0 ? ", " + best.workspaceBytes() + " B workspace" : "");
+            return algo[i];
+        }
+
+        /**
+         * cuDNN's heuristic ranking, nothing timed: its first deterministic algorithm whose workspace fits. Strict fp32
+         * keeps to algorithms of the FMA math type (the descriptor's), so nothing it runs rounds to TF32.
+         */
+        private int heuristicChoice(Cudnn.Direction direction, int i) {
+            int math = options.allowTf32() || bf16 ? Cudnn.DEFAULT_MATH : Cudnn.FMA_MATH;
+            List<Cudnn.AlgoPerf> ranked = cudnn.heuristics(direction, x, w, conv, y);
+            Cudnn.AlgoPerf best = ranked.stream()
+                    .filter(p -> p.deterministic() && p.workspaceBytes() <= options.searchWorkspace())
+                    .filter(p -> math != Cudnn.FMA_MATH || p.mathType() == Cudnn.FMA_MATH)
+                    .findFirst().orElse(null);
+            if (best == null) {
+                throw new IllegalStateException("cuDNN's heuristics have no deterministic algorithm for " + direction + " of " + g
+                        + " within " + options.searchWorkspace() + " bytes of workspace (ranked: " + ranked + ")");
+            }
+            algo[i] = best.algo();
+            workspaceBytes[i] = best.workspaceBytes();
+            choice[i] = String.format(Locale.ROOT, "cuDNN algo %d (heuristic, reproducible)%s", best.algo(),
                     best.workspaceBytes() > 0 ? ", " + best.workspaceBytes() + " B workspace" : "");
             return algo[i];
         }
@@ -529,7 +611,11 @@ public final class CudaBackend implements Backend {
     /** Mean milliseconds of our depthwise kernel for one direction over 3 runs after a warm-up, timed with events. */
     private float timeOwnDepthwise(Cudnn.Direction direction, ConvGeometry g, boolean bf16, long a, long b, long out) {
         long partials = ownDepthwisePartials(direction, g, bf16);
-        Runnable run = () -> runOwnDepthwise(direction, g, bf16, a, b, out, partials);
+        return timed(() -> runOwnDepthwise(direction, g, bf16, a, b, out, partials));
+    }
+
+    /** Mean milliseconds of {@code run} over 3 runs after a warm-up, timed with events on the stream. */
+    private float timed(Runnable run) {
         run.run();
         try (ich.gpu.Event start = context.createEvent(); ich.gpu.Event end = context.createEvent()) {
             stream.record(start);
@@ -537,6 +623,31 @@ public final class CudaBackend implements Backend {
             stream.record(end);
             end.synchronize();
             return end.millisSince(start) / 3;
+        }
+    }
+
+    /**
+     * A bf16 1 x 1 convolution ({@link #pointwise}) as one cuBLAS GEMM on channels-last tensors, fp32 accumulation.
+     * Row-major, with m = n h w: x is [m, c], the bf16 weights [k, c], y [m, k]. cuBLAS is column-major, so each
+     * row-major matrix is its transpose there:
+     * <ul>
+     * <li>FORWARD (a = x, b = w, out = y): y^T [k, m] = w [k, c] x^T [c, m]: gemm(T, N, k, m, c) on (w, ld c), (x, ld c) into (y, ld k);
+     * <li>BACKWARD_DATA (a = w, b = dy, out = dx): dx^T [c, m] = w^T [c, k] dy^T [k, m]: gemm(N, N, c, m, k) on (w, ld c),
+     * (dy, ld k) into (dx, ld c);
+     * <li>BACKWARD_FILTER (a = x, b = dy, out = the fp32 gradient dw [k, c]): dw^T [c, k] = x^T [c, m] dy [m, k]:
+     * gemm(N, T, c, k, m) on (x, ld c), (dy, ld k) into (dw, ld c), in fp32.
+     * </ul>
+     * Napkin math, the 1 x 1 expansion at batch 256, 56 x 56, 24 -> 144: m = 802,816; 2 m c k = 5.5 GFLOP, 270 MB of
+     * bf16 traffic: memory bound on an H200 at ~0.1 ms. The backward filter pass reduces over all m rows.
+     */
+    private void runGemm1x1(Cudnn.Direction direction, ConvGeometry g, long a, long b, long out) {
+        long rows = (long) g.n() * g.h() * g.w();
+        if (rows > Integer.MAX_VALUE) throw new IllegalArgumentException("a 1 x 1 convolution over " + rows + " positions is too large for one GEMM: " + g);
+        int m = (int) rows, c = g.c(), k = g.k();
+        switch (direction) {
+            case FORWARD -> cublasBf16.gemmEx(Cublas.OP_T, Cublas.OP_N, k, m, c, 1f, b, c, a, c, Cublas.R_16BF, 0f, out, k, Cublas.R_16BF);
+            case BACKWARD_DATA -> cublasBf16.gemmEx(Cublas.OP_N, Cublas.OP_N, c, m, k, 1f, a, c, b, k, Cublas.R_16BF, 0f, out, c, Cublas.R_16BF);
+            case BACKWARD_FILTER -> cublasBf16.gemmEx(Cublas.OP_N, Cublas.OP_T, c, k, m, 1f, a, c, b, k, Cublas.R_16BF, 0f, out, c, Cublas.R_32F);
         }
     }
 
@@ -680,6 +791,11 @@ public final class CudaBackend implements Backend {
         if (algo == OWN_DEPTHWISE) {
             long partials = ownDepthwisePartials(d, g, bf16);
             queue("own " + kind, () -> runOwnDepthwise(d, g, bf16, x0, x1, out, partials), x0, x1, out, partials, bf16 ? 1 : 0);
+            return;
+        }
+        if (algo == GEMM_1X1) {
+            // the weight gradient straight into the fp32 gradient, as our depthwise kernels write it
+            queue("cuBLAS " + kind, () -> runGemm1x1(d, g, x0, x1, out), x0, x1, out);
             return;
         }
         long wsBytes = p.workspaceBytes[d.ordinal()], ws = workspacePointer(wsBytes);
@@ -1551,7 +1667,9 @@ public final class CudaBackend implements Backend {
                     if (copyStream != null) copyStream.close();
                     if (copiesDone != null) copiesDone.close();
                     if (staging != null) staging.close();
-                }, kernels::close, cublas::close, cudnn::close, stream::close, context::close};
+                }, kernels::close, () -> {
+                    if (cublasBf16 != null) cublasBf16.close();
+                }, cublas::close, cudnn::close, stream::close, context::close};
         for (Runnable r : steps) {
             try {
                 r.run();

@@ -98,16 +98,32 @@ class CudaBackendBf16Test extends CudaBackendFixture {
     void depthwiseByEitherEngineMatchesTheCpu() {
         List<ConvGeometry> depthwise = CudaBackendTest.geometries().stream().filter(NnKernels::supportsDepthwiseNhwc).toList();
         assertTrue(depthwise.size() >= 4, "3x3 and 5x5, stride 1 and 2: " + depthwise);
-        for (CudaBackend.Depthwise engine : new CudaBackend.Depthwise[] {CudaBackend.Depthwise.OWN, CudaBackend.Depthwise.CUDNN}) {
-            try (CudaBackend b = CudaBackend.open(0, CudaBackend.Options.defaults().withBf16(true).withDepthwise(engine))) {
-                checkConvolutions(b, depthwise, BF16_REL);
-                String expected = engine == CudaBackend.Depthwise.OWN ? "own kernel" : "cuDNN";
-                assertEquals(depthwise.size() * 3, b.convolutionChoices().size(), String.valueOf(b.convolutionChoices()));
-                for (String line : b.convolutionChoices()) {
-                    assertTrue(line.contains(" bf16 ") && line.contains(expected), engine + ": " + line);
-                }
+        checkEngine(depthwise, CudaBackend.Options.defaults().withBf16(true).withDepthwise(CudaBackend.Depthwise.OWN), "own kernel");
+        checkEngine(depthwise, CudaBackend.Options.defaults().withBf16(true).withDepthwise(CudaBackend.Depthwise.CUDNN), "cuDNN");
+    }
+
+    /** Every direction of each shape on a fresh backend with these options matches the CPU and ran on the engine named. */
+    private void checkEngine(List<ConvGeometry> shapes, CudaBackend.Options options, String engine) {
+        try (CudaBackend b = CudaBackend.open(0, options)) {
+            checkConvolutions(b, shapes, BF16_REL);
+            assertEquals(shapes.size() * 3, b.convolutionChoices().size(), String.valueOf(b.convolutionChoices()));
+            for (String line : b.convolutionChoices()) {
+                assertTrue(line.contains(" bf16 ") && line.contains(engine), engine + ": " + line);
             }
         }
+    }
+
+    /**
+     * The 1 x 1 shapes (stride 1, no padding) with cuBLAS's GEMM forced, and with cuDNN forced: both must match
+     * the CPU in all three directions, and the choices must say who ran. The GEMM writes the weight gradient in
+     * fp32 from fp32 sums; cuDNN's is widened from bf16: the same tolerance holds both.
+     */
+    @Test
+    void pointwiseByEitherEngineMatchesTheCpu() {
+        List<ConvGeometry> pointwise = CudaBackendTest.geometries().stream().filter(CudaBackend::pointwise).toList();
+        assertTrue(pointwise.size() >= 2, "1 x 1 expansions and projections: " + pointwise);
+        checkEngine(pointwise, CudaBackend.Options.defaults().withBf16(true).withPointwise(CudaBackend.Pointwise.CUBLAS), "cuBLAS GEMM");
+        checkEngine(pointwise, CudaBackend.Options.defaults().withBf16(true).withPointwise(CudaBackend.Pointwise.CUDNN), "cuDNN");
     }
 
     // ---------------------------------------------------------------- batch norm
