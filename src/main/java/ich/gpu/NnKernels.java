@@ -85,7 +85,8 @@ public final class NnKernels implements AutoCloseable {
             BATCH_NORM_SILU_APPLY_NHWC = "ich_nn_batch_norm_silu_apply_nhwc",
             BATCH_NORM_SILU_INFERENCE_NHWC = "ich_nn_batch_norm_silu_inference_nhwc",
             BATCH_NORM_SILU_BACKWARD_SUMS_NHWC = "ich_nn_batch_norm_silu_backward_sums_nhwc",
-            BATCH_NORM_SILU_BACKWARD_APPLY_NHWC = "ich_nn_batch_norm_silu_backward_apply_nhwc";
+            BATCH_NORM_SILU_BACKWARD_APPLY_NHWC = "ich_nn_batch_norm_silu_backward_apply_nhwc",
+            IM2COL_NHWC = "ich_nn_im2col_nhwc";
     /** Every entry point the Java side launches (KernelBuildTest checks each is in the fatbin). */
     public static final List<String> ENTRY_POINTS = List.of(SILU, SILU_BACKWARD, SIGMOID, SIGMOID_BACKWARD, ADD,
             MULTIPLY_BY_MASK, SCALE, SCALE_CHANNELS, SCALE_CHANNELS_BACKWARD, GLOBAL_AVERAGE_POOL,
@@ -98,7 +99,7 @@ public final class NnKernels implements AutoCloseable {
             DEPTHWISE_FORWARD_NHWC_5X5, DEPTHWISE_BACKWARD_DATA_NHWC_3X3, DEPTHWISE_BACKWARD_DATA_NHWC_5X5,
             DEPTHWISE_FILTER_SUMS_NHWC_3X3, DEPTHWISE_FILTER_SUMS_NHWC_5X5, DEPTHWISE_FILTER_FINISH_NHWC,
             BATCH_NORM_SILU_APPLY_NHWC, BATCH_NORM_SILU_INFERENCE_NHWC, BATCH_NORM_SILU_BACKWARD_SUMS_NHWC,
-            BATCH_NORM_SILU_BACKWARD_APPLY_NHWC, SCALE_CHANNELS_INPUT_GRADIENT, SCALE_CHANNELS_INPUT_GRADIENT_NHWC);
+            BATCH_NORM_SILU_BACKWARD_APPLY_NHWC, SCALE_CHANNELS_INPUT_GRADIENT, SCALE_CHANNELS_INPUT_GRADIENT_NHWC, IM2COL_NHWC);
 
     /**
      * Dynamic shared memory a depthwise block may use, in floats: 32 KiB, under the 48 KiB a launch gets without
@@ -123,7 +124,7 @@ public final class NnKernels implements AutoCloseable {
             scaleChannelsBackwardNhwc, globalAveragePoolNhwc, globalAveragePoolBackwardNhwc, batchNormStatsNhwc,
             batchNormFinishTrainingNhwc, batchNormApplyNhwc, batchNormInferenceNhwc, batchNormBackwardSumsNhwc,
             batchNormBackwardFinishNhwc, batchNormBackwardApplyNhwc, nchwF32ToNhwcBf16, nhwcBf16ToNchwF32,
-            depthwiseFilterFinishNhwc, batchNormSiluApplyNhwc, batchNormSiluInferenceNhwc, batchNormSiluBackwardSumsNhwc,
+            depthwiseFilterFinishNhwc, im2colNhwc, batchNormSiluApplyNhwc, batchNormSiluInferenceNhwc, batchNormSiluBackwardSumsNhwc,
             batchNormSiluBackwardApplyNhwc, scaleChannelsInputGradient, scaleChannelsInputGradientNhwc;
     /** The NHWC depthwise passes by filter size: index 0 for 3x3, 1 for 5x5. */
     private final Module.Kernel[] depthwiseForwardNhwc = new Module.Kernel[2], depthwiseBackwardDataNhwc = new Module.Kernel[2],
@@ -192,6 +193,7 @@ public final class NnKernels implements AutoCloseable {
             depthwiseFilterSumsNhwc[0] = k.get(DEPTHWISE_FILTER_SUMS_NHWC_3X3);
             depthwiseFilterSumsNhwc[1] = k.get(DEPTHWISE_FILTER_SUMS_NHWC_5X5);
             depthwiseFilterFinishNhwc = k.get(DEPTHWISE_FILTER_FINISH_NHWC);
+            im2colNhwc = k.get(IM2COL_NHWC);
             batchNormSiluApplyNhwc = k.get(BATCH_NORM_SILU_APPLY_NHWC);
             batchNormSiluInferenceNhwc = k.get(BATCH_NORM_SILU_INFERENCE_NHWC);
             batchNormSiluBackwardSumsNhwc = k.get(BATCH_NORM_SILU_BACKWARD_SUMS_NHWC);
@@ -1282,6 +1284,29 @@ public final class NnKernels implements AutoCloseable {
                 depthwiseNhwcArgs(g, t, x, dy, workspace, rows));
         stream.launch(depthwiseFilterFinishNhwc, Stream.Dim3.of(elementBlocks(weights)), Stream.Dim3.of(BLOCK), 0, workspace,
                 dw, weights, chunks);
+    }
+
+    /**
+     * col [rows][r s c] bf16 = the input patches of output positions {@code [m0, m0 + rows)} of the dense
+     * convolution g on bf16 channels-last x (zeros outside the image), tap-major then channel: the left factor of
+     * the weight gradient as a GEMM, {@code dw [k][r][s][c] = dy [m, k]^T col [m, r s c]}. col must not overlap x.
+     */
+    public void im2colNhwc(Stream stream, ConvGeometry g, long x, long col, long m0, long rows) {
+        String op = "im2colNhwc";
+        if (g == null || g.groups() != 1) throw new IllegalArgumentException(op + ": a dense convolution (one group), not " + g);
+        long positions = (long) g.n() * g.p() * g.q(), taps = (long) g.r() * g.s();
+        if (positions >= (1L << 31)) throw new IllegalArgumentException(op + ": " + positions + " output positions (the kernel splits them in 32 bits)");
+        if (m0 < 0 || rows < 0 || m0 + rows > positions) {
+            throw new IllegalArgumentException(op + ": rows [" + m0 + ", " + (m0 + rows) + ") outside the " + positions + " output positions of " + g);
+        }
+        if (rows == 0) return;
+        if (x == 0 || col == 0) throw new IllegalArgumentException(op + ": null device pointer");
+        if (overlaps(col, Math.multiplyExact(rows * taps * g.c(), 2L), x, nhwcBytes(g, false))) {
+            throw new IllegalArgumentException(op + ": col overlaps x");
+        }
+        stream.launch(im2colNhwc, Stream.Dim3.of(elementBlocks(rows * taps)), Stream.Dim3.of(BLOCK), 0, x, col, m0, rows,
+                (long) g.c(), (long) g.h(), (long) g.w(), (long) g.p(), (long) g.q(), g.r(), g.s(), g.strideH(), g.strideW(),
+                g.padH(), g.padW());
     }
 
     /** Bytes of the workspace {@link #depthwiseBackwardFilterNhwc} needs for g: a double per weight and chunk. */

@@ -1116,6 +1116,47 @@ class NnKernelsTest {
         }
     }
 
+    /**
+     * im2col of bf16 NHWC patches against a plain loop, bit for bit (it copies, and writes +0.0 outside the image):
+     * a stem-like 3x3/2 with padding, a 5x5/1 with more padding than half the filter, and a 1x2 stride; a chunk of
+     * rows from the middle and all of them, into poisoned memory.
+     */
+    @Test
+    void im2colCopiesThePatchesOfEachOutputPosition() {
+        List<ConvGeometry> shapes = List.of(ConvGeometry.square(2, 3, 17, 15, 8, 3, 2, 1),
+                new ConvGeometry(1, 5, 9, 7, 4, 5, 5, 1, 1, 3, 3, 1), new ConvGeometry(3, 2, 6, 11, 3, 3, 3, 1, 2, 1, 1, 1));
+        for (ConvGeometry g : shapes) {
+            int n = g.n(), c = g.c(), r = g.r(), s = g.s(), positions = n * g.p() * g.q(), rsc = r * s * c;
+            float[] x = bf16Values(n * g.h() * g.w() * c, 2, 0);
+            Bf16Tensor gx = uploadBf16(x, 0);
+            for (int[] range : new int[][]{{positions / 3, positions / 2 - positions / 3 + 1}, {0, positions}}) {
+                int m0 = range[0], rows = range[1];
+                Bf16Tensor col = poisonedBf16(rows * rsc, 0);
+                kernels.im2colNhwc(stream, g, gx.pointer(), col.pointer(), m0, rows);
+                float[] got = downloadBf16(col);
+                for (int row = 0; row < rows; row++) {
+                    int m = m0 + row, img = m / (g.p() * g.q()), pp = m / g.q() % g.p(), qq = m % g.q();
+                    for (int rr = 0; rr < r; rr++) {
+                        for (int ss = 0; ss < s; ss++) {
+                            int hh = pp * g.strideH() + rr - g.padH(), ww = qq * g.strideW() + ss - g.padW();
+                            boolean inside = hh >= 0 && hh < g.h() && ww >= 0 && ww < g.w();
+                            for (int ch = 0; ch < c; ch++) {
+                                float want = inside ? x[((img * g.h() + hh) * g.w() + ww) * c + ch] : 0f;
+                                int at = row * rsc + (rr * s + ss) * c + ch;
+                                if (Float.floatToRawIntBits(got[at]) != Float.floatToRawIntBits(want)) {
+                                    throw new AssertionError("im2colNhwc " + g + " rows [" + m0 + ", " + (m0 + rows) + "): row " + row
+                                            + " tap (" + rr + ", " + ss + ") channel " + ch + ": " + got[at] + ", want " + want + " (seed " + seed + ")");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            assertThrows(IllegalArgumentException.class, () -> kernels.im2colNhwc(stream, g, gx.pointer(), gx.pointer(), 0, 1));
+            assertThrows(IllegalArgumentException.class, () -> kernels.im2colNhwc(stream, g, gx.pointer(), 1 << 20, positions, 1));
+        }
+    }
+
     /** |got - bf16(expected)| <= 1e-2 |expected| + 1e-5 magnitude everywhere; a NaN (an element never written) fails. */
     private void assertBf16WithinMagnitude(float[] expected, float[] magnitude, float[] got, String what) {
         assertEquals(expected.length, got.length, what + ": sizes");

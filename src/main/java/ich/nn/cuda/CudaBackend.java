@@ -80,36 +80,36 @@ public final class CudaBackend implements Backend {
      *                          and cuDNN's batch norm); the timed search may be faster.
      */
     public record Options(boolean allowTf32, boolean deterministic, long searchWorkspace, Depthwise depthwise,
-                          Pointwise pointwise, boolean bf16, boolean reproducible) {
+                          Gemm gemm, boolean bf16, boolean reproducible) {
         public Options {
             if (searchWorkspace < 0) throw new IllegalArgumentException("searchWorkspace must be >= 0: " + searchWorkspace);
             java.util.Objects.requireNonNull(depthwise);
-            java.util.Objects.requireNonNull(pointwise);
+            java.util.Objects.requireNonNull(gemm);
             if (reproducible && !deterministic) throw new IllegalArgumentException("reproducible needs deterministic algorithms");
         }
 
         public static Options defaults() {
-            return new Options(false, true, 512L << 20, Depthwise.FASTEST, Pointwise.FASTEST, false, false);
+            return new Options(false, true, 512L << 20, Depthwise.FASTEST, Gemm.FASTEST, false, false);
         }
 
         public Options withTf32(boolean allow) {
-            return new Options(allow, deterministic, searchWorkspace, depthwise, pointwise, bf16, reproducible);
+            return new Options(allow, deterministic, searchWorkspace, depthwise, gemm, bf16, reproducible);
         }
 
         public Options withDepthwise(Depthwise choice) {
-            return new Options(allowTf32, deterministic, searchWorkspace, choice, pointwise, bf16, reproducible);
+            return new Options(allowTf32, deterministic, searchWorkspace, choice, gemm, bf16, reproducible);
         }
 
-        public Options withPointwise(Pointwise choice) {
+        public Options withGemm(Gemm choice) {
             return new Options(allowTf32, deterministic, searchWorkspace, depthwise, choice, bf16, reproducible);
         }
 
         public Options withBf16(boolean mixed) {
-            return new Options(allowTf32, deterministic, searchWorkspace, depthwise, pointwise, mixed, reproducible);
+            return new Options(allowTf32, deterministic, searchWorkspace, depthwise, gemm, mixed, reproducible);
         }
 
         public Options withReproducible(boolean on) {
-            return new Options(allowTf32, deterministic, searchWorkspace, depthwise, pointwise, bf16, on);
+            return new Options(allowTf32, deterministic, searchWorkspace, depthwise, gemm, bf16, on);
         }
     }
 
@@ -121,14 +121,16 @@ public final class CudaBackend implements Backend {
     public enum Depthwise { FASTEST, CUDNN, OWN }
 
     /**
-     * Who runs bf16 1 x 1 convolutions (stride 1, no padding, one group), which on channels-last tensors are plain
-     * GEMMs: [n h w, c] x [k, c]^T. cuDNN's legacy algorithms ran their backward passes 5-10 x slower than the
-     * forward one on an H200 (bf16, batch 32: the 1 x 1 expansion's data gradient 0.77 ms against 0.09 ms forward),
-     * so cuBLAS's tensor-core GEMM (cublasGemmEx, fp32 accumulation) is timed against them on the first call
-     * (FASTEST, the default), or always used (CUBLAS), or never (CUDNN). The GEMM writes the weight gradient in fp32
-     * directly. fp32 convolutions stay with cuDNN.
+     * Who runs the bf16 convolutions a GEMM can do: 1 x 1 ones (stride 1, no padding, one group), which on
+     * channels-last tensors are plain GEMMs, [n h w, c] x [k, c]^T, in all three directions; and the weight gradient
+     * of other dense ones (the stem) as im2col chunks times dy. On an H200 cuDNN's legacy bf16 algorithms took 78 %
+     * of a B0 training step in the 1 x 1 convolutions (their data gradients alone 64.6 %, 10 ms a call at batch
+     * 256) and 5.8 ms for the stem's weight gradient. So cuBLAS's tensor-core GEMM (cublasGemmEx, fp32
+     * accumulation) is timed against cuDNN's best on the first call (FASTEST, the default), or always used
+     * (CUBLAS), or never (CUDNN). The GEMMs write weight gradients in fp32 directly. fp32 convolutions stay with
+     * cuDNN.
      */
-    public enum Pointwise { FASTEST, CUDNN, CUBLAS }
+    public enum Gemm { FASTEST, CUDNN, CUBLAS }
 
     private final int ordinal;
     private final Options options;
@@ -431,7 +433,11 @@ public final class CudaBackend implements Backend {
         /** fp32 staging of conversions on the compute stream. */
         CONVERSION,
         /** fp32 staging of conversions on the side stream of a graph step. */
-        SIDE_CONVERSION
+        SIDE_CONVERSION,
+        /** A chunk of bf16 input patches for a weight gradient as GEMMs ({@link #runIm2colGemm}). */
+        IM2COL,
+        /** That weight gradient in fp32 [k][r][s][c], before it is reordered into KCRS. */
+        GEMM_WEIGHT_GRADIENT
     }
 
     /** The scratch buffer of {@code purpose}, grown to at least {@code bytes}; null for 0 bytes never grown. */
@@ -455,8 +461,10 @@ public final class CudaBackend implements Backend {
 
     /** The algorithm number that stands for our depthwise kernels instead of one of cuDNN's. */
     private static final int OWN_DEPTHWISE = -2, UNSEARCHED = -1;
-    /** The algorithm number that stands for a cuBLAS GEMM instead of a bf16 1 x 1 convolution ({@link Pointwise}). */
-    private static final int GEMM_1X1 = -3;
+    /** The algorithm number that stands for cuBLAS GEMMs instead of cuDNN ({@link Gemm}). */
+    private static final int GEMM = -3;
+    /** im2col rows are made and multiplied in chunks of at most this many bytes of bf16 patches. */
+    private static final long IM2COL_CHUNK_BYTES = 64L << 20;
 
     /** A convolution that is a GEMM on channels-last tensors: 1 x 1, stride 1, no padding, one group. */
     static boolean pointwise(ConvGeometry g) {
@@ -512,10 +520,11 @@ public final class CudaBackend implements Backend {
                 choice[i] = options.depthwise() == Depthwise.OWN ? "own kernel (chosen)" : "own kernel (reproducible: not timed)";
                 return algo[i];
             }
-            boolean gemmFits = bf16 && pointwise(g) && cublasBf16 != null;
-            if (gemmFits && (options.pointwise() == Pointwise.CUBLAS || options.reproducible() && options.pointwise() == Pointwise.FASTEST)) {
-                algo[i] = GEMM_1X1;
-                choice[i] = options.pointwise() == Pointwise.CUBLAS ? "cuBLAS GEMM (chosen)" : "cuBLAS GEMM (reproducible: not timed)";
+            boolean gemmFits = bf16 && cublasBf16 != null && (pointwise(g) || direction == Cudnn.Direction.BACKWARD_FILTER && g.groups() == 1);
+            String gemmName = pointwise(g) ? "cuBLAS GEMM" : "cuBLAS im2col GEMM";
+            if (gemmFits && (options.gemm() == Gemm.CUBLAS || options.reproducible() && options.gemm() == Gemm.FASTEST)) {
+                algo[i] = GEMM;
+                choice[i] = gemmName + (options.gemm() == Gemm.CUBLAS ? " (chosen)" : " (reproducible: not timed)");
                 return algo[i];
             }
             if (options.reproducible()) return heuristicChoice(direction, i);
@@ -525,9 +534,9 @@ public final class CudaBackend implements Backend {
                 found = cudnn.find(direction, x, w, conv, y, a, b, out, ptrOrNull(ws),
                         ws == null ? 0 : options.searchWorkspace());
             } catch (CudaException e) {
-                if (gemmFits && options.pointwise() == Pointwise.FASTEST && notSupported(e)) {
-                    algo[i] = GEMM_1X1;
-                    choice[i] = "cuBLAS GEMM (cuDNN search: " + e.name() + ")";
+                if (gemmFits && options.gemm() == Gemm.FASTEST && notSupported(e)) {
+                    algo[i] = GEMM;
+                    choice[i] = gemmName + " (cuDNN search: " + e.name() + ")";
                     return algo[i];
                 }
                 if (!ownFits || options.depthwise() != Depthwise.FASTEST || !notSupported(e)) throw e;
@@ -547,11 +556,11 @@ public final class CudaBackend implements Backend {
                     return algo[i];
                 }
             }
-            if (gemmFits && options.pointwise() == Pointwise.FASTEST) {
-                float gemmMillis = timed(() -> runGemm1x1(direction, g, a, b, ownOut));
+            if (gemmFits && options.gemm() == Gemm.FASTEST) {
+                float gemmMillis = timed(() -> runGemm(direction, g, a, b, ownOut));
                 if (best == null || gemmMillis < best.millis()) {
-                    algo[i] = GEMM_1X1;
-                    choice[i] = String.format(Locale.ROOT, "cuBLAS GEMM %.3f ms vs cuDNN %s", gemmMillis,
+                    algo[i] = GEMM;
+                    choice[i] = String.format(Locale.ROOT, "%s %.3f ms vs cuDNN %s", gemmName, gemmMillis,
                             best == null ? "none" : String.format(Locale.ROOT, "%.3f ms", best.millis()));
                     return algo[i];
                 }
@@ -640,6 +649,35 @@ public final class CudaBackend implements Backend {
      * Napkin math, the 1 x 1 expansion at batch 256, 56 x 56, 24 -> 144: m = 802,816; 2 m c k = 5.5 GFLOP, 270 MB of
      * bf16 traffic: memory bound on an H200 at ~0.1 ms. The backward filter pass reduces over all m rows.
      */
+    private void runGemm(Cudnn.Direction direction, ConvGeometry g, long a, long b, long out) {
+        if (pointwise(g)) runGemm1x1(direction, g, a, b, out);
+        else if (direction == Cudnn.Direction.BACKWARD_FILTER) runIm2colGemm(g, a, b, out);
+        else throw new IllegalStateException("no GEMM for " + direction + " of " + g);
+    }
+
+    /**
+     * The weight gradient of a dense bf16 convolution (the stem) as GEMMs: for each chunk of output positions, the
+     * input patches (im2col, [rows][r s c] bf16) times that chunk of dy ([rows][k] bf16), summed in fp32 into
+     * [k][r s c] (beta 1 after the first chunk: a fixed order), then reordered into the fp32 KCRS gradient.
+     * Column-major: [r s c, k] = col^T [r s c, rows] dy [rows, k]: gemm(N, T, r s c, k, rows) on (col, ld r s c),
+     * (dy, ld k) into (scratch, ld r s c).
+     */
+    private void runIm2colGemm(ConvGeometry g, long x, long dy, long dw) {
+        long rsc = (long) g.r() * g.s() * g.c(), positions = (long) g.n() * g.p() * g.q();
+        // a chunk's patches take at most the search workspace's size (the search may use that much anyway), 64 MiB at most
+        long chunk = Math.max(1, Math.min(positions, Math.min(IM2COL_CHUNK_BYTES, options.searchWorkspace()) / (rsc * 2)));
+        if (rsc > Integer.MAX_VALUE || chunk > Integer.MAX_VALUE) throw new IllegalArgumentException("im2col: " + g + " is too large");
+        long col = ptr(scratch(Scratch.IM2COL, chunk * rsc * 2));
+        long krsc = ptr(scratch(Scratch.GEMM_WEIGHT_GRADIENT, (long) g.k() * rsc * Float.BYTES));
+        for (long m0 = 0; m0 < positions; m0 += chunk) {
+            long rows = Math.min(chunk, positions - m0);
+            kernels.im2colNhwc(stream, g, x, col, m0, rows);
+            cublasBf16.gemmEx(Cublas.OP_N, Cublas.OP_T, (int) rsc, g.k(), (int) rows, 1f, col, (int) rsc, dy + m0 * g.k() * 2, g.k(),
+                    Cublas.R_16BF, m0 == 0 ? 0f : 1f, krsc, (int) rsc, Cublas.R_32F);
+        }
+        kernels.nhwcToNchw(stream, krsc, dw, g.k(), g.c(), g.r(), g.s());
+    }
+
     private void runGemm1x1(Cudnn.Direction direction, ConvGeometry g, long a, long b, long out) {
         long rows = (long) g.n() * g.h() * g.w();
         if (rows > Integer.MAX_VALUE) throw new IllegalArgumentException("a 1 x 1 convolution over " + rows + " positions is too large for one GEMM: " + g);
@@ -793,9 +831,9 @@ public final class CudaBackend implements Backend {
             queue("own " + kind, () -> runOwnDepthwise(d, g, bf16, x0, x1, out, partials), x0, x1, out, partials, bf16 ? 1 : 0);
             return;
         }
-        if (algo == GEMM_1X1) {
+        if (algo == GEMM) {
             // the weight gradient straight into the fp32 gradient, as our depthwise kernels write it
-            queue("cuBLAS " + kind, () -> runGemm1x1(d, g, x0, x1, out), x0, x1, out);
+            queue("cuBLAS " + kind, () -> runGemm(d, g, x0, x1, out), x0, x1, out);
             return;
         }
         long wsBytes = p.workspaceBytes[d.ordinal()], ws = workspacePointer(wsBytes);

@@ -114,16 +114,28 @@ class CudaBackendBf16Test extends CudaBackendFixture {
     }
 
     /**
-     * The 1 x 1 shapes (stride 1, no padding) with cuBLAS's GEMM forced, and with cuDNN forced: both must match
-     * the CPU in all three directions, and the choices must say who ran. The GEMM writes the weight gradient in
-     * fp32 from fp32 sums; cuDNN's is widened from bf16: the same tolerance holds both.
+     * The GEMM engine ({@link CudaBackend.Gemm}) against cuDNN, both against the CPU: the 1 x 1 shapes (stride 1, no
+     * padding) in all three directions with cuBLAS forced and with cuDNN forced, and a dense 3x3/2 convolution (the
+     * stem's kind) whose weight gradient cuBLAS does as im2col chunks: a search workspace of 4 KiB cuts its 144
+     * positions into two chunks, so the second GEMM adds to the first. The GEMMs write the weight gradient in fp32
+     * from fp32 sums; cuDNN's is widened from bf16: the same tolerance holds both.
      */
     @Test
-    void pointwiseByEitherEngineMatchesTheCpu() {
+    void gemmByEitherEngineMatchesTheCpu() {
         List<ConvGeometry> pointwise = CudaBackendTest.geometries().stream().filter(CudaBackend::pointwise).toList();
         assertTrue(pointwise.size() >= 2, "1 x 1 expansions and projections: " + pointwise);
-        checkEngine(pointwise, CudaBackend.Options.defaults().withBf16(true).withPointwise(CudaBackend.Pointwise.CUBLAS), "cuBLAS GEMM");
-        checkEngine(pointwise, CudaBackend.Options.defaults().withBf16(true).withPointwise(CudaBackend.Pointwise.CUDNN), "cuDNN");
+        checkEngine(pointwise, CudaBackend.Options.defaults().withBf16(true).withGemm(CudaBackend.Gemm.CUBLAS), "cuBLAS GEMM");
+        checkEngine(pointwise, CudaBackend.Options.defaults().withBf16(true).withGemm(CudaBackend.Gemm.CUDNN), "cuDNN");
+
+        ConvGeometry stem = ConvGeometry.square(2, 3, 17, 15, 8, 3, 2, 1);
+        var smallWorkspace = new CudaBackend.Options(false, true, 4096, CudaBackend.Depthwise.FASTEST, CudaBackend.Gemm.CUBLAS, true, false);
+        try (CudaBackend b = CudaBackend.open(0, smallWorkspace)) {
+            checkConvolutions(b, List.of(stem), BF16_REL);
+            assertEquals(3, b.convolutionChoices().size(), String.valueOf(b.convolutionChoices()));
+            for (String line : b.convolutionChoices()) {
+                assertEquals(line.contains("BACKWARD_FILTER"), line.contains("cuBLAS im2col GEMM"), line);
+            }
+        }
     }
 
     // ---------------------------------------------------------------- batch norm
