@@ -148,6 +148,37 @@ class GpuPreprocessorTest {
         }
     }
 
+    /**
+     * A batch of more than 16 MiB of pixels in shared memory (as the GPU loader's decoder threads hand over) is
+     * staged by several threads: the output still equals the CPU's, bit for bit.
+     */
+    @Test
+    void aLargeBatchStagedByManyThreadsMatchesTheCpu() {
+        long seed = System.nanoTime();
+        SplittableRandom rnd = new SplittableRandom(seed);
+        var config = new Preprocessor.Config(WindowChannels.BSB, Augmentation.eval(64, 56), null, SliceKernel.Layout.NCHW,
+                HounsfieldTransform.Options.DEFAULT);
+        Window[] windows = config.channels().resolve(null, "random");
+        int n = 64;
+        try (GpuPreprocessor gpu = GpuPreprocessor.open(context, config, GpuPreprocessor.Precision.FP32, n); Arena arena = Arena.ofShared()) {
+            List<GpuPreprocessor.Slice> slices = new ArrayList<>();
+            for (int i = 0; i < n; i++) slices.add(RandomSlices.random(rnd, arena, windows, 1000, rnd.nextLong()));
+            MemorySegment want = arena.allocate(4L * n * config.sampleFloats(), 64);
+            Preprocessor cpu = new Preprocessor(config);
+            for (int i = 0; i < n; i++) {
+                GpuPreprocessor.Slice s = slices.get(i);
+                cpu.process(s.pixels(), s.rows(), s.columns(), s.hu(), s.windows(), s.sampleKey(), 5, 0, want, 4L * i * config.sampleFloats());
+            }
+            gpu.poisonOutputs();
+            GpuPreprocessor.Batch b = gpu.run(slices, 5, 0);
+            assertTrue(b.stagedBytes() > 16L << 20, "the batch must be large enough to be staged in parallel: " + b.stagedBytes() + " bytes (seed " + seed + ")");
+            MemorySegment got = arena.allocate(n * gpu.sampleBytes(), 64);
+            b.copyTo(got, 0);
+            assertEquals(n * config.sampleFloats(), compare(b, got, want, config, GpuPreprocessor.Precision.FP32, "seed " + seed),
+                    "every element the CPU's (seed " + seed + ")");
+        }
+    }
+
     /** An 8-bit slice: the kernel reads 16-bit words only, so the host does it on the CPU. */
     private static GpuPreprocessor.Slice eightBit(SplittableRandom rnd, Arena arena, Window[] windows) {
         int rows = 20 + rnd.nextInt(100), columns = 20 + rnd.nextInt(100);
