@@ -635,20 +635,7 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /**
-     * A bf16 1 x 1 convolution ({@link #pointwise}) as one cuBLAS GEMM on channels-last tensors, fp32 accumulation.
-     * Row-major, with m = n h w: x is [m, c], the bf16 weights [k, c], y [m, k]. cuBLAS is column-major, so each
-     * row-major matrix is its transpose there:
-     * <ul>
-     * <li>FORWARD (a = x, b = w, out = y): y^T [k, m] = w [k, c] x^T [c, m]: gemm(T, N, k, m, c) on (w, ld c), (x, ld c) into (y, ld k);
-     * <li>BACKWARD_DATA (a = w, b = dy, out = dx): dx^T [c, m] = w^T [c, k] dy^T [k, m]: gemm(N, N, c, m, k) on (w, ld c),
-     * (dy, ld k) into (dx, ld c);
-     * <li>BACKWARD_FILTER (a = x, b = dy, out = the fp32 gradient dw [k, c]): dw^T [c, k] = x^T [c, m] dy [m, k]:
-     * gemm(N, T, c, k, m) on (x, ld c), (dy, ld k) into (dw, ld c), in fp32.
-     * </ul>
-     * Napkin math, the 1 x 1 expansion at batch 256, 56 x 56, 24 -> 144: m = 802,816; 2 m c k = 5.5 GFLOP, 270 MB of
-     * bf16 traffic: memory bound on an H200 at ~0.1 ms. The backward filter pass reduces over all m rows.
-     */
+    /** A bf16 convolution direction as cuBLAS GEMMs ({@link Gemm}): buffers as for {@link #convolve}'s cuDNN calls. */
     private void runGemm(Cudnn.Direction direction, ConvGeometry g, long a, long b, long out) {
         if (pointwise(g)) runGemm1x1(direction, g, a, b, out);
         else if (direction == Cudnn.Direction.BACKWARD_FILTER) runIm2colGemm(g, a, b, out);
@@ -678,6 +665,20 @@ public final class CudaBackend implements Backend {
         kernels.nhwcToNchw(stream, krsc, dw, g.k(), g.c(), g.r(), g.s());
     }
 
+    /**
+     * A bf16 1 x 1 convolution ({@link #pointwise}) as one cuBLAS GEMM on channels-last tensors, fp32 accumulation.
+     * Row-major, with m = n h w: x is [m, c], the bf16 weights [k, c], y [m, k]. cuBLAS is column-major, so each
+     * row-major matrix is its transpose there:
+     * <ul>
+     * <li>FORWARD (a = x, b = w, out = y): y^T [k, m] = w [k, c] x^T [c, m]: gemm(T, N, k, m, c) on (w, ld c), (x, ld c) into (y, ld k);
+     * <li>BACKWARD_DATA (a = w, b = dy, out = dx): dx^T [c, m] = w^T [c, k] dy^T [k, m]: gemm(N, N, c, m, k) on (w, ld c),
+     * (dy, ld k) into (dx, ld c);
+     * <li>BACKWARD_FILTER (a = x, b = dy, out = the fp32 gradient dw [k, c]): dw^T [c, k] = x^T [c, m] dy [m, k]:
+     * gemm(N, T, c, k, m) on (x, ld c), (dy, ld k) into (dw, ld c), in fp32.
+     * </ul>
+     * Napkin math, the 1 x 1 expansion at batch 256, 56 x 56, 24 -> 144: m = 802,816; 2 m c k = 5.5 GFLOP, 270 MB of
+     * bf16 traffic: memory bound on an H200 at ~0.1 ms. The backward filter pass reduces over all m rows.
+     */
     private void runGemm1x1(Cudnn.Direction direction, ConvGeometry g, long a, long b, long out) {
         long rows = (long) g.n() * g.h() * g.w();
         if (rows > Integer.MAX_VALUE) throw new IllegalArgumentException("a 1 x 1 convolution over " + rows + " positions is too large for one GEMM: " + g);
