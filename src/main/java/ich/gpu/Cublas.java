@@ -50,7 +50,7 @@ public final class Cublas implements AutoCloseable {
 
     static final class Library {
         final NativeLibraries.Found found;
-        final MethodHandle create, destroy, setStream, setMathMode, sgemm, gemmEx, sdot, statusName, statusString;
+        final MethodHandle create, destroy, setStream, setMathMode, sgemm, sgemmStridedBatched, gemmEx, sdot, statusName, statusString;
 
         private Library(NativeLibraries.Found found) {
             this.found = found;
@@ -75,6 +75,10 @@ public final class Cublas implements AutoCloseable {
             // (handle, transa, transb, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc)
             sgemm = fn(lookup, "cublasSgemm_v2", ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS,
                     JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT);
+            // (handle, transa, transb, m, n, k, *alpha, A, lda, strideA, B, ldb, strideB, *beta, C, ldc, strideC, batchCount)
+            sgemmStridedBatched = fn(lookup, "cublasSgemmStridedBatched", ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+                    JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG,
+                    JAVA_INT, JAVA_LONG, JAVA_INT);
             // (handle, transa, transb, m, n, k, *alpha, A, Atype, lda, B, Btype, ldb, *beta, C, Ctype, ldc, computeType, algo)
             gemmEx = fn(lookup, "cublasGemmEx", ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS,
                     JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT,
@@ -182,6 +186,20 @@ public final class Cublas implements AutoCloseable {
         beta.set(JAVA_FLOAT, 0, betaValue);
         check(Downcalls.callStatus(lib.sgemm, handle, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc),
                 "cublasSgemm_v2");
+    }
+
+    /**
+     * {@code batch} fp32 GEMMs as {@link #sgemm}: matrix i of each operand starts {@code i * stride} floats after
+     * the first (a stride of 0 shares one matrix among all).
+     */
+    public synchronized void sgemmStridedBatched(int transA, int transB, int m, int n, int k, float alphaValue, long a, int lda,
+                                                 long strideA, long b, int ldb, long strideB, float betaValue, long c, int ldc,
+                                                 long strideC, int batch) {
+        if (closed) throw new IllegalStateException("Cublas handle is closed");
+        alpha.set(JAVA_FLOAT, 0, alphaValue);
+        beta.set(JAVA_FLOAT, 0, betaValue);
+        check(Downcalls.callStatus(lib.sgemmStridedBatched, handle, transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb,
+                strideB, beta, c, ldc, strideC, batch), "cublasSgemmStridedBatched");
     }
 
     /**

@@ -121,14 +121,14 @@ public final class CudaBackend implements Backend {
     public enum Depthwise { FASTEST, CUDNN, OWN }
 
     /**
-     * Who runs the bf16 convolutions a GEMM can do: 1 x 1 ones (stride 1, no padding, one group), which on
-     * channels-last tensors are plain GEMMs, [n h w, c] x [k, c]^T, in all three directions; and the weight gradient
-     * of other dense ones (the stem) as im2col chunks times dy. On an H200 cuDNN's legacy bf16 algorithms took 78 %
-     * of a B0 training step in the 1 x 1 convolutions (their data gradients alone 64.6 %, 10 ms a call at batch
-     * 256) and 5.8 ms for the stem's weight gradient. So cuBLAS's tensor-core GEMM (cublasGemmEx, fp32
-     * accumulation) is timed against cuDNN's best on the first call (FASTEST, the default), or always used
-     * (CUBLAS), or never (CUDNN). The GEMMs write weight gradients in fp32 directly. fp32 convolutions stay with
-     * cuDNN.
+     * Who runs the convolutions a GEMM can do: 1 x 1 ones (stride 1, no padding, one group) in all three
+     * directions, which on bf16 channels-last tensors are plain GEMMs, [n h w, c] x [k, c]^T, and on fp32 NCHW ones
+     * a GEMM per sample; and in bf16 the weight gradient of other dense ones (the stem) as im2col chunks times dy.
+     * On an H200 cuDNN's legacy bf16 algorithms took 78 % of a B0 training step in the 1 x 1 convolutions (their
+     * data gradients alone 64.6 %, 10 ms a call at batch 256) and 5.8 ms for the stem's weight gradient; in fp32
+     * its 1 x 1 weight gradients ran at a sixth of its forward passes' rate. So cuBLAS (cublasGemmEx on bf16 tensor
+     * cores with fp32 accumulation; strided-batched SGEMMs in fp32) is timed against cuDNN's best on the first call
+     * (FASTEST, the default), or always used (CUBLAS), or never (CUDNN). The GEMMs write weight gradients in fp32.
      */
     public enum Gemm { FASTEST, CUDNN, CUBLAS }
 
@@ -437,7 +437,9 @@ public final class CudaBackend implements Backend {
         /** A chunk of bf16 input patches for a weight gradient as GEMMs ({@link #runIm2colGemm}). */
         IM2COL,
         /** That weight gradient in fp32 [k][r][s][c], before it is reordered into KCRS. */
-        GEMM_WEIGHT_GRADIENT
+        GEMM_WEIGHT_GRADIENT,
+        /** Per-sample weight gradients of an fp32 1 x 1 convolution's GEMMs, before they are summed. */
+        GEMM_PARTIALS
     }
 
     /** The scratch buffer of {@code purpose}, grown to at least {@code bytes}; null for 0 bytes never grown. */
@@ -520,7 +522,8 @@ public final class CudaBackend implements Backend {
                 choice[i] = options.depthwise() == Depthwise.OWN ? "own kernel (chosen)" : "own kernel (reproducible: not timed)";
                 return algo[i];
             }
-            boolean gemmFits = bf16 && cublasBf16 != null && (pointwise(g) || direction == Cudnn.Direction.BACKWARD_FILTER && g.groups() == 1);
+            boolean gemmFits = bf16 ? cublasBf16 != null && (pointwise(g) || direction == Cudnn.Direction.BACKWARD_FILTER && g.groups() == 1)
+                    : pointwise(g);
             String gemmName = pointwise(g) ? "cuBLAS GEMM" : "cuBLAS im2col GEMM";
             if (gemmFits && (options.gemm() == Gemm.CUBLAS || options.reproducible() && options.gemm() == Gemm.FASTEST)) {
                 algo[i] = GEMM;
@@ -557,7 +560,7 @@ public final class CudaBackend implements Backend {
                 }
             }
             if (gemmFits && options.gemm() == Gemm.FASTEST) {
-                float gemmMillis = timed(() -> runGemm(direction, g, a, b, ownOut));
+                float gemmMillis = timed(() -> runGemm(direction, g, bf16, a, b, ownOut));
                 if (best == null || gemmMillis < best.millis()) {
                     algo[i] = GEMM;
                     choice[i] = String.format(Locale.ROOT, "%s %.3f ms vs cuDNN %s", gemmName, gemmMillis,
@@ -635,11 +638,54 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** A bf16 convolution direction as cuBLAS GEMMs ({@link Gemm}): buffers as for {@link #convolve}'s cuDNN calls. */
-    private void runGemm(Cudnn.Direction direction, ConvGeometry g, long a, long b, long out) {
-        if (pointwise(g)) runGemm1x1(direction, g, a, b, out);
-        else if (direction == Cudnn.Direction.BACKWARD_FILTER) runIm2colGemm(g, a, b, out);
+    /** A convolution direction as cuBLAS GEMMs ({@link Gemm}): buffers as for {@link #convolve}'s cuDNN calls. */
+    private void runGemm(Cudnn.Direction direction, ConvGeometry g, boolean bf16, long a, long b, long out) {
+        if (!bf16 && pointwise(g)) runGemm1x1Nchw(direction, g, a, b, out);
+        else if (bf16 && pointwise(g)) runGemm1x1(direction, g, a, b, out);
+        else if (bf16 && direction == Cudnn.Direction.BACKWARD_FILTER) runIm2colGemm(g, a, b, out);
         else throw new IllegalStateException("no GEMM for " + direction + " of " + g);
+    }
+
+    /**
+     * An fp32 NCHW 1 x 1 convolution ({@link #pointwise}) as cuBLAS GEMMs on the backend's handle (strict fp32, or
+     * TF32 where allowed). Per sample, row-major: x_n is [c, hw], w [k, c], y_n [k, hw]; cuBLAS sees each as its
+     * transpose.
+     * <ul>
+     * <li>FORWARD: y_n^T [hw, k] = x_n^T [hw, c] w^T [c, k]: gemm(N, N, hw, k, c) on (x_n, ld hw), (w, ld c) into
+     * (y_n, ld hw), one strided-batched call over the samples (w shared: stride 0);
+     * <li>BACKWARD_DATA: dx_n^T [hw, c] = dy_n^T [hw, k] w [k, c]: gemm(N, T, hw, c, k) on (dy_n, ld hw), (w, ld c)
+     * into (dx_n, ld hw), likewise;
+     * <li>BACKWARD_FILTER: dw^T [c, k] = sum over n of x_n [c, hw] dy_n^T [hw, k]: gemm(T, N, c, k, hw) per sample
+     * into a chunk of per-sample partial products (strided batched), which one more GEMM with a vector of ones sums
+     * into dw in a fixed order, chunk after chunk (beta 1 after the first).
+     * </ul>
+     * On the H200 cuDNN's fp32 1 x 1 weight gradients ran at 1.4-1.8 TFLOP/s and its data gradients at 4-5, against
+     * 10 for its forward passes (batch 32).
+     */
+    private void runGemm1x1Nchw(Cudnn.Direction direction, ConvGeometry g, long a, long b, long out) {
+        long plane = (long) g.h() * g.w();
+        if (plane > Integer.MAX_VALUE) throw new IllegalArgumentException("a 1 x 1 convolution's planes are too large for a GEMM: " + g);
+        int hw = (int) plane, c = g.c(), k = g.k(), n = g.n();
+        switch (direction) {
+            case FORWARD -> cublas.sgemmStridedBatched(Cublas.OP_N, Cublas.OP_N, hw, k, c, 1f, a, hw, (long) c * hw, b, c, 0,
+                    0f, out, hw, (long) k * hw, n);
+            case BACKWARD_DATA -> cublas.sgemmStridedBatched(Cublas.OP_N, Cublas.OP_T, hw, c, k, 1f, b, hw, (long) k * hw, a, c, 0,
+                    0f, out, hw, (long) c * hw, n);
+            case BACKWARD_FILTER -> {
+                long weights = (long) k * c;
+                int chunk = (int) Math.max(1, Math.min(n, Math.min(IM2COL_CHUNK_BYTES, options.searchWorkspace()) / (weights * Float.BYTES)));
+                long partials = ptr(scratch(Scratch.GEMM_PARTIALS, chunk * weights * Float.BYTES));
+                long ones = ones(chunk);
+                for (int n0 = 0; n0 < n; n0 += chunk) {
+                    int samples = Math.min(chunk, n - n0);
+                    cublas.sgemmStridedBatched(Cublas.OP_T, Cublas.OP_N, c, k, hw, 1f, a + (long) n0 * c * hw * Float.BYTES, hw,
+                            (long) c * hw, b + (long) n0 * k * hw * Float.BYTES, hw, (long) k * hw, 0f, partials, c, weights, samples);
+                    // dw [weights] (+)= partials^T [weights, samples] ones [samples]
+                    cublas.sgemm(Cublas.OP_N, Cublas.OP_N, (int) weights, 1, samples, 1f, partials, (int) weights, ones, samples,
+                            n0 == 0 ? 0f : 1f, out, (int) weights);
+                }
+            }
+        }
     }
 
     /**
@@ -834,7 +880,7 @@ public final class CudaBackend implements Backend {
         }
         if (algo == GEMM) {
             // the weight gradient straight into the fp32 gradient, as our depthwise kernels write it
-            queue("cuBLAS " + kind, () -> runGemm(d, g, x0, x1, out), x0, x1, out);
+            queue("cuBLAS " + kind, () -> runGemm(d, g, bf16, x0, x1, out), x0, x1, out, bf16 ? 1 : 0);
             return;
         }
         long wsBytes = p.workspaceBytes[d.ordinal()], ws = workspacePointer(wsBytes);

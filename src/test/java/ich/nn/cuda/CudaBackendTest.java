@@ -91,12 +91,33 @@ class CudaBackendTest extends CudaBackendFixture {
     }
 
     /**
+     * The 1 x 1 shapes as cuBLAS GEMMs (strided batched over the samples; the weight gradient summed from per-sample
+     * products, here in chunks of two samples: a 4 KiB search workspace holds two [24, 16] products) and with cuDNN
+     * forced: both must match the CPU in all three directions, and the choices must say who ran.
+     */
+    @Test
+    void pointwiseByEitherEngineMatchesTheCpu() {
+        List<ConvGeometry> pointwise = geometries().stream().filter(CudaBackend::pointwise).toList();
+        assertTrue(pointwise.size() >= 2, String.valueOf(pointwise));
+        var gemm = new CudaBackend.Options(false, true, 4096, CudaBackend.Depthwise.FASTEST, CudaBackend.Gemm.CUBLAS, false, false);
+        for (CudaBackend.Options options : new CudaBackend.Options[] {gemm, CudaBackend.Options.defaults().withGemm(CudaBackend.Gemm.CUDNN)}) {
+            try (CudaBackend b = CudaBackend.open(0, options)) {
+                checkConvolutions(b, pointwise, SUM_REL);
+                String expected = options.gemm() == CudaBackend.Gemm.CUBLAS ? "cuBLAS GEMM" : "cuDNN";
+                assertEquals(pointwise.size() * 3, b.convolutionChoices().size(), String.valueOf(b.convolutionChoices()));
+                for (String line : b.convolutionChoices()) assertTrue(line.contains(expected), options.gemm() + ": " + line);
+            }
+        }
+    }
+
+    /**
      * The op profile counts each queued op under its name (convolutions by engine, filter, stride and direction),
      * with non-negative times, refuses graph steps while it runs, and ends once.
      */
     @Test
     void theOpProfileCountsOpsByName() {
-        try (CudaBackend b = CudaBackend.open(0, CudaBackend.Options.defaults().withDepthwise(CudaBackend.Depthwise.OWN))) {
+        try (CudaBackend b = CudaBackend.open(0, CudaBackend.Options.defaults().withDepthwise(CudaBackend.Depthwise.OWN)
+                .withGemm(CudaBackend.Gemm.CUDNN))) {
             ConvGeometry pointwise = ConvGeometry.square(2, 8, 6, 6, 4, 1, 1, 1), depthwise = ConvGeometry.square(2, 8, 6, 6, 8, 3, 2, 8);
             Tensor x = f32(randoms(2 * 8 * 36, 1), 2, 8, 6, 6), w1 = f32(randoms(4 * 8, 1), 4, 8, 1, 1);
             Tensor w3 = f32(randoms(8 * 9, 1), 8, 1, 3, 3);
