@@ -132,13 +132,10 @@ public final class Cudnn implements AutoCloseable {
             findBackwardFilter = fn(lookup, "cudnnFindConvolutionBackwardFilterAlgorithmEx", ADDRESS, ADDRESS, JAVA_LONG,
                     ADDRESS, JAVA_LONG, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG);
             // cudnnGetConvolution*Algorithm_v7: (handle, the same three descriptors in each direction's order, convDesc
-            // third, requested, *returned, *perf): cuDNN's heuristic ranking, nothing run
-            rankForward = fn(lookup, "cudnnGetConvolutionForwardAlgorithm_v7", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
-                    JAVA_INT, ADDRESS, ADDRESS);
-            rankBackwardData = fn(lookup, "cudnnGetConvolutionBackwardDataAlgorithm_v7", ADDRESS, ADDRESS, ADDRESS, ADDRESS,
-                    ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
-            rankBackwardFilter = fn(lookup, "cudnnGetConvolutionBackwardFilterAlgorithm_v7", ADDRESS, ADDRESS, ADDRESS,
-                    ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
+            // third, requested, *returned, *perf): cuDNN's heuristic ranking, nothing run. Optional: deprecated in cuDNN 9, only --reproducible needs them.
+            rankForward = optional(lookup, "cudnnGetConvolutionForwardAlgorithm_v7");
+            rankBackwardData = optional(lookup, "cudnnGetConvolutionBackwardDataAlgorithm_v7");
+            rankBackwardFilter = optional(lookup, "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
             // (handle, *alpha, xDesc, x, wDesc, w, convDesc, algo, workspace, bytes, *beta, yDesc, y)
             forward = fn(lookup, "cudnnConvolutionForward", ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG,
                     ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, ADDRESS, ADDRESS, JAVA_LONG);
@@ -168,6 +165,12 @@ public final class Cudnn implements AutoCloseable {
 
         private static MethodHandle fn(SymbolLookup lookup, String name, MemoryLayout... args) {
             return Downcalls.statusFunction(LINKER, lookup, name, args);
+        }
+
+        /** A cudnnGetConvolution*Algorithm_v7 function, or null where this cuDNN has none. */
+        private static MethodHandle optional(SymbolLookup lookup, String name) {
+            return lookup.find(name).isEmpty() ? null
+                    : fn(lookup, name, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
         }
 
         /** Best effort: a sub-library that fails here is reported by cuDNN itself when it is needed. */
@@ -436,6 +439,10 @@ public final class Cudnn implements AutoCloseable {
      */
     public List<AlgoPerf> heuristics(Direction direction, Descriptor xDesc, Descriptor filter, Descriptor conv, Descriptor yDesc) {
         requireOpen();
+        if (lib.rankForward == null || lib.rankBackwardData == null || lib.rankBackwardFilter == null) {
+            throw new GpuUnavailableException(lib.found.where() + " has no cudnnGetConvolution*Algorithm_v7 (its heuristic "
+                    + "ranking, which reproducible runs choose algorithms by): use the timed search");
+        }
         final int requested = 16;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment returned = arena.allocate(JAVA_INT);

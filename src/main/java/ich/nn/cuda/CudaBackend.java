@@ -582,14 +582,15 @@ public final class CudaBackend implements Backend {
 
         /**
          * cuDNN's heuristic ranking, nothing timed: its first deterministic algorithm whose workspace fits. Strict fp32
-         * keeps to algorithms of the FMA math type (the descriptor's), so nothing it runs rounds to TF32.
+         * leaves out algorithms that report a tensor-op math type: they may refuse to run under the descriptor's FMA
+         * math, which is what decides how a convolution computes (so nothing rounds to TF32 either way).
          */
         private int heuristicChoice(Cudnn.Direction direction, int i) {
             int math = options.allowTf32() || bf16 ? Cudnn.DEFAULT_MATH : Cudnn.FMA_MATH;
             List<Cudnn.AlgoPerf> ranked = cudnn.heuristics(direction, x, w, conv, y);
             Cudnn.AlgoPerf best = ranked.stream()
                     .filter(p -> p.deterministic() && p.workspaceBytes() <= options.searchWorkspace())
-                    .filter(p -> math != Cudnn.FMA_MATH || p.mathType() == Cudnn.FMA_MATH)
+                    .filter(p -> math != Cudnn.FMA_MATH || p.mathType() == Cudnn.FMA_MATH || p.mathType() == Cudnn.DEFAULT_MATH)
                     .findFirst().orElse(null);
             if (best == null) {
                 throw new IllegalStateException("cuDNN's heuristics have no deterministic algorithm for " + direction + " of " + g

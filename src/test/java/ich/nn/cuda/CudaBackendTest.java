@@ -91,6 +91,26 @@ class CudaBackendTest extends CudaBackendFixture {
     }
 
     /**
+     * Reproducible choices are made without timing: every convolution says so (cuDNN's heuristic ranking, our
+     * depthwise kernels, the GEMMs), matches the CPU, and a second backend chooses the same.
+     */
+    @Test
+    void reproducibleChoicesAreNotTimedAndRepeat() {
+        List<String> first;
+        try (CudaBackend b = CudaBackend.open(0, CudaBackend.Options.defaults().withReproducible(true))) {
+            checkConvolutions(b, geometries(), SUM_REL);
+            first = b.convolutionChoices();
+        }
+        assertEquals(geometries().size() * 3, first.size(), String.valueOf(first));
+        for (String line : first) assertTrue(line.contains("reproducible"), line);
+        assertTrue(first.stream().anyMatch(line -> line.contains("heuristic")), "the stem's kind goes to cuDNN's ranking: " + first);
+        try (CudaBackend b = CudaBackend.open(0, CudaBackend.Options.defaults().withReproducible(true))) {
+            checkConvolutions(b, geometries(), SUM_REL);
+            assertEquals(first, b.convolutionChoices());
+        }
+    }
+
+    /**
      * The 1 x 1 shapes as cuBLAS GEMMs (strided batched over the samples; the weight gradient summed from per-sample
      * products, here in chunks of two samples: a 4 KiB search workspace holds two [24, 16] products) and with cuDNN
      * forced: both must match the CPU in all three directions, and the choices must say who ran.
