@@ -178,7 +178,6 @@ final class ScoreCommand implements Callable<Integer> {
         return out;
     }
 
-    /** Errors go to the command line's error writer (stderr when run as a program), so callers can capture them. */
     /** The folder that path ids are relative to: --images, or the deepest folder holding every file of a --list. */
     private Path idRoot(List<Path> files) {
         if (inputs.images != null) return inputs.images;
@@ -190,6 +189,7 @@ final class ScoreCommand implements Callable<Integer> {
         return root != null ? root : files.getFirst().toAbsolutePath().getRoot();
     }
 
+    /** Errors go to the command line's error writer (stderr when run as a program), so callers can capture them. */
     private int fail(String message) {
         spec.commandLine().getErr().println("ich score: " + message);
         return 2;

@@ -55,12 +55,10 @@ public final class ScoringRun {
      * @param size       the model's input size (the centre crop of the image resized to it)
      * @param flipTta    also score each image mirrored and average the two
      * @param resume     keep the partial results of an interrupted run with the same output
-     */
-    /**
-     * @param idRoot null to name each image after its file (the RSNA layout, {@code ID_<hex>.dcm}); else a folder above
-     *               every input, and each image is named by its path under it, '/'-separated, without {@code .dcm}, so
-     *               that exports which reuse file names in each series folder ({@code SE1/IM0}, {@code SE2/IM0})
-     *               keep their images apart
+     * @param idRoot     null to name each image after its file (the RSNA layout, {@code ID_<hex>.dcm}); else a folder
+     *                   above every input, and each image is named by its path under it, '/'-separated, without
+     *                   {@code .dcm}, so that exports which reuse file names in each series folder ({@code SE1/IM0},
+     *                   {@code SE2/IM0}) keep their images apart
      */
     public record Options(List<Path> inputs, Path sampleSubmission, Path submission, int size, int batch, int workers,
                           boolean flipTta, boolean resume, long seed, Path idRoot) {
