@@ -181,9 +181,7 @@ public final class Cublas implements AutoCloseable {
      */
     public synchronized void sgemm(int transA, int transB, int m, int n, int k, float alphaValue, long a, int lda, long b,
                                    int ldb, float betaValue, long c, int ldc) {
-        if (closed) throw new IllegalStateException("Cublas handle is closed");
-        alpha.set(JAVA_FLOAT, 0, alphaValue);
-        beta.set(JAVA_FLOAT, 0, betaValue);
+        scalars(alphaValue, betaValue);
         check(Downcalls.callStatus(lib.sgemm, handle, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc),
                 "cublasSgemm_v2");
     }
@@ -195,9 +193,7 @@ public final class Cublas implements AutoCloseable {
     public synchronized void sgemmStridedBatched(int transA, int transB, int m, int n, int k, float alphaValue, long a, int lda,
                                                  long strideA, long b, int ldb, long strideB, float betaValue, long c, int ldc,
                                                  long strideC, int batch) {
-        if (closed) throw new IllegalStateException("Cublas handle is closed");
-        alpha.set(JAVA_FLOAT, 0, alphaValue);
-        beta.set(JAVA_FLOAT, 0, betaValue);
+        scalars(alphaValue, betaValue);
         check(Downcalls.callStatus(lib.sgemmStridedBatched, handle, transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb,
                 strideB, beta, c, ldc, strideC, batch), "cublasSgemmStridedBatched");
     }
@@ -209,11 +205,16 @@ public final class Cublas implements AutoCloseable {
      */
     public synchronized void gemmEx(int transA, int transB, int m, int n, int k, float alphaValue, long a, int lda, long b,
                                     int ldb, int abType, float betaValue, long c, int ldc, int cType) {
+        scalars(alphaValue, betaValue);
+        check(Downcalls.callStatus(lib.gemmEx, handle, transA, transB, m, n, k, alpha, a, abType, lda, b, abType, ldb, beta,
+                c, cType, ldc, COMPUTE_32F, GEMM_DEFAULT), "cublasGemmEx");
+    }
+
+    /** The GEMMs' alpha and beta, read from this handle's host memory during the call (the default pointer mode). */
+    private void scalars(float alphaValue, float betaValue) {
         if (closed) throw new IllegalStateException("Cublas handle is closed");
         alpha.set(JAVA_FLOAT, 0, alphaValue);
         beta.set(JAVA_FLOAT, 0, betaValue);
-        check(Downcalls.callStatus(lib.gemmEx, handle, transA, transB, m, n, k, alpha, a, abType, lda, b, abType, ldb, beta,
-                c, cType, ldc, COMPUTE_32F, GEMM_DEFAULT), "cublasGemmEx");
     }
 
     /** x . y over n floats; waits for the stream (the result comes back to the host). */
