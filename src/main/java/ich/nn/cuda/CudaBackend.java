@@ -465,8 +465,8 @@ public final class CudaBackend implements Backend {
     private static final int OWN_DEPTHWISE = -2, UNSEARCHED = -1;
     /** The algorithm number that stands for cuBLAS GEMMs instead of cuDNN ({@link Gemm}). */
     private static final int GEMM = -3;
-    /** im2col rows are made and multiplied in chunks of at most this many bytes of bf16 patches. */
-    private static final long IM2COL_CHUNK_BYTES = 64L << 20;
+    /** The most scratch a GEMM path's chunk takes (im2col patches, per-sample weight gradients). */
+    private static final long GEMM_CHUNK_BYTES = 64L << 20;
 
     /** A convolution that is a GEMM on channels-last tensors: 1 x 1, stride 1, no padding, one group. */
     static boolean pointwise(ConvGeometry g) {
@@ -639,6 +639,15 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /**
+     * How many of {@code items} (output positions, samples) of {@code bytesEach} scratch a GEMM path's chunk takes: at
+     * least one, and no more scratch than the search workspace (the search may use that much anyway) or
+     * {@link #GEMM_CHUNK_BYTES}.
+     */
+    private long gemmChunk(long items, long bytesEach) {
+        return Math.max(1, Math.min(items, Math.min(GEMM_CHUNK_BYTES, options.searchWorkspace()) / bytesEach));
+    }
+
     /** A convolution direction as cuBLAS GEMMs ({@link Gemm}): buffers as for {@link #convolve}'s cuDNN calls. */
     private void runGemm(Cudnn.Direction direction, ConvGeometry g, boolean bf16, long a, long b, long out) {
         if (!bf16 && pointwise(g)) runGemm1x1Nchw(direction, g, a, b, out);
@@ -674,7 +683,7 @@ public final class CudaBackend implements Backend {
                     0f, out, hw, (long) c * hw, n);
             case BACKWARD_FILTER -> {
                 long weights = (long) k * c;
-                int chunk = (int) Math.max(1, Math.min(n, Math.min(IM2COL_CHUNK_BYTES, options.searchWorkspace()) / (weights * Float.BYTES)));
+                int chunk = (int) gemmChunk(n, weights * Float.BYTES);
                 long partials = ptr(scratch(Scratch.GEMM_PARTIALS, chunk * weights * Float.BYTES));
                 long ones = ones(chunk);
                 for (int n0 = 0; n0 < n; n0 += chunk) {
@@ -698,8 +707,7 @@ public final class CudaBackend implements Backend {
      */
     private void runIm2colGemm(ConvGeometry g, long x, long dy, long dw) {
         long rsc = (long) g.r() * g.s() * g.c(), positions = (long) g.n() * g.p() * g.q();
-        // a chunk's patches take at most the search workspace's size (the search may use that much anyway), 64 MiB at most
-        long chunk = Math.max(1, Math.min(positions, Math.min(IM2COL_CHUNK_BYTES, options.searchWorkspace()) / (rsc * 2)));
+        long chunk = gemmChunk(positions, rsc * 2);
         if (rsc > Integer.MAX_VALUE || chunk > Integer.MAX_VALUE) throw new IllegalArgumentException("im2col: " + g + " is too large");
         long col = ptr(scratch(Scratch.IM2COL, chunk * rsc * 2));
         long krsc = ptr(scratch(Scratch.GEMM_WEIGHT_GRADIENT, (long) g.k() * rsc * Float.BYTES));
