@@ -91,6 +91,7 @@ final class PreprocessPlan {
             throw new IllegalArgumentException("the kernel takes at most " + PreprocessStructs.MAX_CHANNELS + " channels, the config has " + c);
         }
         List<Image> images = new ArrayList<>(slices.size());
+        boolean[] linear = new boolean[slices.size()]; // kernel images the linear kernel does (linearKernel)
         long offset = align((long) slices.size() * PreprocessStructs.IMAGE_BYTES);
         for (int i = 0; i < slices.size(); i++) {
             GpuPreprocessor.Slice s = slices.get(i);
@@ -115,6 +116,7 @@ final class PreprocessPlan {
                     hu.signed(), hu.rsna12BitFix(), sample.flip(), hu.slope(), intercept, (float) box.x(), (float) box.y(),
                     (float) (box.width() / outW), (float) (box.height() / outH));
             images.add(new Image(i, params, offset, bytes, null, sample));
+            linear[i] = linearKernel(s.windows(), params.slope(), params.intercept());
             offset = align(offset + bytes);
         }
         List<Launch> launches = new ArrayList<>();
@@ -122,18 +124,14 @@ final class PreprocessPlan {
         for (int i = 0; i <= images.size(); i++) {
             boolean gpu = i < images.size() && images.get(i).onGpu();
             boolean sameRun = gpu && start >= 0 && Arrays.equals(slices.get(start).windows(), slices.get(i).windows())
-                    && linear(images.get(start), slices.get(start)) == linear(images.get(i), slices.get(i));
+                    && linear[start] == linear[i];
             if (start >= 0 && !sameRun) {
-                launches.add(new Launch(start, i - start, slices.get(start).windows().clone(), linear(images.get(start), slices.get(start))));
+                launches.add(new Launch(start, i - start, slices.get(start).windows().clone(), linear[start]));
                 start = -1;
             }
             if (gpu && start < 0) start = i;
         }
         return new PreprocessPlan(images, launches, offset);
-    }
-
-    private static boolean linear(Image im, GpuPreprocessor.Slice s) {
-        return linearKernel(s.windows(), im.params().slope(), im.params().intercept());
     }
 
     static long align(long bytes) {
