@@ -1337,33 +1337,58 @@ extern "C" __global__ void ich_nn_batch_norm_silu_backward_apply_nhwc(const bf16
 // KRSC with one input channel per group: [c][r][s]. The weight gradient is fp32 [c][r][s] (= [c, 1, r, s]).
 //
 // Tiling: channels as in the other NHWC kernels (NhwcSlot: cw threads a slice of channels, each thread VEC
-// consecutive channels) and the block's lanes over consecutive positions of a chunk of rows_per_chunk positions:
-// outputs (n, p, q) for the forward pass and the filter gradient, inputs (n, h, w) for the data gradient. A
-// thread keeps its channels' r*s*VEC taps (or, for the filter gradient, sums) in registers, 50 at 5x5 and VEC 2:
-// hence VEC 2 (one 4-byte load, when c is even and every pointer 4-byte aligned), not the element-wise 8.
-// Neighbouring lanes read overlapping windows, so most of an output's r*s loads hit L1 and DRAM sees each input
-// about once a pass.
+// consecutive channels) and the block's lanes over consecutive tiles of a chunk of rows_per_chunk tiles. A tile
+// is T consecutive columns of one row: output positions (n, p, q) for the forward pass, input positions (n, h, w)
+// for the data gradient; the filter gradient's tiles are single output positions. A thread keeps its channels'
+// r*s*VEC taps (or, for the filter gradient, sums) in registers, 50 at 5x5 and VEC 2: hence VEC 2 (one 4-byte
+// load, when c is even and every pointer 4-byte aligned), not the element-wise 8.
+//
+// Why tiles: one output at a time, a thread loads r*s input values per output (25 at 5x5), and the kernel was
+// bound by those load instructions, not by DRAM: the H200 profile had the bf16 5x5/2 forward pass at 1.1
+// TFLOP/s, ~18 x its bytes' time. A tile of T = 4 outputs of a row shares its columns: a filter row needs
+// (T - 1) stride + s loaded values for T outputs (8 for 4 outputs at 5x5/1, 25 % of the loads; 11 at 5x5/2, 44 %),
+// the products stay r*s an output. The data gradient is tiled at stride 1 only (at stride 2 a column's valid taps
+// alternate with its parity, and only a quarter of the taps count anyway); any stride but 1 and 2 takes T = 1.
+// The host passes T (`tile`) and the kernel traps on another, so the two cannot count tiles differently.
+//
+// The taps: the weights are [c][r][s], so the taps a thread needs are r*s*VEC values 25 elements apart from its
+// neighbours': loaded directly, every load of a warp touched ~24 sectors, and each work item (8 positions a
+// thread) loaded them anew. Now the block copies its slice's taps (cw*VEC channels, one contiguous range) into
+// shared memory with coalesced loads when the slice changes, and each thread widens its own from there (a
+// thread's taps start r*s*VEC*2 bytes after its neighbour's: 25 or 9 words at VEC 2, odd, so no bank conflicts).
 //
 // Napkin: B0 stage 2's 3x3/2 depthwise at batch 256, 256x256 (96 channels, 128x128 -> 64x64) reads 805 MB and
 // writes 201 MB in bf16, ~0.3 ms at ~3.3 TB/s, for 0.9 GFLOP: bandwidth-bound like its fp32 sibling, at half
-// the bytes.
+// the bytes, if the loads are few enough.
 //
 // Arithmetic: a product of two bf16 values is exact in fp32 (8 + 8 significant bits), so each output is the fp32
 // sum of exact products, rr outer, ss inner, in rounded adds: fixed, so it repeats bit for bit, and the same as
-// the CPU's up to the order of r*s fp32 additions. The filter gradient sums a thread's products of a chunk in
-// fp32 (at most a few hundred terms: <= ~2e-5 relative, far under bf16's 4e-3), then the lanes and the chunks in
-// double, in a fixed order, through a workspace: no atomics.
+// the CPU's up to the order of r*s fp32 additions. A column outside the image is loaded as 0 and its product
+// added: the sum starts at +0 and round-to-nearest never makes it -0, so adding k * 0 = +-0 leaves it as
+// skipping the tap would (for finite weights; an infinite weight makes NaN there, where the loss is lost anyway).
+// The filter gradient sums a thread's products of a chunk in fp32 (at most a few hundred terms: <= ~2e-5
+// relative, far under bf16's 4e-3), then the lanes and the chunks in double, in a fixed order, through a
+// workspace: no atomics.
 
 // Each pass has an entry point per filter size, so that a 3x3 launch is not held to the registers of the 5x5
 // code (a kernel gets the register count of its largest path), and dispatches on the host's vec, uniform over the
-// grid (no divergence).
+// grid (no divergence). The tiled passes hold 50 taps, 8 sums and up to 22 loaded values at 5x5: ptxas took 132
+// registers, one 256-thread block an SM; bounded to 2 blocks an SM they fit 128 without spilling (sm_80, sm_90),
+// and the 3x3 entries take ~98 anyway.
 #define ICH_BY_VEC2(body, R, ...) \
     do { if (vec == 2) body<R, 2>(__VA_ARGS__); else body<R, 1>(__VA_ARGS__); } while (0)
 
-// Dispatch on the strides too where a pass divides by them (the data gradient): stride 1 and 2 (B0's) compile to
-// no test and to a shift, anything else (S = 0) divides at run time.
+// Dispatch on a stride too where a pass tiles or divides by it: stride 1 and 2 (B0's) compile to no test and to
+// a shift, anything else (S = 0) divides at run time. The forward pass needs only stride_w (its columns), the
+// data gradient both (it divides rows and columns).
 #define ICH_BY_VEC2_S(body, R, S, ...) \
     do { if (vec == 2) body<R, 2, S>(__VA_ARGS__); else body<R, 1, S>(__VA_ARGS__); } while (0)
+#define ICH_BY_STRIDE_W_VEC2(body, R, ...)                                       \
+    do {                                                                         \
+        if (stride_w == 1) ICH_BY_VEC2_S(body, R, 1, __VA_ARGS__);               \
+        else if (stride_w == 2) ICH_BY_VEC2_S(body, R, 2, __VA_ARGS__);          \
+        else ICH_BY_VEC2_S(body, R, 0, __VA_ARGS__);                             \
+    } while (0)
 #define ICH_BY_STRIDE_VEC2(body, R, ...)                                                        \
     do {                                                                                        \
         if (stride_h == 1 && stride_w == 1) ICH_BY_VEC2_S(body, R, 1, __VA_ARGS__);             \
@@ -1393,34 +1418,63 @@ __device__ __forceinline__ int exact_quotient(int t, int stride) {
     return t % stride != 0 ? -1 : t / stride;
 }
 
-// The thread's VEC channels' taps, widened: k[tap][j] for channel ch + j.
+// The most channels a slice holds: cw <= 32 threads (NnKernels.NHWC_MAX_SLICE_GROUPS) of VEC <= 2.
+#define ICH_DEPTHWISE_SLICE_CHANNELS 64
+
+// Copies the taps of the slice's channels [ch0, ch0 + count) into `taps` ([channel - ch0][tap]): one contiguous
+// range of [c][r][s], read with consecutive threads on consecutive elements. Every thread of the block calls it.
+template <int R>
+__device__ __forceinline__ void stage_depthwise_taps(const bf16* wt, i64 ch0, i64 count, bf16* taps) {
+    __syncthreads();  // every thread is done with the previous slice's taps
+    for (int e = threadIdx.x; e < count * (R * R); e += blockDim.x) taps[e] = wt[ch0 * (R * R) + e];
+    __syncthreads();
+}
+
+// The thread's VEC channels' taps, widened from the staged slice: k[tap][j] for channel ch0 + first + j.
 template <int R, int VEC>
-__device__ __forceinline__ void load_depthwise_taps(const bf16* wt, i64 ch, float (&k)[R * R][VEC]) {
+__device__ __forceinline__ void load_depthwise_taps(const bf16* taps, i64 first, float (&k)[R * R][VEC]) {
 #pragma unroll
     for (int j = 0; j < VEC; j++) {
 #pragma unroll
-        for (int tap = 0; tap < R * R; tap++) k[tap][j] = bf16_to_f32(wt[(ch + j) * (R * R) + tap]);
+        for (int tap = 0; tap < R * R; tap++) k[tap][j] = bf16_to_f32(taps[(first + j) * (R * R) + tap]);
     }
 }
 
 // The forward pass and the data gradient are both gathers: each output element of the thread's channels is a sum
-// over the taps of a filter tap times an input element. The driver walks the work items and the positions; Gather
-// (ForwardGather, DataGather) says which input elements a position sums, in its fixed order.
-template <int R, int VEC, int S, typename Gather>
-__device__ __forceinline__ void depthwise_gather_nhwc(const Gather& gather, const bf16* wt, bf16* out, i64 positions,
-                                                      i64 c, int cw, i64 rows_per_chunk) {
-    const i64 slices = (c / VEC + cw - 1) / cw, chunks = (positions + rows_per_chunk - 1) / rows_per_chunk;
+// over the taps of a filter tap times an input element. The driver walks the work items and the tiles; Gather
+// (ForwardGather, DataGather) sums a tile's T outputs, each in its fixed order. rows x cols are the output grid
+// of the pass (p x q forward, h x w for the data gradient), cut into tiles of T columns.
+template <int R, int VEC, int S, int T, typename Gather>
+__device__ __forceinline__ void depthwise_gather_nhwc(const Gather& gather, const bf16* wt, bf16* out, i64 n,
+                                                      i64 rows, i64 cols, i64 c, int cw, int tile,
+                                                      i64 rows_per_chunk) {
+    __shared__ bf16 taps[ICH_DEPTHWISE_SLICE_CHANNELS * R * R];
+    if (tile != T || cw * VEC > ICH_DEPTHWISE_SLICE_CHANNELS) __trap();  // a host bug: tiles counted otherwise
+    const i64 tiles_per_row = (cols + T - 1) / T, tiles = n * rows * tiles_per_row;
+    const i64 slices = (c / VEC + cw - 1) / cw, chunks = (tiles + rows_per_chunk - 1) / rows_per_chunk;
+    float k[R * R][VEC];
+    i64 staged = -1;  // the slice whose taps are in `taps` and k; uniform over the block
     for (i64 item = blockIdx.x; item < chunks * slices; item += gridDim.x) {
         const i64 slice = item / chunks, chunk = item % chunks;
         const NhwcSlot t = nhwc_slot<VEC>(c, cw, slice);
+        if (slice != staged) {
+            const i64 ch0 = slice * cw * VEC;
+            stage_depthwise_taps<R>(wt, ch0, min(static_cast<i64>(cw * VEC), c - ch0), taps);
+            if (t.active) load_depthwise_taps<R, VEC>(taps, t.ch - ch0, k);
+            staged = slice;
+        }
         if (!t.active) continue;
-        float k[R * R][VEC];
-        load_depthwise_taps<R, VEC>(wt, t.ch, k);
-        const i64 end = min(positions, (chunk + 1) * rows_per_chunk);
+        const i64 end = min(tiles, (chunk + 1) * rows_per_chunk);
         for (i64 at = chunk * rows_per_chunk + t.lane; at < end; at += t.lanes) {
-            float acc[VEC] = {};
-            gather.template sum<R, VEC, S>(at, t.ch, k, acc);
-            store_bf16<VEC>(out + at * c + t.ch, acc);
+            const GridPosition g = grid_position(at, rows, tiles_per_row);
+            const int col0 = g.col * T;
+            float acc[T][VEC] = {};
+            gather.template sum<R, VEC, S, T>(g.img, g.row, col0, t.ch, k, acc);
+            bf16* o = out + ((static_cast<i64>(g.img) * rows + g.row) * cols + col0) * c + t.ch;
+#pragma unroll
+            for (int u = 0; u < T; u++) {
+                if (col0 + u < cols) store_bf16<VEC>(o + u * c, acc[u]);
+            }
         }
     }
 }
@@ -1433,6 +1487,20 @@ __device__ __forceinline__ void add_products(float (&acc)[VEC], const float (&k)
     for (int j = 0; j < VEC; j++) acc[j] = __fmaf_rn(k[j], v[j], acc[j]);
 }
 
+// v[i] = line[first + i] (VEC channels each) for i < SPAN, 0 for a column outside [0, limit).
+template <int VEC, int SPAN>
+__device__ __forceinline__ void load_columns(const bf16* line, int first, int limit, i64 c, float (&v)[SPAN][VEC]) {
+#pragma unroll
+    for (int i = 0; i < SPAN; i++) {
+        const int col = first + i;
+        if (col >= 0 && col < limit) {
+            load_bf16<VEC>(line + static_cast<i64>(col) * c, v[i]);
+        } else {
+            for (int j = 0; j < VEC; j++) v[i][j] = 0.0f;
+        }
+    }
+}
+
 // A depthwise convolution's sizes: input h x w, output p x q, c channels (NHWC).
 struct DepthwiseShape {
     i64 c, h, w, p, q;
@@ -1440,98 +1508,125 @@ struct DepthwiseShape {
 };
 
 // y[img, pp, qq, ch] = sum over taps of wt[ch, rr, ss] * x[img, pp stride_h + rr - pad_h, qq stride_w + ss - pad_w, ch],
-// zero outside the image. Positions are the outputs (img, pp, qq).
+// zero outside the image. A tile is outputs (img, pp, qq0 .. qq0 + T - 1); S is stride_w (0: not 1 or 2, T = 1).
 struct ForwardGather : DepthwiseShape {
     const bf16* x;
-    template <int R, int VEC, int S>
-    __device__ __forceinline__ void sum(i64 o, i64 ch, const float (&k)[R * R][VEC], float (&acc)[VEC]) const {
-        const GridPosition at = grid_position(o, p, q);
+    template <int R, int VEC, int S, int T>
+    __device__ __forceinline__ void sum(int img, int pp, int qq0, i64 ch, const float (&k)[R * R][VEC],
+                                        float (&acc)[T][VEC]) const {
+        static_assert(S > 0 || T == 1, "a tile needs its stride at compile time");
+        constexpr int SPAN = (T - 1) * S + R;  // the input columns of T outputs of a filter row
+        const int sw = S > 0 ? S : stride_w;
 #pragma unroll
         for (int rr = 0; rr < R; rr++) {
-            const int hh = at.row * stride_h + rr - pad_h;
+            const int hh = pp * stride_h + rr - pad_h;
             if (hh < 0 || hh >= h) continue;
-            const bf16* row = x + (static_cast<i64>(at.img) * h + hh) * w * c + ch;
+            float v[SPAN][VEC];
+            load_columns<VEC, SPAN>(x + (static_cast<i64>(img) * h + hh) * w * c + ch, qq0 * sw - pad_w,
+                                    static_cast<int>(w), c, v);
 #pragma unroll
-            for (int ss = 0; ss < R; ss++) {
-                const int ww = at.col * stride_w + ss - pad_w;
-                if (ww < 0 || ww >= w) continue;
-                float v[VEC];
-                load_bf16<VEC>(row + ww * c, v);
-                add_products<VEC>(acc, k[rr * R + ss], v);
+            for (int u = 0; u < T; u++) {
+#pragma unroll
+                for (int ss = 0; ss < R; ss++) add_products<VEC>(acc[u], k[rr * R + ss], v[u * S + ss]);
             }
         }
     }
 };
 
-template <int R, int VEC>
+// The forward pass tiles 4 outputs when stride_w is 1 or 2, else 1 (NnKernels.depthwiseNhwcTile).
+template <int S>
+constexpr int kForwardTile = S > 0 ? 4 : 1;
+
+template <int R, int VEC, int S>
 __device__ __forceinline__ void depthwise_forward_nhwc(const bf16* x, const bf16* wt, bf16* y, i64 n, i64 c, i64 h,
                                                        i64 w, i64 p, i64 q, int stride_h, int stride_w, int pad_h,
-                                                       int pad_w, int cw, i64 rows_per_chunk) {
+                                                       int pad_w, int cw, int tile, i64 rows_per_chunk) {
     const ForwardGather gather{{c, h, w, p, q, stride_h, stride_w, pad_h, pad_w}, x};
-    depthwise_gather_nhwc<R, VEC, 0>(gather, wt, y, n * p * q, c, cw, rows_per_chunk);
+    depthwise_gather_nhwc<R, VEC, S, kForwardTile<S>>(gather, wt, y, n, p, q, c, cw, tile, rows_per_chunk);
 }
 
 #define ICH_DEPTHWISE_FORWARD_NHWC_ARGS                                                                            \
     const bf16 *x, const bf16 *wt, bf16 *y, i64 n, i64 c, i64 h, i64 w, i64 p, i64 q, int stride_h, int stride_w, \
-        int pad_h, int pad_w, int vec, int cw, i64 rows_per_chunk
+        int pad_h, int pad_w, int vec, int cw, int tile, i64 rows_per_chunk
 
-extern "C" __global__ void ich_nn_depthwise_forward_nhwc_3x3(ICH_DEPTHWISE_FORWARD_NHWC_ARGS) {
-    ICH_BY_VEC2(depthwise_forward_nhwc, 3, x, wt, y, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw, rows_per_chunk);
+extern "C" __global__ void __launch_bounds__(ICH_NN_BLOCK, 2) ich_nn_depthwise_forward_nhwc_3x3(ICH_DEPTHWISE_FORWARD_NHWC_ARGS) {
+    ICH_BY_STRIDE_W_VEC2(depthwise_forward_nhwc, 3, x, wt, y, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw,
+                         tile, rows_per_chunk);
 }
 
-extern "C" __global__ void ich_nn_depthwise_forward_nhwc_5x5(ICH_DEPTHWISE_FORWARD_NHWC_ARGS) {
-    ICH_BY_VEC2(depthwise_forward_nhwc, 5, x, wt, y, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw, rows_per_chunk);
+extern "C" __global__ void __launch_bounds__(ICH_NN_BLOCK, 2) ich_nn_depthwise_forward_nhwc_5x5(ICH_DEPTHWISE_FORWARD_NHWC_ARGS) {
+    ICH_BY_STRIDE_W_VEC2(depthwise_forward_nhwc, 5, x, wt, y, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw,
+                         tile, rows_per_chunk);
 }
 
 // dx[img, hh, ww, ch] = sum of wt[ch, rr, ss] * dy[img, o, u, ch] over the taps with hh + pad_h - rr = o stride_h
 // and ww + pad_w - ss = u stride_w, 0 <= o < p, 0 <= u < q: a gather, so each thread owns its dx, no atomics.
-// Positions are the inputs (img, hh, ww).
+// A tile is inputs (img, hh, ww0 .. ww0 + T - 1): T = 4 at stride 1 (S = 1), where u = ww + pad_w - ss; else one
+// input, whose valid taps are found by exact division.
 struct DataGather : DepthwiseShape {
     const bf16* dy;
-    template <int R, int VEC, int S>
-    __device__ __forceinline__ void sum(i64 i, i64 ch, const float (&k)[R * R][VEC], float (&acc)[VEC]) const {
-        const GridPosition at = grid_position(i, h, w);
+    template <int R, int VEC, int S, int T>
+    __device__ __forceinline__ void sum(int img, int hh, int ww0, i64 ch, const float (&k)[R * R][VEC],
+                                        float (&acc)[T][VEC]) const {
+        static_assert(S == 1 || T == 1, "only stride 1 tiles the data gradient");
 #pragma unroll
         for (int rr = 0; rr < R; rr++) {
-            const int th = at.row + pad_h - rr;
+            const int th = hh + pad_h - rr;
             if (th < 0) continue;
             const int o = exact_quotient<S>(th, stride_h);
             if (o < 0 || o >= p) continue;
-            const bf16* row = dy + (static_cast<i64>(at.img) * p + o) * q * c + ch;
+            const bf16* line = dy + (static_cast<i64>(img) * p + o) * q * c + ch;
+            if constexpr (S == 1) {
+                // u = ww0 + uu + pad_w - ss for output uu of the tile: columns ww0 + pad_w - (R - 1) onwards
+                constexpr int SPAN = T + R - 1;
+                float g[SPAN][VEC];
+                load_columns<VEC, SPAN>(line, ww0 + pad_w - (R - 1), static_cast<int>(q), c, g);
 #pragma unroll
-            for (int ss = 0; ss < R; ss++) {
-                const int tw = at.col + pad_w - ss;
-                if (tw < 0) continue;
-                const int u = exact_quotient<S>(tw, stride_w);
-                if (u < 0 || u >= q) continue;
-                float g[VEC];
-                load_bf16<VEC>(row + static_cast<i64>(u) * c, g);
-                add_products<VEC>(acc, k[rr * R + ss], g);
+                for (int uu = 0; uu < T; uu++) {
+#pragma unroll
+                    for (int ss = 0; ss < R; ss++) add_products<VEC>(acc[uu], k[rr * R + ss], g[uu + R - 1 - ss]);
+                }
+            } else {
+#pragma unroll
+                for (int ss = 0; ss < R; ss++) {
+                    const int tw = ww0 + pad_w - ss;
+                    if (tw < 0) continue;
+                    const int u = exact_quotient<S>(tw, stride_w);
+                    if (u < 0 || u >= q) continue;
+                    float g[VEC];
+                    load_bf16<VEC>(line + static_cast<i64>(u) * c, g);
+                    add_products<VEC>(acc[0], k[rr * R + ss], g);
+                }
             }
         }
     }
 };
 
+// The data gradient tiles 4 inputs at stride 1, else 1 (NnKernels.depthwiseNhwcTile).
+template <int S>
+constexpr int kDataTile = S == 1 ? 4 : 1;
+
 template <int R, int VEC, int S>
 __device__ __forceinline__ void depthwise_backward_data_nhwc(const bf16* dy, const bf16* wt, bf16* dx, i64 n, i64 c,
                                                              i64 h, i64 w, i64 p, i64 q, int stride_h, int stride_w,
-                                                             int pad_h, int pad_w, int cw, i64 rows_per_chunk) {
+                                                             int pad_h, int pad_w, int cw, int tile,
+                                                             i64 rows_per_chunk) {
     const DataGather gather{{c, h, w, p, q, stride_h, stride_w, pad_h, pad_w}, dy};
-    depthwise_gather_nhwc<R, VEC, S>(gather, wt, dx, n * h * w, c, cw, rows_per_chunk);
+    depthwise_gather_nhwc<R, VEC, S, kDataTile<S>>(gather, wt, dx, n, h, w, c, cw, tile, rows_per_chunk);
 }
 
 #define ICH_DEPTHWISE_BACKWARD_DATA_NHWC_ARGS                                                                        \
     const bf16 *dy, const bf16 *wt, bf16 *dx, i64 n, i64 c, i64 h, i64 w, i64 p, i64 q, int stride_h, int stride_w, \
-        int pad_h, int pad_w, int vec, int cw, i64 rows_per_chunk
+        int pad_h, int pad_w, int vec, int cw, int tile, i64 rows_per_chunk
 
-extern "C" __global__ void ich_nn_depthwise_backward_data_nhwc_3x3(ICH_DEPTHWISE_BACKWARD_DATA_NHWC_ARGS) {
+extern "C" __global__ void __launch_bounds__(ICH_NN_BLOCK, 2) ich_nn_depthwise_backward_data_nhwc_3x3(ICH_DEPTHWISE_BACKWARD_DATA_NHWC_ARGS) {
     ICH_BY_STRIDE_VEC2(depthwise_backward_data_nhwc, 3, dy, wt, dx, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw,
-                rows_per_chunk);
+                       tile, rows_per_chunk);
 }
 
-extern "C" __global__ void ich_nn_depthwise_backward_data_nhwc_5x5(ICH_DEPTHWISE_BACKWARD_DATA_NHWC_ARGS) {
+extern "C" __global__ void __launch_bounds__(ICH_NN_BLOCK, 2) ich_nn_depthwise_backward_data_nhwc_5x5(ICH_DEPTHWISE_BACKWARD_DATA_NHWC_ARGS) {
     ICH_BY_STRIDE_VEC2(depthwise_backward_data_nhwc, 5, dy, wt, dx, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw,
-                rows_per_chunk);
+                       tile, rows_per_chunk);
 }
 
 // Pass 1 of the filter gradient: for each chunk of output positions, partial[chunk][ch][rr][ss] = sum over the

@@ -1221,6 +1221,12 @@ public final class NnKernels implements AutoCloseable {
      * of r * vec doubles) stays small next to the loads.
      */
     static final int DEPTHWISE_NHWC_MIN_POSITIONS_PER_LANE = 32;
+    /**
+     * Tiles a lane of the forward pass and the data gradient takes in a work item: 8 (32 outputs a thread at 4 a tile)
+     * spreads the block's one load of its slice's taps (shared memory, then r*s*vec registers) over enough work, and
+     * B0's smallest depthwise layer at batch 256 (8 x 8, 1152 channels) still makes ~1,150 blocks.
+     */
+    static final int DEPTHWISE_NHWC_TILES_PER_LANE = 8;
     /** Most chunks of the filter gradient: what pass 2 adds per weight, as for batch norm. */
     static final int DEPTHWISE_NHWC_MAX_CHUNKS = 2048;
     /** Most bytes of the filter gradient's partial sums (8 per weight and chunk): fewer, larger chunks beyond it. */
@@ -1246,9 +1252,10 @@ public final class NnKernels implements AutoCloseable {
         String op = "depthwiseForwardNhwc";
         checkDepthwiseNhwc(op, g, x, nhwcBytes(g, false), w, weightCount(g) * 2, y, nhwcBytes(g, true));
         NhwcTiling t = depthwiseNhwcTiling(g.c(), x, w, y);
-        long positions = (long) g.n() * g.p() * g.q(), rows = (long) t.lanes() * NHWC_ROWS_PER_LANE;
-        stream.launch(depthwiseForwardNhwc[sizeIndex(g)], Stream.Dim3.of(t.blocks(ceilDiv(positions, rows))), Stream.Dim3.of(BLOCK),
-                0, depthwiseNhwcArgs(g, t, x, w, y, rows));
+        int tile = depthwiseNhwcTile(g, true);
+        long tiles = (long) g.n() * g.p() * ceilDiv(g.q(), tile), rows = (long) t.lanes() * DEPTHWISE_NHWC_TILES_PER_LANE;
+        stream.launch(depthwiseForwardNhwc[sizeIndex(g)], Stream.Dim3.of(t.blocks(ceilDiv(tiles, rows))), Stream.Dim3.of(BLOCK),
+                0, depthwiseNhwcArgs(g, t, x, w, y, tile, rows));
     }
 
     /** dx = d loss / d x from dy and the bf16 weights w, as {@code Backend.conv2dBackwardData}. dx must not overlap dy or w. */
@@ -1256,9 +1263,10 @@ public final class NnKernels implements AutoCloseable {
         String op = "depthwiseBackwardDataNhwc";
         checkDepthwiseNhwc(op, g, dy, nhwcBytes(g, true), w, weightCount(g) * 2, dx, nhwcBytes(g, false));
         NhwcTiling t = depthwiseNhwcTiling(g.c(), dy, w, dx);
-        long positions = (long) g.n() * g.h() * g.w(), rows = (long) t.lanes() * NHWC_ROWS_PER_LANE;
-        stream.launch(depthwiseBackwardDataNhwc[sizeIndex(g)], Stream.Dim3.of(t.blocks(ceilDiv(positions, rows))),
-                Stream.Dim3.of(BLOCK), 0, depthwiseNhwcArgs(g, t, dy, w, dx, rows));
+        int tile = depthwiseNhwcTile(g, false);
+        long tiles = (long) g.n() * g.h() * ceilDiv(g.w(), tile), rows = (long) t.lanes() * DEPTHWISE_NHWC_TILES_PER_LANE;
+        stream.launch(depthwiseBackwardDataNhwc[sizeIndex(g)], Stream.Dim3.of(t.blocks(ceilDiv(tiles, rows))),
+                Stream.Dim3.of(BLOCK), 0, depthwiseNhwcArgs(g, t, dy, w, dx, tile, rows));
     }
 
     /**
@@ -1281,7 +1289,7 @@ public final class NnKernels implements AutoCloseable {
         NhwcTiling t = depthwiseNhwcTiling(g.c(), x, dy);
         long rows = depthwiseNhwcFilterRowsPerChunk(g, t), chunks = ceilDiv((long) g.n() * g.p() * g.q(), rows);
         stream.launch(depthwiseFilterSumsNhwc[sizeIndex(g)], Stream.Dim3.of(t.blocks(chunks)), Stream.Dim3.of(BLOCK), 0,
-                depthwiseNhwcArgs(g, t, x, dy, workspace, rows));
+                depthwiseNhwcArgs(g, t, x, dy, workspace, 0, rows));
         stream.launch(depthwiseFilterFinishNhwc, Stream.Dim3.of(elementBlocks(weights)), Stream.Dim3.of(BLOCK), 0, workspace,
                 dw, weights, chunks);
     }
@@ -1354,10 +1362,28 @@ public final class NnKernels implements AutoCloseable {
         return Math.multiplyExact(Math.multiplyExact((long) g.n() * g.c(), plane), 2L);
     }
 
-    /** The kernels' arguments: three pointers, i64 n, c, h, w, p, q, int strides and pads, the tiling, i64 rows per chunk. */
-    private static Object[] depthwiseNhwcArgs(ConvGeometry g, NhwcTiling t, long a, long b, long out, long rowsPerChunk) {
-        return new Object[]{a, b, out, (long) g.n(), (long) g.c(), (long) g.h(), (long) g.w(), (long) g.p(), (long) g.q(),
-                g.strideH(), g.strideW(), g.padH(), g.padW(), t.vec(), t.cw(), rowsPerChunk};
+    /**
+     * The kernels' arguments: three pointers, i64 n, c, h, w, p, q, int strides and pads, the tiling, then (for the
+     * forward pass and the data gradient) the int tile width, and i64 tiles (or positions) per chunk.
+     */
+    static Object[] depthwiseNhwcArgs(ConvGeometry g, NhwcTiling t, long a, long b, long out, int tile, long rowsPerChunk) {
+        Object[] head = {a, b, out, (long) g.n(), (long) g.c(), (long) g.h(), (long) g.w(), (long) g.p(), (long) g.q(),
+                g.strideH(), g.strideW(), g.padH(), g.padW(), t.vec(), t.cw()};
+        Object[] args = java.util.Arrays.copyOf(head, head.length + (tile > 0 ? 2 : 1));
+        if (tile > 0) args[head.length] = tile;
+        args[args.length - 1] = rowsPerChunk;
+        return args;
+    }
+
+    /**
+     * The columns a thread of the forward pass ({@code forward}) or the data gradient sums at once (nn.cu: a tile of
+     * one row, whose outputs share their loaded input columns): 4 where the kernel has the stride at compile time
+     * (the forward pass at stride_w 1 or 2, the data gradient at stride 1 both ways), else 1. The kernel traps on
+     * any other value, so host and kernel cannot count tiles differently.
+     */
+    static int depthwiseNhwcTile(ConvGeometry g, boolean forward) {
+        boolean tiled = forward ? g.strideW() == 1 || g.strideW() == 2 : g.strideH() == 1 && g.strideW() == 1;
+        return tiled ? 4 : 1;
     }
 
     /** As {@link #checkDepthwise}, for the NHWC kernels' shapes. */

@@ -424,6 +424,44 @@ class NnKernelsHostTest {
                 A, 100, A + MB, 100, A + 50, 100));
     }
 
+    /**
+     * The forward pass tiles 4 columns where its column stride is compiled in (1 or 2), the data gradient only at
+     * stride 1 both ways; nn.cu's kForwardTile and kDataTile say the same, and the kernels trap on a mismatch.
+     */
+    @Test
+    void nhwcDepthwiseTilesWhereTheStrideIsCompiledIn() {
+        assertEquals(4, NnKernels.depthwiseNhwcTile(ConvGeometry.square(2, 16, 9, 9, 16, 3, 1, 16), true));
+        assertEquals(4, NnKernels.depthwiseNhwcTile(ConvGeometry.square(2, 16, 9, 9, 16, 5, 2, 16), true));
+        assertEquals(4, NnKernels.depthwiseNhwcTile(new ConvGeometry(2, 3, 9, 9, 3, 5, 5, 3, 1, 0, 4, 3), true), "stride_w 1");
+        assertEquals(1, NnKernels.depthwiseNhwcTile(ConvGeometry.square(2, 16, 9, 9, 16, 3, 3, 16), true));
+        assertEquals(4, NnKernels.depthwiseNhwcTile(ConvGeometry.square(2, 16, 9, 9, 16, 5, 1, 16), false));
+        assertEquals(1, NnKernels.depthwiseNhwcTile(ConvGeometry.square(2, 16, 9, 9, 16, 3, 2, 16), false));
+        assertEquals(1, NnKernels.depthwiseNhwcTile(new ConvGeometry(2, 3, 9, 9, 3, 5, 5, 3, 1, 0, 4, 3), false), "strides 3, 1");
+    }
+
+    /**
+     * The NHWC depthwise launches pass what nn.cu's entry points declare (ICH_DEPTHWISE_*_NHWC_ARGS), in order: a
+     * device pointer or an i64 as a long, an int as an int. A wrong width would read garbage on a GPU, with no error.
+     */
+    @Test
+    void nhwcDepthwiseArgumentsMatchTheKernelsParameters() throws java.io.IOException {
+        String source = java.nio.file.Files.readString(java.nio.file.Path.of("cuda", "nn.cu"));
+        ConvGeometry g = ConvGeometry.square(2, 16, 9, 9, 16, 5, 2, 16);
+        NnKernels.NhwcTiling t = NnKernels.depthwiseNhwcTiling(16, A);
+        for (String[] pass : new String[][]{{"ICH_DEPTHWISE_FORWARD_NHWC_ARGS", "4"}, {"ICH_DEPTHWISE_BACKWARD_DATA_NHWC_ARGS", "1"},
+                {"ICH_DEPTHWISE_FILTER_SUMS_NHWC_ARGS", "0"}}) {
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("#define " + pass[0] + "((?:[^\\n]*\\\\\\n)*[^\\n]*)").matcher(source);
+            assertTrue(m.find(), pass[0] + " in nn.cu");
+            List<Class<?>> declared = new ArrayList<>();
+            for (String parameter : m.group(1).replace("\\", " ").split(",")) {
+                String p = parameter.strip();
+                declared.add(p.contains("*") || p.startsWith("i64") ? Long.class : p.startsWith("int ") ? Integer.class : Void.class);
+            }
+            Object[] args = NnKernels.depthwiseNhwcArgs(g, t, A, A + MB, A + 2 * MB, Integer.parseInt(pass[1]), 64);
+            assertEquals(declared, java.util.Arrays.stream(args).map(Object::getClass).toList(), pass[0]);
+        }
+    }
+
     /** Two channels a thread only when c is even and every pointer 4-byte aligned; the slices cover c. */
     @Test
     void nhwcDepthwiseTilingFollowsAlignmentAndParity() {
