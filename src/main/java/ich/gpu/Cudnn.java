@@ -69,10 +69,12 @@ public final class Cudnn implements AutoCloseable {
      * The sub-libraries libcudnn.so.9 dispatches to, in dependency order. The dispatcher opens them by soname; when
      * cuDNN was found by path (a Python wheel's folder, not on the loader path) that fails, unless a library of
      * that soname is already loaded, which glibc then reuses. So they are loaded here first, from the same folder.
+     * Later 9.x releases add the tensor-IR engines (opened by the graph library) and an ext library (opened by the
+     * dispatcher); a release without them simply has no such file.
      */
     static final List<String> SUBLIBRARIES = List.of("libcudnn_graph.so.9", "libcudnn_engines_runtime_compiled.so.9",
-            "libcudnn_engines_precompiled.so.9", "libcudnn_heuristic.so.9", "libcudnn_ops.so.9", "libcudnn_cnn.so.9",
-            "libcudnn_adv.so.9");
+            "libcudnn_engines_precompiled.so.9", "libcudnn_engines_tensor_ir.so.9", "libcudnn_heuristic.so.9",
+            "libcudnn_ops.so.9", "libcudnn_cnn.so.9", "libcudnn_adv.so.9", "libcudnn_ext.so.9");
 
     private static final Linker LINKER = Linker.nativeLinker();
     private static volatile Library library;
@@ -375,6 +377,15 @@ public final class Cudnn implements AutoCloseable {
             check(Downcalls.callStatus(lib.setConvGroups, d, groups), "cudnnSetConvolutionGroupCount");
             check(Downcalls.callStatus(lib.setConvMath, d, mathType), "cudnnSetConvolutionMathType");
         });
+    }
+
+    /**
+     * Sets the math type a convolution runs with. cudnnFind* and the heuristics report (algorithm, math type) pairs,
+     * and an algorithm runs the kernel of the descriptor's math type, not of the pair's: so the caller sets the
+     * chosen pair's type before running it, or a TENSOR_OP choice may run another kernel than the one timed.
+     */
+    public void setConvolutionMath(Descriptor conv, int mathType) {
+        check(Downcalls.callStatus(lib.setConvMath, conv.handle, mathType), "cudnnSetConvolutionMathType");
     }
 
     /** The [1, c, 1, 1] descriptor of spatial batch norm's per-channel tensors for an input descriptor. */

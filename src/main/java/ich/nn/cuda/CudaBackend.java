@@ -186,7 +186,7 @@ public final class CudaBackend implements Backend {
             Stream stream = track(opened, context.createStream());
             Cudnn cudnn = track(opened, Cudnn.create(stream));
             Cublas cublas = track(opened, Cublas.create(stream, options.allowTf32()));
-            Cublas cublasBf16 = options.bf16() ? track(opened, Cublas.create(stream, Cublas.DEFAULT_MATH)) : null;
+            Cublas cublasBf16 = options.bf16() ? track(opened, Cublas.create(stream, Cublas.BF16_MATH)) : null;
             NnKernels kernels = track(opened, NnKernels.open(context));
             return new CudaBackend(ordinal, options, context, stream, cudnn, cublas, cublasBf16, kernels);
         } catch (RuntimeException e) {
@@ -483,6 +483,8 @@ public final class CudaBackend implements Backend {
         final Cudnn.Descriptor x, w, y, conv;
         final int[] algo = {UNSEARCHED, UNSEARCHED, UNSEARCHED};
         final long[] workspaceBytes = new long[3];
+        /** The math type each direction's cuDNN algorithm was chosen with, set on {@link #conv} before it runs. */
+        final int[] math = new int[3];
         final String[] choice = new String[3];
 
         ConvPlan(ConvKey key) {
@@ -494,8 +496,7 @@ public final class CudaBackend implements Backend {
                 w = add(made, cudnn.filter(bf16, g.k(), g.c() / g.groups(), g.r(), g.s()));
                 y = add(made, cudnn.tensor(bf16, g.n(), g.k(), g.p(), g.q()));
                 // bf16 data is already rounded: tensor cores add nothing lossy, so bf16 always allows them.
-                conv = add(made, cudnn.convolution(g.padH(), g.padW(), g.strideH(), g.strideW(), g.groups(),
-                        options.allowTf32() || bf16 ? Cudnn.DEFAULT_MATH : Cudnn.FMA_MATH));
+                conv = add(made, cudnn.convolution(g.padH(), g.padW(), g.strideH(), g.strideW(), g.groups(), strictMath()));
             } catch (RuntimeException e) {
                 for (Cudnn.Descriptor d : made) d.close();
                 throw e;
@@ -533,6 +534,7 @@ public final class CudaBackend implements Backend {
             if (options.reproducible()) return heuristicChoice(direction, i);
             Tensor ws = workspace(options.searchWorkspace());
             List<Cudnn.AlgoPerf> found;
+            cudnn.setConvolutionMath(conv, strictMath());  // another direction's run may have set its choice's type
             try {
                 found = cudnn.find(direction, x, w, conv, y, a, b, out, ptrOrNull(ws),
                         ws == null ? 0 : options.searchWorkspace());
@@ -549,6 +551,7 @@ public final class CudaBackend implements Backend {
                 return algo[i];
             }
             Cudnn.AlgoPerf best = found.stream().filter(p -> p.deterministic() || !options.deterministic())
+                    .filter(p -> strictMath() == Cudnn.DEFAULT_MATH || fmaCompatible(p))
                     .findFirst().orElse(null);
             if (ownFits && options.depthwise() == Depthwise.FASTEST) {
                 float ownMillis = timeOwnDepthwise(direction, g, bf16, a, b, ownOut);
@@ -575,6 +578,7 @@ public final class CudaBackend implements Backend {
             }
             algo[i] = best.algo();
             workspaceBytes[i] = best.workspaceBytes();
+            math[i] = mathOf(best);
             choice[i] = String.format(Locale.ROOT, "cuDNN algo %d %.3f ms%s", best.algo(), best.millis(),
                     best.workspaceBytes() > 0 ? ", " + best.workspaceBytes() + " B workspace" : "");
             return algo[i];
@@ -586,11 +590,11 @@ public final class CudaBackend implements Backend {
          * math, which is what decides how a convolution computes (so nothing rounds to TF32 either way).
          */
         private int heuristicChoice(Cudnn.Direction direction, int i) {
-            int math = options.allowTf32() || bf16 ? Cudnn.DEFAULT_MATH : Cudnn.FMA_MATH;
+            cudnn.setConvolutionMath(conv, strictMath());
             List<Cudnn.AlgoPerf> ranked = cudnn.heuristics(direction, x, w, conv, y);
             Cudnn.AlgoPerf best = ranked.stream()
                     .filter(p -> p.deterministic() && p.workspaceBytes() <= options.searchWorkspace())
-                    .filter(p -> math != Cudnn.FMA_MATH || p.mathType() == Cudnn.FMA_MATH || p.mathType() == Cudnn.DEFAULT_MATH)
+                    .filter(p -> strictMath() == Cudnn.DEFAULT_MATH || fmaCompatible(p))
                     .findFirst().orElse(null);
             if (best == null) {
                 throw new IllegalStateException("cuDNN's heuristics have no deterministic algorithm for " + direction + " of " + g
@@ -598,9 +602,28 @@ public final class CudaBackend implements Backend {
             }
             algo[i] = best.algo();
             workspaceBytes[i] = best.workspaceBytes();
+            math[i] = mathOf(best);
             choice[i] = String.format(Locale.ROOT, "cuDNN algo %d (heuristic, reproducible)%s", best.algo(),
                     best.workspaceBytes() > 0 ? ", " + best.workspaceBytes() + " B workspace" : "");
             return algo[i];
+        }
+
+        /** The descriptor's math type: DEFAULT where TF32 is allowed or the data is bf16, else FMA (strict fp32). */
+        private int strictMath() {
+            return options.allowTf32() || bf16 ? Cudnn.DEFAULT_MATH : Cudnn.FMA_MATH;
+        }
+
+        /**
+         * Strict fp32 leaves out what reports a tensor-op math type: it may refuse to run under FMA math, which is what
+         * decides how a convolution computes (so nothing rounds to TF32 either way).
+         */
+        private static boolean fmaCompatible(Cudnn.AlgoPerf p) {
+            return p.mathType() == Cudnn.FMA_MATH || p.mathType() == Cudnn.DEFAULT_MATH;
+        }
+
+        /** The math type to run a choice with: the pair's where tensor cores are allowed, FMA in strict fp32. */
+        private int mathOf(Cudnn.AlgoPerf p) {
+            return strictMath() == Cudnn.FMA_MATH ? Cudnn.FMA_MATH : p.mathType();
         }
 
         @Override
@@ -893,7 +916,10 @@ public final class CudaBackend implements Backend {
             return;
         }
         long wsBytes = p.workspaceBytes[d.ordinal()], ws = workspacePointer(wsBytes);
+        int math = p.math[d.ordinal()];
         queue("cuDNN " + kind, () -> {
+            // the three directions share the descriptor, each with its own algorithm's math type
+            cudnn.setConvolutionMath(p.conv, math);
             switch (d) {
                 case FORWARD -> cudnn.convolutionForward(p.x, x0, p.w, x1, p.conv, algo, ws, wsBytes, p.y, x2);
                 case BACKWARD_DATA -> cudnn.convolutionBackwardData(p.w, x0, p.y, x1, p.conv, algo, ws, wsBytes, p.x, x2);
