@@ -29,6 +29,12 @@ public final class Cublas implements AutoCloseable {
      * inputs on tensor cores (no rounding beyond the inputs' own) and fp32 GEMMs in fp32.
      */
     public static final int DEFAULT_MATH = 0, PEDANTIC_MATH = 2, TF32_TENSOR_OP_MATH = 3;
+    /**
+     * The bf16 GEMMs' mode: DEFAULT plus CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION (16). Without it cuBLAS
+     * may add split-K partial sums in the output type, bf16 for the forward pass and the data gradient, where the
+     * CPU reference and our kernels sum in fp32 and round once.
+     */
+    public static final int BF16_MATH = DEFAULT_MATH | 16;
     /** {@code cudaDataType_t} of {@link #gemmEx}'s matrices: fp32 or bf16. */
     public static final int R_32F = 0, R_16BF = 14;
     /** {@code cublasComputeType_t} CUBLAS_COMPUTE_32F and {@code cublasGemmAlgo_t} CUBLAS_GEMM_DEFAULT. */
@@ -131,8 +137,9 @@ public final class Cublas implements AutoCloseable {
     }
 
     /**
-     * A cuBLAS handle on {@code stream} with a math mode ({@link #DEFAULT_MATH}, {@link #PEDANTIC_MATH} or
-     * {@link #TF32_TENSOR_OP_MATH}): a bf16 {@link #gemmEx} wants DEFAULT, which lets it use tensor cores.
+     * A cuBLAS handle on {@code stream} with a math mode ({@link #DEFAULT_MATH}, {@link #PEDANTIC_MATH},
+     * {@link #TF32_TENSOR_OP_MATH} or {@link #BF16_MATH}): a bf16 {@link #gemmEx} wants BF16_MATH, which lets it use
+     * tensor cores and keeps every sum in fp32.
      */
     public static Cublas create(Stream stream, int mathMode) {
         Library lib = library();
@@ -201,7 +208,7 @@ public final class Cublas implements AutoCloseable {
     /**
      * C = alpha * op(A) op(B) + beta * C, column-major as {@link #sgemm}, with A and B of type {@code abType} and C
      * of {@code cType} ({@link #R_32F} or {@link #R_16BF}), accumulated in fp32 (CUBLAS_COMPUTE_32F, the default
-     * algorithm). bf16 inputs run on tensor cores under {@link #DEFAULT_MATH}.
+     * algorithm). bf16 inputs run on tensor cores under {@link #BF16_MATH}.
      */
     public synchronized void gemmEx(int transA, int transB, int m, int n, int k, float alphaValue, long a, int lda, long b,
                                     int ldb, int abType, float betaValue, long c, int ldc, int cType) {
