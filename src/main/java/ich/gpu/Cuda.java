@@ -40,7 +40,7 @@ public final class Cuda {
     private final SymbolLookup lookup;
     final MethodHandle cuGetErrorName, cuGetErrorString, cuInit, cuDriverGetVersion, cuDeviceGetCount, cuDeviceGet,
             cuDeviceGetName, cuDeviceGetPCIBusId, cuDeviceGetAttribute, cuDeviceTotalMem, cuDevicePrimaryCtxRetain,
-            cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuStreamCreate, cuStreamDestroy, cuStreamSynchronize,
+            cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuCtxSynchronize, cuStreamCreate, cuStreamDestroy, cuStreamSynchronize,
             cuStreamWaitEvent, cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy, cuMemAlloc,
             cuMemFree, cuMemHostAlloc, cuMemFreeHost, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD8, cuMemsetD32Async, cuMemGetInfo,
             cuModuleLoadDataEx, cuModuleGetFunction, cuModuleUnload, cuLaunchKernel,
@@ -65,6 +65,7 @@ public final class Cuda {
         cuStreamCreate = fn("cuStreamCreate", ADDRESS, JAVA_INT);
         cuStreamDestroy = fn("cuStreamDestroy_v2", ADDRESS);
         cuStreamSynchronize = fn("cuStreamSynchronize", ADDRESS);
+        cuCtxSynchronize = fn("cuCtxSynchronize");
         cuStreamWaitEvent = fn("cuStreamWaitEvent", ADDRESS, ADDRESS, JAVA_INT);
         cuEventCreate = fn("cuEventCreate", ADDRESS, JAVA_INT);
         cuEventRecord = fn("cuEventRecord", ADDRESS, ADDRESS);

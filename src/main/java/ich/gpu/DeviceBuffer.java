@@ -38,10 +38,12 @@ public final class DeviceBuffer extends NativeResource {
      * Sets every byte to {@code value} ({@code cuMemsetD8_v2}) and waits until it is done. The memset goes to the
      * legacy default stream, where it may still be running when cuMemsetD8 returns (CUDA's "API synchronization
      * behavior": memsets to device memory are asynchronous with respect to the host), and our streams are
-     * non-blocking ({@link Stream}): they would not wait for it. So this synchronizes the legacy stream.
-     * For poisoning outputs before a test or a batch, not for a hot path.
+     * non-blocking ({@link Stream}): they would not wait for it. Nor would it wait for them, so a kernel still
+     * writing this buffer on one of them could overwrite the fill. So this waits for the whole context first, and
+     * for the legacy stream after. For poisoning outputs before a test or a batch, not for a hot path.
      */
     public void fill(byte value) {
+        cuda.check(cuda.call(cuda.cuCtxSynchronize), "cuCtxSynchronize");
         cuda.check(cuda.call(cuda.cuMemsetD8, pointer(), value, size), "cuMemsetD8_v2");
         cuda.check(cuda.call(cuda.cuStreamSynchronize, java.lang.foreign.MemorySegment.NULL), "cuStreamSynchronize");
     }
