@@ -1629,38 +1629,51 @@ extern "C" __global__ void __launch_bounds__(ICH_NN_BLOCK, 2) ich_nn_depthwise_b
                        tile, rows_per_chunk);
 }
 
-// Pass 1 of the filter gradient: for each chunk of output positions, partial[chunk][ch][rr][ss] = sum over the
+// Pass 1 of the filter gradient: for each chunk of output tiles, partial[chunk][ch][rr][ss] = sum over the
 // chunk's outputs (img, o, u) of dy[img, o, u, ch] * x[img, o stride_h + rr - pad_h, u stride_w + ss - pad_w, ch]
-// (double). A thread sums its positions in fp32 registers, then the lanes are added one filter row at a time
-// (lane_sum of R * VEC doubles: 20 KB of shared memory at 5x5).
-template <int R, int VEC>
+// (double). Tiles of T = 4 columns at stride_w 1, 2 at stride_w 2, else 1 (at 5x5/2 four columns would take
+// more than the 128 registers of two blocks an SM): the T outputs of a filter row share (T - 1) stride + s loaded
+// input columns. A thread sums its products in fp32 registers, tile by tile, each
+// tap's outputs in column order; then the lanes are added one filter row at a time (lane_sum of R * VEC doubles:
+// 20 KB of shared memory at 5x5). A column past q (a ragged last tile) loads dy as 0 and adds products of 0 (for
+// finite x: an infinite activation would make NaN there, where the loss is lost anyway).
+// The filter gradient's tile (NnKernels.depthwiseNhwcTile).
+template <int S>
+constexpr int kFilterTile = S == 1 ? 4 : S == 2 ? 2 : 1;
+
+template <int R, int VEC, int S>
 __device__ __forceinline__ void depthwise_filter_sums_nhwc(const bf16* x, const bf16* dy, double* partial, i64 n,
                                                            i64 c, i64 h, i64 w, i64 p, i64 q, int stride_h,
-                                                           int stride_w, int pad_h, int pad_w, int cw,
+                                                           int stride_w, int pad_h, int pad_w, int cw, int tile,
                                                            i64 rows_per_chunk, double* shared) {
-    const i64 m = n * p * q, slices = (c / VEC + cw - 1) / cw, chunks = (m + rows_per_chunk - 1) / rows_per_chunk;
+    constexpr int T = kFilterTile<S>, SPAN = (T - 1) * S + R;
+    if (tile != T) __trap();  // a host bug: tiles counted otherwise
+    const int sw = S > 0 ? S : stride_w;
+    const i64 tiles_per_row = (q + T - 1) / T, tiles = n * p * tiles_per_row;
+    const i64 slices = (c / VEC + cw - 1) / cw, chunks = (tiles + rows_per_chunk - 1) / rows_per_chunk;
     for (i64 item = blockIdx.x; item < chunks * slices; item += gridDim.x) {
         const i64 slice = item / chunks, chunk = item % chunks;
         const NhwcSlot t = nhwc_slot<VEC>(c, cw, slice);
         float acc[R * R][VEC] = {};
         if (t.active) {
-            const i64 end = min(m, (chunk + 1) * rows_per_chunk);
-            for (i64 o = chunk * rows_per_chunk + t.lane; o < end; o += t.lanes) {
-                const GridPosition at = grid_position(o, p, q);
-                float g[VEC];
-                load_bf16<VEC>(dy + o * c + t.ch, g);
+            const i64 end = min(tiles, (chunk + 1) * rows_per_chunk);
+            for (i64 at = chunk * rows_per_chunk + t.lane; at < end; at += t.lanes) {
+                const GridPosition pos = grid_position(at, p, tiles_per_row);
+                const int col0 = pos.col * T;
+                float g[T][VEC];
+                load_columns<VEC, T>(dy + (static_cast<i64>(pos.img) * p + pos.row) * q * c + t.ch, col0,
+                                     static_cast<int>(q), c, g);
 #pragma unroll
                 for (int rr = 0; rr < R; rr++) {
-                    const int hh = at.row * stride_h + rr - pad_h;
+                    const int hh = pos.row * stride_h + rr - pad_h;
                     if (hh < 0 || hh >= h) continue;
-                    const bf16* row = x + (static_cast<i64>(at.img) * h + hh) * w * c + t.ch;
+                    float v[SPAN][VEC];
+                    load_columns<VEC, SPAN>(x + (static_cast<i64>(pos.img) * h + hh) * w * c + t.ch,
+                                            col0 * sw - pad_w, static_cast<int>(w), c, v);
 #pragma unroll
                     for (int ss = 0; ss < R; ss++) {
-                        const int ww = at.col * stride_w + ss - pad_w;
-                        if (ww < 0 || ww >= w) continue;
-                        float v[VEC];
-                        load_bf16<VEC>(row + ww * c, v);
-                        add_products<VEC>(acc[rr * R + ss], g, v);
+#pragma unroll
+                        for (int u = 0; u < T; u++) add_products<VEC>(acc[rr * R + ss], g[u], v[u * S + ss]);
                     }
                 }
             }
@@ -1684,18 +1697,18 @@ __device__ __forceinline__ void depthwise_filter_sums_nhwc(const bf16* x, const 
 
 #define ICH_DEPTHWISE_FILTER_SUMS_NHWC_ARGS                                                                          \
     const bf16 *x, const bf16 *dy, double *partial, i64 n, i64 c, i64 h, i64 w, i64 p, i64 q, int stride_h,        \
-        int stride_w, int pad_h, int pad_w, int vec, int cw, i64 rows_per_chunk
+        int stride_w, int pad_h, int pad_w, int vec, int cw, int tile, i64 rows_per_chunk
 
-extern "C" __global__ void ich_nn_depthwise_filter_sums_nhwc_3x3(ICH_DEPTHWISE_FILTER_SUMS_NHWC_ARGS) {
+extern "C" __global__ void __launch_bounds__(ICH_NN_BLOCK, 2) ich_nn_depthwise_filter_sums_nhwc_3x3(ICH_DEPTHWISE_FILTER_SUMS_NHWC_ARGS) {
     __shared__ double shared[3 * 2 * ICH_NN_BLOCK];  // lane_sum of R * VEC doubles a thread
-    ICH_BY_VEC2(depthwise_filter_sums_nhwc, 3, x, dy, partial, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw,
-                rows_per_chunk, shared);
+    ICH_BY_STRIDE_W_VEC2(depthwise_filter_sums_nhwc, 3, x, dy, partial, n, c, h, w, p, q, stride_h, stride_w, pad_h,
+                         pad_w, cw, tile, rows_per_chunk, shared);
 }
 
-extern "C" __global__ void ich_nn_depthwise_filter_sums_nhwc_5x5(ICH_DEPTHWISE_FILTER_SUMS_NHWC_ARGS) {
+extern "C" __global__ void __launch_bounds__(ICH_NN_BLOCK, 2) ich_nn_depthwise_filter_sums_nhwc_5x5(ICH_DEPTHWISE_FILTER_SUMS_NHWC_ARGS) {
     __shared__ double shared[5 * 2 * ICH_NN_BLOCK];
-    ICH_BY_VEC2(depthwise_filter_sums_nhwc, 5, x, dy, partial, n, c, h, w, p, q, stride_h, stride_w, pad_h, pad_w, cw,
-                rows_per_chunk, shared);
+    ICH_BY_STRIDE_W_VEC2(depthwise_filter_sums_nhwc, 5, x, dy, partial, n, c, h, w, p, q, stride_h, stride_w, pad_h,
+                         pad_w, cw, tile, rows_per_chunk, shared);
 }
 
 // Pass 2: dw[j] = (float) sum over chunks of partial[chunk][j], in chunk order, j over the c * r * s weights: a

@@ -1252,7 +1252,7 @@ public final class NnKernels implements AutoCloseable {
         String op = "depthwiseForwardNhwc";
         checkDepthwiseNhwc(op, g, x, nhwcBytes(g, false), w, weightCount(g) * 2, y, nhwcBytes(g, true));
         NhwcTiling t = depthwiseNhwcTiling(g.c(), x, w, y);
-        int tile = depthwiseNhwcTile(g, true);
+        int tile = depthwiseNhwcTile(g, DepthwisePass.FORWARD);
         long tiles = (long) g.n() * g.p() * ceilDiv(g.q(), tile), rows = (long) t.lanes() * DEPTHWISE_NHWC_TILES_PER_LANE;
         stream.launch(depthwiseForwardNhwc[sizeIndex(g)], Stream.Dim3.of(t.blocks(ceilDiv(tiles, rows))), Stream.Dim3.of(BLOCK),
                 0, depthwiseNhwcArgs(g, t, x, w, y, tile, rows));
@@ -1263,7 +1263,7 @@ public final class NnKernels implements AutoCloseable {
         String op = "depthwiseBackwardDataNhwc";
         checkDepthwiseNhwc(op, g, dy, nhwcBytes(g, true), w, weightCount(g) * 2, dx, nhwcBytes(g, false));
         NhwcTiling t = depthwiseNhwcTiling(g.c(), dy, w, dx);
-        int tile = depthwiseNhwcTile(g, false);
+        int tile = depthwiseNhwcTile(g, DepthwisePass.BACKWARD_DATA);
         long tiles = (long) g.n() * g.h() * ceilDiv(g.w(), tile), rows = (long) t.lanes() * DEPTHWISE_NHWC_TILES_PER_LANE;
         stream.launch(depthwiseBackwardDataNhwc[sizeIndex(g)], Stream.Dim3.of(t.blocks(ceilDiv(tiles, rows))),
                 Stream.Dim3.of(BLOCK), 0, depthwiseNhwcArgs(g, t, dy, w, dx, tile, rows));
@@ -1287,9 +1287,9 @@ public final class NnKernels implements AutoCloseable {
         disjoint(op, "the workspace", workspace, workBytes, "dy", dy, nhwcBytes(g, true));
         disjoint(op, "the workspace", workspace, workBytes, "dw", dw, weights * Float.BYTES);
         NhwcTiling t = depthwiseNhwcTiling(g.c(), x, dy);
-        long rows = depthwiseNhwcFilterRowsPerChunk(g, t), chunks = ceilDiv((long) g.n() * g.p() * g.q(), rows);
+        long rows = depthwiseNhwcFilterRowsPerChunk(g, t), chunks = ceilDiv(depthwiseNhwcFilterTiles(g), rows);
         stream.launch(depthwiseFilterSumsNhwc[sizeIndex(g)], Stream.Dim3.of(t.blocks(chunks)), Stream.Dim3.of(BLOCK), 0,
-                depthwiseNhwcArgs(g, t, x, dy, workspace, 0, rows));
+                depthwiseNhwcArgs(g, t, x, dy, workspace, depthwiseNhwcTile(g, DepthwisePass.BACKWARD_FILTER), rows));
         stream.launch(depthwiseFilterFinishNhwc, Stream.Dim3.of(elementBlocks(weights)), Stream.Dim3.of(BLOCK), 0, workspace,
                 dw, weights, chunks);
     }
@@ -1321,21 +1321,27 @@ public final class NnKernels implements AutoCloseable {
     public static long depthwiseNhwcWorkspaceBytes(ConvGeometry g) {
         if (!supportsDepthwiseNhwc(g)) throw new IllegalArgumentException("depthwiseNhwcWorkspaceBytes: not a 3x3 or 5x5 depthwise convolution: " + g);
         // The chunks depend on the tiling, hence on the pointers' alignment: enough for either.
-        long positions = (long) g.n() * g.p() * g.q(), chunks = 0;
+        long tiles = depthwiseNhwcFilterTiles(g), chunks = 0;
         for (int vec : g.c() % 2 == 0 ? new int[]{1, 2} : new int[]{1}) {
-            chunks = Math.max(chunks, ceilDiv(positions, depthwiseNhwcFilterRowsPerChunk(g, nhwcTiling(g.c(), vec))));
+            chunks = Math.max(chunks, ceilDiv(tiles, depthwiseNhwcFilterRowsPerChunk(g, nhwcTiling(g.c(), vec))));
         }
         return Math.multiplyExact(chunks, weightCount(g) * Double.BYTES);
     }
 
     /**
-     * Output positions of a filter-gradient chunk: at least {@link #DEPTHWISE_NHWC_MIN_POSITIONS_PER_LANE} a lane,
-     * and no more chunks than {@link #DEPTHWISE_NHWC_MAX_CHUNKS} or than fit {@link #DEPTHWISE_NHWC_MAX_PARTIAL_BYTES}.
+     * Output tiles of a filter-gradient chunk: at least {@link #DEPTHWISE_NHWC_MIN_POSITIONS_PER_LANE} positions a
+     * lane, and no more chunks than {@link #DEPTHWISE_NHWC_MAX_CHUNKS} or than fit
+     * {@link #DEPTHWISE_NHWC_MAX_PARTIAL_BYTES}.
      */
     static long depthwiseNhwcFilterRowsPerChunk(ConvGeometry g, NhwcTiling t) {
-        long positions = (long) g.n() * g.p() * g.q();
         long maxChunks = Math.max(1, Math.min(DEPTHWISE_NHWC_MAX_CHUNKS, DEPTHWISE_NHWC_MAX_PARTIAL_BYTES / (weightCount(g) * Double.BYTES)));
-        return Math.max((long) t.lanes() * DEPTHWISE_NHWC_MIN_POSITIONS_PER_LANE, ceilDiv(positions, maxChunks));
+        long perLane = ceilDiv(DEPTHWISE_NHWC_MIN_POSITIONS_PER_LANE, depthwiseNhwcTile(g, DepthwisePass.BACKWARD_FILTER));
+        return Math.max((long) t.lanes() * perLane, ceilDiv(depthwiseNhwcFilterTiles(g), maxChunks));
+    }
+
+    /** The filter gradient's output tiles: rows of q outputs cut into tiles of {@link #depthwiseNhwcTile} columns. */
+    static long depthwiseNhwcFilterTiles(ConvGeometry g) {
+        return (long) g.n() * g.p() * ceilDiv(g.q(), depthwiseNhwcTile(g, DepthwisePass.BACKWARD_FILTER));
     }
 
     /**
@@ -1363,27 +1369,27 @@ public final class NnKernels implements AutoCloseable {
     }
 
     /**
-     * The kernels' arguments: three pointers, i64 n, c, h, w, p, q, int strides and pads, the tiling, then (for the
-     * forward pass and the data gradient) the int tile width, and i64 tiles (or positions) per chunk.
+     * The kernels' arguments: three pointers, i64 n, c, h, w, p, q, int strides and pads, the tiling, the int tile
+     * width, and i64 tiles per chunk.
      */
     static Object[] depthwiseNhwcArgs(ConvGeometry g, NhwcTiling t, long a, long b, long out, int tile, long rowsPerChunk) {
-        Object[] head = {a, b, out, (long) g.n(), (long) g.c(), (long) g.h(), (long) g.w(), (long) g.p(), (long) g.q(),
-                g.strideH(), g.strideW(), g.padH(), g.padW(), t.vec(), t.cw()};
-        Object[] args = java.util.Arrays.copyOf(head, head.length + (tile > 0 ? 2 : 1));
-        if (tile > 0) args[head.length] = tile;
-        args[args.length - 1] = rowsPerChunk;
-        return args;
+        return new Object[]{a, b, out, (long) g.n(), (long) g.c(), (long) g.h(), (long) g.w(), (long) g.p(), (long) g.q(),
+                g.strideH(), g.strideW(), g.padH(), g.padW(), t.vec(), t.cw(), tile, rowsPerChunk};
     }
 
     /**
-     * The columns a thread of the forward pass ({@code forward}) or the data gradient sums at once (nn.cu: a tile of
-     * one row, whose outputs share their loaded input columns): 4 where the kernel has the stride at compile time
-     * (the forward pass at stride_w 1 or 2, the data gradient at stride 1 both ways), else 1. The kernel traps on
-     * any other value, so host and kernel cannot count tiles differently.
+     * The columns of a row a thread of a pass sums at once (nn.cu: a tile, whose outputs share their loaded input
+     * columns), as nn.cu's kForwardTile, kDataTile and kFilterTile: where the kernel has the stride at compile
+     * time, 4 (the forward pass at stride_w 1 or 2, the data gradient at stride 1 both ways, the filter gradient
+     * at stride_w 1) or 2 (the filter gradient at stride_w 2: 4 would not fit its registers); else 1. The kernels
+     * trap on any other value, so host and kernel cannot count tiles differently.
      */
-    static int depthwiseNhwcTile(ConvGeometry g, boolean forward) {
-        boolean tiled = forward ? g.strideW() == 1 || g.strideW() == 2 : g.strideH() == 1 && g.strideW() == 1;
-        return tiled ? 4 : 1;
+    static int depthwiseNhwcTile(ConvGeometry g, DepthwisePass pass) {
+        return switch (pass) {
+            case FORWARD -> g.strideW() == 1 || g.strideW() == 2 ? 4 : 1;
+            case BACKWARD_DATA -> g.strideH() == 1 && g.strideW() == 1 ? 4 : 1;
+            case BACKWARD_FILTER -> g.strideW() == 1 ? 4 : g.strideW() == 2 ? 2 : 1;
+        };
     }
 
     /** As {@link #checkDepthwise}, for the NHWC kernels' shapes. */

@@ -425,18 +425,20 @@ class NnKernelsHostTest {
     }
 
     /**
-     * The forward pass tiles 4 columns where its column stride is compiled in (1 or 2), the data gradient only at
-     * stride 1 both ways; nn.cu's kForwardTile and kDataTile say the same, and the kernels trap on a mismatch.
+     * The passes tile 4 (or, for the filter gradient at stride_w 2, 2) columns where their stride is compiled in;
+     * nn.cu's kForwardTile, kDataTile and kFilterTile say the same, and the kernels trap on a mismatch.
      */
     @Test
     void nhwcDepthwiseTilesWhereTheStrideIsCompiledIn() {
-        assertEquals(4, NnKernels.depthwiseNhwcTile(ConvGeometry.square(2, 16, 9, 9, 16, 3, 1, 16), true));
-        assertEquals(4, NnKernels.depthwiseNhwcTile(ConvGeometry.square(2, 16, 9, 9, 16, 5, 2, 16), true));
-        assertEquals(4, NnKernels.depthwiseNhwcTile(new ConvGeometry(2, 3, 9, 9, 3, 5, 5, 3, 1, 0, 4, 3), true), "stride_w 1");
-        assertEquals(1, NnKernels.depthwiseNhwcTile(ConvGeometry.square(2, 16, 9, 9, 16, 3, 3, 16), true));
-        assertEquals(4, NnKernels.depthwiseNhwcTile(ConvGeometry.square(2, 16, 9, 9, 16, 5, 1, 16), false));
-        assertEquals(1, NnKernels.depthwiseNhwcTile(ConvGeometry.square(2, 16, 9, 9, 16, 3, 2, 16), false));
-        assertEquals(1, NnKernels.depthwiseNhwcTile(new ConvGeometry(2, 3, 9, 9, 3, 5, 5, 3, 1, 0, 4, 3), false), "strides 3, 1");
+        ConvGeometry s1 = ConvGeometry.square(2, 16, 9, 9, 16, 5, 1, 16), s2 = ConvGeometry.square(2, 16, 9, 9, 16, 3, 2, 16),
+                s3 = ConvGeometry.square(2, 16, 9, 9, 16, 3, 3, 16), s31 = new ConvGeometry(2, 3, 9, 9, 3, 5, 5, 3, 1, 0, 4, 3);
+        int[][] expected = {{4, 4, 4}, {4, 1, 2}, {1, 1, 1}, {4, 1, 4}}; // FORWARD, BACKWARD_DATA, BACKWARD_FILTER
+        ConvGeometry[] geometries = {s1, s2, s3, s31};
+        for (int i = 0; i < geometries.length; i++) {
+            for (NnKernels.DepthwisePass pass : NnKernels.DepthwisePass.values()) {
+                assertEquals(expected[i][pass.ordinal()], NnKernels.depthwiseNhwcTile(geometries[i], pass), geometries[i] + " " + pass);
+            }
+        }
     }
 
     /**
@@ -449,7 +451,7 @@ class NnKernelsHostTest {
         ConvGeometry g = ConvGeometry.square(2, 16, 9, 9, 16, 5, 2, 16);
         NnKernels.NhwcTiling t = NnKernels.depthwiseNhwcTiling(16, A);
         for (String[] pass : new String[][]{{"ICH_DEPTHWISE_FORWARD_NHWC_ARGS", "4"}, {"ICH_DEPTHWISE_BACKWARD_DATA_NHWC_ARGS", "1"},
-                {"ICH_DEPTHWISE_FILTER_SUMS_NHWC_ARGS", "0"}}) {
+                {"ICH_DEPTHWISE_FILTER_SUMS_NHWC_ARGS", "2"}}) {
             java.util.regex.Matcher m = java.util.regex.Pattern.compile("#define " + pass[0] + "((?:[^\\n]*\\\\\\n)*[^\\n]*)").matcher(source);
             assertTrue(m.find(), pass[0] + " in nn.cu");
             List<Class<?>> declared = new ArrayList<>();
@@ -482,34 +484,37 @@ class NnKernelsHostTest {
     }
 
     /**
-     * The filter gradient's chunks: at least 32 positions a lane, at most 2048 chunks and 64 MB of partial sums,
-     * enough workspace for either tiling, none empty.
+     * The filter gradient's chunks (of tiles: 4 columns at stride 1): at least 32 positions a lane, at most 2048
+     * chunks and 64 MB of partial sums, enough workspace for either tiling, none empty.
      */
     @Test
     void nhwcDepthwiseFilterChunksAndWorkspace() {
         ConvGeometry first = ConvGeometry.square(256, 32, 128, 128, 32, 3, 1, 32); // B0's first depthwise at 256x256
         NnKernels.NhwcTiling t = NnKernels.depthwiseNhwcTiling(32, A);
-        assertEquals(256L * 128 * 128 / 2048, NnKernels.depthwiseNhwcFilterRowsPerChunk(first, t), "2048 chunks");
+        assertEquals(256L * 128 * 32, NnKernels.depthwiseNhwcFilterTiles(first), "4 columns a tile");
+        assertEquals(256L * 128 * 32 / 2048, NnKernels.depthwiseNhwcFilterRowsPerChunk(first, t), "2048 chunks");
         assertEquals(2048L * 32 * 9 * 8, NnKernels.depthwiseNhwcWorkspaceBytes(first));
         ConvGeometry last = ConvGeometry.square(256, 1152, 8, 8, 1152, 5, 1, 1152);
         NnKernels.NhwcTiling u = NnKernels.depthwiseNhwcTiling(1152, A);
-        assertEquals(32L * u.lanes(), NnKernels.depthwiseNhwcFilterRowsPerChunk(last, u), "the fewest positions a lane");
+        assertEquals(8L * u.lanes(), NnKernels.depthwiseNhwcFilterRowsPerChunk(last, u), "the fewest positions a lane: 8 tiles of 4");
         ConvGeometry wide = ConvGeometry.square(512, 1152, 32, 32, 1152, 5, 1, 1152);
         long rows = NnKernels.depthwiseNhwcFilterRowsPerChunk(wide, NnKernels.depthwiseNhwcTiling(1152, A));
-        long chunks = Math.ceilDiv(512L * 32 * 32, rows);
+        long chunks = Math.ceilDiv(NnKernels.depthwiseNhwcFilterTiles(wide), rows);
         assertTrue(chunks * 1152 * 25 * 8 <= NnKernels.DEPTHWISE_NHWC_MAX_PARTIAL_BYTES, "capped partial sums: " + chunks + " chunks");
         assertTrue(NnKernels.depthwiseNhwcWorkspaceBytes(wide) <= NnKernels.DEPTHWISE_NHWC_MAX_PARTIAL_BYTES);
         SplittableRandom random = new SplittableRandom(11);
         for (int i = 0; i < 2000; i++) {
             int c = 1 + random.nextInt(1300), size = 1 + random.nextInt(70), r = random.nextBoolean() ? 3 : 5;
-            ConvGeometry g = ConvGeometry.square(1 + random.nextInt(64), c, size, size, c, r, 1 + random.nextInt(2), c);
-            long positions = (long) g.n() * g.p() * g.q(), bytes = NnKernels.depthwiseNhwcWorkspaceBytes(g);
+            ConvGeometry g = ConvGeometry.square(1 + random.nextInt(64), c, size, size, c, r, 1 + random.nextInt(3), c);
+            int tile = NnKernels.depthwiseNhwcTile(g, NnKernels.DepthwisePass.BACKWARD_FILTER);
+            long tiles = NnKernels.depthwiseNhwcFilterTiles(g), bytes = NnKernels.depthwiseNhwcWorkspaceBytes(g);
+            assertEquals((long) g.n() * g.p() * Math.ceilDiv(g.q(), tile), tiles, g::toString);
             for (long at : new long[]{A, A + 2}) {
                 NnKernels.NhwcTiling v = NnKernels.depthwiseNhwcTiling(c, at);
-                long perChunk = NnKernels.depthwiseNhwcFilterRowsPerChunk(g, v), n = Math.ceilDiv(positions, perChunk);
-                assertTrue(perChunk >= 32L * v.lanes() && n <= NnKernels.DEPTHWISE_NHWC_MAX_CHUNKS, g::toString);
+                long perChunk = NnKernels.depthwiseNhwcFilterRowsPerChunk(g, v), n = Math.ceilDiv(tiles, perChunk);
+                assertTrue(perChunk * tile >= 32L * v.lanes() && n <= NnKernels.DEPTHWISE_NHWC_MAX_CHUNKS, g::toString);
                 assertTrue(n * c * r * r * 8 <= bytes, () -> g + ": the workspace holds every chunk");
-                assertTrue((n - 1) * perChunk < positions, () -> g + ": no empty chunk");
+                assertTrue((n - 1) * perChunk < tiles, () -> g + ": no empty chunk");
             }
         }
     }
