@@ -1347,8 +1347,8 @@ extern "C" __global__ void ich_nn_batch_norm_silu_backward_apply_nhwc(const bf16
 // bound by those load instructions, not by DRAM: the H200 profile had the bf16 5x5/2 forward pass at 1.1
 // TFLOP/s, ~18 x its bytes' time. A tile of T = 4 outputs of a row shares its columns: a filter row needs
 // (T - 1) stride + s loaded values for T outputs (8 for 4 outputs at 5x5/1, 25 % of the loads; 11 at 5x5/2, 44 %),
-// the products stay r*s an output. The data gradient is tiled at stride 1 only (at stride 2 a column's valid taps
-// alternate with its parity, and only a quarter of the taps count anyway); any stride but 1 and 2 takes T = 1.
+// the products stay r*s an output. The data gradient at stride 2 tiles too, its tiles aligned so that each
+// column's valid taps are known at compile time (see DataGather); any stride but 1 and 2 takes T = 1.
 // The host passes T (`tile`) and the kernel traps on another, so the two cannot count tiles differently.
 //
 // The taps: the weights are [c][r][s], so the taps a thread needs are r*s*VEC values 25 elements apart from its
@@ -1450,7 +1450,9 @@ __device__ __forceinline__ void depthwise_gather_nhwc(const Gather& gather, cons
                                                       i64 rows_per_chunk) {
     __shared__ bf16 taps[ICH_DEPTHWISE_SLICE_CHANNELS * R * R];
     if (tile != T || cw * VEC > ICH_DEPTHWISE_SLICE_CHANNELS) __trap();  // a host bug: tiles counted otherwise
-    const i64 tiles_per_row = (cols + T - 1) / T, tiles = n * rows * tiles_per_row;
+    // a tile starts `offset` columns before a multiple of T (the data gradient at stride 2: see DataGather)
+    const int offset = gather.template column_offset<S, T>();
+    const i64 tiles_per_row = (cols + offset + T - 1) / T, tiles = n * rows * tiles_per_row;
     const i64 slices = (c / VEC + cw - 1) / cw, chunks = (tiles + rows_per_chunk - 1) / rows_per_chunk;
     float k[R * R][VEC];
     i64 staged = -1;  // the slice whose taps are in `taps` and k; uniform over the block
@@ -1467,13 +1469,13 @@ __device__ __forceinline__ void depthwise_gather_nhwc(const Gather& gather, cons
         const i64 end = min(tiles, (chunk + 1) * rows_per_chunk);
         for (i64 at = chunk * rows_per_chunk + t.lane; at < end; at += t.lanes) {
             const GridPosition g = grid_position(at, rows, tiles_per_row);
-            const int col0 = g.col * T;
+            const int col0 = g.col * T - offset;
             float acc[T][VEC] = {};
             gather.template sum<R, VEC, S, T>(g.img, g.row, col0, t.ch, k, acc);
             bf16* o = out + ((static_cast<i64>(g.img) * rows + g.row) * cols + col0) * c + t.ch;
 #pragma unroll
             for (int u = 0; u < T; u++) {
-                if (col0 + u < cols) store_bf16<VEC>(o + u * c, acc[u]);
+                if (col0 + u >= 0 && col0 + u < cols) store_bf16<VEC>(o + u * c, acc[u]);
             }
         }
     }
@@ -1511,6 +1513,8 @@ struct DepthwiseShape {
 // zero outside the image. A tile is outputs (img, pp, qq0 .. qq0 + T - 1); S is stride_w (0: not 1 or 2, T = 1).
 struct ForwardGather : DepthwiseShape {
     const bf16* x;
+    template <int S, int T>
+    __device__ __forceinline__ int column_offset() const { return 0; }
     template <int R, int VEC, int S, int T>
     __device__ __forceinline__ void sum(int img, int pp, int qq0, i64 ch, const float (&k)[R * R][VEC],
                                         float (&acc)[T][VEC]) const {
@@ -1561,14 +1565,22 @@ extern "C" __global__ void __launch_bounds__(ICH_NN_BLOCK, 2) ich_nn_depthwise_f
 
 // dx[img, hh, ww, ch] = sum of wt[ch, rr, ss] * dy[img, o, u, ch] over the taps with hh + pad_h - rr = o stride_h
 // and ww + pad_w - ss = u stride_w, 0 <= o < p, 0 <= u < q: a gather, so each thread owns its dx, no atomics.
-// A tile is inputs (img, hh, ww0 .. ww0 + T - 1): T = 4 at stride 1 (S = 1), where u = ww + pad_w - ss; else one
-// input, whose valid taps are found by exact division.
+// A tile is inputs (img, hh, ww0 .. ww0 + T - 1), T = 4 at strides 1 and 2 (S = 1, 2), else one input whose
+// valid taps are found by exact division (S = 0).
+//   Stride 1: u = ww + pad_w - ss, so the tile reads columns ww0 + pad_w - (R - 1) .. ww0 + pad_w + T - 1.
+//   Stride 2: a tap counts where ww + pad_w - ss is even. Tiles start where ww0 + pad_w is even (ww0 = 4 j -
+//   (pad_w & 1): the first tile of a row may start at column -1, which is not stored), so the parity of each
+//   (tile column uu, ss) is known at compile time: the taps with uu - ss even, each at u = U + (uu - ss) / 2 with
+//   U = (ww0 + pad_w) / 2. The tile's columns share (T - 2) / 2 + (R - 1) / 2 + 1 loaded dy values: 4 for the
+//   4 inputs' 10 taps at 5x5, instead of 10 loads one input at a time.
 struct DataGather : DepthwiseShape {
     const bf16* dy;
+    template <int S, int T>
+    __device__ __forceinline__ int column_offset() const { return S == 2 && T > 1 ? (pad_w & 1) : 0; }
     template <int R, int VEC, int S, int T>
     __device__ __forceinline__ void sum(int img, int hh, int ww0, i64 ch, const float (&k)[R * R][VEC],
                                         float (&acc)[T][VEC]) const {
-        static_assert(S == 1 || T == 1, "only stride 1 tiles the data gradient");
+        static_assert(S > 0 || T == 1, "a tile needs its stride at compile time");
 #pragma unroll
         for (int rr = 0; rr < R; rr++) {
             const int th = hh + pad_h - rr;
@@ -1576,8 +1588,7 @@ struct DataGather : DepthwiseShape {
             const int o = exact_quotient<S>(th, stride_h);
             if (o < 0 || o >= p) continue;
             const bf16* line = dy + (static_cast<i64>(img) * p + o) * q * c + ch;
-            if constexpr (S == 1) {
-                // u = ww0 + uu + pad_w - ss for output uu of the tile: columns ww0 + pad_w - (R - 1) onwards
+            if constexpr (S == 1 && T > 1) {
                 constexpr int SPAN = T + R - 1;
                 float g[SPAN][VEC];
                 load_columns<VEC, SPAN>(line, ww0 + pad_w - (R - 1), static_cast<int>(q), c, g);
@@ -1585,6 +1596,18 @@ struct DataGather : DepthwiseShape {
                 for (int uu = 0; uu < T; uu++) {
 #pragma unroll
                     for (int ss = 0; ss < R; ss++) add_products<VEC>(acc[uu], k[rr * R + ss], g[uu + R - 1 - ss]);
+                }
+            } else if constexpr (S == 2 && T > 1) {
+                static_assert(T % 2 == 0 && R % 2 == 1, "even tiles, odd filters");
+                constexpr int LOW = (R - 1) / 2, SPAN = (T - 2) / 2 + LOW + 1;  // (uu - ss) / 2 from -LOW
+                float g[SPAN][VEC];
+                load_columns<VEC, SPAN>(line, (ww0 + pad_w) / 2 - LOW, static_cast<int>(q), c, g);
+#pragma unroll
+                for (int uu = 0; uu < T; uu++) {
+#pragma unroll
+                    for (int ss = uu % 2; ss < R; ss += 2) {
+                        add_products<VEC>(acc[uu], k[rr * R + ss], g[(uu - ss) / 2 + LOW]);
+                    }
                 }
             } else {
 #pragma unroll
@@ -1602,9 +1625,9 @@ struct DataGather : DepthwiseShape {
     }
 };
 
-// The data gradient tiles 4 inputs at stride 1, else 1 (NnKernels.depthwiseNhwcTile).
+// The data gradient tiles 4 inputs at strides 1 and 2, else 1 (NnKernels.depthwiseNhwcTile).
 template <int S>
-constexpr int kDataTile = S == 1 ? 4 : 1;
+constexpr int kDataTile = S > 0 ? 4 : 1;
 
 template <int R, int VEC, int S>
 __device__ __forceinline__ void depthwise_backward_data_nhwc(const bf16* dy, const bf16* wt, bf16* dx, i64 n, i64 c,

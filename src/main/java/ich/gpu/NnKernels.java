@@ -1264,7 +1264,7 @@ public final class NnKernels implements AutoCloseable {
         checkDepthwiseNhwc(op, g, dy, nhwcBytes(g, true), w, weightCount(g) * 2, dx, nhwcBytes(g, false));
         NhwcTiling t = depthwiseNhwcTiling(g.c(), dy, w, dx);
         int tile = depthwiseNhwcTile(g, DepthwisePass.BACKWARD_DATA);
-        long tiles = (long) g.n() * g.h() * ceilDiv(g.w(), tile), rows = (long) t.lanes() * DEPTHWISE_NHWC_TILES_PER_LANE;
+        long tiles = depthwiseNhwcDataTiles(g), rows = (long) t.lanes() * DEPTHWISE_NHWC_TILES_PER_LANE;
         stream.launch(depthwiseBackwardDataNhwc[sizeIndex(g)], Stream.Dim3.of(t.blocks(ceilDiv(tiles, rows))),
                 Stream.Dim3.of(BLOCK), 0, depthwiseNhwcArgs(g, t, dy, w, dx, tile, rows));
     }
@@ -1339,6 +1339,16 @@ public final class NnKernels implements AutoCloseable {
         return Math.max((long) t.lanes() * perLane, ceilDiv(depthwiseNhwcFilterTiles(g), maxChunks));
     }
 
+    /**
+     * The data gradient's tiles: rows of w inputs cut into tiles of {@link #depthwiseNhwcTile} columns; at stride 2
+     * the tiles start where the column plus pad_w is even, so with an odd pad_w the first starts at column -1
+     * (nn.cu, DataGather::column_offset).
+     */
+    static long depthwiseNhwcDataTiles(ConvGeometry g) {
+        int tile = depthwiseNhwcTile(g, DepthwisePass.BACKWARD_DATA), offset = tile > 1 && g.strideW() == 2 ? g.padW() & 1 : 0;
+        return (long) g.n() * g.h() * ceilDiv(g.w() + offset, tile);
+    }
+
     /** The filter gradient's output tiles: rows of q outputs cut into tiles of {@link #depthwiseNhwcTile} columns. */
     static long depthwiseNhwcFilterTiles(ConvGeometry g) {
         return (long) g.n() * g.p() * ceilDiv(g.q(), depthwiseNhwcTile(g, DepthwisePass.BACKWARD_FILTER));
@@ -1380,14 +1390,14 @@ public final class NnKernels implements AutoCloseable {
     /**
      * The columns of a row a thread of a pass sums at once (nn.cu: a tile, whose outputs share their loaded input
      * columns), as nn.cu's kForwardTile, kDataTile and kFilterTile: where the kernel has the stride at compile
-     * time, 4 (the forward pass at stride_w 1 or 2, the data gradient at stride 1 both ways, the filter gradient
-     * at stride_w 1) or 2 (the filter gradient at stride_w 2: 4 would not fit its registers); else 1. The kernels
+     * time, 4 (the forward pass at stride_w 1 or 2, the data gradient at stride 1 or 2 both ways, the filter
+     * gradient at stride_w 1) or 2 (the filter gradient at stride_w 2: 4 would not fit its registers); else 1. The kernels
      * trap on any other value, so host and kernel cannot count tiles differently.
      */
     static int depthwiseNhwcTile(ConvGeometry g, DepthwisePass pass) {
         return switch (pass) {
             case FORWARD -> g.strideW() == 1 || g.strideW() == 2 ? 4 : 1;
-            case BACKWARD_DATA -> g.strideH() == 1 && g.strideW() == 1 ? 4 : 1;
+            case BACKWARD_DATA -> g.strideH() == g.strideW() && (g.strideW() == 1 || g.strideW() == 2) ? 4 : 1;
             case BACKWARD_FILTER -> g.strideW() == 1 ? 4 : g.strideW() == 2 ? 2 : 1;
         };
     }

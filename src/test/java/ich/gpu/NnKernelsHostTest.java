@@ -432,13 +432,18 @@ class NnKernelsHostTest {
     void nhwcDepthwiseTilesWhereTheStrideIsCompiledIn() {
         ConvGeometry s1 = ConvGeometry.square(2, 16, 9, 9, 16, 5, 1, 16), s2 = ConvGeometry.square(2, 16, 9, 9, 16, 3, 2, 16),
                 s3 = ConvGeometry.square(2, 16, 9, 9, 16, 3, 3, 16), s31 = new ConvGeometry(2, 3, 9, 9, 3, 5, 5, 3, 1, 0, 4, 3);
-        int[][] expected = {{4, 4, 4}, {4, 1, 2}, {1, 1, 1}, {4, 1, 4}}; // FORWARD, BACKWARD_DATA, BACKWARD_FILTER
+        int[][] expected = {{4, 4, 4}, {4, 4, 2}, {1, 1, 1}, {4, 1, 4}}; // FORWARD, BACKWARD_DATA, BACKWARD_FILTER
         ConvGeometry[] geometries = {s1, s2, s3, s31};
         for (int i = 0; i < geometries.length; i++) {
             for (NnKernels.DepthwisePass pass : NnKernels.DepthwisePass.values()) {
                 assertEquals(expected[i][pass.ordinal()], NnKernels.depthwiseNhwcTile(geometries[i], pass), geometries[i] + " " + pass);
             }
         }
+        // the data gradient's tiles at stride 2 start at column -1 when pad_w is odd: 9 columns + 1 in tiles of 4
+        assertEquals(2L * 9 * 3, NnKernels.depthwiseNhwcDataTiles(ConvGeometry.square(2, 16, 9, 9, 16, 3, 2, 16)), "pad 1");
+        assertEquals(2L * 9 * 3, NnKernels.depthwiseNhwcDataTiles(ConvGeometry.square(2, 16, 9, 9, 16, 5, 2, 16)), "pad 2: 9 in 4s");
+        assertEquals(2L * 8 * 3, NnKernels.depthwiseNhwcDataTiles(ConvGeometry.square(2, 16, 8, 8, 16, 3, 2, 16)), "pad 1: 8 + 1 in 4s");
+        assertEquals(2L * 8 * 2, NnKernels.depthwiseNhwcDataTiles(ConvGeometry.square(2, 16, 8, 8, 16, 3, 1, 16)), "stride 1");
     }
 
     /**
