@@ -1223,10 +1223,16 @@ public final class NnKernels implements AutoCloseable {
     static final int DEPTHWISE_NHWC_MIN_POSITIONS_PER_LANE = 32;
     /**
      * Tiles a lane of the forward pass and the data gradient takes in a work item: 8 (32 outputs a thread at 4 a tile)
-     * spreads the block's one load of its slice's taps (shared memory, then r*s*vec registers) over enough work, and
-     * B0's smallest depthwise layer at batch 256 (8 x 8, 1152 channels) still makes ~1,150 blocks.
+     * spreads the block's one load of its slice's taps (shared memory, then r*s*vec registers) over enough work;
+     * halved (to 2 at least) while the launch would have fewer than {@link #DEPTHWISE_NHWC_MIN_BLOCKS} blocks.
      */
     static final int DEPTHWISE_NHWC_TILES_PER_LANE = 8;
+    /**
+     * Blocks a forward or data-gradient launch aims at: ~4 waves of the two 256-thread blocks an SM these kernels
+     * fit (128 registers) on a 132-SM H100 or H200, so the last wave's idle SMs cost little. B0's 5x5/2 layer at
+     * 16 x 16 -> 8 x 8, 672 channels, batch 256 makes 704 blocks at 8 tiles a lane, 1,408 at 4.
+     */
+    static final int DEPTHWISE_NHWC_MIN_BLOCKS = 1024;
     /** Most chunks of the filter gradient: what pass 2 adds per weight, as for batch norm. */
     static final int DEPTHWISE_NHWC_MAX_CHUNKS = 2048;
     /** Most bytes of the filter gradient's partial sums (8 per weight and chunk): fewer, larger chunks beyond it. */
@@ -1253,7 +1259,7 @@ public final class NnKernels implements AutoCloseable {
         checkDepthwiseNhwc(op, g, x, nhwcBytes(g, false), w, weightCount(g) * 2, y, nhwcBytes(g, true));
         NhwcTiling t = depthwiseNhwcTiling(g.c(), x, w, y);
         int tile = depthwiseNhwcTile(g, DepthwisePass.FORWARD);
-        long tiles = (long) g.n() * g.p() * ceilDiv(g.q(), tile), rows = (long) t.lanes() * DEPTHWISE_NHWC_TILES_PER_LANE;
+        long tiles = (long) g.n() * g.p() * ceilDiv(g.q(), tile), rows = depthwiseNhwcTilesPerChunk(tiles, t);
         stream.launch(depthwiseForwardNhwc[sizeIndex(g)], Stream.Dim3.of(t.blocks(ceilDiv(tiles, rows))), Stream.Dim3.of(BLOCK),
                 0, depthwiseNhwcArgs(g, t, x, w, y, tile, rows));
     }
@@ -1264,7 +1270,7 @@ public final class NnKernels implements AutoCloseable {
         checkDepthwiseNhwc(op, g, dy, nhwcBytes(g, true), w, weightCount(g) * 2, dx, nhwcBytes(g, false));
         NhwcTiling t = depthwiseNhwcTiling(g.c(), dy, w, dx);
         int tile = depthwiseNhwcTile(g, DepthwisePass.BACKWARD_DATA);
-        long tiles = depthwiseNhwcDataTiles(g), rows = (long) t.lanes() * DEPTHWISE_NHWC_TILES_PER_LANE;
+        long tiles = depthwiseNhwcDataTiles(g), rows = depthwiseNhwcTilesPerChunk(tiles, t);
         stream.launch(depthwiseBackwardDataNhwc[sizeIndex(g)], Stream.Dim3.of(t.blocks(ceilDiv(tiles, rows))),
                 Stream.Dim3.of(BLOCK), 0, depthwiseNhwcArgs(g, t, dy, w, dx, tile, rows));
     }
@@ -1340,6 +1346,17 @@ public final class NnKernels implements AutoCloseable {
     }
 
     /**
+     * Tiles of a forward or data-gradient work item: {@link #DEPTHWISE_NHWC_TILES_PER_LANE} a lane, halved down to 2
+     * while the launch would make fewer than {@link #DEPTHWISE_NHWC_MIN_BLOCKS} blocks. Any chunking gives the same
+     * bits: each output is one thread's sum.
+     */
+    static long depthwiseNhwcTilesPerChunk(long tiles, NhwcTiling t) {
+        int perLane = DEPTHWISE_NHWC_TILES_PER_LANE;
+        while (perLane > 2 && ceilDiv(tiles, (long) t.lanes() * perLane) * t.slices() < DEPTHWISE_NHWC_MIN_BLOCKS) perLane /= 2;
+        return (long) t.lanes() * perLane;
+    }
+
+    /**
      * The data gradient's tiles: rows of w inputs cut into tiles of {@link #depthwiseNhwcTile} columns; at stride 2
      * the tiles start where the column plus pad_w is even, so with an odd pad_w the first starts at column -1
      * (nn.cu, DataGather::column_offset).
@@ -1391,8 +1408,8 @@ public final class NnKernels implements AutoCloseable {
      * The columns of a row a thread of a pass sums at once (nn.cu: a tile, whose outputs share their loaded input
      * columns), as nn.cu's kForwardTile, kDataTile and kFilterTile: where the kernel has the stride at compile
      * time, 4 (the forward pass at stride_w 1 or 2, the data gradient at stride 1 or 2 both ways, the filter
-     * gradient at stride_w 1) or 2 (the filter gradient at stride_w 2: 4 would not fit its registers); else 1. The kernels
-     * trap on any other value, so host and kernel cannot count tiles differently.
+     * gradient at stride_w 1) or 2 (the filter gradient at stride_w 2: 4 would not fit its registers); else 1.
+     * The kernels trap on any other value, so host and kernel cannot count tiles differently.
      */
     static int depthwiseNhwcTile(ConvGeometry g, DepthwisePass pass) {
         return switch (pass) {

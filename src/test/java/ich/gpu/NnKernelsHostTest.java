@@ -444,6 +444,12 @@ class NnKernelsHostTest {
         assertEquals(2L * 9 * 3, NnKernels.depthwiseNhwcDataTiles(ConvGeometry.square(2, 16, 9, 9, 16, 5, 2, 16)), "pad 2: 9 in 4s");
         assertEquals(2L * 8 * 3, NnKernels.depthwiseNhwcDataTiles(ConvGeometry.square(2, 16, 8, 8, 16, 3, 2, 16)), "pad 1: 8 + 1 in 4s");
         assertEquals(2L * 8 * 2, NnKernels.depthwiseNhwcDataTiles(ConvGeometry.square(2, 16, 8, 8, 16, 3, 1, 16)), "stride 1");
+        // work items: 8 tiles a lane where that leaves 1024 blocks, fewer (down to 2) where not
+        NnKernels.NhwcTiling wide = NnKernels.depthwiseNhwcTiling(672, A);  // 11 slices of 31 lanes' pairs, 8 lanes
+        long stage6 = 256L * 8 * 2;  // B0's 5x5/2 forward at 16x16 -> 8x8, batch 256: 4,096 tiles
+        assertEquals(8L * 4, NnKernels.depthwiseNhwcTilesPerChunk(stage6, wide), "704 blocks at 8 a lane, 1,408 at 4");
+        assertEquals(8L * 8, NnKernels.depthwiseNhwcTilesPerChunk(256L * 64 * 16, wide), "plenty of blocks at 8");
+        assertEquals(8L * 2, NnKernels.depthwiseNhwcTilesPerChunk(10, wide), "never under 2");
     }
 
     /**
