@@ -136,7 +136,7 @@ final class BenchOpsCommand implements Callable<Integer> {
                         rate(onCpu), rate(onGpu), problem == null ? "" : "  failed: " + problem);
                 out.flush();
             }
-            if (cuda != null) {
+            if (cuda != null && !cuda.convolutionChoices().isEmpty()) {
                 // which engine won each convolution's first-call race (cuDNN, our depthwise kernels, a cuBLAS GEMM)
                 out.println("convolution engines on the GPU:");
                 for (String line : cuda.convolutionChoices()) out.println("  " + line);

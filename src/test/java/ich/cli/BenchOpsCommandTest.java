@@ -77,6 +77,19 @@ class BenchOpsCommandTest {
         }
     }
 
+    /** Where convolutions ran on a GPU, the table ends with the engine each one's first-call race chose. */
+    @Test
+    void convolutionsOnAGpuListTheirEngines() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Gpu.probe() instanceof Gpu.Available, "no GPU");
+        CliTest.Run r = run("--ops", "depthwise 3x3/1 forward|conv 1x1 \\(expand\\) forward");
+        assertEquals(0, r.exit(), r.out() + r.err());
+        List<String> lines = Arrays.asList(r.out().split("\n"));
+        int at = lines.indexOf("convolution engines on the GPU:");
+        assertTrue(at > 4 && lines.size() > at + 1, r.out());
+        assertTrue(lines.stream().skip(at + 1).allMatch(l -> l.startsWith("  ")), r.out());
+        assertTrue(lines.stream().skip(at + 1).anyMatch(l -> l.contains("3x3")), r.out());
+    }
+
     @Test
     void badOptionsAreUsageErrors() {
         CliTest.Run none = run("--ops", "no such op");
