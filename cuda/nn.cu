@@ -1338,8 +1338,8 @@ extern "C" __global__ void ich_nn_batch_norm_silu_backward_apply_nhwc(const bf16
 //
 // Tiling: channels as in the other NHWC kernels (NhwcSlot: cw threads a slice of channels, each thread VEC
 // consecutive channels) and the block's lanes over consecutive tiles of a chunk of rows_per_chunk tiles. A tile
-// is T consecutive columns of one row: output positions (n, p, q) for the forward pass, input positions (n, h, w)
-// for the data gradient; the filter gradient's tiles are single output positions. A thread keeps its channels'
+// is T consecutive columns of one row: output positions (n, p, q) for the forward pass and the filter gradient,
+// input positions (n, h, w) for the data gradient. A thread keeps its channels'
 // r*s*VEC taps (or, for the filter gradient, sums) in registers, 50 at 5x5 and VEC 2: hence VEC 2 (one 4-byte
 // load, when c is even and every pointer 4-byte aligned), not the element-wise 8.
 //

@@ -496,7 +496,7 @@ public final class CudaBackend implements Backend {
                 w = add(made, cudnn.filter(bf16, g.k(), g.c() / g.groups(), g.r(), g.s()));
                 y = add(made, cudnn.tensor(bf16, g.n(), g.k(), g.p(), g.q()));
                 // bf16 data is already rounded: tensor cores add nothing lossy, so bf16 always allows them.
-                conv = add(made, cudnn.convolution(g.padH(), g.padW(), g.strideH(), g.strideW(), g.groups(), strictMath()));
+                conv = add(made, cudnn.convolution(g.padH(), g.padW(), g.strideH(), g.strideW(), g.groups(), planMath()));
             } catch (RuntimeException e) {
                 for (Cudnn.Descriptor d : made) d.close();
                 throw e;
@@ -531,10 +531,10 @@ public final class CudaBackend implements Backend {
                 choice[i] = gemmName + (options.gemm() == Gemm.CUBLAS ? " (chosen)" : " (reproducible: not timed)");
                 return algo[i];
             }
+            cudnn.setConvolutionMath(conv, planMath());  // another direction's run may have set its choice's type
             if (options.reproducible()) return heuristicChoice(direction, i);
             Tensor ws = workspace(options.searchWorkspace());
             List<Cudnn.AlgoPerf> found;
-            cudnn.setConvolutionMath(conv, strictMath());  // another direction's run may have set its choice's type
             try {
                 found = cudnn.find(direction, x, w, conv, y, a, b, out, ptrOrNull(ws),
                         ws == null ? 0 : options.searchWorkspace());
@@ -551,8 +551,7 @@ public final class CudaBackend implements Backend {
                 return algo[i];
             }
             Cudnn.AlgoPerf best = found.stream().filter(p -> p.deterministic() || !options.deterministic())
-                    .filter(p -> strictMath() == Cudnn.DEFAULT_MATH || fmaCompatible(p))
-                    .findFirst().orElse(null);
+                    .filter(this::runsUnderPlanMath).findFirst().orElse(null);
             if (ownFits && options.depthwise() == Depthwise.FASTEST) {
                 float ownMillis = timeOwnDepthwise(direction, g, bf16, a, b, ownOut);
                 if (best == null || ownMillis < best.millis()) {
@@ -585,17 +584,14 @@ public final class CudaBackend implements Backend {
         }
 
         /**
-         * cuDNN's heuristic ranking, nothing timed: its first deterministic algorithm whose workspace fits. Strict fp32
-         * leaves out algorithms that report a tensor-op math type: they may refuse to run under the descriptor's FMA
-         * math, which is what decides how a convolution computes (so nothing rounds to TF32 either way).
+         * cuDNN's heuristic ranking, nothing timed: its first deterministic algorithm whose workspace fits and that
+         * {@link #runsUnderPlanMath runs under the plan's math}.
          */
         private int heuristicChoice(Cudnn.Direction direction, int i) {
-            cudnn.setConvolutionMath(conv, strictMath());
             List<Cudnn.AlgoPerf> ranked = cudnn.heuristics(direction, x, w, conv, y);
             Cudnn.AlgoPerf best = ranked.stream()
                     .filter(p -> p.deterministic() && p.workspaceBytes() <= options.searchWorkspace())
-                    .filter(p -> strictMath() == Cudnn.DEFAULT_MATH || fmaCompatible(p))
-                    .findFirst().orElse(null);
+                    .filter(this::runsUnderPlanMath).findFirst().orElse(null);
             if (best == null) {
                 throw new IllegalStateException("cuDNN's heuristics have no deterministic algorithm for " + direction + " of " + g
                         + " within " + options.searchWorkspace() + " bytes of workspace (ranked: " + ranked + ")");
@@ -608,22 +604,23 @@ public final class CudaBackend implements Backend {
             return algo[i];
         }
 
-        /** The descriptor's math type: DEFAULT where TF32 is allowed or the data is bf16, else FMA (strict fp32). */
-        private int strictMath() {
+        /** The descriptor's own math type: DEFAULT where TF32 is allowed or the data is bf16, else FMA (strict fp32). */
+        private int planMath() {
             return options.allowTf32() || bf16 ? Cudnn.DEFAULT_MATH : Cudnn.FMA_MATH;
         }
 
         /**
-         * Strict fp32 leaves out what reports a tensor-op math type: it may refuse to run under FMA math, which is what
-         * decides how a convolution computes (so nothing rounds to TF32 either way).
+         * Whether a found or ranked algorithm may be chosen under the plan's math: any where tensor cores are allowed;
+         * in strict fp32 none that reports a tensor-op math type (it may refuse to run under FMA math, which is what
+         * decides how a convolution computes, so nothing rounds to TF32 either way).
          */
-        private static boolean fmaCompatible(Cudnn.AlgoPerf p) {
-            return p.mathType() == Cudnn.FMA_MATH || p.mathType() == Cudnn.DEFAULT_MATH;
+        private boolean runsUnderPlanMath(Cudnn.AlgoPerf p) {
+            return planMath() == Cudnn.DEFAULT_MATH || p.mathType() == Cudnn.FMA_MATH || p.mathType() == Cudnn.DEFAULT_MATH;
         }
 
         /** The math type to run a choice with: the pair's where tensor cores are allowed, FMA in strict fp32. */
         private int mathOf(Cudnn.AlgoPerf p) {
-            return strictMath() == Cudnn.FMA_MATH ? Cudnn.FMA_MATH : p.mathType();
+            return planMath() == Cudnn.FMA_MATH ? Cudnn.FMA_MATH : p.mathType();
         }
 
         @Override
