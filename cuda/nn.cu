@@ -35,6 +35,18 @@ __device__ __forceinline__ float sigmoidf(float x) {
     return __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-x)));
 }
 
+// Sigmoid for the kernels that round their result to bf16: __expf (one multiply and ex2.approx) and __fdividef
+// (rcp.approx), 4 instructions, two of them on the special-function unit, where sigmoidf's expf and IEEE division
+// take ~20. Their error (CUDA C Programming Guide, intrinsic functions: __expf within 2 + 1.17|x| ulp,
+// __fdividef within 2 ulp) stays under 1.3e-5 relative for |x| < 88, under 1/150 of bf16's half ulp (2^-9), so
+// the rounded output is the same but for values within that distance of a rounding boundary, then one bf16 ulp
+// apart. Why it matters: the fused batch norm + SiLU passes stream 4-6 bytes an element, ~33-50 issue slots an
+// element at the H200's copy bandwidth, and sigmoidf alone took ~20 of them. Saturation as sigmoidf's: 1 for x >
+// 88 (the exp flushes to 0), 0 for x < -88 (1 / inf); NaN stays NaN.
+__device__ __forceinline__ float sigmoid_for_bf16(float x) {
+    return __fdividef(1.0f, __fadd_rn(1.0f, __expf(-x)));
+}
+
 // Fixed-order tree sum of one double per thread into s[0]; every thread must call it.
 __device__ __forceinline__ double block_sum(double v, double* s) {
     s[threadIdx.x] = v;
@@ -571,9 +583,20 @@ typedef unsigned short bf16;  // the bits of a bfloat16: the top half of the flo
 
 __device__ __forceinline__ float bf16_to_f32(bf16 b) { return __uint_as_float((unsigned int)b << 16); }
 
-// Two bf16 in a 32-bit word, the first at the lower address (little-endian, on the GPU as on the host).
+// Two bf16 in a 32-bit word, the first at the lower address (little-endian, on the GPU as on the host). On the
+// GPU one cvt.rn.bf16x2.f32 (sm_80 and later), which puts its first operand in the upper half: the same round to
+// nearest, ties to even as f32_to_bf16_bits for every non-NaN value, in 1 instruction instead of ~12; a NaN may
+// come out as another NaN (the conversion kernels, whose tests compare NaN bits, keep f32_to_bf16_bits). Why it
+// matters: the packed stores of the streaming NHWC kernels round 8 values a row, and the bit arithmetic was a
+// third of the fused batch norm + SiLU's instructions. Elsewhere (a host build) the bit arithmetic.
 __device__ __forceinline__ unsigned int pack_bf16x2(float first, float second) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    unsigned int packed;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(packed) : "f"(second), "f"(first));
+    return packed;
+#else
     return (unsigned int)f32_to_bf16_bits(first) | ((unsigned int)f32_to_bf16_bits(second) << 16);
+#endif
 }
 
 // VEC consecutive bf16 values from p (16-byte aligned when VEC == 8, 4-byte when VEC == 2), widened.
@@ -614,7 +637,8 @@ __device__ __forceinline__ void store_bf16(bf16* p, const float (&v)[VEC]) {
     }
 }
 
-// ---- bf16 element-wise, layout-agnostic: the fp32 kernels' formulas, one rounding to bf16 at the end ----
+// ---- bf16 element-wise, layout-agnostic: the fp32 kernels' formulas (with sigmoid_for_bf16), one rounding to
+// bf16 at the end ----
 //
 // Napkin: 2 bytes per input and 2 per output element, half the fp32 kernels' traffic: a binary op over the
 // largest B0 activation at batch 256, 256x256 (256 x 96 x 128 x 128 = 403 M elements) moves 2.4 GB, ~0.7 ms at
@@ -641,7 +665,7 @@ struct SiluBf16 {
     __device__ __forceinline__ void apply(i64 i) const {
         float v[V];
         load_bf16<V>(x + i, v);
-        for (int k = 0; k < V; k++) v[k] = __fmul_rn(v[k], sigmoidf(v[k]));
+        for (int k = 0; k < V; k++) v[k] = __fmul_rn(v[k], sigmoid_for_bf16(v[k]));
         store_bf16<V>(y + i, v);
     }
 };
@@ -650,7 +674,7 @@ extern "C" __global__ void ich_nn_silu_bf16(const bf16* x, bf16* y, i64 n, int v
     bf16_elementwise(SiluBf16{x, y}, n, vec);
 }
 
-// dx = dy * s * (1 + x * (1 - s)), s = sigmoid(x), as ich_nn_silu_backward.
+// dx = dy * s * (1 + x * (1 - s)), s = sigmoid_for_bf16(x), as ich_nn_silu_backward.
 struct SiluBackwardBf16 {
     const bf16* x;
     const bf16* dy;
@@ -661,7 +685,7 @@ struct SiluBackwardBf16 {
         load_bf16<V>(x + i, v);
         load_bf16<V>(dy + i, g);
         for (int k = 0; k < V; k++) {
-            const float s = sigmoidf(v[k]);
+            const float s = sigmoid_for_bf16(v[k]);
             g[k] = __fmul_rn(__fmul_rn(g[k], s), __fadd_rn(1.0f, __fmul_rn(v[k], __fsub_rn(1.0f, s))));
         }
         store_bf16<V>(dx + i, g);
@@ -1003,13 +1027,13 @@ template <int VEC>
 __device__ __forceinline__ void silu_gradient_through(float (&g)[VEC], const float (&v)[VEC], const float (&scale)[VEC],
                                                       const float (&shift)[VEC]) {
     for (int k = 0; k < VEC; k++) {
-        const float z = __fadd_rn(__fmul_rn(v[k], scale[k]), shift[k]), s = sigmoidf(z);
+        const float z = __fadd_rn(__fmul_rn(v[k], scale[k]), shift[k]), s = sigmoid_for_bf16(z);
         g[k] = __fmul_rn(__fmul_rn(g[k], s), __fadd_rn(1.0f, __fmul_rn(z, __fsub_rn(1.0f, s))));
     }
 }
 
 // Pass 1. A thread takes its rows two at a time, both loads issued before either is summed (then a last odd
-// row): at ~96 registers a thread only two blocks fit an SM, and one 16-byte load a thread in flight would be
+// row): at 96-128 registers a thread only two blocks fit an SM, and one 16-byte load a thread in flight would be
 // ~8 KB a SM, under half of what the bandwidth needs. The sums still go row by row, in order.
 // With ACT (backward only) dy is the fused SiLU's and gamma, beta and inv_std give z; else they may be null.
 template <int VEC, bool GRAD, bool ACT = false>
@@ -1033,8 +1057,7 @@ __device__ __forceinline__ void batch_norm_sums_nhwc(const bf16* x, const bf16* 
             if constexpr (ACT) saved_affine<VEC>(gamma, beta, mean, inv_std, t.ch, scale, shift);
             const i64 end = min(m, (chunk + 1) * rows_per_chunk);
             i64 r = chunk * rows_per_chunk + t.lane;
-            // With ACT one row at a time: z, its sigmoid and the scale and shift would take two rows past ~160 registers.
-            for (; !ACT && r + t.lanes < end; r += 2 * t.lanes) {
+            for (; r + t.lanes < end; r += 2 * t.lanes) {
                 float v0[VEC], v1[VEC], g0[VEC], g1[VEC];
                 load_bf16<VEC>(x + r * c + t.ch, v0);
                 load_bf16<VEC>(x + (r + t.lanes) * c + t.ch, v1);
@@ -1042,10 +1065,12 @@ __device__ __forceinline__ void batch_norm_sums_nhwc(const bf16* x, const bf16* 
                     load_bf16<VEC>(dy + r * c + t.ch, g0);
                     load_bf16<VEC>(dy + (r + t.lanes) * c + t.ch, g1);
                 }
+                if constexpr (ACT) silu_gradient_through<VEC>(g0, v0, scale, shift);
                 batch_norm_add_row<VEC, GRAD>(sum, v0, g0, center);
+                if constexpr (ACT) silu_gradient_through<VEC>(g1, v1, scale, shift);
                 batch_norm_add_row<VEC, GRAD>(sum, v1, g1, center);
             }
-            for (; r < end; r += t.lanes) {  // the last odd row, or (ACT) every row
+            for (; r < end; r += t.lanes) {  // the last odd row
                 float v[VEC], g[VEC];
                 load_bf16<VEC>(x + r * c + t.ch, v);
                 if constexpr (GRAD) load_bf16<VEC>(dy + r * c + t.ch, g);
@@ -1110,7 +1135,7 @@ extern "C" __global__ void ich_nn_batch_norm_finish_training_nhwc(const bf16* x,
 }
 
 // y = x * scale + shift over the thread's channels and rows [r0, r1): the CPU's affine, two rounded fp32 ops;
-// with ACT then silu of that, as ich_nn_silu computes it, before the one rounding to bf16.
+// with ACT then silu of that (ich_nn_silu's formula, with sigmoid_for_bf16), before the one rounding to bf16.
 template <int VEC, bool ACT>
 __device__ __forceinline__ void affine_rows(const bf16* x, bf16* y, const float (&scale)[VEC],
                                             const float (&shift)[VEC], i64 c, const NhwcSlot& t, i64 r0, i64 r1) {
@@ -1119,7 +1144,7 @@ __device__ __forceinline__ void affine_rows(const bf16* x, bf16* y, const float 
         load_bf16<VEC>(x + r * c + t.ch, v);
         for (int k = 0; k < VEC; k++) {
             v[k] = __fadd_rn(__fmul_rn(v[k], scale[k]), shift[k]);
-            if constexpr (ACT) v[k] = __fmul_rn(v[k], sigmoidf(v[k]));
+            if constexpr (ACT) v[k] = __fmul_rn(v[k], sigmoid_for_bf16(v[k]));
         }
         store_bf16<VEC>(y + r * c + t.ch, v);
     }
@@ -1229,11 +1254,11 @@ __device__ __forceinline__ void batch_norm_silu_backward_sums(const bf16* x, con
 }
 
 // Pass 1 of the fused backward: the sums of pass 1 with dz (from the SiLU's dy) in place of dy.
-// Registers decide its speed: left alone ptxas gives it 135 a thread (z, its sigmoid, scale and shift beside
-// the 16 double sums), so one 256-thread block fits an SM (65536 / (136 x 256)): 8 warps with one row's x and dy
-// in flight, 8 KB an SM, where streaming HBM at full rate wants ~20 KB (see "Bytes in flight"). Capped at 128,
-// two blocks fit and twice the bytes are in flight, for 12 bytes of spill (sm_80 and sm_90, nvcc 13.0). It reads
-// the two largest tensors of every fused layer's backward (x and dy: 4 bytes an element).
+// Registers decide its speed: left alone ptxas gives it 133 a thread on sm_90 (two rows of x and dy, scale and
+// shift beside the 16 double sums), so one 256-thread block fits an SM (65536 / (136 x 256)): 8 warps with two
+// rows of x and dy in flight, 16 KB an SM, where streaming HBM at full rate wants ~20 KB (see "Bytes in flight").
+// Capped at 128, two blocks fit and twice the bytes are in flight, for 8 bytes of spill on sm_90 (none on sm_80;
+// nvcc 13.0). It reads the two largest tensors of every fused layer's backward (x and dy: 4 bytes an element).
 extern "C" __global__ void __launch_bounds__(ICH_NN_BLOCK, 2) ich_nn_batch_norm_silu_backward_sums_nhwc(const bf16* x, const bf16* dy, const float* gamma,
                                                                      const float* beta, const float* save_mean,
                                                                      const float* save_inv_std, double* partial, i64 m,
