@@ -35,6 +35,7 @@ import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
@@ -64,7 +65,8 @@ final class BenchCommand implements Runnable {
             description = {"Slices/s of the preprocessing (stored pixels to BSB model input, random crop and flip):",
                     "the CPU path on 1 thread and on all threads, the GPU kernel alone (CUDA events), the GPU including",
                     "host staging and host-to-device copies (wall clock, double-buffered), and the kernel's DRAM",
-                    "bandwidth against the device's. Without a GPU the GPU rows say why. A quick figure, not a",
+                    "bandwidth against the device's. With --data DIR also how fast threads read the files as the GPU",
+                    "loader does (read, parse, copy the pixels out). Without a GPU the GPU rows say why. A quick figure, not a",
                     "benchmark harness: the JMH benchmarks (scripts/bench) are the reference for the CPU paths."})
     static final class Preprocess implements Callable<Integer> {
         @CommandLine.Spec
@@ -99,9 +101,10 @@ final class BenchCommand implements Runnable {
             Preprocessor.Config config = new Preprocessor.Config(WindowChannels.BSB, Augmentation.train(resize, size), null, layout,
                     HounsfieldTransform.Options.DEFAULT);
             try (Arena arena = Arena.ofShared()) {
+                List<Path> readable = new ArrayList<>();
                 List<GpuPreprocessor.Slice> slices = data.equals("synthetic")
                         ? SyntheticSlices.heads(Math.min(batch, 16), 512, config.channels().resolve(null, "synthetic"), arena)
-                        : files(config, arena);
+                        : files(config, arena, readable);
                 out.printf(Locale.ROOT, "ich bench preprocess: %s -> BSB 3 x %d x %d %s (resize %d, random crop, flip), batch %d, %.1f s per row%n",
                         data.equals("synthetic") ? slices.size() + " synthetic 512 x 512 int16 slices" : slices.size() + " slices from " + data,
                         size, size, layout, resize, batch, seconds);
@@ -114,6 +117,14 @@ final class BenchCommand implements Runnable {
                 row(out, "CPU, 1 thread", cpu1, "fp32");
                 double cpuAll = cpu(config, slices, cores, seconds);
                 row(out, "CPU, " + cores + " threads", cpuAll, String.format(Locale.ROOT, "fp32, %.1f x 1 thread", cpuAll / cpu1));
+                if (!readable.isEmpty()) {
+                    // What feeds the GPU from files: a loader thread's work per slice, without the preprocessing.
+                    decode(config, readable, cores, Math.max(1, seconds / 3));
+                    double decode1 = decode(config, readable, 1, seconds);
+                    row(out, "decode files, 1 thread", decode1, "read, parse, pixels copied out (the GPU loader's threads; files in the page cache)");
+                    double decodeAll = decode(config, readable, cores, seconds);
+                    row(out, "decode files, " + cores + " threads", decodeAll, String.format(Locale.ROOT, "%.1f x 1 thread", decodeAll / decode1));
+                }
                 boolean ok = gpu(out, config, slices, cpuAll);
                 out.flush();
                 return ok ? 0 : 1;
@@ -143,6 +154,25 @@ final class BenchCommand implements Runnable {
                 };
                 return perSecond(oneBatch, time) * batch;
             }
+        }
+
+        /**
+         * Slices/s of reading {@code files} as the GPU loader's threads do ({@link GpuPreprocessor.Slice#read}: the
+         * file, its header, the stored pixels copied into native memory), {@code batch} a run over {@code threads}.
+         */
+        private double decode(Preprocessor.Config config, List<Path> files, int threads, double time) {
+            Runnable oneBatch = () -> {
+                IntStream range = IntStream.range(0, batch);
+                (threads > 1 ? range.parallel() : range).forEach(i -> {
+                    Path file = files.get(i % files.size());
+                    try (Arena slice = Arena.ofConfined()) {
+                        GpuPreprocessor.Slice.read(file, 0, i, config, slice);
+                    } catch (IOException e) {
+                        throw new UncheckedIOException(file + ": read before, now " + e.getMessage(), e);
+                    }
+                });
+            };
+            return perSecond(oneBatch, time) * batch;
         }
 
         /** Runs of {@code work} per second over {@code time} seconds, after a warm-up of a third of that. */
@@ -259,7 +289,8 @@ final class BenchCommand implements Runnable {
             }
         }
 
-        private List<GpuPreprocessor.Slice> files(Preprocessor.Config config, Arena arena) throws IOException {
+        /** The slices of the .dcm files under --data (up to --batch of them); {@code readable} gets their paths. */
+        private List<GpuPreprocessor.Slice> files(Preprocessor.Config config, Arena arena, List<Path> readable) throws IOException {
             Path dir = Path.of(data);
             if (!Files.isDirectory(dir)) throw new CommandLine.ParameterException(spec.commandLine(), "--data " + data + " is not a directory (or 'synthetic')");
             List<Path> paths;
@@ -271,6 +302,7 @@ final class BenchCommand implements Runnable {
             for (Path p : paths) {
                 try {
                     out.add(GpuPreprocessor.Slice.read(p, 0, out.size(), config, arena));
+                    readable.add(p);
                 } catch (IOException | RuntimeException e) {
                     spec.commandLine().getErr().println("skipped " + p + ": " + e.getMessage());
                 }

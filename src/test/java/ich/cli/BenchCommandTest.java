@@ -9,6 +9,7 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -49,6 +50,27 @@ class BenchCommandTest {
             }
         }
         assertEquals(7, lines.size(), "header, column names, 2 CPU rows, 3 GPU rows:\n" + r.out());
+    }
+
+    @Test
+    void preprocessFromFilesAddsTheirDecodeRate(@TempDir Path tmp) throws Exception {
+        Path data = tmp.resolve("synth");
+        CliTest.Run synth = CliTest.run("synth", "--out", data.toString(), "--studies", "1", "--slices-per-study", "3", "--seed", "5",
+                "--size", "64", "--test-fraction", "0", "--threads", "1");
+        assertEquals(0, synth.exit(), synth.err());
+        Path broken = data.resolve("broken.dcm");
+        Files.writeString(broken, "not a DICOM file");
+        CliTest.Run r = CliTest.run("bench", "preprocess", "--data", data.toString(), "--batch", "4", "--size", "32", "--seconds", "0.2");
+        assertEquals(0, r.exit(), r.out() + r.err());
+        assertTrue(r.err().contains("skipped " + broken), "the unreadable file is named: " + r.err());
+        List<String> lines = Arrays.asList(r.out().split("\n"));
+        assertTrue(lines.getFirst().contains("3 slices from " + data), r.out());
+        int cores = Runtime.getRuntime().availableProcessors();
+        String one = row(lines, "decode files, 1 thread", r.out());
+        String all = row(lines, "decode files, " + cores + " threads", r.out());
+        assertTrue(slicesPerSecond(one) > 0 && slicesPerSecond(all) > 0, one + "\n" + all);
+        assertTrue(all.contains(" x 1 thread"), all);
+        assertEquals(9, lines.size(), "header, column names, 2 CPU rows, 2 decode rows, 3 GPU rows:\n" + r.out());
     }
 
     @Test
