@@ -575,9 +575,11 @@ extern "C" __global__ void ich_nn_nhwc_bf16_to_nchw_f32(const unsigned short* x,
 // pooled values, batch-norm parameters and statistics) stay fp32; sums are in double, in a fixed order.
 //
 // Bytes in flight: HBM needs ~20 KB in flight per SM to stream at full rate (~3.3 TB/s x ~0.8 us over 132 SMs
-// on an H100), and 2048 resident threads with one 2-byte load each hold 4 KB. So where the host finds every bf16
-// pointer 16-byte aligned (and, for NHWC tensors, c a multiple of 8) a thread moves 8 values with one 16-byte
-// load or store (vec == 8); otherwise one (vec == 1: any alignment and any c, about a quarter of the rate).
+// on an H100; ~29 KB at the H200's 4.8 TB/s), and 2048 resident threads with one 2-byte load each hold 4 KB. So
+// where the host finds every bf16 pointer 16-byte aligned (and, for NHWC tensors, c a multiple of 8) a thread
+// moves 8 values with one 16-byte load or store (vec == 8); otherwise one (vec == 1: any alignment and any c,
+// about a quarter of the rate). The batch-norm passes, whose registers allow only 2-4 blocks an SM, also load
+// 2-4 rows (PackedBf16, not yet widened) before computing the first, for ~32 KB an SM.
 
 typedef unsigned short bf16;  // the bits of a bfloat16: the top half of the float it stands for
 
@@ -599,24 +601,49 @@ __device__ __forceinline__ unsigned int pack_bf16x2(float first, float second) {
 #endif
 }
 
+// VEC consecutive bf16 values as loaded, not yet widened: half the registers of the floats, so a thread can hold
+// several rows' loads in flight and widen each row only when it uses it.
+template <int VEC>
+struct PackedBf16 {
+    static_assert(VEC == 8 || VEC == 2 || VEC == 1, "packs of 8 or 2 values, or single values");
+    unsigned int w[VEC == 8 ? 4 : 1];
+};
+
+// VEC consecutive bf16 values from p (16-byte aligned when VEC == 8, 4-byte when VEC == 2), one load.
+template <int VEC>
+__device__ __forceinline__ PackedBf16<VEC> load_packed_bf16(const bf16* p) {
+    PackedBf16<VEC> packed;
+    if constexpr (VEC == 8) {
+        const uint4 u = *reinterpret_cast<const uint4*>(p);
+        packed.w[0] = u.x;
+        packed.w[1] = u.y;
+        packed.w[2] = u.z;
+        packed.w[3] = u.w;
+    } else if constexpr (VEC == 2) {
+        packed.w[0] = *reinterpret_cast<const unsigned int*>(p);
+    } else {
+        packed.w[0] = *p;
+    }
+    return packed;
+}
+
+// The values of a pack as floats (exact).
+template <int VEC>
+__device__ __forceinline__ void widen_bf16(const PackedBf16<VEC>& packed, float (&v)[VEC]) {
+    if constexpr (VEC == 1) {
+        v[0] = bf16_to_f32((bf16)packed.w[0]);
+    } else {
+        for (int k = 0; k < VEC / 2; k++) {
+            v[2 * k] = __uint_as_float(packed.w[k] << 16);
+            v[2 * k + 1] = __uint_as_float(packed.w[k] & 0xFFFF0000u);
+        }
+    }
+}
+
 // VEC consecutive bf16 values from p (16-byte aligned when VEC == 8, 4-byte when VEC == 2), widened.
 template <int VEC>
 __device__ __forceinline__ void load_bf16(const bf16* p, float (&v)[VEC]) {
-    if constexpr (VEC == 8) {
-        const uint4 u = *reinterpret_cast<const uint4*>(p);
-        const unsigned int w[4] = {u.x, u.y, u.z, u.w};
-        for (int k = 0; k < 4; k++) {
-            v[2 * k] = __uint_as_float(w[k] << 16);
-            v[2 * k + 1] = __uint_as_float(w[k] & 0xFFFF0000u);
-        }
-    } else if constexpr (VEC == 2) {
-        const unsigned int u = *reinterpret_cast<const unsigned int*>(p);
-        v[0] = __uint_as_float(u << 16);
-        v[1] = __uint_as_float(u & 0xFFFF0000u);
-    } else {
-        static_assert(VEC == 1, "packs of 8 or 2 values, or single values");
-        v[0] = bf16_to_f32(*p);
-    }
+    widen_bf16<VEC>(load_packed_bf16<VEC>(p), v);
 }
 
 // VEC fp32 values rounded to bf16 and stored at p (16-byte aligned when VEC == 8, 4-byte when VEC == 2).
@@ -1032,9 +1059,10 @@ __device__ __forceinline__ void silu_gradient_through(float (&g)[VEC], const flo
     }
 }
 
-// Pass 1. A thread takes its rows two at a time, both loads issued before either is summed (then a last odd
-// row): at 96-128 registers a thread only two blocks fit an SM, and one 16-byte load a thread in flight would be
-// ~8 KB a SM, under half of what the bandwidth needs. The sums still go row by row, in order.
+// Pass 1. A thread loads ROWS rows (4 of x, or 2 of x and dy: 64 bytes) before it sums the first, then the last
+// rows one at a time: at ~128 registers a thread only two blocks fit an SM, and one 16-byte load a thread in
+// flight would be ~8 KB an SM, a third of what the bandwidth needs; 64 bytes make ~32 KB. The loads stay packed
+// (PackedBf16: 4 registers a row of 8 channels) until their row is summed. The sums still go row by row, in order.
 // With ACT (backward only) dy is the fused SiLU's and gamma, beta and inv_std give z; else they may be null.
 template <int VEC, bool GRAD, bool ACT = false>
 __device__ __forceinline__ void batch_norm_sums_nhwc(const bf16* x, const bf16* dy, const float* mean, const float* gamma,
@@ -1057,20 +1085,22 @@ __device__ __forceinline__ void batch_norm_sums_nhwc(const bf16* x, const bf16* 
             if constexpr (ACT) saved_affine<VEC>(gamma, beta, mean, inv_std, t.ch, scale, shift);
             const i64 end = min(m, (chunk + 1) * rows_per_chunk);
             i64 r = chunk * rows_per_chunk + t.lane;
-            for (; r + t.lanes < end; r += 2 * t.lanes) {
-                float v0[VEC], v1[VEC], g0[VEC], g1[VEC];
-                load_bf16<VEC>(x + r * c + t.ch, v0);
-                load_bf16<VEC>(x + (r + t.lanes) * c + t.ch, v1);
-                if constexpr (GRAD) {
-                    load_bf16<VEC>(dy + r * c + t.ch, g0);
-                    load_bf16<VEC>(dy + (r + t.lanes) * c + t.ch, g1);
+            constexpr int ROWS = GRAD ? 2 : 4;  // rows loaded before the first is summed: 64 bytes a thread
+            for (; r + (ROWS - 1) * t.lanes < end; r += ROWS * t.lanes) {
+                PackedBf16<VEC> px[ROWS], pg[ROWS];
+                for (int j = 0; j < ROWS; j++) {
+                    px[j] = load_packed_bf16<VEC>(x + (r + j * t.lanes) * c + t.ch);
+                    if constexpr (GRAD) pg[j] = load_packed_bf16<VEC>(dy + (r + j * t.lanes) * c + t.ch);
                 }
-                if constexpr (ACT) silu_gradient_through<VEC>(g0, v0, scale, shift);
-                batch_norm_add_row<VEC, GRAD>(sum, v0, g0, center);
-                if constexpr (ACT) silu_gradient_through<VEC>(g1, v1, scale, shift);
-                batch_norm_add_row<VEC, GRAD>(sum, v1, g1, center);
+                for (int j = 0; j < ROWS; j++) {
+                    float v[VEC], g[VEC];
+                    widen_bf16<VEC>(px[j], v);
+                    if constexpr (GRAD) widen_bf16<VEC>(pg[j], g);
+                    if constexpr (ACT) silu_gradient_through<VEC>(g, v, scale, shift);
+                    batch_norm_add_row<VEC, GRAD>(sum, v, g, center);
+                }
             }
-            for (; r < end; r += t.lanes) {  // the last odd row
+            for (; r < end; r += t.lanes) {  // the last rows, fewer than ROWS
                 float v[VEC], g[VEC];
                 load_bf16<VEC>(x + r * c + t.ch, v);
                 if constexpr (GRAD) load_bf16<VEC>(dy + r * c + t.ch, g);
@@ -1095,7 +1125,7 @@ __device__ __forceinline__ void batch_norm_stats(const bf16* x, double* partial,
 }
 
 // Pass 1 of the training forward.
-extern "C" __global__ void ich_nn_batch_norm_stats_nhwc(const bf16* x, double* partial, i64 m, i64 c, int vec, int cw,
+extern "C" __global__ void __launch_bounds__(ICH_NN_BLOCK, 2) ich_nn_batch_norm_stats_nhwc(const bf16* x, double* partial, i64 m, i64 c, int vec, int cw,
                                                         i64 rows_per_chunk) {
     __shared__ double shared[ICH_NHWC_SHARED];
     ICH_BY_VEC(batch_norm_stats, x, partial, m, c, cw, rows_per_chunk, shared);
@@ -1137,15 +1167,32 @@ extern "C" __global__ void ich_nn_batch_norm_finish_training_nhwc(const bf16* x,
 // y = x * scale + shift over the thread's channels and rows [r0, r1): the CPU's affine, two rounded fp32 ops;
 // with ACT then silu of that (ich_nn_silu's formula, with sigmoid_for_bf16), before the one rounding to bf16.
 template <int VEC, bool ACT>
+__device__ __forceinline__ void affine_values(float (&v)[VEC], const float (&scale)[VEC], const float (&shift)[VEC]) {
+    for (int k = 0; k < VEC; k++) {
+        v[k] = __fadd_rn(__fmul_rn(v[k], scale[k]), shift[k]);
+        if constexpr (ACT) v[k] = __fmul_rn(v[k], sigmoid_for_bf16(v[k]));
+    }
+}
+
+template <int VEC, bool ACT>
 __device__ __forceinline__ void affine_rows(const bf16* x, bf16* y, const float (&scale)[VEC],
                                             const float (&shift)[VEC], i64 c, const NhwcSlot& t, i64 r0, i64 r1) {
-    for (i64 r = r0 + t.lane; r < r1; r += t.lanes) {
+    constexpr int ROWS = 2;  // rows loaded before the first is computed (see "Bytes in flight")
+    i64 r = r0 + t.lane;
+    for (; r + (ROWS - 1) * t.lanes < r1; r += ROWS * t.lanes) {
+        PackedBf16<VEC> px[ROWS];
+        for (int j = 0; j < ROWS; j++) px[j] = load_packed_bf16<VEC>(x + (r + j * t.lanes) * c + t.ch);
+        for (int j = 0; j < ROWS; j++) {
+            float v[VEC];
+            widen_bf16<VEC>(px[j], v);
+            affine_values<VEC, ACT>(v, scale, shift);
+            store_bf16<VEC>(y + (r + j * t.lanes) * c + t.ch, v);
+        }
+    }
+    if (r < r1) {  // the last row, when the lane has an odd count
         float v[VEC];
         load_bf16<VEC>(x + r * c + t.ch, v);
-        for (int k = 0; k < VEC; k++) {
-            v[k] = __fadd_rn(__fmul_rn(v[k], scale[k]), shift[k]);
-            if constexpr (ACT) v[k] = __fmul_rn(v[k], sigmoid_for_bf16(v[k]));
-        }
+        affine_values<VEC, ACT>(v, scale, shift);
         store_bf16<VEC>(y + r * c + t.ch, v);
     }
 }
@@ -1238,7 +1285,7 @@ __device__ __forceinline__ void batch_norm_backward_sums(const bf16* x, const bf
 }
 
 // Pass 1 of the backward: per-chunk sums of dy and dy * (x - saved mean).
-extern "C" __global__ void ich_nn_batch_norm_backward_sums_nhwc(const bf16* x, const bf16* dy, const float* save_mean,
+extern "C" __global__ void __launch_bounds__(ICH_NN_BLOCK, 2) ich_nn_batch_norm_backward_sums_nhwc(const bf16* x, const bf16* dy, const float* save_mean,
                                                                 double* partial, i64 m, i64 c, int vec, int cw,
                                                                 i64 rows_per_chunk) {
     __shared__ double shared[ICH_NHWC_SHARED];
@@ -1254,11 +1301,10 @@ __device__ __forceinline__ void batch_norm_silu_backward_sums(const bf16* x, con
 }
 
 // Pass 1 of the fused backward: the sums of pass 1 with dz (from the SiLU's dy) in place of dy.
-// Registers decide its speed: left alone ptxas gives it 133 a thread on sm_90 (two rows of x and dy, scale and
-// shift beside the 16 double sums), so one 256-thread block fits an SM (65536 / (136 x 256)): 8 warps with two
-// rows of x and dy in flight, 16 KB an SM, where streaming HBM at full rate wants ~20 KB (see "Bytes in flight").
-// Capped at 128, two blocks fit and twice the bytes are in flight, for 8 bytes of spill on sm_90 (none on sm_80;
-// nvcc 13.0). It reads the two largest tensors of every fused layer's backward (x and dy: 4 bytes an element).
+// Registers decide its speed: past 128 a thread (z, its sigmoid, scale and shift beside the 16 double sums and
+// two packed rows of x and dy) one 256-thread block would fit an SM, 8 warps with 16 KB in flight; capped at 128,
+// two blocks and ~32 KB, without spills (sm_80 and sm_90, nvcc 13.0), as for the other two sums passes. It reads
+// the two largest tensors of every fused layer's backward (x and dy: 4 bytes an element).
 extern "C" __global__ void __launch_bounds__(ICH_NN_BLOCK, 2) ich_nn_batch_norm_silu_backward_sums_nhwc(const bf16* x, const bf16* dy, const float* gamma,
                                                                      const float* beta, const float* save_mean,
                                                                      const float* save_inv_std, double* partial, i64 m,
@@ -1298,6 +1344,15 @@ extern "C" __global__ void ich_nn_batch_norm_backward_finish_nhwc(const double* 
     }
 }
 
+// g = p dy + q x + r for one row, dy first turned into dz with ACT.
+template <int VEC, bool ACT>
+__device__ __forceinline__ void batch_norm_input_gradient(float (&g)[VEC], const float (&v)[VEC], const float (&p)[VEC],
+                                                          const float (&q)[VEC], const float (&r)[VEC],
+                                                          const float (&scale)[VEC], const float (&shift)[VEC]) {
+    if constexpr (ACT) silu_gradient_through<VEC>(g, v, scale, shift);
+    for (int k = 0; k < VEC; k++) g[k] = __fadd_rn(__fadd_rn(__fmul_rn(p[k], g[k]), __fmul_rn(q[k], v[k])), r[k]);
+}
+
 // Pass 3 of the backward: dx = p dy + q x + r in the CPU's order; dx may be dy or x. With ACT, dy is the fused
 // SiLU's, turned into dz first (gamma, beta and the saved statistics give z; else they may be null).
 template <int VEC, bool ACT = false>
@@ -1319,14 +1374,29 @@ __device__ __forceinline__ void batch_norm_backward_apply(const bf16* x, const b
         float scale[VEC], shift[VEC];
         if constexpr (ACT) saved_affine<VEC>(gamma, beta, mean, inv_std, t.ch, scale, shift);
         const i64 end = min(m, (chunk + 1) * rows_per_chunk);
-        for (i64 row = chunk * rows_per_chunk + t.lane; row < end; row += t.lanes) {
-            const i64 at = row * c + t.ch;
+        // Two rows' x and dy loaded before the first is computed (see "Bytes in flight"), then a last odd row.
+        constexpr int ROWS = 2;
+        i64 row = chunk * rows_per_chunk + t.lane;
+        for (; row + (ROWS - 1) * t.lanes < end; row += ROWS * t.lanes) {
+            PackedBf16<VEC> px[ROWS], pg[ROWS];
+            for (int j = 0; j < ROWS; j++) {
+                px[j] = load_packed_bf16<VEC>(x + (row + j * t.lanes) * c + t.ch);
+                pg[j] = load_packed_bf16<VEC>(dy + (row + j * t.lanes) * c + t.ch);
+            }
+            for (int j = 0; j < ROWS; j++) {
+                float v[VEC], g[VEC];
+                widen_bf16<VEC>(px[j], v);
+                widen_bf16<VEC>(pg[j], g);
+                batch_norm_input_gradient<VEC, ACT>(g, v, p, q, r, scale, shift);
+                store_bf16<VEC>(dx + (row + j * t.lanes) * c + t.ch, g);
+            }
+        }
+        if (row < end) {
             float v[VEC], g[VEC];
-            load_bf16<VEC>(x + at, v);
-            load_bf16<VEC>(dy + at, g);
-            if constexpr (ACT) silu_gradient_through<VEC>(g, v, scale, shift);
-            for (int k = 0; k < VEC; k++) g[k] = __fadd_rn(__fadd_rn(__fmul_rn(p[k], g[k]), __fmul_rn(q[k], v[k])), r[k]);
-            store_bf16<VEC>(dx + at, g);
+            load_bf16<VEC>(x + row * c + t.ch, v);
+            load_bf16<VEC>(dy + row * c + t.ch, g);
+            batch_norm_input_gradient<VEC, ACT>(g, v, p, q, r, scale, shift);
+            store_bf16<VEC>(dx + row * c + t.ch, g);
         }
     }
 }
