@@ -48,6 +48,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
+import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure throughput on this machine.",
@@ -118,7 +119,8 @@ final class BenchCommand implements Runnable {
                 double cpuAll = cpu(config, slices, cores, seconds);
                 row(out, "CPU, " + cores + " threads", cpuAll, String.format(Locale.ROOT, "fp32, %.1f x 1 thread", cpuAll / cpu1));
                 if (!readable.isEmpty()) {
-                    // What feeds the GPU from files: a loader thread's work per slice, without the preprocessing.
+                    // What feeds the GPU from files: a loader thread's work per slice, without the preprocessing;
+                    // warmed up on all threads first, as the CPU rows are, so the 1-thread row is not the JIT's.
                     decode(config, readable, cores, Math.max(1, seconds / 3));
                     double decode1 = decode(config, readable, 1, seconds);
                     row(out, "decode files, 1 thread", decode1, "read, parse, pixels copied out (the GPU loader's threads; files in the page cache)");
@@ -146,8 +148,7 @@ final class BenchCommand implements Runnable {
                 Runnable oneBatch = () -> {
                     long first = key[0];
                     key[0] += batch;
-                    IntStream range = IntStream.range(0, batch);
-                    (threads > 1 ? range.parallel() : range).forEach(i -> {
+                    forEachSlice(threads, i -> {
                         GpuPreprocessor.Slice s = slices.get(i % slices.size());
                         p.process(s.pixels(), s.rows(), s.columns(), s.hu(), s.windows(), first + i, 1234, 0, out, i * sampleBytes);
                     });
@@ -161,18 +162,21 @@ final class BenchCommand implements Runnable {
          * file, its header, the stored pixels copied into native memory), {@code batch} a run over {@code threads}.
          */
         private double decode(Preprocessor.Config config, List<Path> files, int threads, double time) {
-            Runnable oneBatch = () -> {
-                IntStream range = IntStream.range(0, batch);
-                (threads > 1 ? range.parallel() : range).forEach(i -> {
-                    Path file = files.get(i % files.size());
-                    try (Arena slice = Arena.ofConfined()) {
-                        GpuPreprocessor.Slice.read(file, 0, i, config, slice);
-                    } catch (IOException e) {
-                        throw new UncheckedIOException(file + ": read before, now " + e.getMessage(), e);
-                    }
-                });
-            };
+            Runnable oneBatch = () -> forEachSlice(threads, i -> {
+                Path file = files.get(i % files.size());
+                try (Arena slice = Arena.ofConfined()) {
+                    GpuPreprocessor.Slice.read(file, 0, i, config, slice);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(file + ": read before, now " + e.getMessage(), e);
+                }
+            });
             return perSecond(oneBatch, time) * batch;
+        }
+
+        /** Runs {@code slice} for each index of a batch: in order on this thread, or on the common pool's threads. */
+        private void forEachSlice(int threads, IntConsumer slice) {
+            IntStream range = IntStream.range(0, batch);
+            (threads > 1 ? range.parallel() : range).forEach(slice);
         }
 
         /** Runs of {@code work} per second over {@code time} seconds, after a warm-up of a third of that. */

@@ -11,6 +11,7 @@ import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * {@code ich bench ops}: one row per op of {@link OpBench#cases}, each timed on the CPU (a positive time and rate,
@@ -80,7 +81,7 @@ class BenchOpsCommandTest {
     /** Where convolutions ran on a GPU, the table ends with the engine each one's first-call race chose. */
     @Test
     void convolutionsOnAGpuListTheirEngines() {
-        org.junit.jupiter.api.Assumptions.assumeTrue(Gpu.probe() instanceof Gpu.Available, "no GPU");
+        assumeTrue(Gpu.probe() instanceof Gpu.Available, "no GPU");
         CliTest.Run r = run("--ops", "depthwise 3x3/1 forward|conv 1x1 \\(expand\\) forward");
         assertEquals(0, r.exit(), r.out() + r.err());
         List<String> lines = Arrays.asList(r.out().split("\n"));
