@@ -16,8 +16,8 @@ full-precision comparison for ich's fp32 engine (autocast off, TF32 off in cuDNN
 --compile wraps the model in torch.compile (its first steps compile: give it enough --warmup).
 
 Only the timed steps count: --warmup steps first (cuDNN autotuning, compilation), then --steps steps between two
-torch.cuda.synchronize() calls. The loss is not read back inside the loop (a host sync per step, which ich's
-step does pay, since its BCE returns the loss to the host). Peak memory is torch.cuda.max_memory_allocated over
+torch.cuda.synchronize() calls. The loss is not read back inside the loop (a host sync per step; ich's step
+reads each loss only once the next step is queued, so it does not stall the GPU either). Peak memory is torch.cuda.max_memory_allocated over
 the whole run (model, optimizer state, the batch and the activations), not what the caching allocator reserved.
 
 Needs only torch (with CUDA) and timm:

@@ -29,6 +29,7 @@ import ich.train.BatchSource;
 import ich.train.GpuBatchLoader;
 import ich.train.TrainingDevice;
 import ich.train.LoadedBatch;
+import ich.train.QueuedStep;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -48,6 +49,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
+import java.util.function.DoubleSupplier;
 import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 
@@ -547,17 +549,24 @@ final class BenchCommand implements Runnable {
             out.flush();
         }
 
-        /** Steps on one fixed batch that lives on the device: the engine alone, no input pipeline. */
+        /**
+         * Steps on one fixed batch that lives on the device: the engine alone, no input pipeline. As in training,
+         * a step's loss is read once the next step is queued.
+         */
         private static Measured inMemory(Run run, StepInput fixed, int b, int n, int warm, long[] step) {
-            for (int i = 0; i < warm; i++) step(run, step[0]++, b, "memory", fixed);
+            for (int i = 0; i < warm; i++) step(run, step[0]++, b, "memory", fixed).getAsDouble();
             run.synchronize();
             run.window();
-            double first = Double.NaN, last = Double.NaN;
+            double first = Double.NaN;
+            DoubleSupplier queued = null;
             long start = System.nanoTime();
             for (int i = 0; i < n; i++) {
-                last = step(run, step[0]++, b, "memory", fixed);
-                if (i == 0) first = last;
+                DoubleSupplier next = step(run, step[0]++, b, "memory", fixed);
+                if (queued != null && Double.isNaN(first)) first = queued.getAsDouble();
+                queued = next;
             }
+            double last = queued.getAsDouble();
+            if (Double.isNaN(first)) first = last;
             run.synchronize();
             double seconds = (System.nanoTime() - start) / 1e9;
             return new Measured((double) b * n / seconds, 1e3 * seconds / n, first, last, run.window(), "");
@@ -623,6 +632,8 @@ final class BenchCommand implements Runnable {
             double first = Double.NaN, last = Double.NaN;
             long start = 0, waitAtStart = 0;
             UtilisationSampler.Window util = null;
+            QueuedStep queued = null;
+            boolean queuedTimed = false;
             try (GpuPreprocessor kernel = onGpu ? TrainingDevice.preprocessorFor(run.cuda(), config, b) : null;
                  BatchSource loader = onGpu ? new GpuBatchLoader(kernel, plan, workers, 2, run.cuda()::synchronize)
                          : new BatchLoader(new Preprocessor(config), plan, workers, 2)) {
@@ -633,21 +644,41 @@ final class BenchCommand implements Runnable {
                         start = System.nanoTime();
                         waitAtStart = loader.waitNanos();
                     }
-                    try (LoadedBatch lb = loader.next()) {
+                    LoadedBatch lb = loader.next();
+                    QueuedStep next = null;
+                    try {
                         failed += lb.failures().size();
                         if (firstFailure == null && !lb.failures().isEmpty()) firstFailure = lb.failures().getFirst().message();
-                        if (lb.n() == 0) continue;
-                        double loss = step(run, step[0]++, lb.n(), "files", ctx -> {
-                            Tensor x = ctx.output(lb.images().shape());
-                            backend.copy(lb.images(), x);
-                            return new Tensor[] {x, ctx.upload(lb.targets(), lb.n(), LABELS)};
-                        });
-                        if (i >= warm) {
-                            trained += lb.n();
+                        if (lb.n() > 0) {
+                            next = new QueuedStep(lb, step(run, step[0]++, lb.n(), "files", ctx -> {
+                                Tensor x = ctx.output(lb.images().shape());
+                                backend.copy(lb.images(), x);
+                                return new Tensor[] {x, ctx.upload(lb.targets(), lb.n(), LABELS)};
+                            }));
+                            if (i >= warm) trained += lb.n();
+                        }
+                    } finally {
+                        if (next == null) lb.close();
+                    }
+                    if (next == null) continue;
+                    // As in training: the step just queued runs while the host reads the one before.
+                    if (queued != null) {
+                        QueuedStep done = queued;
+                        queued = null;
+                        double loss = done.finish();
+                        if (queuedTimed) {
                             if (Double.isNaN(first)) first = loss;
                             last = loss;
                         }
                     }
+                    queued = next;
+                    queuedTimed = i >= warm;
+                }
+                if (queued != null) {
+                    QueuedStep done = queued;
+                    queued = null;
+                    last = done.finish();
+                    if (Double.isNaN(first) && queuedTimed) first = last;
                 }
                 run.synchronize();
                 double seconds = (System.nanoTime() - start) / 1e9;
@@ -660,14 +691,16 @@ final class BenchCommand implements Runnable {
                         dicoms.size(), workers, onGpu ? "GPU" : "CPU", 100 * waited / seconds)
                         + (failed == 0 ? "" : "; " + failed + " samples unreadable, left out (first: " + firstFailure + ")");
                 return new Measured(trained / seconds, 1e3 * seconds / n, first, last, util, extra);
+            } finally {
+                if (queued != null) queued.close();
             }
         }
 
         /**
          * One training step as the trainer runs it (without clipping or a schedule): queued without reading anything
-         * back, as a CUDA graph where the run says so, then the loss read once; returns it.
+         * back, as a CUDA graph where the run says so; returns its loss, to be read later.
          */
-        private static double step(Run run, long stepNumber, int n, String path, StepInput input) {
+        private static DoubleSupplier step(Run run, long stepNumber, int n, String path, StepInput input) {
             EfficientNetB0 model = run.model();
             List<Parameter> trainable = model.trainableParameters();
             // The trainer's key (steps with the same batch size and trainable set make the same calls), and the path:
@@ -681,7 +714,7 @@ final class BenchCommand implements Runnable {
                 model.backward(loss.dLogits(), ctx);
                 run.adam().step(trainable);
                 if (run.graphs() != null) run.graphs().endStep();
-                return loss.value();
+                return loss::value;
             } catch (RuntimeException e) {
                 if (run.graphs() != null) run.graphs().abandonStep();
                 throw e;

@@ -72,6 +72,15 @@ public final class Stream extends NativeResource {
         synchronize();
     }
 
+    /**
+     * Copies {@code bytes} from device address {@code src} to pinned host memory, asynchronously: record an event
+     * after it and wait for that before reading {@code dst}. (Into pageable memory the driver would wait anyway.)
+     */
+    public void copyToHost(long src, MemorySegment dst, long bytes) {
+        checkOpen();
+        cuda.check(cuda.call(cuda.cuMemcpyDtoHAsync, dst.asSlice(0, bytes), src, bytes, handle), "cuMemcpyDtoHAsync_v2");
+    }
+
     /** Copies {@code bytes} between device addresses, asynchronously. */
     public void copyOnDevice(long src, long dst, long bytes) {
         checkOpen();

@@ -220,8 +220,9 @@ public interface Backend extends AutoCloseable {
     /**
      * {@link #bceWithLogits} without waiting for the loss: the gradient is queued as usual, and the returned
      * supplier gives the loss (waiting for it the first time). A GPU backend thus queues the whole backward pass
-     * and the optimizer step before the host waits once, at the end of the step, instead of idling the GPU
-     * mid-step. By default the loss is computed at once.
+     * and the optimizer step before the host waits once, instead of idling the GPU mid-step; and since that wait
+     * is for the loss alone, not for work queued after it, a training loop queues the next step before it reads
+     * this one's loss, so the GPU does not idle between steps either. By default the loss is computed at once.
      */
     default java.util.function.DoubleSupplier bceWithLogitsLater(Tensor logits, Tensor targets, Tensor labelWeights,
                                                                  Tensor dLogits) {

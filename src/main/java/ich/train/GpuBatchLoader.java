@@ -37,7 +37,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * has been released by the consumer ({@link LoadedBatch#releaseImages()}), and the consumer may hold at most two
  * batches (taking a third would wait forever; it is an {@link IllegalStateException} instead). Release runs the
  * {@code fence} first: it must return only when the device work that read the images has finished (the CUDA
- * backend's synchronize), so the kernel never overwrites a batch that a queued copy still reads.
+ * backend's synchronize), so the kernel never overwrites a batch that a queued copy still reads. A consumer that
+ * has waited for that work itself (the loss of the step that copied the batch) releases without the fence
+ * ({@link LoadedBatch#releaseImagesReadByFinishedWork()}), so the next step, already queued, runs on meanwhile.
  *
  * <p>Ordering: {@link #next()} waits for the batch's kernel on the host (event synchronize) before handing it
  * out, so any stream may read it. Recording that event and letting the backend's stream wait on it instead would
@@ -154,12 +156,12 @@ public final class GpuBatchLoader implements BatchSource {
         }
     }
 
-    private Runnable release(int submission) {
+    private LoadedBatch.Release release(int submission) {
         AtomicBoolean done = new AtomicBoolean();
-        return () -> {
+        return fenced -> {
             if (done.getAndSet(true)) return;
             try {
-                fence.run();
+                if (fenced) fence.run();
             } finally {
                 lock.lock();
                 try {

@@ -17,19 +17,41 @@ import java.util.List;
  * and a step should copy it out and release it as early as it can, so the loader can fill that memory again.
  */
 public record LoadedBatch(int index, Tensor images, float[] targets, int[] samples,
-                          List<Preprocessor.Failure> failures, Arena arena, Runnable release) implements AutoCloseable {
+                          List<Preprocessor.Failure> failures, Arena arena, Release release) implements AutoCloseable {
+    /**
+     * How a loader takes its images back (once; later calls do nothing). {@code fenced}: run the loader's fence
+     * first, which waits for the device work that may still read the images; false when the caller has waited for
+     * that work already.
+     */
+    @FunctionalInterface
+    public interface Release {
+        void run(boolean fenced);
+    }
+
     /** A host batch; nothing to release but its arena. */
     public LoadedBatch(int index, Tensor images, float[] targets, int[] samples, List<Preprocessor.Failure> failures, Arena arena) {
-        this(index, images, targets, samples, failures, arena, () -> {});
+        this(index, images, targets, samples, failures, arena, fenced -> {});
     }
 
     public int n() {
         return samples.length;
     }
 
-    /** Hands device images back to their loader (once; later calls do nothing). The images must not be read after. */
+    /**
+     * Hands device images back to their loader (once; later calls do nothing), after the loader's fence has waited
+     * for the device work that may read them. The images must not be read after.
+     */
     public void releaseImages() {
-        release.run();
+        release.run(true);
+    }
+
+    /**
+     * {@link #releaseImages()} without the loader's fence, for a caller that has already waited for something the
+     * device did after its last read of the images: the loss of the step that copied them (the copy comes first on
+     * the step's stream, or before the step's graph). The fence would wait for all queued work, the next step's too.
+     */
+    public void releaseImagesReadByFinishedWork() {
+        release.run(false);
     }
 
     /** Releases the images and frees the batch's memory; a second call does nothing. */

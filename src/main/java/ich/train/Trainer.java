@@ -31,6 +31,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.function.DoubleSupplier;
 
 /**
  * {@code ich train}: the seed's training, end to end, on the CPU backend or a GPU ({@link TrainConfig#device()}).
@@ -206,23 +207,40 @@ public final class Trainer {
                 int[] remaining = java.util.Arrays.copyOfRange(rows, Math.min(rows.length, startStep * c.batch()), rows.length);
                 if (remaining.length > 0) {
                     try (BatchSource loader = device.loader(true, trainPre, data.plan(remaining, c.batch(), c.seed(), e), c.workers())) {
-                        while (loader.hasNext()) {
-                            try (LoadedBatch batch = loader.next()) {
-                                if (batch.n() > 0) {
-                                    double lr = epoch.lr((int) globalStep, c.schedule().cosine());
-                                    double loss = trainStep(model, optimizer.adam(), batch, labelWeights, lr, globalStep);
-                                    lossSum += loss * batch.n();
-                                    lossImages += batch.n();
+                        QueuedStep queued = null; // the step before the newest: its loss is read once the newest is queued
+                        try {
+                            boolean more = true;
+                            while (more) {
+                                more = loader.hasNext() && !interrupted;
+                                LoadedBatch batch = more ? loader.next() : null;
+                                QueuedStep next = null;
+                                if (batch != null) {
+                                    try {
+                                        if (batch.n() > 0) {
+                                            double lr = epoch.lr((int) globalStep, c.schedule().cosine());
+                                            next = new QueuedStep(batch, queueStep(model, optimizer.adam(), batch, labelWeights, lr, globalStep));
+                                        }
+                                    } finally {
+                                        if (next == null) batch.close();
+                                    }
+                                    step++;
+                                    globalStep++;
                                 }
-                                step++;
-                                globalStep++;
-                                bar.update(step, batch.n(), lossImages == 0 ? Double.NaN : lossSum / lossImages, device.latestGpuPercent());
+                                if (queued != null) { // the device runs the step just queued meanwhile
+                                    QueuedStep done = queued;
+                                    queued = null;
+                                    lossSum += done.finish() * done.batch().n();
+                                    lossImages += done.batch().n();
+                                }
+                                queued = next;
+                                if (batch != null) {
+                                    bar.update(step, batch.n(), lossImages == 0 ? Double.NaN : lossSum / lossImages, device.latestGpuPercent());
+                                    if (globalStep >= stopAtStep) stopRequested = true;
+                                    if (stopRequested && loader.hasNext()) interrupted = true;
+                                }
                             }
-                            if (globalStep >= stopAtStep) stopRequested = true;
-                            if (stopRequested && loader.hasNext()) {
-                                interrupted = true;
-                                break;
-                            }
+                        } finally {
+                            if (queued != null) queued.close();
                         }
                         wait = loader.waitNanos();
                     }
@@ -278,7 +296,11 @@ public final class Trainer {
         }
     }
 
-    private double trainStep(EfficientNetB0 model, Adam adam, LoadedBatch batch, Tensor labelWeights, double lr, long globalStep) {
+    /**
+     * Queues one training step (forward, loss, backward, update) without waiting for it, and returns its loss to
+     * be read later: on a GPU nothing is read back, so the caller can queue the next step first.
+     */
+    private DoubleSupplier queueStep(EfficientNetB0 model, Adam adam, LoadedBatch batch, Tensor labelWeights, double lr, long globalStep) {
         Backend backend = model.backend();
         List<Parameter> trainable = model.trainableParameters();
         CudaBackend graphs = backend instanceof CudaBackend cuda && config.device() instanceof Device.Gpu g && g.cudaGraphs()
@@ -295,10 +317,7 @@ public final class Trainer {
             adam.setLearningRate(lr);
             adam.step(trainable);
             if (graphs != null) graphs.endStep();
-            // The one wait of the step on a GPU: everything above was queued without reading anything back.
-            double value = loss.value();
-            batch.releaseImages();
-            return value;
+            return loss::value;
         } catch (RuntimeException e) {
             if (graphs != null) graphs.abandonStep();
             throw e;
@@ -347,9 +366,9 @@ public final class Trainer {
 
     /**
      * The step's input on the backend's device: a copy of the batch's images (host to device, or device to device
-     * from a GPU loader). The caller releases a GPU loader's images once the step's work has finished (the
-     * release's fence waits for the device): a training step after reading its loss, so the release costs no
-     * wait of its own, and the loader may preprocess the batch after next meanwhile.
+     * from a GPU loader). The caller releases a GPU loader's images once that copy has run: a training step after
+     * reading its loss ({@link QueuedStep#finish}), so the release costs no wait of its own, and the loader may
+     * preprocess the batch after next meanwhile.
      */
     private static Tensor input(Backend backend, LoadedBatch batch, StepContext ctx) {
         Tensor x = ctx.output(batch.images().shape());

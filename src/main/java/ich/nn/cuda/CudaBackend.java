@@ -151,7 +151,6 @@ public final class CudaBackend implements Backend {
     private final Map<List<Integer>, BnPlan> bnPlans = new HashMap<>();
     /** Multi-tensor Adam tables by their tensors, least recently used first. */
     private final LinkedHashMap<AdamKey, NnKernels.AdamTable> adamTables = new LinkedHashMap<>(8, 0.75f, true);
-    private final MemorySegment hostScalar = Arena.ofAuto().allocate(8, 8);
     /** Backend-lifetime scratch buffers by purpose, grown on demand (see {@link #scratch}). */
     private final Tensor[] scratch = new Tensor[Scratch.values().length];
     private Tensor ones;
@@ -1354,8 +1353,13 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Queues the loss kernel; the loss lands in the next cell of a ring of {@link #LOSS_CELLS} device doubles, so a
-     * supplier stays readable until that many later losses have been queued (a step asks for its own at its end).
+     * Queues the loss kernel; the loss lands in the next cell of a ring of {@link #LOSS_CELLS} device doubles (in a
+     * replay, the cell it was captured with) and is copied from there into the next slot of a ring of as many
+     * pinned host doubles, with an event after the copy: in an eager step
+     * right after the kernel, in a graph step after the graph's launch ({@link #endStep}). Reading the loss waits
+     * for that event only, not for the work queued after it, so a caller may queue the next step before it reads
+     * this one's loss and the device never idles between steps. A supplier stays readable until {@link #LOSS_CELLS}
+     * later losses have been queued; read later, it throws rather than give another step's loss.
      */
     @Override
     public java.util.function.DoubleSupplier bceWithLogitsLater(Tensor logits, Tensor targets, Tensor labelWeights,
@@ -1369,12 +1373,37 @@ public final class CudaBackend implements Backend {
         return queueLoss(logits, targets, labelWeights, dLogits, logits.dim(0), logits.dim(1));
     }
 
-    private static final int LOSS_CELLS = 64;
-    private int nextLossCell;
+    static final int LOSS_CELLS = 64;
+    private int nextLossCell, nextLossSlot;
+    /** The host side of the loss ring: each loss is copied into the next slot, whichever device cell holds it. */
+    private ich.gpu.PinnedBuffer lossSlots;
+    /** Recorded after each slot's copy; reading a slot waits for its event. */
+    private final ich.gpu.Event[] lossCopied = new ich.gpu.Event[LOSS_CELLS];
+    /** How many losses each slot has been given, so a supplier can tell that its slot was reused. */
+    private final long[] lossSlotUses = new long[LOSS_CELLS];
+    /** The losses of the graph step in progress: copied out after its launch, by {@link #endStep}. */
+    private final List<LossReadOut> pendingReadOuts = new ArrayList<>();
+
+    /** A loss on its way to the host: device cell, host slot, and whether its copy is queued yet. */
+    private static final class LossReadOut {
+        final long cell;
+        final int slot;
+        final long use;
+        boolean queued;
+
+        LossReadOut(long cell, int slot, long use) {
+            this.cell = cell;
+            this.slot = slot;
+            this.use = use;
+        }
+    }
 
     private java.util.function.DoubleSupplier queueLoss(Tensor logits, Tensor targets, Tensor labelWeights, Tensor dLogits,
                                                         int n, int labels) {
-        if (lossCell == null) lossCell = allocateUninitialized(own, 2 * LOSS_CELLS); // doubles
+        if (lossCell == null) {
+            lossCell = allocateUninitialized(own, 2 * LOSS_CELLS); // doubles
+            lossSlots = context.allocatePinned((long) Double.BYTES * LOSS_CELLS);
+        }
         long cell;
         if (mode == Mode.REPLAY) {
             // the captured kernel writes the cell it was captured with
@@ -1387,12 +1416,31 @@ public final class CudaBackend implements Backend {
         }
         long z = ptr(logits), t = ptr(targets), w = ptrOrNull(labelWeights), dz = ptrOrNull(dLogits);
         queue("bceWithLogits", () -> kernels.bceWithLogits(stream, z, t, w, dz, cell, n, labels), z, t, w, dz, cell, n, labels);
+        // Host slots take turns on their own: a replay writes its captured cell every time, and its loss must
+        // stay readable after the next replay has been queued.
+        int slot = nextLossSlot;
+        nextLossSlot = (nextLossSlot + 1) % LOSS_CELLS;
+        LossReadOut readOut = new LossReadOut(cell, slot, ++lossSlotUses[slot]);
+        if (mode == Mode.EAGER) queueReadOut(readOut);
+        else pendingReadOuts.add(readOut);
         return () -> {
-            if (mode != Mode.EAGER) throw notCapturable("reading the loss before the step ends (call endStep first)");
+            if (mode != Mode.EAGER) throw notCapturable("reading a loss while a graph step is being queued (call endStep first)");
+            if (!readOut.queued) throw new IllegalStateException("the loss of an abandoned graph step was never computed");
+            if (lossSlotUses[readOut.slot] != readOut.use) {
+                throw new IllegalStateException("loss read after " + LOSS_CELLS + " later losses were queued: its slot holds another one now");
+            }
             bind();
-            stream.copyToHostAndWait(cell, hostScalar, Double.BYTES);
-            return hostScalar.get(ValueLayout.JAVA_DOUBLE, 0);
+            lossCopied[readOut.slot].synchronize();
+            return lossSlots.segment().get(ValueLayout.JAVA_DOUBLE, (long) Double.BYTES * readOut.slot);
         };
+    }
+
+    /** Copies a loss into its pinned slot behind the work queued so far, and records the slot's event. */
+    private void queueReadOut(LossReadOut r) {
+        if (lossCopied[r.slot] == null) lossCopied[r.slot] = context.createEvent();
+        stream.copyToHost(r.cell, lossSlots.segment().asSlice((long) Double.BYTES * r.slot, Double.BYTES), Double.BYTES);
+        stream.record(lossCopied[r.slot]);
+        r.queued = true;
     }
 
     // ---------------------------------------------------------------- optimiser
@@ -1448,10 +1496,23 @@ public final class CudaBackend implements Backend {
     private int replayOp, replayLoss;
     private final java.util.Set<Long> usedThisStep = new java.util.HashSet<>();
     private Stream copyStream;
-    private ich.gpu.Event copiesDone;
-    private ich.gpu.PinnedBuffer staging;
+    /**
+     * Recorded on the compute stream as a graph step begins; the side stream waits for it, because the step's
+     * hoisted copies overwrite the inputs of the step before, which may still be running (the caller need not have
+     * read that step's loss yet).
+     */
+    private ich.gpu.Event stepStart;
+    /**
+     * Pinned staging for hoisted host-to-device copies (images of a CPU loader, labels, masks), two buffers that
+     * graph steps use in turn, each with an event recorded after the copies that read it: the host rewrites a buffer
+     * only once the copies of the step before last are done, while the previous step's copies may still wait for
+     * the step before them.
+     */
+    private final ich.gpu.PinnedBuffer[] staging = new ich.gpu.PinnedBuffer[2];
+    private final ich.gpu.Event[] stagingCopied = new ich.gpu.Event[2];
+    private int stagingTurn;
     private long stagingOffset;
-    /** Pinned staging for hoisted host-to-device copies of one step (images of a CPU loader, labels, masks). */
+    /** Each staging buffer's size: one step's hoisted host-to-device copies must fit. */
     private static final long STAGING_BYTES = 256L << 20;
 
     /**
@@ -1473,19 +1534,29 @@ public final class CudaBackend implements Backend {
         active = g;
         usedThisStep.clear();
         stagingOffset = 0;
+        stagingCopiedRecorded = false;
         if (g.runs == 0) {
             mode = Mode.EAGER;
         } else if (g.graph == null) {
-            ensureSideStream();
+            beginSideStreamStep();
             mode = Mode.CAPTURE;
             stream.beginCapture();
         } else {
-            ensureSideStream();
+            beginSideStreamStep();
             mode = Mode.REPLAY;
             replayOp = 0;
             replayLoss = 0;
         }
         return mode.name().toLowerCase(Locale.ROOT);
+    }
+
+    /** Orders this graph step's hoisted copies after all work queued so far, and takes the next staging buffer. */
+    private void beginSideStreamStep() {
+        ensureSideStream();
+        stream.record(stepStart);
+        copyStream.waitFor(stepStart);
+        stagingTurn ^= 1;
+        stagingCopied[stagingTurn].synchronize(); // at once unless the host runs two steps ahead of the device
     }
 
     /** Ends the step begun by {@link #beginStep}: captures and launches, or launches the graph; returns at once. */
@@ -1505,7 +1576,10 @@ public final class CudaBackend implements Backend {
                 }
             }
             g.runs++;
+            for (LossReadOut r : pendingReadOuts) queueReadOut(r);
         } finally {
+            if (mode != Mode.EAGER && !stagingCopiedRecorded) copyStream.record(stagingCopied[stagingTurn]);
+            pendingReadOuts.clear();
             mode = Mode.EAGER;
             active = null;
         }
@@ -1527,6 +1601,9 @@ public final class CudaBackend implements Backend {
                 }
             }
         } finally {
+            // the copies this step queued still read its staging buffer
+            if (mode != Mode.EAGER && !stagingCopiedRecorded) copyStream.record(stagingCopied[stagingTurn]);
+            pendingReadOuts.clear();
             mode = Mode.EAGER;
             active = null;
             g.ops.clear();
@@ -1544,16 +1621,24 @@ public final class CudaBackend implements Backend {
     }
 
     private void launchAfterCopies(StepGraph g) {
-        copyStream.record(copiesDone);
-        stream.waitFor(copiesDone);
+        ich.gpu.Event copied = stagingCopied[stagingTurn];
+        copyStream.record(copied);
+        stagingCopiedRecorded = true;
+        stream.waitFor(copied);
         g.graph.launch(stream);
     }
+
+    /** Whether this graph step's copies are behind its staging buffer's event yet (else endStep or abandonStep records it). */
+    private boolean stagingCopiedRecorded;
 
     private void ensureSideStream() {
         if (copyStream == null) {
             copyStream = context.createStream();
-            copiesDone = context.createEvent();
-            staging = context.allocatePinned(STAGING_BYTES);
+            stepStart = context.createEvent();
+            for (int i = 0; i < staging.length; i++) {
+                stagingCopied[i] = context.createEvent();
+                staging[i] = context.allocatePinned(STAGING_BYTES);
+            }
         }
     }
 
@@ -1597,11 +1682,12 @@ public final class CudaBackend implements Backend {
         requireUntouchedThisStep(destination);
         long to = destination.data().address();
         if (source.isHost()) {
-            if (stagingOffset + bytes > staging.size()) {
+            ich.gpu.PinnedBuffer buffer = staging[stagingTurn];
+            if (stagingOffset + bytes > buffer.size()) {
                 throw notCapturable("the step copies more than " + STAGING_BYTES + " bytes from the host");
             }
-            MemorySegment.copy(source.data(), 0, staging.segment(), stagingOffset, bytes);
-            copyStream.copyToDevice(staging.segment().asSlice(stagingOffset, bytes), to, bytes);
+            MemorySegment.copy(source.data(), 0, buffer.segment(), stagingOffset, bytes);
+            copyStream.copyToDevice(buffer.segment().asSlice(stagingOffset, bytes), to, bytes);
             stagingOffset = (stagingOffset + bytes + 255) & -256L;
         } else {
             live(op, source);
@@ -1782,8 +1868,12 @@ public final class CudaBackend implements Backend {
                 () -> adamTables.values().forEach(NnKernels.AdamTable::close),
                 own::close, pool::close, () -> {
                     if (copyStream != null) copyStream.close();
-                    if (copiesDone != null) copiesDone.close();
-                    if (staging != null) staging.close();
+                    if (stepStart != null) stepStart.close();
+                    for (ich.gpu.Event e : stagingCopied) if (e != null) e.close();
+                    for (ich.gpu.PinnedBuffer b : staging) if (b != null) b.close();
+                }, () -> {
+                    for (ich.gpu.Event e : lossCopied) if (e != null) e.close();
+                    if (lossSlots != null) lossSlots.close();
                 }, kernels::close, () -> {
                     if (cublasBf16 != null) cublasBf16.close();
                 }, cublas::close, cudnn::close, stream::close, context::close};

@@ -569,6 +569,78 @@ class CudaBackendTest extends CudaBackendFixture {
         }
     }
 
+    /**
+     * As a training loop queues them: each graph step is queued before the loss of the step before it is read, so
+     * its hoisted copies (new images, labels, masks, Adam's scalars) are queued while that step may still run, and
+     * its host staging is written while that step's copies may still wait. Five steps (warm-up, capture, three
+     * replays) against eager steps read at once, run first on another model from the same weights (run between the
+     * graph steps, they would wait for them on the stream): the same losses and weights, bit for bit.
+     */
+    @Test
+    void graphStepsQueuedAheadOfTheirLossReadsEqualEagerSteps() {
+        int n = 4, size = 64, steps = 5;
+        EfficientNetB0.Config config = EfficientNetB0.Config.defaults();
+        try (Arena models = Arena.ofShared();
+             EfficientNetB0 eager = EfficientNetB0.initialized(gpu, config, 5);
+             EfficientNetB0 graphed = EfficientNetB0.initialized(gpu, config, 5)) {
+            Adam eagerAdam = new Adam(gpu, models, Adam.Options.adam(4e-4));
+            Adam graphAdam = new Adam(gpu, models, Adam.Options.adam(4e-4));
+            float[][] images = new float[steps + 1][], labels = new float[steps + 1][];
+            double[] eagerLosses = new double[steps + 1], graphLosses = new double[steps + 1];
+            for (int step = 1; step <= steps; step++) {
+                images[step] = randoms((long) n * 3 * size * size, 1);
+                labels[step] = new float[n * 6];
+                for (int i = 0; i < labels[step].length; i++) labels[step][i] = random.nextInt(2);
+                try (StepContext ctx = StepContext.training(gpu, 9, step)) {
+                    EfficientNetB0.Loss loss = eager.loss(eager.forward(f32(images[step], n, 3, size, size), ctx), f32(labels[step], n, 6), null, ctx);
+                    eager.backward(loss.dLogits(), ctx, false);
+                    eagerAdam.setLearningRate(4e-4 * step);
+                    eagerAdam.step(eager.trainableParameters());
+                    eagerLosses[step] = loss.value();
+                }
+            }
+            java.util.function.DoubleSupplier queued = null;
+            for (int step = 1; step <= steps; step++) {
+                gpu.beginStep("ahead");
+                java.util.function.DoubleSupplier next;
+                try (StepContext ctx = StepContext.training(gpu, 9, step)) {
+                    Tensor x = ctx.output(n, 3, size, size), targets = ctx.output(n, 6);
+                    gpu.copy(host(images[step], n, 3, size, size), x);
+                    gpu.copy(host(labels[step], n, 6), targets);
+                    EfficientNetB0.Loss loss = graphed.loss(graphed.forward(x, ctx), targets, null, ctx);
+                    graphed.backward(loss.dLogits(), ctx, false);
+                    graphAdam.setLearningRate(4e-4 * step);
+                    graphAdam.step(graphed.trainableParameters());
+                    gpu.endStep();
+                    next = loss::value;
+                } catch (RuntimeException e) {
+                    gpu.abandonStep();
+                    throw e;
+                }
+                if (queued != null) graphLosses[step - 1] = queued.getAsDouble();
+                queued = next;
+            }
+            graphLosses[steps] = queued.getAsDouble();
+            assertArrayEquals(eagerLosses, graphLosses, "losses of steps 1-" + steps + " (eager, capture, replays)");
+            for (String name : eager.namedParameters().keySet()) {
+                assertArrayEquals(read(eager.namedParameters().get(name).value()), read(graphed.namedParameters().get(name).value()),
+                        name + " after " + steps + " steps");
+            }
+        }
+    }
+
+    /** A loss read after {@link CudaBackend#LOSS_CELLS} later losses were queued fails instead of giving another one. */
+    @Test
+    void aLossReadTooLateFails() {
+        Tensor logits = f32(randoms(2 * 6, 2), 2, 6), targets = f32(new float[] {1, 0, 0, 1, 0, 1, 0, 0, 1, 1, 0, 0}, 2, 6);
+        java.util.function.DoubleSupplier first = gpu.bceWithLogitsLater(logits, targets, null, null);
+        double firstValue = first.getAsDouble();
+        assertEquals(firstValue, first.getAsDouble(), 0.0, "read again while its slot holds it");
+        for (int i = 0; i < CudaBackend.LOSS_CELLS; i++) gpu.bceWithLogitsLater(logits, targets, null, null);
+        IllegalStateException e = assertThrows(IllegalStateException.class, first::getAsDouble);
+        assertTrue(e.getMessage().contains("later losses"), e.getMessage());
+    }
+
     @Test
     void whatAGraphCannotHoldIsRefusedAndTheKeyStartsOver() {
         Tensor a = gpu.allocate(arena, 64);
