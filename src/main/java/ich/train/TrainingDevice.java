@@ -112,7 +112,8 @@ public final class TrainingDevice implements AutoCloseable {
         GpuPreprocessor kernel = training ? trainKernel : evalKernel;
         if (kernel == null) return new BatchLoader(cpu, plan, workers, 2);
         // Release waits for the backend's stream: the step's copy of the batch must be done before the kernel
-        // writes the next batch but one into the same slot.
+        // writes the next batch but one into the same slot. (A training step, released once its loss is read,
+        // skips that wait: the loss comes after the copy.)
         return new GpuBatchLoader(kernel, plan, workers, 2, cuda::synchronize);
     }
 

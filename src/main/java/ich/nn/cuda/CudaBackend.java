@@ -337,7 +337,7 @@ public final class CudaBackend implements Backend {
             MemorySegment.copy(source.data(), 0, destination.data(), 0, bytes);
         } else if (source.isHost()) {
             live(op, destination);
-            stream.copyToDevice(source.data(), destination.data().address(), bytes);
+            copyToDeviceEagerly(source.data(), destination.data().address(), bytes);
         } else if (destination.isHost()) {
             live(op, source);
             stream.copyToHostAndWait(source.data().address(), destination.data(), bytes);
@@ -345,6 +345,44 @@ public final class CudaBackend implements Backend {
             live(op, source, destination);
             stream.copyOnDevice(source.data().address(), destination.data().address(), bytes);
         }
+    }
+
+    /**
+     * Pinned staging for eager host-to-device copies (labels, dropout and drop-path masks): from pageable memory the
+     * driver may wait for the stream to drain before it stages a copy (CUDA's "API synchronization behavior"), which
+     * would stall a host that queues one step ahead of the device at every mask. Two halves used in turn; a half is
+     * rewritten only after an event behind the copies that last read it, recorded when the host moved on from it
+     * (with a few MiB a step, some steps back).
+     */
+    private final ich.gpu.PinnedBuffer[] uploadHalves = new ich.gpu.PinnedBuffer[2];
+    private final ich.gpu.Event[] uploadHalfCopied = new ich.gpu.Event[2];
+    private int uploadHalf;
+    private long uploadOffset;
+    /** Each half's size; a larger copy (a CPU loader's images, the weights at start) goes from pageable memory. */
+    static final long UPLOAD_HALF_BYTES = 8L << 20;
+
+    /** An eager, stream-ordered copy from host memory that never waits for the device (see {@link #uploadHalves}). */
+    private void copyToDeviceEagerly(MemorySegment source, long destination, long bytes) {
+        if (bytes > UPLOAD_HALF_BYTES) {
+            stream.copyToDevice(source, destination, bytes);
+            return;
+        }
+        if (uploadHalves[0] == null) {
+            for (int i = 0; i < uploadHalves.length; i++) {
+                uploadHalfCopied[i] = context.createEvent();
+                uploadHalves[i] = context.allocatePinned(UPLOAD_HALF_BYTES);
+            }
+        }
+        if (uploadOffset + bytes > UPLOAD_HALF_BYTES) {
+            stream.record(uploadHalfCopied[uploadHalf]);
+            uploadHalf ^= 1;
+            uploadHalfCopied[uploadHalf].synchronize(); // returns at once unless the host is far ahead
+            uploadOffset = 0;
+        }
+        MemorySegment staged = uploadHalves[uploadHalf].segment().asSlice(uploadOffset, bytes);
+        MemorySegment.copy(source, 0, staged, 0, bytes);
+        stream.copyToDevice(staged, destination, bytes);
+        uploadOffset = (uploadOffset + bytes + 255) & -256L;
     }
 
     /**
@@ -380,7 +418,7 @@ public final class CudaBackend implements Backend {
             if (hoisted) {
                 hoistedCopy(op, source, staged, source.bytes());
             } else {
-                stream.copyToDevice(source.data(), ptr(staged), source.bytes());
+                copyToDeviceEagerly(source.data(), ptr(staged), source.bytes());
             }
             from = ptr(staged);
         } else {
@@ -1874,6 +1912,8 @@ public final class CudaBackend implements Backend {
                 }, () -> {
                     for (ich.gpu.Event e : lossCopied) if (e != null) e.close();
                     if (lossSlots != null) lossSlots.close();
+                    for (ich.gpu.Event e : uploadHalfCopied) if (e != null) e.close();
+                    for (ich.gpu.PinnedBuffer b : uploadHalves) if (b != null) b.close();
                 }, kernels::close, () -> {
                     if (cublasBf16 != null) cublasBf16.close();
                 }, cublas::close, cudnn::close, stream::close, context::close};

@@ -629,6 +629,30 @@ class CudaBackendTest extends CudaBackendFixture {
         }
     }
 
+    /**
+     * Eager copies from the host go through two pinned halves used in turn: more than two laps of them, queued
+     * without a wait in between, each from an array the host reuses at once, all arrive intact.
+     */
+    @Test
+    void eagerCopiesThroughThePinnedHalvesArriveIntact() {
+        int elements = (int) (CudaBackend.UPLOAD_HALF_BYTES / Float.BYTES / 3) + 7; // three copies do not fit a half
+        int copies = 8;
+        float[][] sent = new float[copies][];
+        Tensor[] onDevice = new Tensor[copies];
+        float[] reused = new float[elements];
+        Tensor source = Tensor.allocate(arena, elements);
+        Tensor busy = f32(randoms(1 << 22, 1), 1 << 22);
+        gpu.silu(busy, gpu.allocate(arena, 1 << 22)); // keeps the stream busy while the host queues the copies behind it
+        for (int i = 0; i < copies; i++) {
+            sent[i] = randoms(elements, 1 + i);
+            System.arraycopy(sent[i], 0, reused, 0, elements);
+            source.copyFrom(reused); // the same host memory every time, rewritten as soon as the copy is queued
+            onDevice[i] = gpu.allocate(arena, elements);
+            gpu.copy(source, onDevice[i]);
+        }
+        for (int i = 0; i < copies; i++) assertArrayEquals(sent[i], read(onDevice[i]), "copy " + i);
+    }
+
     /** A loss read after {@link CudaBackend#LOSS_CELLS} later losses were queued fails instead of giving another one. */
     @Test
     void aLossReadTooLateFails() {
