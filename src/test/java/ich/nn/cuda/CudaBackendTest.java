@@ -524,48 +524,17 @@ class CudaBackendTest extends CudaBackendFixture {
     @Test
     void graphStepsEqualEagerSteps() {
         int n = 4, size = 64;
-        EfficientNetB0.Config config = EfficientNetB0.Config.defaults();
-        try (Arena models = Arena.ofShared();
-             EfficientNetB0 eager = EfficientNetB0.initialized(gpu, config, 5);
-             EfficientNetB0 graphed = EfficientNetB0.initialized(gpu, config, 5)) {
-            Adam eagerAdam = new Adam(gpu, models, Adam.Options.adam(4e-4));
-            Adam graphAdam = new Adam(gpu, models, Adam.Options.adam(4e-4));
+        try (Twins twins = new Twins()) {
             List<String> modes = new java.util.ArrayList<>();
             for (int step = 1; step <= 4; step++) {
-                float[] images = randoms((long) n * 3 * size * size, 1);
-                float[] t = new float[n * 6];
-                for (int i = 0; i < t.length; i++) t[i] = random.nextInt(2);
-                double lr = 4e-4 * step; // a new learning rate each step: the graph must not freeze it
-                double eagerLoss, graphLoss;
-                try (StepContext ctx = StepContext.training(gpu, 9, step)) {
-                    EfficientNetB0.Loss loss = eager.loss(eager.forward(f32(images, n, 3, size, size), ctx), f32(t, n, 6), null, ctx);
-                    eager.backward(loss.dLogits(), ctx, false);
-                    eagerAdam.setLearningRate(lr);
-                    eagerAdam.step(eager.trainableParameters());
-                    eagerLoss = loss.value();
-                }
-                modes.add(gpu.beginStep("test"));
-                try (StepContext ctx = StepContext.training(gpu, 9, step)) {
-                    Tensor x = ctx.output(n, 3, size, size), targets = ctx.output(n, 6);
-                    gpu.copy(host(images, n, 3, size, size), x);
-                    gpu.copy(host(t, n, 6), targets);
-                    EfficientNetB0.Loss loss = graphed.loss(graphed.forward(x, ctx), targets, null, ctx);
-                    graphed.backward(loss.dLogits(), ctx, false);
-                    graphAdam.setLearningRate(lr);
-                    graphAdam.step(graphed.trainableParameters());
-                    gpu.endStep();
-                    graphLoss = loss.value();
-                } catch (RuntimeException e) {
-                    gpu.abandonStep();
-                    throw e;
-                }
-                assertEquals(eagerLoss, graphLoss, 0.0, "loss of step " + step + " (" + modes.getLast() + ")");
+                float[] images = randoms((long) n * 3 * size * size, 1), labels = randomLabels(n);
+                double eagerLoss = eagerStep(twins.eager, twins.eagerAdam, images, labels, step);
+                GraphStep queued = graphStep(twins.graphed, twins.graphAdam, "test", images, labels, step);
+                modes.add(queued.mode());
+                assertEquals(eagerLoss, queued.loss().getAsDouble(), 0.0, "loss of step " + step + " (" + modes.getLast() + ")");
             }
             assertEquals(List.of("eager", "capture", "replay", "replay"), modes);
-            for (String name : eager.namedParameters().keySet()) {
-                assertArrayEquals(read(eager.namedParameters().get(name).value()), read(graphed.namedParameters().get(name).value()),
-                        name + " after 4 steps");
-            }
+            assertSameParameters(twins.eager, twins.graphed, "after 4 steps");
         }
     }
 
@@ -579,53 +548,87 @@ class CudaBackendTest extends CudaBackendFixture {
     @Test
     void graphStepsQueuedAheadOfTheirLossReadsEqualEagerSteps() {
         int n = 4, size = 64, steps = 5;
-        EfficientNetB0.Config config = EfficientNetB0.Config.defaults();
-        try (Arena models = Arena.ofShared();
-             EfficientNetB0 eager = EfficientNetB0.initialized(gpu, config, 5);
-             EfficientNetB0 graphed = EfficientNetB0.initialized(gpu, config, 5)) {
-            Adam eagerAdam = new Adam(gpu, models, Adam.Options.adam(4e-4));
-            Adam graphAdam = new Adam(gpu, models, Adam.Options.adam(4e-4));
+        try (Twins twins = new Twins()) {
             float[][] images = new float[steps + 1][], labels = new float[steps + 1][];
             double[] eagerLosses = new double[steps + 1], graphLosses = new double[steps + 1];
             for (int step = 1; step <= steps; step++) {
                 images[step] = randoms((long) n * 3 * size * size, 1);
-                labels[step] = new float[n * 6];
-                for (int i = 0; i < labels[step].length; i++) labels[step][i] = random.nextInt(2);
-                try (StepContext ctx = StepContext.training(gpu, 9, step)) {
-                    EfficientNetB0.Loss loss = eager.loss(eager.forward(f32(images[step], n, 3, size, size), ctx), f32(labels[step], n, 6), null, ctx);
-                    eager.backward(loss.dLogits(), ctx, false);
-                    eagerAdam.setLearningRate(4e-4 * step);
-                    eagerAdam.step(eager.trainableParameters());
-                    eagerLosses[step] = loss.value();
-                }
+                labels[step] = randomLabels(n);
+                eagerLosses[step] = eagerStep(twins.eager, twins.eagerAdam, images[step], labels[step], step);
             }
-            java.util.function.DoubleSupplier queued = null;
+            GraphStep queued = null;
             for (int step = 1; step <= steps; step++) {
-                gpu.beginStep("ahead");
-                java.util.function.DoubleSupplier next;
-                try (StepContext ctx = StepContext.training(gpu, 9, step)) {
-                    Tensor x = ctx.output(n, 3, size, size), targets = ctx.output(n, 6);
-                    gpu.copy(host(images[step], n, 3, size, size), x);
-                    gpu.copy(host(labels[step], n, 6), targets);
-                    EfficientNetB0.Loss loss = graphed.loss(graphed.forward(x, ctx), targets, null, ctx);
-                    graphed.backward(loss.dLogits(), ctx, false);
-                    graphAdam.setLearningRate(4e-4 * step);
-                    graphAdam.step(graphed.trainableParameters());
-                    gpu.endStep();
-                    next = loss::value;
-                } catch (RuntimeException e) {
-                    gpu.abandonStep();
-                    throw e;
-                }
-                if (queued != null) graphLosses[step - 1] = queued.getAsDouble();
+                GraphStep next = graphStep(twins.graphed, twins.graphAdam, "ahead", images[step], labels[step], step);
+                if (queued != null) graphLosses[step - 1] = queued.loss().getAsDouble();
                 queued = next;
             }
-            graphLosses[steps] = queued.getAsDouble();
+            graphLosses[steps] = queued.loss().getAsDouble();
             assertArrayEquals(eagerLosses, graphLosses, "losses of steps 1-" + steps + " (eager, capture, replays)");
-            for (String name : eager.namedParameters().keySet()) {
-                assertArrayEquals(read(eager.namedParameters().get(name).value()), read(graphed.namedParameters().get(name).value()),
-                        name + " after " + steps + " steps");
+            assertSameParameters(twins.eager, twins.graphed, "after " + steps + " steps");
+        }
+    }
+
+    /** Two B0 models from the same weights with an Adam each: one trained eagerly, the other through CUDA graphs. */
+    private final class Twins implements AutoCloseable {
+        final Arena arena = Arena.ofShared();
+        final EfficientNetB0 eager = EfficientNetB0.initialized(gpu, EfficientNetB0.Config.defaults(), 5);
+        final EfficientNetB0 graphed = EfficientNetB0.initialized(gpu, EfficientNetB0.Config.defaults(), 5);
+        final Adam eagerAdam = new Adam(gpu, arena, Adam.Options.adam(4e-4));
+        final Adam graphAdam = new Adam(gpu, arena, Adam.Options.adam(4e-4));
+
+        @Override
+        public void close() {
+            try (arena; eager; graphed) {
+                // closes the models, then the optimizers' arena
             }
+        }
+    }
+
+    /** A training step on images [n, 3, s, s] and labels [n, 6] from the host, its loss read at once. */
+    private double eagerStep(EfficientNetB0 model, Adam adam, float[] images, float[] labels, int step) {
+        int n = labels.length / 6, size = (int) Math.sqrt(images.length / (3.0 * n));
+        try (StepContext ctx = StepContext.training(gpu, 9, step)) {
+            EfficientNetB0.Loss loss = model.loss(model.forward(f32(images, n, 3, size, size), ctx), f32(labels, n, 6), null, ctx);
+            model.backward(loss.dLogits(), ctx, false);
+            adam.setLearningRate(4e-4 * step); // a new learning rate each step: a graph must not freeze it
+            adam.step(model.trainableParameters());
+            return loss.value();
+        }
+    }
+
+    /** The mode a graph step ran in ("eager", "capture", "replay") and its loss, to be read later. */
+    private record GraphStep(String mode, java.util.function.DoubleSupplier loss) {}
+
+    /** {@link #eagerStep} as a step of the CUDA graph {@code key}, queued without reading its loss. */
+    private GraphStep graphStep(EfficientNetB0 model, Adam adam, String key, float[] images, float[] labels, int step) {
+        int n = labels.length / 6, size = (int) Math.sqrt(images.length / (3.0 * n));
+        String mode = gpu.beginStep(key);
+        try (StepContext ctx = StepContext.training(gpu, 9, step)) {
+            Tensor x = ctx.output(n, 3, size, size), targets = ctx.output(n, 6);
+            gpu.copy(host(images, n, 3, size, size), x);
+            gpu.copy(host(labels, n, 6), targets);
+            EfficientNetB0.Loss loss = model.loss(model.forward(x, ctx), targets, null, ctx);
+            model.backward(loss.dLogits(), ctx, false);
+            adam.setLearningRate(4e-4 * step);
+            adam.step(model.trainableParameters());
+            gpu.endStep();
+            return new GraphStep(mode, loss::value);
+        } catch (RuntimeException e) {
+            gpu.abandonStep();
+            throw e;
+        }
+    }
+
+    private float[] randomLabels(int n) {
+        float[] t = new float[n * 6];
+        for (int i = 0; i < t.length; i++) t[i] = random.nextInt(2);
+        return t;
+    }
+
+    private void assertSameParameters(EfficientNetB0 expected, EfficientNetB0 actual, String when) {
+        for (String name : expected.namedParameters().keySet()) {
+            assertArrayEquals(read(expected.namedParameters().get(name).value()), read(actual.namedParameters().get(name).value()),
+                    name + " " + when);
         }
     }
 
