@@ -202,6 +202,28 @@ class TrainerGpuTest {
     }
 
     /**
+     * The GPU loader's batches are the CPU loader's bit for bit (linear windows), so reproducible runs fed by either
+     * give the same losses. The trainer hands a GPU batch back once the next step is queued, without the loader's
+     * fence (the step's loss comes after its copy of the images): handed back before that copy had run, the kernel
+     * would write the batch after next into its memory first, here where an epoch's 5 batches take turns in the
+     * loader's 2 slots, and the GPU-fed run would train on other images than the CPU-fed one.
+     */
+    @Test
+    void gpuPreprocessedBatchesTrainAsTheCpuLoadersDo() throws Exception {
+        assumeTrue(skip == null, () -> "skipped: " + skip);
+        Device.Gpu reproducible = new Device.Gpu(0).withReproducible(true);
+        Trainer.Result[] runs = new Trainer.Result[2];
+        for (int k = 0; k < runs.length; k++) {
+            TrainConfig config = cpu(dir.resolve("loader-" + k)).onDevice(reproducible).withGpuPreprocess(k == 0);
+            runs[k] = new Trainer(config, quiet(), false).run(false);
+        }
+        for (int e = 0; e < runs[0].epochs(); e++) {
+            assertEquals(runs[1].log().get(e).trainLoss(), runs[0].log().get(e).trainLoss(), 0.0, "GPU-preprocessed: training loss, epoch " + (e + 1));
+            assertEquals(runs[1].log().get(e).valLoss(), runs[0].log().get(e).valLoss(), 0.0, "GPU-preprocessed: validation loss, epoch " + (e + 1));
+        }
+    }
+
+    /**
      * The same run with every full-batch step after the first two replayed as a CUDA graph: the same numbers, bit
      * for bit. The runs choose their convolution algorithms reproducibly, without timing: a timed choice may differ
      * between two runs of either kind, and two algorithms round differently (on an H200, with timed choices, the
