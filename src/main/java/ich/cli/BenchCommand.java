@@ -562,7 +562,10 @@ final class BenchCommand implements Runnable {
             long start = System.nanoTime();
             for (int i = 0; i < n; i++) {
                 DoubleSupplier next = step(run, step[0]++, b, "memory", fixed);
-                if (queued != null && Double.isNaN(first)) first = queued.getAsDouble();
+                if (queued != null) {
+                    double loss = queued.getAsDouble();
+                    if (Double.isNaN(first)) first = loss;
+                }
                 queued = next;
             }
             double last = queued.getAsDouble();
@@ -637,30 +640,32 @@ final class BenchCommand implements Runnable {
             try (GpuPreprocessor kernel = onGpu ? TrainingDevice.preprocessorFor(run.cuda(), config, b) : null;
                  BatchSource loader = onGpu ? new GpuBatchLoader(kernel, plan, workers, 2, run.cuda()::synchronize)
                          : new BatchLoader(new Preprocessor(config), plan, workers, 2)) {
-                for (int i = 0; i < warm + n; i++) {
+                // One pass more than there are batches, to read the last step's loss.
+                for (int i = 0; i <= warm + n; i++) {
                     if (i == warm) {
                         run.synchronize();
                         run.window();
                         start = System.nanoTime();
                         waitAtStart = loader.waitNanos();
                     }
-                    LoadedBatch lb = loader.next();
+                    LoadedBatch lb = i < warm + n ? loader.next() : null;
                     QueuedStep next = null;
-                    try {
-                        failed += lb.failures().size();
-                        if (firstFailure == null && !lb.failures().isEmpty()) firstFailure = lb.failures().getFirst().message();
-                        if (lb.n() > 0) {
-                            next = new QueuedStep(lb, step(run, step[0]++, lb.n(), "files", ctx -> {
-                                Tensor x = ctx.output(lb.images().shape());
-                                backend.copy(lb.images(), x);
-                                return new Tensor[] {x, ctx.upload(lb.targets(), lb.n(), LABELS)};
-                            }));
-                            if (i >= warm) trained += lb.n();
+                    if (lb != null) {
+                        try {
+                            failed += lb.failures().size();
+                            if (firstFailure == null && !lb.failures().isEmpty()) firstFailure = lb.failures().getFirst().message();
+                            if (lb.n() > 0) {
+                                next = new QueuedStep(lb, step(run, step[0]++, lb.n(), "files", ctx -> {
+                                    Tensor x = ctx.output(lb.images().shape());
+                                    backend.copy(lb.images(), x);
+                                    return new Tensor[] {x, ctx.upload(lb.targets(), lb.n(), LABELS)};
+                                }));
+                                if (i >= warm) trained += lb.n();
+                            }
+                        } finally {
+                            if (next == null) lb.close();
                         }
-                    } finally {
-                        if (next == null) lb.close();
                     }
-                    if (next == null) continue;
                     // As in training: the step just queued runs while the host reads the one before.
                     if (queued != null) {
                         QueuedStep done = queued;
@@ -673,12 +678,6 @@ final class BenchCommand implements Runnable {
                     }
                     queued = next;
                     queuedTimed = i >= warm;
-                }
-                if (queued != null) {
-                    QueuedStep done = queued;
-                    queued = null;
-                    last = done.finish();
-                    if (Double.isNaN(first) && queuedTimed) first = last;
                 }
                 run.synchronize();
                 double seconds = (System.nanoTime() - start) / 1e9;
