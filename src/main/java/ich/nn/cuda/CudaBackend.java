@@ -1572,7 +1572,6 @@ public final class CudaBackend implements Backend {
         active = g;
         usedThisStep.clear();
         stagingOffset = 0;
-        stagingCopiedRecorded = false;
         if (g.runs == 0) {
             mode = Mode.EAGER;
         } else if (g.graph == null) {
@@ -1602,6 +1601,8 @@ public final class CudaBackend implements Backend {
         if (active == null) throw new IllegalStateException("endStep without beginStep");
         StepGraph g = active;
         try {
+            // All the step's hoisted copies are queued: its staging buffer may be rewritten once they have run.
+            if (mode != Mode.EAGER) copyStream.record(stagingCopied[stagingTurn]);
             switch (mode) {
                 case EAGER -> { }
                 case CAPTURE -> {
@@ -1616,7 +1617,6 @@ public final class CudaBackend implements Backend {
             g.runs++;
             for (LossReadOut r : pendingReadOuts) queueReadOut(r);
         } finally {
-            if (mode != Mode.EAGER && !stagingCopiedRecorded) copyStream.record(stagingCopied[stagingTurn]);
             pendingReadOuts.clear();
             mode = Mode.EAGER;
             active = null;
@@ -1640,7 +1640,7 @@ public final class CudaBackend implements Backend {
             }
         } finally {
             // the copies this step queued still read its staging buffer
-            if (mode != Mode.EAGER && !stagingCopiedRecorded) copyStream.record(stagingCopied[stagingTurn]);
+            if (mode != Mode.EAGER) copyStream.record(stagingCopied[stagingTurn]);
             pendingReadOuts.clear();
             mode = Mode.EAGER;
             active = null;
@@ -1658,16 +1658,11 @@ public final class CudaBackend implements Backend {
         return g != null && g.graph != null;
     }
 
+    /** Launches the step's graph behind its hoisted copies (the event {@link #endStep} recorded after them). */
     private void launchAfterCopies(StepGraph g) {
-        ich.gpu.Event copied = stagingCopied[stagingTurn];
-        copyStream.record(copied);
-        stagingCopiedRecorded = true;
-        stream.waitFor(copied);
+        stream.waitFor(stagingCopied[stagingTurn]);
         g.graph.launch(stream);
     }
-
-    /** Whether this graph step's copies are behind its staging buffer's event yet (else endStep or abandonStep records it). */
-    private boolean stagingCopiedRecorded;
 
     private void ensureSideStream() {
         if (copyStream == null) {
