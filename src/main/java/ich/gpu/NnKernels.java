@@ -462,9 +462,9 @@ public final class NnKernels implements AutoCloseable {
      * {@code setScalars} on the same stream, outside the capture, before every {@link Graph#launch}.
      *
      * <p>Pinned memory: the copy reads the host struct when the stream reaches it, so the struct must not be
-     * rewritten before then. {@code setScalars} cycles through {@link #ADAM_SCALAR_SLOTS} structs, each with an
-     * event recorded after its copy, and waits for a struct's event before rewriting it: the host may queue that
-     * many steps ahead of the GPU and then waits, never corrupting a queued step. That is also why {@code
+     * rewritten before then. {@code setScalars} takes {@link #ADAM_SCALAR_SLOTS} structs in turn ({@link
+     * PinnedTurns}), each with an event recorded after its copy, and waits for a struct's event before rewriting it:
+     * the host may queue that many steps ahead of the GPU and then waits, never corrupting a queued step. That is also why {@code
      * setScalars} must not be captured: an event recorded in a capture cannot be waited on afterwards, and a
      * captured copy would read one struct at every replay while the host rewrites them in turn.
      *
@@ -477,10 +477,7 @@ public final class NnKernels implements AutoCloseable {
         private final int chunks;
         private final long elements;
         private final DeviceBuffer table;
-        private final PinnedBuffer scalars;
-        private final Event[] copied = new Event[ADAM_SCALAR_SLOTS];
-        private final boolean[] pending = new boolean[ADAM_SCALAR_SLOTS];
-        private int nextSlot;
+        private final PinnedTurns scalars;
         private boolean scalarsSet;
         private boolean closed;
 
@@ -491,17 +488,15 @@ public final class NnKernels implements AutoCloseable {
             this.chunks = layout.chunks();
             this.elements = tensors.stream().mapToLong(AdamPointers::n).sum();
             DeviceBuffer t = null;
-            PinnedBuffer s = null;
+            PinnedTurns s = null;
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment image = adamTableImage(arena, tensors, layout);
                 t = context.allocate(image.byteSize());
-                s = context.allocatePinned((long) ADAM_SCALARS_SLOT * ADAM_SCALAR_SLOTS);
-                for (int i = 0; i < copied.length; i++) copied[i] = context.createEvent();
+                s = new PinnedTurns(context, ADAM_SCALAR_SLOTS, ADAM_SCALARS_SLOT);
                 // From pageable memory the driver stages the bytes before returning, so the arena may close next.
                 stream.copyToDevice(image.asSlice(ADAM_SCALARS_SLOT), t.pointer() + ADAM_SCALARS_SLOT,
                         image.byteSize() - ADAM_SCALARS_SLOT);
             } catch (RuntimeException e) {
-                for (Event ev : copied) if (ev != null) ev.close();
                 if (s != null) s.close();
                 if (t != null) t.close();
                 throw e;
@@ -535,14 +530,11 @@ public final class NnKernels implements AutoCloseable {
                                double weightDecay, boolean decoupled) {
             checkOpen();
             float[] values = adamScalars("adamTable.setScalars", step, lr, beta1, beta2, eps, weightDecay, decoupled);
-            int slot = nextSlot;
-            if (pending[slot]) copied[slot].synchronize(); // the copy that last read this struct has run
-            long at = (long) ADAM_SCALARS_SLOT * slot;
-            MemorySegment.copy(values, 0, scalars.segment(), ValueLayout.JAVA_FLOAT_UNALIGNED, at, values.length);
-            stream.copyToDevice(scalars, at, table, 0, ADAM_SCALARS_BYTES);
-            stream.record(copied[slot]);
-            pending[slot] = true;
-            nextSlot = (slot + 1) % ADAM_SCALAR_SLOTS;
+            scalars.next(); // waits for the copy that last read this struct, if it has not run
+            MemorySegment struct = scalars.take(ADAM_SCALARS_BYTES);
+            MemorySegment.copy(values, 0, struct, ValueLayout.JAVA_FLOAT_UNALIGNED, 0, values.length);
+            stream.copyToDevice(struct, table.pointer(), ADAM_SCALARS_BYTES);
+            scalars.copiesQueued(stream);
             scalarsSet = true;
         }
 
@@ -582,26 +574,11 @@ public final class NnKernels implements AutoCloseable {
         public void close() {
             if (closed) return;
             closed = true;
-            RuntimeException failure = null;
-            for (int i = 0; i < copied.length; i++) {
-                try {
-                    if (pending[i]) copied[i].synchronize();
-                } catch (RuntimeException e) {
-                    failure = e;
-                }
+            try {
+                scalars.close(); // waits for the queued scalar copies first
+            } finally {
+                table.close();
             }
-            List<AutoCloseable> resources = new ArrayList<>(List.of(copied));
-            resources.add(scalars);
-            resources.add(table);
-            for (AutoCloseable r : resources) {
-                try {
-                    r.close();
-                } catch (Exception e) {
-                    if (failure == null) failure = e instanceof RuntimeException re ? re : new IllegalStateException(e);
-                    else failure.addSuppressed(e);
-                }
-            }
-            if (failure != null) throw failure;
         }
     }
 

@@ -348,16 +348,11 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Pinned staging for eager host-to-device copies (labels, dropout and drop-path masks): from pageable memory the
-     * driver may wait for the stream to drain before it stages a copy (CUDA's "API synchronization behavior"), which
-     * would stall a host that queues one step ahead of the device at every mask. Two halves used in turn; a half is
-     * rewritten only after an event behind the copies that last read it, recorded when the host moved on from it
-     * (with a few MiB a step, some steps back).
+     * Pinned staging for eager host-to-device copies (labels, dropout and drop-path masks), so they never wait for
+     * the device (see {@link ich.gpu.PinnedTurns}): two halves used in turn, the turn ending when a half is full
+     * (with a few MiB a step, some steps back). Made at the first such copy.
      */
-    private final ich.gpu.PinnedBuffer[] uploadHalves = new ich.gpu.PinnedBuffer[2];
-    private final ich.gpu.Event[] uploadHalfCopied = new ich.gpu.Event[2];
-    private int uploadHalf;
-    private long uploadOffset;
+    private ich.gpu.PinnedTurns uploadHalves;
     /** Each half's size; a larger copy (a CPU loader's images, the weights at start) goes from pageable memory. */
     static final long UPLOAD_HALF_BYTES = 8L << 20;
 
@@ -367,22 +362,15 @@ public final class CudaBackend implements Backend {
             stream.copyToDevice(source, destination, bytes);
             return;
         }
-        if (uploadHalves[0] == null) {
-            for (int i = 0; i < uploadHalves.length; i++) {
-                uploadHalfCopied[i] = context.createEvent();
-                uploadHalves[i] = context.allocatePinned(UPLOAD_HALF_BYTES);
-            }
+        if (uploadHalves == null) uploadHalves = new ich.gpu.PinnedTurns(context, 2, UPLOAD_HALF_BYTES);
+        MemorySegment staged = uploadHalves.take(bytes);
+        if (staged == null) {
+            uploadHalves.copiesQueued(stream);
+            uploadHalves.next();
+            staged = uploadHalves.take(bytes);
         }
-        if (uploadOffset + bytes > UPLOAD_HALF_BYTES) {
-            stream.record(uploadHalfCopied[uploadHalf]);
-            uploadHalf ^= 1;
-            uploadHalfCopied[uploadHalf].synchronize(); // returns at once unless the host is far ahead
-            uploadOffset = 0;
-        }
-        MemorySegment staged = uploadHalves[uploadHalf].segment().asSlice(uploadOffset, bytes);
         MemorySegment.copy(source, 0, staged, 0, bytes);
         stream.copyToDevice(staged, destination, bytes);
-        uploadOffset = (uploadOffset + bytes + 255) & -256L;
     }
 
     /**
@@ -1541,15 +1529,12 @@ public final class CudaBackend implements Backend {
      */
     private ich.gpu.Event stepStart;
     /**
-     * Pinned staging for hoisted host-to-device copies (images of a CPU loader, labels, masks), two buffers that
-     * graph steps use in turn, each with an event recorded after the copies that read it: the host rewrites a buffer
-     * only once the copies of the step before last are done, while the previous step's copies may still wait for
-     * the step before them.
+     * Pinned staging for hoisted host-to-device copies (images of a CPU loader, labels, masks): two buffers that
+     * graph steps use in turn, a turn a step (see {@link ich.gpu.PinnedTurns}), each marked after the step's copies:
+     * the host rewrites a buffer only once the copies of the step before last are done, while the previous step's
+     * copies may still wait for the step before them. Made with the side stream.
      */
-    private final ich.gpu.PinnedBuffer[] staging = new ich.gpu.PinnedBuffer[2];
-    private final ich.gpu.Event[] stagingCopied = new ich.gpu.Event[2];
-    private int stagingTurn;
-    private long stagingOffset;
+    private ich.gpu.PinnedTurns staging;
     /** Each staging buffer's size: one step's hoisted host-to-device copies must fit. */
     private static final long STAGING_BYTES = 256L << 20;
 
@@ -1571,7 +1556,6 @@ public final class CudaBackend implements Backend {
         StepGraph g = graphs.computeIfAbsent(key, k -> new StepGraph());
         active = g;
         usedThisStep.clear();
-        stagingOffset = 0;
         if (g.runs == 0) {
             mode = Mode.EAGER;
         } else if (g.graph == null) {
@@ -1592,8 +1576,7 @@ public final class CudaBackend implements Backend {
         ensureSideStream();
         stream.record(stepStart);
         copyStream.waitFor(stepStart);
-        stagingTurn ^= 1;
-        stagingCopied[stagingTurn].synchronize(); // at once unless the host runs two steps ahead of the device
+        staging.next(); // at once unless the host runs two steps ahead of the device
     }
 
     /** Ends the step begun by {@link #beginStep}: captures and launches, or launches the graph; returns at once. */
@@ -1602,7 +1585,7 @@ public final class CudaBackend implements Backend {
         StepGraph g = active;
         try {
             // All the step's hoisted copies are queued: its staging buffer may be rewritten once they have run.
-            if (mode != Mode.EAGER) copyStream.record(stagingCopied[stagingTurn]);
+            if (mode != Mode.EAGER) staging.copiesQueued(copyStream);
             switch (mode) {
                 case EAGER -> { }
                 case CAPTURE -> {
@@ -1640,7 +1623,7 @@ public final class CudaBackend implements Backend {
             }
         } finally {
             // the copies this step queued still read its staging buffer
-            if (mode != Mode.EAGER) copyStream.record(stagingCopied[stagingTurn]);
+            if (mode != Mode.EAGER) staging.copiesQueued(copyStream);
             pendingReadOuts.clear();
             mode = Mode.EAGER;
             active = null;
@@ -1660,7 +1643,7 @@ public final class CudaBackend implements Backend {
 
     /** Launches the step's graph behind its hoisted copies (the event {@link #endStep} recorded after them). */
     private void launchAfterCopies(StepGraph g) {
-        stream.waitFor(stagingCopied[stagingTurn]);
+        staging.awaitCopies(stream);
         g.graph.launch(stream);
     }
 
@@ -1668,10 +1651,7 @@ public final class CudaBackend implements Backend {
         if (copyStream == null) {
             copyStream = context.createStream();
             stepStart = context.createEvent();
-            for (int i = 0; i < staging.length; i++) {
-                stagingCopied[i] = context.createEvent();
-                staging[i] = context.allocatePinned(STAGING_BYTES);
-            }
+            staging = new ich.gpu.PinnedTurns(context, 2, STAGING_BYTES);
         }
     }
 
@@ -1715,13 +1695,10 @@ public final class CudaBackend implements Backend {
         requireUntouchedThisStep(destination);
         long to = destination.data().address();
         if (source.isHost()) {
-            ich.gpu.PinnedBuffer buffer = staging[stagingTurn];
-            if (stagingOffset + bytes > buffer.size()) {
-                throw notCapturable("the step copies more than " + STAGING_BYTES + " bytes from the host");
-            }
-            MemorySegment.copy(source.data(), 0, buffer.segment(), stagingOffset, bytes);
-            copyStream.copyToDevice(buffer.segment().asSlice(stagingOffset, bytes), to, bytes);
-            stagingOffset = (stagingOffset + bytes + 255) & -256L;
+            MemorySegment staged = staging.take(bytes);
+            if (staged == null) throw notCapturable("the step copies more than " + STAGING_BYTES + " bytes from the host");
+            MemorySegment.copy(source.data(), 0, staged, 0, bytes);
+            copyStream.copyToDevice(staged, to, bytes);
         } else {
             live(op, source);
             copyStream.copyOnDevice(source.data().address(), to, bytes);
@@ -1902,13 +1879,11 @@ public final class CudaBackend implements Backend {
                 own::close, pool::close, () -> {
                     if (copyStream != null) copyStream.close();
                     if (stepStart != null) stepStart.close();
-                    for (ich.gpu.Event e : stagingCopied) if (e != null) e.close();
-                    for (ich.gpu.PinnedBuffer b : staging) if (b != null) b.close();
+                    if (staging != null) staging.close();
                 }, () -> {
                     for (ich.gpu.Event e : lossCopied) if (e != null) e.close();
                     if (lossSlots != null) lossSlots.close();
-                    for (ich.gpu.Event e : uploadHalfCopied) if (e != null) e.close();
-                    for (ich.gpu.PinnedBuffer b : uploadHalves) if (b != null) b.close();
+                    if (uploadHalves != null) uploadHalves.close();
                 }, kernels::close, () -> {
                     if (cublasBf16 != null) cublasBf16.close();
                 }, cublas::close, cudnn::close, stream::close, context::close};
