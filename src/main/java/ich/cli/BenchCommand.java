@@ -413,9 +413,9 @@ final class BenchCommand implements Runnable {
             if (w < 1) throw usage("--workers must be positive, got " + w);
             Device d;
             try {
-                d = Device.parse(device, t);
+                d = DeviceOptions.resolve(device, precision, t);
             } catch (IllegalArgumentException e) {
-                throw usage("--device: " + e.getMessage());
+                throw usage(e.getMessage());
             }
             boolean onGpu = d instanceof Device.Gpu;
             int b = batch != null ? batch : onGpu ? 256 : 32;
@@ -427,17 +427,7 @@ final class BenchCommand implements Runnable {
             if (s < 32 || s > 4096) throw usage("--size must be 32 to 4096, got " + s);
             if (n < 1) throw usage("--steps must be positive, got " + n);
             if (warm < 0) throw usage("--warmup must be 0 or more, got " + warm);
-            Device.Precision p;
-            try {
-                p = Device.Precision.parse(precision);
-            } catch (IllegalArgumentException e) {
-                throw usage("--precision must be fp32, tf32 or bf16, got " + precision);
-            }
-            try {
-                d = d.withPrecision(p);
-            } catch (IllegalArgumentException e) {
-                throw usage("--precision " + p + " " + e.getMessage());
-            }
+            Device.Precision p = d instanceof Device.Gpu g ? g.precision() : Device.Precision.FP32;
             if (d instanceof Device.Gpu g) {
                 d = g.withCudaGraphs(cudaGraph);
             } else {

@@ -80,18 +80,9 @@ final class BenchOpsCommand implements Callable<Integer> {
         }
         Device gpuDevice;
         try {
-            gpuDevice = Device.parse(device, t);
+            gpuDevice = DeviceOptions.resolve(device, precision, t);
         } catch (IllegalArgumentException e) {
-            throw usage("--device: " + e.getMessage());
-        }
-        Device.Precision p;
-        try {
-            p = Device.Precision.parse(precision);
-        } catch (IllegalArgumentException e) {
-            throw usage("--precision must be fp32, tf32 or bf16, got " + precision);
-        }
-        if (gpuDevice instanceof Device.Cpu && p != Device.Precision.FP32) {
-            throw usage("--precision " + p + " needs a GPU (--device gpu); the CPU computes in fp32");
+            throw usage(e.getMessage());
         }
         List<OpBench.Case> cases = OpBench.cases(batch, size).stream()
                 .filter(c -> filter == null || filter.matcher(c.op()).find()).toList();
@@ -102,7 +93,7 @@ final class BenchOpsCommand implements Callable<Integer> {
         Backend gpu = null;
         if (gpuDevice instanceof Device.Gpu g) {
             try {
-                gpu = g.withPrecision(p).open();
+                gpu = g.open();
             } catch (GpuUnavailableException e) {
                 gpuNote = g.label() + " is not usable: " + e.getMessage();
             } catch (RuntimeException e) { // the driver refused (out of memory, a busy device, ...)

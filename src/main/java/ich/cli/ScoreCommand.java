@@ -102,22 +102,9 @@ final class ScoreCommand implements Callable<Integer> {
         int computeThreads = threads != null ? threads : cores;
         ich.nn.Device where;
         try {
-            where = ich.nn.Device.parse(device != null ? device : "cpu", computeThreads);
+            where = DeviceOptions.resolve(device != null ? device : "cpu", precision, computeThreads);
         } catch (IllegalArgumentException e) {
             return fail(e.getMessage());
-        }
-        if (precision != null) {
-            ich.nn.Device.Precision p;
-            try {
-                p = ich.nn.Device.Precision.parse(precision);
-            } catch (IllegalArgumentException e) {
-                return fail("--precision: " + e.getMessage());
-            }
-            try {
-                where = where.withPrecision(p);
-            } catch (IllegalArgumentException e) {
-                return fail("--precision " + p + " " + e.getMessage());
-            }
         }
         try (Scorer scorer = open(chosen, onnx, computeThreads, where)) {
             int size = imageSize != null ? imageSize : scorer instanceof EngineScorer e ? e.imageSize()

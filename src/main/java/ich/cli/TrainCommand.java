@@ -171,34 +171,18 @@ final class TrainCommand implements Callable<Integer> {
             err.println("ich train: --head-init must be prior or timm, not " + headInit);
             return null;
         }
-        Device where;
-        try {
-            where = Device.parse(device, threads != null ? threads : cores);
-        } catch (IllegalArgumentException e) {
-            err.println("ich train: --device: " + e.getMessage());
+        // --tf32 is --precision tf32; with another --precision it contradicts it.
+        if (tf32 && precision != null && !precision.trim().equalsIgnoreCase("tf32")) {
+            err.println("ich train: --tf32 and --precision " + precision + " contradict each other");
             return null;
         }
-        Device.Precision arithmetic = tf32 ? Device.Precision.TF32 : null;
-        if (precision != null) {
-            try {
-                Device.Precision asked = Device.Precision.parse(precision);
-                if (arithmetic != null && asked != arithmetic) {
-                    err.println("ich train: --tf32 and --precision " + asked + " contradict each other");
-                    return null;
-                }
-                arithmetic = asked;
-            } catch (IllegalArgumentException e) {
-                err.println("ich train: --precision: " + e.getMessage());
-                return null;
-            }
-        }
-        if (arithmetic != null) {
-            try {
-                where = where.withPrecision(arithmetic);
-            } catch (IllegalArgumentException e) {
-                err.println("ich train: " + (tf32 ? "--tf32" : "--precision " + arithmetic) + " " + e.getMessage());
-                return null;
-            }
+        Device where;
+        try {
+            where = DeviceOptions.resolve(device, tf32 ? "tf32" : precision, tf32 && precision == null ? "--tf32" : null,
+                    threads != null ? threads : cores);
+        } catch (IllegalArgumentException e) {
+            err.println("ich train: " + e.getMessage());
+            return null;
         }
         if (cudaGraph) {
             if (clipNorm > 0) {

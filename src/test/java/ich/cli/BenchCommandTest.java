@@ -164,7 +164,7 @@ class BenchCommandTest {
                 {"--size", "16", "--size must be 32 to 4096"},
                 {"--batch", "0", "--batch must be 1 to 65535"},
                 {"--steps", "0", "--steps must be positive"},
-                {"--precision", "fp8", "--precision must be fp32, tf32 or bf16"},
+                {"--precision", "fp8", "--precision: unknown precision 'fp8': use fp32, tf32 or bf16"},
                 {"--precision", "bf16", "--precision bf16 needs --device gpu (the device is cpu)"},
                 {"--precision", "tf32", "--precision tf32 needs --device gpu (the device is cpu)"},
                 {"--cuda-graph", "--cuda-graph needs a GPU"},

@@ -101,7 +101,7 @@ class BenchOpsCommandTest {
         assertTrue(regex.err().contains("--ops is not a regular expression"), regex.err());
         CliTest.Run bf16 = run("--device", "cpu", "--precision", "bf16");
         assertEquals(2, bf16.exit());
-        assertTrue(bf16.err().contains("--precision bf16 needs a GPU"), bf16.err());
+        assertTrue(bf16.err().contains("--precision bf16 needs --device gpu"), bf16.err());
         CliTest.Run small = CliTest.run("bench", "ops", "--size", "16");
         assertEquals(2, small.exit());
         assertTrue(small.err().contains("--size must be 32 to 4096"), small.err());
