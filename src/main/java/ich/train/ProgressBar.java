@@ -43,6 +43,18 @@ public final class ProgressBar {
 
     /** As {@link #update(int, int, double)}, with the GPU's utilisation in percent (-1: unknown; ignored on the CPU). */
     public void update(int done, int batchImages, double meanLoss, int gpuPercent) {
+        draw(done, batchImages, meanLoss, true, gpuPercent);
+    }
+
+    /**
+     * As {@link #update(int, int, double, int)} before any loss is known ({@code loss --}): a training loop reads a
+     * step's loss only once it has queued the next, so after the first step there is none yet.
+     */
+    public void update(int done, int batchImages, int gpuPercent) {
+        draw(done, batchImages, Double.NaN, false, gpuPercent);
+    }
+
+    private void draw(int done, int batchImages, double meanLoss, boolean lossKnown, int gpuPercent) {
         this.gpuPercent = gpuPercent;
         images += batchImages;
         long now = System.nanoTime();
@@ -51,11 +63,11 @@ public final class ProgressBar {
         if (terminal) {
             if (!last && now - lastDraw < 250_000_000L) return;
             lastDraw = now;
-            out.print("\r" + line(done, meanLoss, now) + (last ? System.lineSeparator() : ""));
+            out.print("\r" + line(done, meanLoss, lossKnown, now) + (last ? System.lineSeparator() : ""));
         } else {
             if (decile == lastDecile && !last) return;
             lastDecile = decile;
-            out.println(line(done, meanLoss, now));
+            out.println(line(done, meanLoss, lossKnown, now));
         }
         out.flush();
     }
@@ -65,13 +77,14 @@ public final class ProgressBar {
         return s > 0 ? images / s : 0;
     }
 
-    String line(int done, double meanLoss, long now) {
+    String line(int done, double meanLoss, boolean lossKnown, long now) {
         double seconds = (now - start) / 1e9;
         int filled = (int) ((long) WIDTH * Math.min(done, total) / total);
         double eta = done > 0 ? seconds * (total - done) / done : Double.NaN;
         String utilisation = !gpu ? "" : gpuPercent < 0 ? " GPU --%" : " GPU " + gpuPercent + "%";
-        return String.format(Locale.ROOT, "%s [%s%s] %d/%d loss %.4f %.1f img/s%s %s %s", label, "#".repeat(filled),
-                ".".repeat(WIDTH - filled), done, total, meanLoss, seconds > 0 ? images / seconds : 0, utilisation,
+        String loss = lossKnown ? String.format(Locale.ROOT, "%.4f", meanLoss) : "--";
+        return String.format(Locale.ROOT, "%s [%s%s] %d/%d loss %s %.1f img/s%s %s %s", label, "#".repeat(filled),
+                ".".repeat(WIDTH - filled), done, total, loss, seconds > 0 ? images / seconds : 0, utilisation,
                 done >= total ? "took" : "ETA", clock(done >= total ? seconds : eta));
     }
 

@@ -226,15 +226,22 @@ public final class Trainer {
                                     step++;
                                     globalStep++;
                                 }
-                                if (queued != null) { // the device runs the step just queued meanwhile
-                                    QueuedStep done = queued;
-                                    queued = null;
-                                    lossSum += done.finish() * done.batch().n();
-                                    lossImages += done.batch().n();
+                                QueuedStep previous = queued;
+                                queued = next; // closed by the finally below if reading a loss fails
+                                if (previous != null) { // the device runs the step just queued meanwhile
+                                    lossSum += previous.finish() * previous.batch().n();
+                                    lossImages += previous.batch().n();
                                 }
-                                queued = next;
+                                if (queued != null && !loader.hasNext()) {
+                                    // the epoch's last step has nothing to queue behind it: its loss at once, for the bar
+                                    QueuedStep lastStep = queued;
+                                    queued = null;
+                                    lossSum += lastStep.finish() * lastStep.batch().n();
+                                    lossImages += lastStep.batch().n();
+                                }
                                 if (batch != null) {
-                                    bar.update(step, batch.n(), lossImages == 0 ? Double.NaN : lossSum / lossImages, device.latestGpuPercent());
+                                    if (lossImages == 0) bar.update(step, batch.n(), device.latestGpuPercent());
+                                    else bar.update(step, batch.n(), lossSum / lossImages, device.latestGpuPercent());
                                     if (globalStep >= stopAtStep) stopRequested = true;
                                     if (stopRequested && loader.hasNext()) interrupted = true;
                                 }

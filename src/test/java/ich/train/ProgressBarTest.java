@@ -31,6 +31,19 @@ class ProgressBarTest {
     }
 
     @Test
+    void aLossNotReadYetReadsAsDashesAndARealNanStaysNan() {
+        var bytes = new ByteArrayOutputStream();
+        ProgressBar bar = new ProgressBar(new PrintStream(bytes, true), "epoch 1/2 head", 3, false, true);
+        bar.update(1, 8, 40);
+        bar.update(2, 8, Double.NaN, 41); // a diverged run must show it
+        bar.update(3, 8, 0.125, 42);
+        String[] l = bytes.toString().split("\n");
+        assertTrue(l[0].matches(".* 1/3 loss -- [0-9.]+ img/s GPU 40% ETA [0-9:-]+"), l[0]);
+        assertTrue(l[1].contains(" 2/3 loss NaN "), l[1]);
+        assertTrue(l[2].contains(" 3/3 loss 0.1250 "), l[2]);
+    }
+
+    @Test
     void aCpuBarHasNoGpuFigureWhateverItIsGiven() {
         for (String line : lines(false, 97, -1)) {
             assertFalse(line.contains("GPU"), line);
