@@ -39,6 +39,13 @@ public final class Cublas implements AutoCloseable {
     public static final int R_32F = 0, R_16BF = 14;
     /** {@code cublasComputeType_t} CUBLAS_COMPUTE_32F and {@code cublasGemmAlgo_t} CUBLAS_GEMM_DEFAULT. */
     static final int COMPUTE_32F = 68, GEMM_DEFAULT = -1;
+    /**
+     * Each handle's own device workspace ({@code cublasSetWorkspace}): the size cuBLAS's documentation recommends
+     * for Hopper (4 MiB before it; more does no harm). Owned by us, it is there before the first GEMM, so no GEMM
+     * allocates one inside a CUDA graph capture (cuBLAS's default pool may allocate on a handle's first use, and a
+     * graph holding that allocation cannot simply be relaunched).
+     */
+    public static final long WORKSPACE_BYTES = 32L << 20;
 
     private static final Map<Integer, String> NAMES = Map.of(1, "CUBLAS_STATUS_NOT_INITIALIZED", 3,
             "CUBLAS_STATUS_ALLOC_FAILED", 7, "CUBLAS_STATUS_INVALID_VALUE", 8, "CUBLAS_STATUS_ARCH_MISMATCH", 11,
@@ -50,13 +57,14 @@ public final class Cublas implements AutoCloseable {
 
     private final Library lib;
     private final MemorySegment handle;
+    private DeviceBuffer workspace;
     private final Arena scratch = Arena.ofShared();
     private final MemorySegment alpha, beta, dotResult;
     private boolean closed;
 
     static final class Library {
         final NativeLibraries.Found found;
-        final MethodHandle create, destroy, setStream, setMathMode, sgemm, sgemmStridedBatched, gemmEx, sdot, statusName, statusString;
+        final MethodHandle create, destroy, setStream, setWorkspace, setMathMode, sgemm, sgemmStridedBatched, gemmEx, sdot, statusName, statusString;
 
         private Library(NativeLibraries.Found found) {
             this.found = found;
@@ -77,6 +85,7 @@ public final class Cublas implements AutoCloseable {
             create = fn(lookup, "cublasCreate_v2", ADDRESS);
             destroy = fn(lookup, "cublasDestroy_v2", ADDRESS);
             setStream = fn(lookup, "cublasSetStream_v2", ADDRESS, ADDRESS);
+            setWorkspace = fn(lookup, "cublasSetWorkspace_v2", ADDRESS, JAVA_LONG, JAVA_LONG);
             setMathMode = fn(lookup, "cublasSetMathMode", ADDRESS, JAVA_INT);
             // (handle, transa, transb, m, n, k, *alpha, A, lda, B, ldb, *beta, C, ldc)
             sgemm = fn(lookup, "cublasSgemm_v2", ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS,
@@ -127,21 +136,22 @@ public final class Cublas implements AutoCloseable {
     }
 
     /**
-     * A cuBLAS handle on {@code stream} (whose context must be current).
+     * A cuBLAS handle on {@code stream} of {@code context} (which must be current), with a workspace of its own.
      *
      * @param allowTf32 let fp32 GEMMs round their inputs to TF32 on tensor cores; off, results match the CPU to fp32
      * @throws GpuUnavailableException when libcublas is missing
      */
-    public static Cublas create(Stream stream, boolean allowTf32) {
-        return create(stream, allowTf32 ? TF32_TENSOR_OP_MATH : PEDANTIC_MATH);
+    public static Cublas create(Context context, Stream stream, boolean allowTf32) {
+        return create(context, stream, allowTf32 ? TF32_TENSOR_OP_MATH : PEDANTIC_MATH);
     }
 
     /**
-     * A cuBLAS handle on {@code stream} with a math mode ({@link #DEFAULT_MATH}, {@link #PEDANTIC_MATH},
-     * {@link #TF32_TENSOR_OP_MATH} or {@link #BF16_MATH}): a bf16 {@link #gemmEx} wants BF16_MATH, which lets it use
-     * tensor cores and keeps every sum in fp32.
+     * A cuBLAS handle on {@code stream} of {@code context} with a math mode ({@link #DEFAULT_MATH}, {@link
+     * #PEDANTIC_MATH}, {@link #TF32_TENSOR_OP_MATH} or {@link #BF16_MATH}; a bf16 {@link #gemmEx} wants BF16_MATH,
+     * which lets it use tensor cores and keeps every sum in fp32) and a workspace of its own ({@link
+     * #WORKSPACE_BYTES}), freed with the handle.
      */
-    public static Cublas create(Stream stream, int mathMode) {
+    public static Cublas create(Context context, Stream stream, int mathMode) {
         Library lib = library();
         MemorySegment handle;
         try (Arena arena = Arena.ofConfined()) {
@@ -152,6 +162,10 @@ public final class Cublas implements AutoCloseable {
         Cublas cublas = new Cublas(lib, handle);
         try {
             cublas.check(Downcalls.callStatus(lib.setStream, handle, stream.handle), "cublasSetStream_v2");
+            // after the stream: cublasSetStream puts the handle back on cuBLAS's default workspace pool
+            cublas.workspace = context.allocate(WORKSPACE_BYTES);
+            cublas.check(Downcalls.callStatus(lib.setWorkspace, handle, cublas.workspace.pointer(), WORKSPACE_BYTES),
+                    "cublasSetWorkspace_v2");
             cublas.check(Downcalls.callStatus(lib.setMathMode, handle, mathMode), "cublasSetMathMode");
         } catch (RuntimeException e) {
             cublas.close();
@@ -239,6 +253,8 @@ public final class Cublas implements AutoCloseable {
             check(Downcalls.callStatus(lib.destroy, handle), "cublasDestroy_v2");
         } finally {
             scratch.close();
+            // after the handle: its GEMMs were queued on the stream, which the owner synchronizes before closing
+            if (workspace != null) workspace.close();
         }
     }
 }

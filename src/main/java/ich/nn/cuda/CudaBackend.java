@@ -184,8 +184,8 @@ public final class CudaBackend implements Backend {
             Context context = track(opened, Context.open(ordinal));
             Stream stream = track(opened, context.createStream());
             Cudnn cudnn = track(opened, Cudnn.create(stream));
-            Cublas cublas = track(opened, Cublas.create(stream, options.allowTf32()));
-            Cublas cublasBf16 = options.bf16() ? track(opened, Cublas.create(stream, Cublas.BF16_MATH)) : null;
+            Cublas cublas = track(opened, Cublas.create(context, stream, options.allowTf32()));
+            Cublas cublasBf16 = options.bf16() ? track(opened, Cublas.create(context, stream, Cublas.BF16_MATH)) : null;
             NnKernels kernels = track(opened, NnKernels.open(context));
             return new CudaBackend(ordinal, options, context, stream, cudnn, cublas, cublasBf16, kernels);
         } catch (RuntimeException e) {
