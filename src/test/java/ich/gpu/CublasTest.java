@@ -1,7 +1,5 @@
 package ich.gpu;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.MemorySegment;
@@ -10,29 +8,13 @@ import java.util.SplittableRandom;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * cuBLAS on a real GPU, where the engine's tests do not already hold it: a handle's very first GEMM captured into
  * a CUDA graph, as a training step's capture may be, replays with new inputs. Skips, saying why, where {@link
  * Gpu#probe()} finds no device.
  */
-class CublasTest {
-    private static Gpu.Probe probe;
-    private static Context context;
-
-    @BeforeAll
-    static void probe() {
-        probe = Gpu.probe();
-        if (probe instanceof Gpu.Unavailable u) System.err.println("CublasTest skipped: no GPU: " + u.reason());
-        else context = Context.open(0);
-    }
-
-    @AfterAll
-    static void release() {
-        if (context != null) context.close();
-    }
-
+class CublasTest extends GpuContextFixture {
     /**
      * C [m, n] = A [m, k] B [k, n] (column-major), the handle's first call inside a capture: with its own workspace
      * ({@link Cublas#WORKSPACE_BYTES}) it allocates nothing there, and each launch computes from the inputs of the
@@ -40,7 +22,7 @@ class CublasTest {
      */
     @Test
     void aHandlesFirstGemmCapturedInAGraphReplaysWithNewInputs() {
-        assumeTrue(probe instanceof Gpu.Available, () -> "skipped: no GPU: " + ((Gpu.Unavailable) probe).reason());
+        requireGpu();
         int m = 96, n = 80, k = 144;
         long aBytes = (long) m * k * Float.BYTES, bBytes = (long) k * n * Float.BYTES, cBytes = (long) m * n * Float.BYTES;
         SplittableRandom random = new SplittableRandom(System.nanoTime());

@@ -39,7 +39,8 @@ class GpuCheckScriptTest {
             for (Path f : (Iterable<Path>) files.filter(p -> p.getFileName().toString().endsWith("Test.java"))::iterator) {
                 String source = Files.readString(f);
                 boolean self = f.getFileName().toString().equals(GpuCheckScriptTest.class.getSimpleName() + ".java");
-                if (!self && (source.contains("Gpu.probe()") || source.contains("extends CudaBackendFixture"))) {
+                if (!self && (source.contains("Gpu.probe()") || source.contains("extends CudaBackendFixture")
+                        || source.contains("extends GpuContextFixture"))) {
                     String name = TESTS.relativize(f).toString().replace(f.getFileSystem().getSeparator(), ".");
                     gpuTests.add(name.substring(0, name.length() - ".java".length()));
                 }

@@ -1,7 +1,5 @@
 package ich.gpu;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -16,13 +14,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The driver API on a real GPU: memory round trips through pinned buffers and a stream, event timing, and a
  * PTX kernel against the CPU. Skips, saying why, where {@link Gpu#probe()} finds no device.
  */
-class GpuRuntimeTest {
+class GpuRuntimeTest extends GpuContextFixture {
     /** out[i] = in[i] + 1 for i < n; one thread per element. */
     private static final String ADD_ONE_PTX = """
             .version 8.0
@@ -62,25 +59,10 @@ class GpuRuntimeTest {
             }
             """;
 
-    private static Gpu.Probe probe;
-    private static Context context;
-
-    @BeforeAll
-    static void probe() {
-        probe = Gpu.probe();
-        if (probe instanceof Gpu.Unavailable u) System.err.println("GpuRuntimeTest skipped: no GPU: " + u.reason());
-        else context = Context.open(0);
-    }
-
     /** Per test, so each one is reported as skipped with the reason. */
     @BeforeEach
     void needsAGpu() {
-        assumeTrue(probe instanceof Gpu.Available, () -> "skipped: no GPU: " + ((Gpu.Unavailable) probe).reason());
-    }
-
-    @AfterAll
-    static void release() {
-        if (context != null) context.close();
+        requireGpu();
     }
 
     /**

@@ -1,7 +1,5 @@
 package ich.gpu;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.MemorySegment;
@@ -12,28 +10,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Pinned memory used in turn: copies queued far behind a busy stream, from parts the host keeps rewriting, arrive
  * as they were when queued. The GPU test skips, saying why, where {@link Gpu#probe()} finds no device.
  */
-class PinnedTurnsTest {
-    private static Gpu.Probe probe;
-    private static Context context;
-
-    @BeforeAll
-    static void probe() {
-        probe = Gpu.probe();
-        if (probe instanceof Gpu.Unavailable u) System.err.println("PinnedTurnsTest: GPU test skipped: no GPU: " + u.reason());
-        else context = Context.open(0);
-    }
-
-    @AfterAll
-    static void release() {
-        if (context != null) context.close();
-    }
-
+class PinnedTurnsTest extends GpuContextFixture {
     @Test
     void fewerThanTwoPartsOrAnEmptyPartIsRefusedBeforeAnythingIsAllocated() {
         assertThrows(IllegalArgumentException.class, () -> new PinnedTurns(null, 1, 64));
@@ -42,7 +24,7 @@ class PinnedTurnsTest {
 
     @Test
     void copiesQueuedBehindABusyStreamFromPartsTakenInTurnArriveIntact() {
-        assumeTrue(probe instanceof Gpu.Available, () -> "skipped: no GPU: " + ((Gpu.Unavailable) probe).reason());
+        requireGpu();
         long part = 1 << 20, copy = 300_001; // three copies fit a part (aligned), a fourth does not
         int copies = 20; // about seven laps of the two parts
         long busyBytes = 256L << 20;
