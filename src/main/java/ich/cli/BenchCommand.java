@@ -520,7 +520,8 @@ final class BenchCommand implements Runnable {
             } catch (RuntimeException | InterruptedException e) {
                 if (e instanceof InterruptedException) Thread.currentThread().interrupt();
                 out.flush();
-                err.println("ich bench train: failed on " + d.label() + ": " + e);
+                err.println("ich bench train: failed on " + d.label() + ": " + e
+                        + ich.gpu.CudaException.outOfMemoryHint(e, b, p == Device.Precision.BF16));
                 return 1;
             }
         }

@@ -49,4 +49,27 @@ public final class CudaException extends RuntimeException {
     public String errorMessage() {
         return message;
     }
+
+    /**
+     * Whether the device ran out of memory: the driver's CUDA_ERROR_OUT_OF_MEMORY, cuBLAS's ALLOC_FAILED or
+     * cuDNN's INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED (a smaller batch may fit where nothing else is wrong).
+     */
+    public boolean outOfMemory() {
+        return name != null && (name.equals("CUDA_ERROR_OUT_OF_MEMORY") || name.equals("CUBLAS_STATUS_ALLOC_FAILED")
+                || name.equals("CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED"));
+    }
+
+    /**
+     * What a user can do when {@code e}, or an exception it caused, is {@link #outOfMemory}: a smaller batch, and
+     * bf16 unless it is on already ("" otherwise). For the commands that train on a GPU.
+     */
+    public static String outOfMemoryHint(Throwable e, int batch, boolean bf16) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof CudaException c && c.outOfMemory()) {
+                return " (the GPU's memory does not hold a step at --batch " + batch + ": try a smaller --batch"
+                        + (bf16 ? ")" : ", or --precision bf16, whose activations take half the memory)");
+            }
+        }
+        return "";
+    }
 }
