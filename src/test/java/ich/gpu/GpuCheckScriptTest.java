@@ -61,6 +61,16 @@ class GpuCheckScriptTest {
         }
     }
 
+    @Test
+    void theGpuHostGuideNamesEveryClassGpuCheckRuns() throws IOException {
+        Path guide = Path.of("docs", "gpu-hosts.md");
+        String text = Files.readString(guide);
+        for (String c : selectedClasses()) {
+            String simple = c.substring(c.lastIndexOf('.') + 1);
+            assertTrue(text.contains("`" + simple + "`"), guide + " does not name " + simple + ", which " + SCRIPT + " runs");
+        }
+    }
+
     private static Set<String> selectedClasses() throws IOException {
         Matcher m = Pattern.compile("--select-class\\s+([A-Za-z0-9_.]+)").matcher(Files.readString(SCRIPT));
         Set<String> classes = new TreeSet<>();
