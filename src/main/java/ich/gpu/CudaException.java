@@ -61,12 +61,12 @@ public final class CudaException extends RuntimeException {
 
     /**
      * What a user can do when {@code e}, or an exception it caused, is {@link #outOfMemory}: a smaller batch, and
-     * bf16 unless it is on already ("" otherwise). For the commands that train on a GPU.
+     * bf16 unless it is on already ("" otherwise). For the commands that train or score on a GPU.
      */
     public static String outOfMemoryHint(Throwable e, int batch, boolean bf16) {
         for (Throwable t = e; t != null; t = t.getCause()) {
             if (t instanceof CudaException c && c.outOfMemory()) {
-                return " (the GPU's memory does not hold a step at --batch " + batch + ": try a smaller --batch"
+                return " (the GPU's memory does not hold a batch of " + batch + ": try a smaller --batch"
                         + (bf16 ? ")" : ", or --precision bf16, whose activations take half the memory)");
             }
         }

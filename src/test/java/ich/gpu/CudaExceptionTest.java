@@ -41,7 +41,7 @@ class CudaExceptionTest {
                 new CudaException(4004, "cudnnConvolutionForward", "CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED", "")}) {
             assertTrue(e.outOfMemory(), e.getMessage());
             String fp32 = CudaException.outOfMemoryHint(e, 256, false), bf16 = CudaException.outOfMemoryHint(e, 256, true);
-            assertTrue(fp32.contains("--batch 256: try a smaller --batch, or --precision bf16"), fp32);
+            assertTrue(fp32.contains("a batch of 256: try a smaller --batch, or --precision bf16"), fp32);
             assertTrue(bf16.contains("try a smaller --batch") && !bf16.contains("--precision"), bf16);
             // wrapped, as a loader thread's failure reaches the command
             assertEquals(fp32, CudaException.outOfMemoryHint(new IllegalStateException("step failed", e), 256, false));
