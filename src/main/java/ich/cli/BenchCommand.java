@@ -427,7 +427,7 @@ final class BenchCommand implements Runnable {
             if (s < 32 || s > 4096) throw usage("--size must be 32 to 4096, got " + s);
             if (n < 1) throw usage("--steps must be positive, got " + n);
             if (warm < 0) throw usage("--warmup must be 0 or more, got " + warm);
-            Device.Precision p = d instanceof Device.Gpu g ? g.precision() : Device.Precision.FP32;
+            Device.Precision p = d.precision();
             if (d instanceof Device.Gpu g) {
                 d = g.withCudaGraphs(cudaGraph);
             } else {
@@ -521,7 +521,7 @@ final class BenchCommand implements Runnable {
                 if (e instanceof InterruptedException) Thread.currentThread().interrupt();
                 out.flush();
                 err.println("ich bench train: failed on " + d.label() + ": " + e
-                        + ich.gpu.CudaException.outOfMemoryHint(e, b, p == Device.Precision.BF16));
+                        + DeviceOptions.outOfMemoryHint(e, b, d));
                 return 1;
             }
         }

@@ -1,5 +1,6 @@
 package ich.cli;
 
+import ich.gpu.CudaException;
 import ich.nn.Device;
 
 /**
@@ -43,5 +44,20 @@ final class DeviceOptions {
     /** {@link #resolve} with the precision asked for by {@code --precision} itself. */
     static Device resolve(String device, String precision, int threads) {
         return resolve(device, precision, null, threads);
+    }
+
+    /**
+     * What a user can do when {@code e}, or an exception it caused, is a {@link CudaException#outOfMemory} on
+     * {@code device}: a smaller batch, and bf16 unless the device computes in it already ("" otherwise). For the
+     * commands that train or score on a GPU.
+     */
+    static String outOfMemoryHint(Throwable e, int batch, Device device) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof CudaException c && c.outOfMemory()) {
+                return " (the GPU's memory does not hold a batch of " + batch + ": try a smaller --batch"
+                        + (device.precision() == Device.Precision.BF16 ? ")" : ", or --precision bf16, whose activations take half the memory)");
+            }
+        }
+        return "";
     }
 }

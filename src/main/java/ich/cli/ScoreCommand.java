@@ -123,9 +123,8 @@ final class ScoreCommand implements Callable<Integer> {
             return fail(e.getMessage());
         } catch (ich.gpu.CudaException e) {
             // per_image.csv and errors.csv already hold every batch scored before the failure
-            boolean bf16 = where instanceof ich.nn.Device.Gpu g && g.precision() == ich.nn.Device.Precision.BF16;
             spec.commandLine().getErr().println("ich score: CUDA error on " + where.label() + ": " + e.getMessage()
-                    + ich.gpu.CudaException.outOfMemoryHint(e, batch, bf16) + "; --resume keeps the images scored so far");
+                    + DeviceOptions.outOfMemoryHint(e, batch, where) + "; --resume keeps the images scored so far");
             return 1;
         }
     }

@@ -155,9 +155,8 @@ final class TrainCommand implements Callable<Integer> {
             err.println("ich train: cannot train on " + config.device().label() + ": " + e.getMessage());
             return 1;
         } catch (CudaException e) {
-            boolean bf16 = config.device() instanceof Device.Gpu g && g.precision() == Device.Precision.BF16;
             err.println("ich train: CUDA error on " + config.device().label() + ": " + e.getMessage()
-                    + CudaException.outOfMemoryHint(e, config.batch(), bf16));
+                    + DeviceOptions.outOfMemoryHint(e, config.batch(), config.device()));
             return 1;
         }
     }

@@ -58,18 +58,4 @@ public final class CudaException extends RuntimeException {
         return name != null && (name.equals("CUDA_ERROR_OUT_OF_MEMORY") || name.equals("CUBLAS_STATUS_ALLOC_FAILED")
                 || name.equals("CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED"));
     }
-
-    /**
-     * What a user can do when {@code e}, or an exception it caused, is {@link #outOfMemory}: a smaller batch, and
-     * bf16 unless it is on already ("" otherwise). For the commands that train or score on a GPU.
-     */
-    public static String outOfMemoryHint(Throwable e, int batch, boolean bf16) {
-        for (Throwable t = e; t != null; t = t.getCause()) {
-            if (t instanceof CudaException c && c.outOfMemory()) {
-                return " (the GPU's memory does not hold a batch of " + batch + ": try a smaller --batch"
-                        + (bf16 ? ")" : ", or --precision bf16, whose activations take half the memory)");
-            }
-        }
-        return "";
-    }
 }

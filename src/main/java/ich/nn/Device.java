@@ -26,6 +26,9 @@ public sealed interface Device permits Device.Cpu, Device.Gpu {
      */
     Device withPrecision(Precision precision);
 
+    /** The arithmetic this device computes in: a GPU's as chosen, the CPU's always fp32. */
+    Precision precision();
+
     /** The CPU backend with {@code threads} compute threads. */
     record Cpu(int threads) implements Device {
         public Cpu {
@@ -48,6 +51,11 @@ public sealed interface Device permits Device.Cpu, Device.Gpu {
                 throw new IllegalArgumentException("needs --device gpu (the device is " + label() + ")");
             }
             return this;
+        }
+
+        @Override
+        public Precision precision() {
+            return Precision.FP32;
         }
     }
 
