@@ -16,7 +16,10 @@ import java.lang.foreign.MemorySegment;
  * <p>Not thread-safe: one host thread queues the copies.
  */
 public final class PinnedTurns implements AutoCloseable {
-    /** Each take starts on this boundary, as {@code cudaMalloc} pointers do, so vector loads stay aligned. */
+    /**
+     * Each take starts on this boundary (what the buffers this class replaced used), so a copy's source is aligned
+     * whatever the sizes of the takes before it.
+     */
     static final long ALIGNMENT = 256;
 
     private final PinnedBuffer memory;
@@ -42,11 +45,6 @@ public final class PinnedTurns implements AutoCloseable {
             throw e;
         }
         this.memory = m;
-    }
-
-    /** The largest take that fits in an empty part. */
-    public long partBytes() {
-        return partBytes;
     }
 
     /**

@@ -1877,9 +1877,9 @@ public final class CudaBackend implements Backend {
                 () -> bnPlans.values().forEach(BnPlan::close),
                 () -> adamTables.values().forEach(NnKernels.AdamTable::close),
                 own::close, pool::close, () -> {
+                    if (staging != null) staging.close(); // waits for the copies that read it, queued on copyStream
                     if (copyStream != null) copyStream.close();
                     if (stepStart != null) stepStart.close();
-                    if (staging != null) staging.close();
                 }, () -> {
                     for (ich.gpu.Event e : lossCopied) if (e != null) e.close();
                     if (lossSlots != null) lossSlots.close();
