@@ -472,6 +472,9 @@ public final class NnKernels implements AutoCloseable {
      * still reads the table (synchronize the stream it was launched on).
      */
     public static final class AdamTable implements AutoCloseable {
+        /** Bytes of one step's scalars in host memory: what {@link #copyScalars} reads. */
+        public static final int SCALARS_BYTES = ADAM_SCALARS_BYTES;
+
         private final Module.Kernel kernel;
         private final List<AdamPointers> tensors;
         private final int chunks;
@@ -531,10 +534,28 @@ public final class NnKernels implements AutoCloseable {
             checkOpen();
             float[] values = adamScalars("adamTable.setScalars", step, lr, beta1, beta2, eps, weightDecay, decoupled);
             scalars.next(); // waits for the copy that last read this struct, if it has not run
-            MemorySegment struct = scalars.take(ADAM_SCALARS_BYTES);
-            MemorySegment.copy(values, 0, struct, ValueLayout.JAVA_FLOAT_UNALIGNED, 0, values.length);
-            stream.copyToDevice(struct, table.pointer(), ADAM_SCALARS_BYTES);
+            copy(stream, scalars.take(SCALARS_BYTES), values);
             scalars.copiesQueued(stream);
+        }
+
+        /**
+         * {@link #setScalars} from pinned memory the caller turns: queues the copy of one step's scalars from
+         * {@code pinned} (at least {@link #SCALARS_BYTES} bytes of pinned host memory, left unchanged until the
+         * copy has run) and waits for nothing. So it may be called while this thread captures another stream, where
+         * the driver refuses the event wait of {@code setScalars} (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED).
+         */
+        public void copyScalars(Stream stream, MemorySegment pinned, long step, double lr, double beta1, double beta2,
+                                double eps, double weightDecay, boolean decoupled) {
+            checkOpen();
+            if (pinned.byteSize() < SCALARS_BYTES) {
+                throw new IllegalArgumentException("adamTable.copyScalars: " + pinned.byteSize() + " bytes, the scalars take " + SCALARS_BYTES);
+            }
+            copy(stream, pinned, adamScalars("adamTable.copyScalars", step, lr, beta1, beta2, eps, weightDecay, decoupled));
+        }
+
+        private void copy(Stream stream, MemorySegment pinned, float[] values) {
+            MemorySegment.copy(values, 0, pinned, ValueLayout.JAVA_FLOAT_UNALIGNED, 0, values.length);
+            stream.copyToDevice(pinned, table.pointer(), SCALARS_BYTES);
             scalarsSet = true;
         }
 

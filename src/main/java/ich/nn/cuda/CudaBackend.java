@@ -1750,8 +1750,12 @@ public final class CudaBackend implements Backend {
             table.step(stream, step, lr, beta1, beta2, eps, weightDecay, decoupled);
         } else {
             // In a graph step the scalars (learning rate, bias corrections) are a new input: copied in on the side
-            // stream before the graph, whose captured kernel reads them from device memory.
-            table.setScalars(copyStream, step, lr, beta1, beta2, eps, weightDecay, decoupled);
+            // stream before the graph, whose captured kernel reads them from device memory. They come from the
+            // step's staging buffer, whose turn began before the capture: waiting on an event (the table's own
+            // turns) is refused while this thread captures.
+            MemorySegment staged = staging.take(NnKernels.AdamTable.SCALARS_BYTES);
+            if (staged == null) throw notCapturable("the step copies more than " + STAGING_BYTES + " bytes from the host");
+            table.copyScalars(copyStream, staged, step, lr, beta1, beta2, eps, weightDecay, decoupled);
             queue(op, () -> table.launch(stream), table.devicePointer(), tensors.size());
         }
     }
