@@ -162,21 +162,27 @@ __device__ __forceinline__ float window_linear(const IchChannel& w, float x) {
     return __fmul_rn(__fsub_rn(fminf(fmaxf(x, w.low), w.high), w.low), w.scale);
 }
 
-// One output pixel of every channel from the HU values of its 2 x 2 source pixels: windowed per channel (LINEAR:
-// by window_linear), interpolated, normalised and stored at pixel (NCHW: in each channel's plane; NHWC:
-// together). C > 0 fixes the channel count at compile time (the loop unrolls and each window's fields become
-// immediate operands); C = 0 takes b.channels.
+// One output pixel's value in channel k from the HU values of its 2 x 2 source pixels: windowed (LINEAR: by
+// window_linear), interpolated and normalised.
+template <bool LINEAR>
+__device__ __forceinline__ float sample(const IchBatch& b, int k, float h00, float h01, float h10, float h11, float fx, float fy) {
+    const IchChannel& w = b.channel[k];
+    const float v00 = LINEAR ? window_linear(w, h00) : window(w, h00), v01 = LINEAR ? window_linear(w, h01) : window(w, h01);
+    const float v10 = LINEAR ? window_linear(w, h10) : window(w, h10), v11 = LINEAR ? window_linear(w, h11) : window(w, h11);
+    float v = lerp(lerp(v00, v01, fx), lerp(v10, v11, fx), fy);
+    if (b.normalize) v = __fmul_rn(__fsub_rn(v, b.mean[k]), b.inv_std[k]);
+    return v;
+}
+
+// sample() of every channel, stored at pixel (NCHW: in each channel's plane; NHWC: together). C > 0 fixes the
+// channel count at compile time (the loop unrolls and each window's fields become immediate operands); C = 0 takes
+// b.channels.
 template <bool LINEAR, int C, typename T, bool NHWC>
 __device__ __forceinline__ void write_samples(const IchBatch& b, T* img, long long pixel, long long plane, float h00,
                                               float h01, float h10, float h11, float fx, float fy) {
     const int c = C > 0 ? C : b.channels;
     for (int k = 0; k < c; k++) {
-        const IchChannel& w = b.channel[k];
-        const float v00 = LINEAR ? window_linear(w, h00) : window(w, h00), v01 = LINEAR ? window_linear(w, h01) : window(w, h01);
-        const float v10 = LINEAR ? window_linear(w, h10) : window(w, h10), v11 = LINEAR ? window_linear(w, h11) : window(w, h11);
-        float v = lerp(lerp(v00, v01, fx), lerp(v10, v11, fx), fy);
-        if (b.normalize) v = __fmul_rn(__fsub_rn(v, b.mean[k]), b.inv_std[k]);
-        img[NHWC ? pixel * c + k : k * plane + pixel] = convert<T>(v);
+        img[NHWC ? pixel * c + k : k * plane + pixel] = convert<T>(sample<LINEAR>(b, k, h00, h01, h10, h11, fx, fy));
     }
 }
 
@@ -252,6 +258,35 @@ __device__ __forceinline__ void preprocess(const IchImage* __restrict__ images, 
 // kernel needed 2.5 x the issue time.
 #define ICH_ROWS 4
 
+// Three channels of one output pixel stored channels-last, through the warp: a warp is one row of 32 consecutive
+// pixels (block (32, 8)), whose 3 x 32 values are contiguous in NHWC. Stored by each thread, they are three
+// strided 2- or 4-byte stores per thread (in bf16 a warp's store instruction covers every third 2-byte element of
+// 192 bytes: 6 sectors touched a third each, three times over). Instead the warp writes its values into a shared
+// tile and copies the tile out in 16-byte pieces, each sector written whole once (bf16: 12 lanes, fp32: 24). Needs
+// the whole warp inside the image and a 16-byte aligned row start (every 224 or 256 output is); else the strided
+// stores. The same values reach the same addresses either way.
+#define ICH_TILE_WARPS 8
+template <typename T>
+__device__ __forceinline__ void store_nhwc3(const IchBatch& b, T* img, long long pixel, float h00, float h01, float h10,
+                                            float h11, float fx, float fy) {
+    T* row = img + (pixel - threadIdx.x) * 3;  // the warp's first pixel: the same address in every lane
+    const bool tiled = blockDim.x == 32 && blockDim.y <= ICH_TILE_WARPS &&
+                       (blockIdx.x + 1) * 32 <= static_cast<unsigned>(b.out_w) &&
+                       (reinterpret_cast<uintptr_t>(row) & 15) == 0;
+    if (!tiled) {
+        write_samples<true, 3, T, true>(b, img, pixel, 0, h00, h01, h10, h11, fx, fy);
+        return;
+    }
+    __shared__ uint4 tile[ICH_TILE_WARPS][32 * 3 * sizeof(float) / 16];
+    T* mine = reinterpret_cast<T*>(tile[threadIdx.y]);
+#pragma unroll
+    for (int k = 0; k < 3; k++) mine[threadIdx.x * 3 + k] = convert<T>(sample<true>(b, k, h00, h01, h10, h11, fx, fy));
+    __syncwarp();
+    constexpr int pieces = 32 * 3 * sizeof(T) / 16;  // bf16, fp16: 12; fp32: 24
+    if (threadIdx.x < pieces) reinterpret_cast<uint4*>(row)[threadIdx.x] = tile[threadIdx.y][threadIdx.x];
+    __syncwarp();  // the tile is rewritten by the next row
+}
+
 template <typename T, bool NHWC>
 __device__ __forceinline__ void preprocess_linear(const IchImage* __restrict__ images, const IchBatch& b,
                                                   T* __restrict__ out) {
@@ -296,8 +331,12 @@ __device__ __forceinline__ void preprocess_linear(const IchImage* __restrict__ i
 #pragma unroll
         for (int r = 0; r < ICH_ROWS; r++) {
             const long long pixel = static_cast<long long>(oy_first + r * static_cast<int>(blockDim.y)) * b.out_w + ox;
-            write_samples<true, 3, T, NHWC>(b, img, pixel, plane, hu_of(im, raw[r][0]), hu_of(im, raw[r][1]),
-                                            hu_of(im, raw[r][2]), hu_of(im, raw[r][3]), fx, fy[r]);
+            const float h00 = hu_of(im, raw[r][0]), h01 = hu_of(im, raw[r][1]), h10 = hu_of(im, raw[r][2]), h11 = hu_of(im, raw[r][3]);
+            if (NHWC) {
+                store_nhwc3(b, img, pixel, h00, h01, h10, h11, fx, fy[r]);
+            } else {
+                write_samples<true, 3, T, NHWC>(b, img, pixel, plane, h00, h01, h10, h11, fx, fy[r]);
+            }
         }
         return;
     }
