@@ -638,6 +638,7 @@ final class BenchCommand implements Runnable {
                         run.window();
                         start = System.nanoTime();
                         waitAtStart = loader.waitNanos();
+                        if (run.cuda() != null) run.cuda().idleBetweenStepsSeconds(); // the warm-up's gaps do not count
                     }
                     LoadedBatch lb = i < warm + n ? loader.next() : null;
                     QueuedStep next = null;
@@ -677,8 +678,11 @@ final class BenchCommand implements Runnable {
                     throw new IllegalStateException("no timed batch could be loaded from the files: " + failed + " samples failed, first: " + firstFailure);
                 }
                 double waited = (loader.waitNanos() - waitAtStart) / 1e9;
+                // The host's wait overlaps the step queued before it; only the GPU's idle time says what the wait cost.
+                String idle = run.cuda() == null ? "" : String.format(Locale.ROOT, "; the GPU idled between steps %.1f %% of the time",
+                        100 * run.cuda().idleBetweenStepsSeconds() / seconds);
                 String extra = String.format(Locale.ROOT, "; %d files, %d loader threads, preprocessed on the %s; the step waited for the loader %.0f %% of the time",
-                        dicoms.size(), workers, onGpu ? "GPU" : "CPU", 100 * waited / seconds)
+                        dicoms.size(), workers, onGpu ? "GPU" : "CPU", 100 * waited / seconds) + idle
                         + (failed == 0 ? "" : "; " + failed + " samples unreadable, left out (first: " + firstFailure + ")");
                 return new Measured(trained / seconds, 1e3 * seconds / n, first, last, util, extra);
             } finally {
@@ -696,6 +700,7 @@ final class BenchCommand implements Runnable {
             // The trainer's key (steps with the same batch size and trainable set make the same calls), and the path:
             // a batch in device memory is the step's input as it is, a loaded batch is first copied into the step's
             // pool, so the two make different calls and must not share a graph.
+            if (run.cuda() != null) run.cuda().markStepBegins(); // the GPU's idle time between steps, as in training
             if (run.graphs() != null) run.graphs().beginStep(List.of(path, n, trainable.size()));
             try (StepContext ctx = StepContext.training(run.backend(), SEED, stepNumber)) {
                 Tensor[] xy = input.inputAndTargets(ctx);
@@ -704,6 +709,7 @@ final class BenchCommand implements Runnable {
                 model.backward(loss.dLogits(), ctx);
                 run.adam().step(trainable);
                 if (run.graphs() != null) run.graphs().endStep();
+                if (run.cuda() != null) run.cuda().markStepQueued();
                 return loss::value;
             } catch (RuntimeException e) {
                 if (run.graphs() != null) run.graphs().abandonStep();

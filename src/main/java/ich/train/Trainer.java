@@ -218,7 +218,9 @@ public final class Trainer {
                                     try {
                                         if (batch.n() > 0) {
                                             double lr = epoch.lr((int) globalStep, c.schedule().cosine());
+                                            device.stepBegins();
                                             next = new QueuedStep(batch, queueStep(model, optimizer.adam(), batch, labelWeights, lr, globalStep));
+                                            device.stepQueued();
                                         }
                                     } finally {
                                         if (next == null) batch.close();
@@ -258,6 +260,7 @@ public final class Trainer {
                     break;
                 }
                 double gpuPercent = device.gpuPercentSinceLast();
+                double gpuIdle = device.gpuIdleBetweenStepsSeconds();
                 double trainLoss = lossImages == 0 ? Double.NaN : lossSum / lossImages;
                 int trainedImages = lossImages;
                 Validation v = validate(model, device, valPre, data, split.test(), labelWeights);
@@ -285,7 +288,7 @@ public final class Trainer {
                 }
                 out.printf(Locale.ROOT, "epoch %d/%d: train loss %.4f, val loss %.4f, weighted log loss %.4f, AUC any %.3f; waited %.1f s for data%s%s%n",
                         e + 1, plan.size(), trainLoss, v.loss(), v.metrics().weightedLogLoss(), v.metrics().auc()[0], wait / 1e9,
-                        deviceFigures(device.isGpu(), gpuPercent, peak), best ? " (best)" : "");
+                        deviceFigures(device.isGpu(), gpuPercent, gpuIdle, peak), best ? " (best)" : "");
                 if (stopRequested && e + 1 < plan.size()) {
                     interrupted = true;
                     out.printf("interrupted after epoch %d; continue with --resume%n", e + 1);
@@ -384,10 +387,11 @@ public final class Trainer {
     }
 
     /** "; GPU 93 %, peak 11.2 GiB" on a GPU ("unknown" where NVML gave nothing), nothing on the CPU. */
-    static String deviceFigures(boolean gpu, double gpuPercent, long peakBytes) {
+    static String deviceFigures(boolean gpu, double gpuPercent, double gpuIdleSeconds, long peakBytes) {
         if (!gpu) return "";
-        return String.format(Locale.ROOT, "; GPU %s, peak %.2f GiB of device memory",
-                Double.isNaN(gpuPercent) ? "% unknown" : String.format(Locale.ROOT, "%.0f %%", gpuPercent), peakBytes / (double) (1L << 30));
+        return String.format(Locale.ROOT, "; GPU %s, idle %.1f s between steps, peak %.2f GiB of device memory",
+                Double.isNaN(gpuPercent) ? "% unknown" : String.format(Locale.ROOT, "%.0f %%", gpuPercent), gpuIdleSeconds,
+                peakBytes / (double) (1L << 30));
     }
 
     /** A fresh optimizer whose state lives in its own arena (closing the arena frees it). */

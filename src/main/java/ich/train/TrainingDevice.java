@@ -129,6 +129,24 @@ public final class TrainingDevice implements AutoCloseable {
         return w.samples() == 0 ? Double.NaN : w.meanGpuPercent();
     }
 
+    /** Before a training step's first op: the GPU's idle time since the step before counts (nothing on the CPU). */
+    void stepBegins() {
+        if (cuda != null) cuda.markStepBegins();
+    }
+
+    /** After a training step's last op is queued. */
+    void stepQueued() {
+        if (cuda != null) cuda.markStepQueued();
+    }
+
+    /**
+     * Seconds the GPU sat idle between the training steps since the previous call (waiting for data, or for the
+     * host); NaN on the CPU, where the host's wait for its loader is the whole story.
+     */
+    double gpuIdleBetweenStepsSeconds() {
+        return cuda == null ? Double.NaN : cuda.idleBetweenStepsSeconds();
+    }
+
     /** The most device memory the backend held so far, -1 on the CPU. */
     long peakDeviceBytes() {
         return cuda == null ? -1 : cuda.peakAllocatedBytes();

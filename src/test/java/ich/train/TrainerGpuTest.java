@@ -95,6 +95,8 @@ class TrainerGpuTest {
             String what = kernel ? "GPU preprocessing" : "CPU batches copied to the GPU";
             assertTrue(printed.toString().contains("device: gpu:0"), printed.toString());
             assertTrue(printed.toString().contains(" img/s GPU "), "the progress line shows the GPU: " + printed);
+            assertTrue(printed.toString().matches("(?s).*epoch 1/2: .*; GPU [^,]*, idle \\d+\\.\\d s between steps, peak .*"),
+                    "the epoch line has the GPU's idle time between steps: " + printed);
             TrainingLog.Epoch e = r.log().get(0);
             // After an epoch, float rounding in another order moves these by a few 1e-3 (measured: 3.9e-3 between
             // float and double accumulation in one implementation), so 1e-2; a real error moves them far more. The

@@ -1635,6 +1635,37 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** The compute stream's idle time between training steps (see {@link ich.gpu.StepGaps}); made on first use. */
+    private ich.gpu.StepGaps stepGaps;
+
+    /**
+     * Marks the end of a training step's queued work: call after its last op (after {@link #endStep} in a graph
+     * step). With {@link #markStepBegins} it measures how long the device sat idle between steps.
+     */
+    public void markStepQueued() {
+        if (mode == Mode.CAPTURE) throw new IllegalStateException("markStepQueued inside a captured step (call it after endStep)");
+        bind();
+        if (stepGaps == null) stepGaps = new ich.gpu.StepGaps(context);
+        stepGaps.stepQueued(stream);
+    }
+
+    /** Marks the start of the next step, before its first op (and before {@link #beginStep}). */
+    public void markStepBegins() {
+        if (active != null) throw new IllegalStateException("markStepBegins inside a step (call it before beginStep)");
+        bind();
+        if (stepGaps != null) stepGaps.stepBegins(stream);
+    }
+
+    /**
+     * Seconds the compute stream sat idle between the steps marked since the last call (waiting for the recorded
+     * marks to complete), 0 when none were marked; the next {@link #markStepBegins} starts a new run of steps.
+     */
+    public double idleBetweenStepsSeconds() {
+        if (stepGaps == null) return 0;
+        bind();
+        return stepGaps.drainSeconds();
+    }
+
     /** Whether steps of this key replay a captured graph now. */
     public boolean hasGraph(Object key) {
         StepGraph g = graphs.get(key);
@@ -1884,6 +1915,7 @@ public final class CudaBackend implements Backend {
                     if (staging != null) staging.close(); // waits for the copies that read it, queued on copyStream
                     if (copyStream != null) copyStream.close();
                     if (stepStart != null) stepStart.close();
+                    if (stepGaps != null) stepGaps.close();
                 }, () -> {
                     for (ich.gpu.Event e : lossCopied) if (e != null) e.close();
                     if (lossSlots != null) lossSlots.close();
