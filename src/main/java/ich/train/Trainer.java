@@ -196,6 +196,8 @@ public final class Trainer {
                     // (Resumed in the middle of that epoch, the checkpoint already holds the new optimizer's state.)
                     optimizer.close();
                     optimizer = newOptimizer(backend, c);
+                    // The head-only steps do not come again: their CUDA graphs' memory goes to the whole network's.
+                    if (backend instanceof CudaBackend cuda) cuda.releaseStepGraphs();
                 }
                 int[] rows = Schedule.rows(split.train(), epoch, c.batch(), c.seed());
                 long epochStart = System.nanoTime();

@@ -1666,6 +1666,29 @@ public final class CudaBackend implements Backend {
         return stepGaps.drainSeconds();
     }
 
+    /**
+     * Frees every key's captured graph and memory pool, once the work queued on both streams has run. A key's pool
+     * otherwise lives as long as the backend, though some keys never come again: the frozen-backbone phase's, once the
+     * whole network trains. A key that does come again starts over: an eager step, then a new capture.
+     */
+    public void releaseStepGraphs() {
+        if (active != null) throw new IllegalStateException("releaseStepGraphs inside a step (call it between steps)");
+        bind();
+        stream.synchronize(); // the graphs' kernels and the loss read-outs
+        if (copyStream != null) copyStream.synchronize(); // the hoisted copies into the pools
+        RuntimeException failure = null;
+        for (StepGraph g : graphs.values()) {
+            try {
+                g.close();
+            } catch (RuntimeException e) {
+                if (failure == null) failure = e;
+                else failure.addSuppressed(e);
+            }
+        }
+        graphs.clear();
+        if (failure != null) throw failure;
+    }
+
     /** Whether steps of this key replay a captured graph now. */
     public boolean hasGraph(Object key) {
         StepGraph g = graphs.get(key);

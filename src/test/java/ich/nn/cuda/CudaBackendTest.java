@@ -16,6 +16,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -535,6 +536,34 @@ class CudaBackendTest extends CudaBackendFixture {
             }
             assertEquals(List.of("eager", "capture", "replay", "replay"), modes);
             assertSameParameters(twins.eager, twins.graphed, "after 4 steps");
+        }
+    }
+
+    /**
+     * Released graphs give their pools back, and their key starts over (eager, capture, replay) with the same
+     * results as eager steps.
+     */
+    @Test
+    void releasedStepGraphsFreeTheirMemoryAndTheirKeyStartsOver() {
+        int n = 4, size = 64;
+        try (Twins twins = new Twins()) {
+            List<String> modes = new java.util.ArrayList<>();
+            long held = 0;
+            for (int step = 1; step <= 6; step++) {
+                if (step == 4) {
+                    held = gpu.allocatedBytes();
+                    gpu.releaseStepGraphs();
+                    assertFalse(gpu.hasGraph("release"), "no graph after the release");
+                    assertTrue(gpu.allocatedBytes() < held, "the key's pool is freed: " + gpu.allocatedBytes() + " of " + held + " bytes held");
+                }
+                float[] images = randoms((long) n * 3 * size * size, 1), labels = randomLabels(n);
+                double eagerLoss = eagerStep(twins.eager, twins.eagerAdam, images, labels, step);
+                GraphStep queued = graphStep(twins.graphed, twins.graphAdam, "release", images, labels, step);
+                modes.add(queued.mode());
+                assertEquals(eagerLoss, queued.loss().getAsDouble(), 0.0, "loss of step " + step + " (" + modes.getLast() + ")");
+            }
+            assertEquals(List.of("eager", "capture", "replay", "eager", "capture", "replay"), modes);
+            assertSameParameters(twins.eager, twins.graphed, "after 6 steps");
         }
     }
 
