@@ -388,7 +388,7 @@ public final class Trainer {
         return x;
     }
 
-    /** "; GPU 93 %, peak 11.2 GiB" on a GPU ("unknown" where NVML gave nothing), nothing on the CPU. */
+    /** "; GPU 93 %, idle 0.4 s between steps, peak 11.2 GiB" on a GPU ("unknown" where NVML gave nothing), nothing on the CPU. */
     static String deviceFigures(boolean gpu, double gpuPercent, double gpuIdleSeconds, long peakBytes) {
         if (!gpu) return "";
         return String.format(Locale.ROOT, "; GPU %s, idle %.1f s between steps, peak %.2f GiB of device memory",
