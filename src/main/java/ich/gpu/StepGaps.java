@@ -59,9 +59,9 @@ public final class StepGaps implements AutoCloseable {
     }
 
     /**
-     * Ends a run of steps (an epoch): waits for the gaps still on the device and returns their sum in seconds, and
-     * how many gaps there were ({@link #gapsCounted}); the next {@link #stepBegins} starts a new run, so the time
-     * between runs (validation, say) does not count.
+     * Ends a run of steps (an epoch): waits for the gaps still on the device and returns the run's idle time in
+     * seconds; the next {@link #stepBegins} starts a new run, so the time between runs (validation, say) does not
+     * count.
      */
     public double drainSeconds() {
         checkOpen();

@@ -1643,7 +1643,7 @@ public final class CudaBackend implements Backend {
      * step). With {@link #markStepBegins} it measures how long the device sat idle between steps.
      */
     public void markStepQueued() {
-        if (mode == Mode.CAPTURE) throw new IllegalStateException("markStepQueued inside a captured step (call it after endStep)");
+        if (active != null) throw new IllegalStateException("markStepQueued inside a step (call it after endStep)");
         bind();
         if (stepGaps == null) stepGaps = new ich.gpu.StepGaps(context);
         stepGaps.stepQueued(stream);
@@ -1749,14 +1749,20 @@ public final class CudaBackend implements Backend {
         requireUntouchedThisStep(destination);
         long to = destination.data().address();
         if (source.isHost()) {
-            MemorySegment staged = staging.take(bytes);
-            if (staged == null) throw notCapturable("the step copies more than " + STAGING_BYTES + " bytes from the host");
+            MemorySegment staged = stage(bytes);
             MemorySegment.copy(source.data(), 0, staged, 0, bytes);
             copyStream.copyToDevice(staged, to, bytes);
         } else {
             live(op, source);
             copyStream.copyOnDevice(source.data().address(), to, bytes);
         }
+    }
+
+    /** {@code bytes} of the graph step's pinned staging, for a copy queued on the side stream before its graph. */
+    private MemorySegment stage(long bytes) {
+        MemorySegment staged = staging.take(bytes);
+        if (staged == null) throw notCapturable("the step copies more than " + STAGING_BYTES + " bytes from the host");
+        return staged;
     }
 
     /** What a hoisted copy writes runs before the graph, so no earlier op of the step may have used it. */
@@ -1807,9 +1813,7 @@ public final class CudaBackend implements Backend {
             // stream before the graph, whose captured kernel reads them from device memory. They come from the
             // step's staging buffer, whose turn began before the capture: waiting on an event (the table's own
             // turns) is refused while this thread captures.
-            MemorySegment staged = staging.take(NnKernels.AdamTable.SCALARS_BYTES);
-            if (staged == null) throw notCapturable("the step copies more than " + STAGING_BYTES + " bytes from the host");
-            table.copyScalars(copyStream, staged, step, lr, beta1, beta2, eps, weightDecay, decoupled);
+            table.copyScalars(copyStream, stage(NnKernels.AdamTable.SCALARS_BYTES), step, lr, beta1, beta2, eps, weightDecay, decoupled);
             queue(op, () -> table.launch(stream), table.devicePointer(), tensors.size());
         }
     }
