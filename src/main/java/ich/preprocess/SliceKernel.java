@@ -12,9 +12,12 @@ import java.lang.foreign.ValueLayout;
  * <p>Resampling convention (pixel centres, as OpenCV INTER_LINEAR and PyTorch align_corners=false): output
  * pixel {@code ox} samples source x = {@code box.x + (ox + 0.5) * box.width / outW - 0.5}, clamped to
  * [0, columns - 1] (edge pixels repeat); same for y. Windows are applied to HU at source pixels, then
- * interpolated, as the seed windows at full resolution and resizes afterwards. A flipped sample writes output
- * column {@code outW - 1 - ox}. All arithmetic is fp32 in the order written here, so the GPU kernel can
- * follow it operation for operation.
+ * interpolated, as the seed windows at full resolution and resizes afterwards. A linear window's clamp is done
+ * at the source pixels and its affine map {@code (v - low) * scale} once after the interpolation: the same
+ * function (interpolation commutes with an affine map), with a quarter of the map's arithmetic, which is what
+ * kept the GPU kernel from running at memory speed. A flipped sample writes output column {@code outW - 1 - ox}.
+ * All arithmetic is fp32 in the order written here, each interpolation step one fused multiply-add
+ * ({@link Math#fma}), so the GPU kernel can follow it operation for operation.
  *
  * <p>Cost per 224 x 224 output from a 512 x 512 slice: HU for each of the ~450 source rows the box touches
  * (230 k samples, read once: 450 KiB), per channel the window over those rows (230 k clamp-scale, SIMD), a
@@ -103,7 +106,9 @@ public final class SliceKernel {
             int s1 = slotFor(y1[oy], s0, slotRow);
             if (s1 < 0) s1 = fill(y1[oy], 1 - s0, slotRow, framePixels, columns, hu, windows, lo, hi, sc, bi, huRow, rowBuf, x0, x1, fx, slots, outW);
             for (int k = 0; k < c; k++) {
-                verticalLerp(slots[2 * k + s0], slots[2 * k + s1], fy[oy], mean[k], invStd[k], outRow, outW);
+                verticalLerp(slots[2 * k + s0], slots[2 * k + s1], fy[oy], outRow, outW);
+                if (!windows[k].sigmoid()) linearMap(outRow, outW, lo[k], sc[k]);
+                if (norm != null) normalise(outRow, outW, mean[k], invStd[k]);
                 if (flip) reverse(outRow, 0, outW);
                 if (layout == Layout.NCHW) {
                     MemorySegment.copy(outRow, 0, out, ValueLayout.JAVA_FLOAT_UNALIGNED, outOffset + 4 * (k * plane + (long) oy * outW), outW);
@@ -123,14 +128,17 @@ public final class SliceKernel {
         return -1;
     }
 
-    /** Converts, windows and horizontally resamples source row {@code r} into {@code slot} of every channel. */
+    /**
+     * Converts, windows (a linear window: only its clamp) and horizontally resamples source row {@code r} into
+     * {@code slot} of every channel.
+     */
     private static int fill(int r, int slot, int[] slotRow, MemorySegment pixels, int columns, HounsfieldTransform hu, Window[] windows,
                             float[] lo, float[] hi, float[] sc, float[] bi, float[] huRow, float[] rowBuf,
                             int[] x0, int[] x1, float[] fx, float[][] slots, int outW) {
         hu.apply(pixels, (long) r * columns, columns, huRow, 0);
         for (int k = 0; k < windows.length; k++) {
             if (windows[k].sigmoid()) sigmoidRow(huRow, 0, rowBuf, columns, sc[k], bi[k]);
-            else linearRow(huRow, 0, rowBuf, columns, lo[k], hi[k], sc[k]);
+            else clampRow(huRow, 0, rowBuf, columns, lo[k], hi[k]);
             horizontalLerp(rowBuf, x0, x1, fx, slots[2 * k + slot], 0, outW);
         }
         slotRow[slot] = r;
@@ -139,8 +147,8 @@ public final class SliceKernel {
 
     // Small loops in methods of their own: C2 vectorises them reliably, which it did not inside run().
 
-    private static void linearRow(float[] hu, int from, float[] dst, int n, float l, float h, float s) {
-        for (int x = 0; x < n; x++) dst[x] = (Math.min(Math.max(hu[from + x], l), h) - l) * s;
+    private static void clampRow(float[] hu, int from, float[] dst, int n, float l, float h) {
+        for (int x = 0; x < n; x++) dst[x] = Math.min(Math.max(hu[from + x], l), h);
     }
 
     private static void sigmoidRow(float[] hu, int from, float[] dst, int n, float w, float b) {
@@ -150,15 +158,24 @@ public final class SliceKernel {
     private static void horizontalLerp(float[] row, int[] x0, int[] x1, float[] fx, float[] dst, int at, int n) {
         for (int ox = 0; ox < n; ox++) {
             float v0 = row[x0[ox]];
-            dst[at + ox] = v0 + (row[x1[ox]] - v0) * fx[ox];
+            dst[at + ox] = Math.fma(row[x1[ox]] - v0, fx[ox], v0);
         }
     }
 
-    private static void verticalLerp(float[] top, float[] bottom, float wy, float mean, float invStd, float[] dst, int n) {
+    private static void verticalLerp(float[] top, float[] bottom, float wy, float[] dst, int n) {
         for (int ox = 0; ox < n; ox++) {
             float t = top[ox];
-            dst[ox] = (t + (bottom[ox] - t) * wy - mean) * invStd;
+            dst[ox] = Math.fma(bottom[ox] - t, wy, t);
         }
+    }
+
+    /** A linear window's map of the interpolated, clamped HU: Window.apply's {@code (v - low) * scale}. */
+    private static void linearMap(float[] v, int n, float low, float scale) {
+        for (int x = 0; x < n; x++) v[x] = (v[x] - low) * scale;
+    }
+
+    private static void normalise(float[] v, int n, float mean, float invStd) {
+        for (int x = 0; x < n; x++) v[x] = (v[x] - mean) * invStd;
     }
 
     private static void reverse(float[] a, int from, int n) {
