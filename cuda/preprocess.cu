@@ -415,21 +415,24 @@ __device__ __forceinline__ void preprocess_linear(const IchImage* __restrict__ i
 // Entry points, looked up by name through the driver API (cuModuleGetFunction): ich_preprocess_<dtype>_<layout>
 // (any windows) and ich_preprocess_<dtype>_<layout>_linear (see preprocess_linear; grid y covers ICH_ROWS rows per
 // thread). Arguments: device array of batch-size IchImage, the IchBatch by value, the output buffer (device memory).
-#define ICH_ENTRY(NAME, T, NHWC, BODY)                                                             \
-    extern "C" __global__ void __launch_bounds__(256)                                              \
+// BLOCKS: blocks per SM the registers must allow. The NCHW linear kernels fit 8 (all 64 warps, 32 registers,
+// no spills), which latency needs: each thread waits for its 16 loads. The NHWC ones need 48 registers for the
+// tile store's (5 blocks); asked for 6 they spill.
+#define ICH_ENTRY(NAME, T, NHWC, BODY, BLOCKS)                                                     \
+    extern "C" __global__ void __launch_bounds__(256, BLOCKS)                                      \
     NAME(const IchImage* __restrict__ images, const IchBatch batch, T* __restrict__ out) {         \
         BODY<T, NHWC>(images, batch, out);                                                         \
     }
 
-ICH_ENTRY(ich_preprocess_f32_nchw, float, false, preprocess)
-ICH_ENTRY(ich_preprocess_f32_nhwc, float, true, preprocess)
-ICH_ENTRY(ich_preprocess_f16_nchw, __half, false, preprocess)
-ICH_ENTRY(ich_preprocess_f16_nhwc, __half, true, preprocess)
-ICH_ENTRY(ich_preprocess_bf16_nchw, __nv_bfloat16, false, preprocess)
-ICH_ENTRY(ich_preprocess_bf16_nhwc, __nv_bfloat16, true, preprocess)
-ICH_ENTRY(ich_preprocess_f32_nchw_linear, float, false, preprocess_linear)
-ICH_ENTRY(ich_preprocess_f32_nhwc_linear, float, true, preprocess_linear)
-ICH_ENTRY(ich_preprocess_f16_nchw_linear, __half, false, preprocess_linear)
-ICH_ENTRY(ich_preprocess_f16_nhwc_linear, __half, true, preprocess_linear)
-ICH_ENTRY(ich_preprocess_bf16_nchw_linear, __nv_bfloat16, false, preprocess_linear)
-ICH_ENTRY(ich_preprocess_bf16_nhwc_linear, __nv_bfloat16, true, preprocess_linear)
+ICH_ENTRY(ich_preprocess_f32_nchw, float, false, preprocess, 8)
+ICH_ENTRY(ich_preprocess_f32_nhwc, float, true, preprocess, 8)
+ICH_ENTRY(ich_preprocess_f16_nchw, __half, false, preprocess, 8)
+ICH_ENTRY(ich_preprocess_f16_nhwc, __half, true, preprocess, 8)
+ICH_ENTRY(ich_preprocess_bf16_nchw, __nv_bfloat16, false, preprocess, 8)
+ICH_ENTRY(ich_preprocess_bf16_nhwc, __nv_bfloat16, true, preprocess, 8)
+ICH_ENTRY(ich_preprocess_f32_nchw_linear, float, false, preprocess_linear, 8)
+ICH_ENTRY(ich_preprocess_f32_nhwc_linear, float, true, preprocess_linear, 5)
+ICH_ENTRY(ich_preprocess_f16_nchw_linear, __half, false, preprocess_linear, 8)
+ICH_ENTRY(ich_preprocess_f16_nhwc_linear, __half, true, preprocess_linear, 5)
+ICH_ENTRY(ich_preprocess_bf16_nchw_linear, __nv_bfloat16, false, preprocess_linear, 8)
+ICH_ENTRY(ich_preprocess_bf16_nhwc_linear, __nv_bfloat16, true, preprocess_linear, 5)
