@@ -162,7 +162,11 @@ template <> __device__ __forceinline__ __nv_bfloat16 convert<__nv_bfloat16>(floa
 // for a quarter of the arithmetic); a sigmoid window maps each source value, then interpolates. Then the optional
 // normalisation. LINEAR (the linear kernel: no NaN, no -0.0, see preprocess_linear): the hardware's min/max, else
 // java.lang.Math's.
-template <bool LINEAR>
+// NORM: whether to normalise, from b.normalize (NORM_BY_BATCH) or fixed at compile time (the linear kernel: a branch
+// on b.normalize costs predicated loads and operations in every pixel even when it is off).
+enum NormMode { NORM_BY_BATCH, NORM_OFF, NORM_ON };
+
+template <bool LINEAR, int NORM = NORM_BY_BATCH>
 __device__ __forceinline__ float sample(const IchBatch& b, int k, float h00, float h01, float h10, float h11, float fx, float fy) {
     const IchChannel& w = b.channel[k];
     float v;
@@ -175,19 +179,19 @@ __device__ __forceinline__ float sample(const IchBatch& b, int k, float h00, flo
         const float c11 = LINEAR ? fminf(fmaxf(h11, w.low), w.high) : jmin(jmax(h11, w.low), w.high);
         v = __fmul_rn(__fsub_rn(lerp(lerp(c00, c01, fx), lerp(c10, c11, fx), fy), w.low), w.scale);
     }
-    if (b.normalize) v = __fmul_rn(__fsub_rn(v, b.mean[k]), b.inv_std[k]);
+    if (NORM == NORM_ON || (NORM == NORM_BY_BATCH && b.normalize)) v = __fmul_rn(__fsub_rn(v, b.mean[k]), b.inv_std[k]);
     return v;
 }
 
 // sample() of every channel, stored at pixel (NCHW: in each channel's plane; NHWC: together). C > 0 fixes the
 // channel count at compile time (the loop unrolls and each window's fields become immediate operands); C = 0 takes
 // b.channels.
-template <bool LINEAR, int C, typename T, bool NHWC>
+template <bool LINEAR, int C, typename T, bool NHWC, int NORM = NORM_BY_BATCH>
 __device__ __forceinline__ void write_samples(const IchBatch& b, T* img, long long pixel, long long plane, float h00,
                                               float h01, float h10, float h11, float fx, float fy) {
     const int c = C > 0 ? C : b.channels;
     for (int k = 0; k < c; k++) {
-        img[NHWC ? pixel * c + k : k * plane + pixel] = convert<T>(sample<LINEAR>(b, k, h00, h01, h10, h11, fx, fy));
+        img[NHWC ? pixel * c + k : k * plane + pixel] = convert<T>(sample<LINEAR, NORM>(b, k, h00, h01, h10, h11, fx, fy));
     }
 }
 
@@ -256,11 +260,14 @@ __device__ __forceinline__ void preprocess(const IchImage* __restrict__ images, 
 // coalesced): the column's source coordinates and the image's parameters are computed and loaded once, and the
 // rows' loads are independent, so more of them are in flight per thread.
 //
-// Napkin math, BSB, fp32 NCHW, 256 x 256 output: the PTX has ~180 instructions per pixel (per channel 4 windows
-// of 4, 3 lerps of 3, the store's address and the parameter loads; 4 HU values; a quarter of the coordinates);
-// a batch of 256 is 16.8 M pixels, ~3 G instructions, ~90 us of issue on an H200 (132 SMs x 4 schedulers x
-// 1.98 GHz), against ~80 us for its ~300 MB of DRAM traffic at 3.7 TB/s: about balanced, where the general
-// kernel needed 2.5 x the issue time.
+// Napkin math, BSB, fp32 NCHW, 224 x 224 output from 512 x 512: a batch of 256 moves ~280 MB (the touched source
+// rows once, 600 KiB of output per image), 70 us at the H200's ~4.0 TB/s copy bandwidth. It is 12.8 M pixels; an
+// H200 issues ~1,045 G warp-instructions/s (132 SMs x 4 schedulers x 1.98 GHz), so the kernel stays memory bound
+// only below ~180 instructions per pixel, and well below that to leave room for the latency of its loads. Measured
+// with Nsight Compute, ~205 per pixel kept it issue bound (83 % of the issue slots, DRAM 40 %). What brought it
+// down: the block's coordinates computed once into shared memory (~25 per pixel), the window's affine map once
+// per channel after the interpolation and fused interpolation steps (~30), the HU decoding and the normalisation
+// chosen per block instead of selected and predicated per word (~15).
 #define ICH_ROWS 4
 #define ICH_BLOCK_X 32
 #define ICH_BLOCK_Y 8
@@ -269,28 +276,25 @@ __device__ __forceinline__ void preprocess(const IchImage* __restrict__ images, 
 // pixels (block (32, 8)), whose 3 x 32 values are contiguous in NHWC. Stored by each thread, they are three
 // strided 2- or 4-byte stores per thread (in bf16 a warp's store instruction covers every third 2-byte element of
 // 192 bytes: 6 sectors touched a third each, three times over). Instead the warp writes its values into a shared
-// tile and copies the tile out in 16-byte pieces, each sector written whole once (bf16: 12 lanes, fp32: 24). Needs
-// the whole warp inside the image and a 16-byte aligned row start (every 224 or 256 output is); else the strided
-// stores. The same values reach the same addresses either way.
-#define ICH_TILE_WARPS 8
-template <typename T>
-__device__ __forceinline__ void store_nhwc3(const IchBatch& b, T* img, long long pixel, float h00, float h01, float h10,
-                                            float h11, float fx, float fy) {
+// tile (warp_tile: 32 x 3 values, its own) and copies it out in 16-byte pieces, each sector written whole once
+// (bf16: 12 lanes, fp32: 24). Needs the whole warp inside the image and a 16-byte aligned row start (every 224 or 256
+// output is); else the strided stores. The same values reach the same addresses either way.
+template <typename T, int NORM>
+__device__ __forceinline__ void store_nhwc3(const IchBatch& b, T* img, uint4* warp_tile, long long pixel, float h00,
+                                            float h01, float h10, float h11, float fx, float fy) {
     T* row = img + (pixel - threadIdx.x) * 3;  // the warp's first pixel: the same address in every lane
-    const bool tiled = blockDim.x == 32 && blockDim.y <= ICH_TILE_WARPS &&
-                       (blockIdx.x + 1) * 32 <= static_cast<unsigned>(b.out_w) &&
+    const bool tiled = (blockIdx.x + 1) * ICH_BLOCK_X <= static_cast<unsigned>(b.out_w) &&
                        (reinterpret_cast<uintptr_t>(row) & 15) == 0;
     if (!tiled) {
-        write_samples<true, 3, T, true>(b, img, pixel, 0, h00, h01, h10, h11, fx, fy);
+        write_samples<true, 3, T, true, NORM>(b, img, pixel, 0, h00, h01, h10, h11, fx, fy);
         return;
     }
-    __shared__ uint4 tile[ICH_TILE_WARPS][32 * 3 * sizeof(float) / 16];
-    T* mine = reinterpret_cast<T*>(tile[threadIdx.y]);
+    T* mine = reinterpret_cast<T*>(warp_tile);
 #pragma unroll
-    for (int k = 0; k < 3; k++) mine[threadIdx.x * 3 + k] = convert<T>(sample<true>(b, k, h00, h01, h10, h11, fx, fy));
+    for (int k = 0; k < 3; k++) mine[threadIdx.x * 3 + k] = convert<T>(sample<true, NORM>(b, k, h00, h01, h10, h11, fx, fy));
     __syncwarp();
     constexpr int pieces = 32 * 3 * sizeof(T) / 16;  // bf16, fp16: 12; fp32: 24
-    if (threadIdx.x < pieces) reinterpret_cast<uint4*>(row)[threadIdx.x] = tile[threadIdx.y][threadIdx.x];
+    if (threadIdx.x < pieces) reinterpret_cast<uint4*>(row)[threadIdx.x] = warp_tile[threadIdx.x];
     __syncwarp();  // the tile is rewritten by the next row
 }
 
@@ -303,24 +307,35 @@ struct alignas(16) IchAxis {
     int unused;
 };
 
-// hu_of with the image's sign and RSNA fix fixed at compile time: the common images skip the selects.
-enum HuMode { HU_ANY, HU_UNSIGNED, HU_SIGNED, HU_RSNA_UNSIGNED };
+// hu_of for the common images, chosen once per block (hu_mode_of): the shifts' general form is two shifts and a
+// select per source word. With High Bit = Bits Stored - 1 (shift_left == shift_right == s), (raw << s) >> s is
+// raw & (0xFFFFFFFF >> s) unsigned and a sign extension signed ((int16_t) raw for s = 16); and since & 0xFFF is
+// mod 4096, the RSNA fix ((v + 1000) & 0xFFF) of such a v is (raw + 1000) & 0xFFF when the mask keeps the low
+// 12 bits (Bits Stored >= 12, s <= 20).
+enum HuMode { HU_ANY, HU_UNSIGNED, HU_RSNA, HU_SIGNED16 };
+
+__device__ __forceinline__ int hu_mode_of(const IchImage& im) {
+    if (im.shift_left != im.shift_right) return HU_ANY;
+    if (!im.is_signed) return !im.rsna_fix ? HU_UNSIGNED : im.shift_right <= 20 ? HU_RSNA : HU_ANY;
+    return !im.rsna_fix && im.shift_right == 16 ? HU_SIGNED16 : HU_ANY;
+}
 
 template <int MODE>
 __device__ __forceinline__ float hu_mode(const IchImage& im, uint32_t raw) {
+    int32_t v;
     if (MODE == HU_ANY) return hu_of(im, raw);
-    const uint32_t up = raw << im.shift_left;
-    int32_t v = MODE == HU_SIGNED ? static_cast<int32_t>(up) >> im.shift_right : static_cast<int32_t>(up >> im.shift_right);
-    if (MODE == HU_RSNA_UNSIGNED) v = (v + 1000) & 0xFFF;
+    if (MODE == HU_UNSIGNED) v = static_cast<int32_t>(raw & (0xFFFFFFFFu >> im.shift_right));
+    if (MODE == HU_RSNA) v = static_cast<int32_t>((raw + 1000) & 0xFFF);
+    if (MODE == HU_SIGNED16) v = static_cast<int16_t>(raw);
     return __fadd_rn(__fmul_rn(static_cast<float>(v), im.slope), im.intercept);
 }
 
 // Three channels, all ICH_ROWS rows of the thread inside the image: straight-line code. All ICH_ROWS x 4 source
 // words are loaded before any arithmetic (16 loads in flight per thread), and the windows' fields are immediate
 // operands instead of indexed parameter loads.
-template <int MODE, typename T, bool NHWC>
-__device__ __forceinline__ void linear_rows3(const IchBatch& b, const IchImage& im, T* img, const IchAxis& col,
-                                             const IchAxis* rows, int ox, int oy_first, long long plane) {
+template <int MODE, int NORM, typename T, bool NHWC>
+__device__ __forceinline__ void linear_rows3(const IchBatch& b, const IchImage& im, T* img, uint4* warp_tile,
+                                             const IchAxis& col, const IchAxis* rows, int ox, int oy_first, long long plane) {
     uint32_t raw[ICH_ROWS][4];
 #pragma unroll
     for (int r = 0; r < ICH_ROWS; r++) {
@@ -337,25 +352,31 @@ __device__ __forceinline__ void linear_rows3(const IchBatch& b, const IchImage& 
         const float h00 = hu_mode<MODE>(im, raw[r][0]), h01 = hu_mode<MODE>(im, raw[r][1]);
         const float h10 = hu_mode<MODE>(im, raw[r][2]), h11 = hu_mode<MODE>(im, raw[r][3]);
         if (NHWC) {
-            store_nhwc3(b, img, pixel, h00, h01, h10, h11, col.f, fy);
+            store_nhwc3<T, NORM>(b, img, warp_tile, pixel, h00, h01, h10, h11, col.f, fy);
         } else {
-            write_samples<true, 3, T, NHWC>(b, img, pixel, plane, h00, h01, h10, h11, col.f, fy);
+            write_samples<true, 3, T, NHWC, NORM>(b, img, pixel, plane, h00, h01, h10, h11, col.f, fy);
         }
     }
+}
+
+template <int MODE, typename T, bool NHWC>
+__device__ __forceinline__ void linear_rows3_norm(const IchBatch& b, const IchImage& im, T* img, uint4* warp_tile,
+                                                  const IchAxis& col, const IchAxis* rows, int ox, int oy_first, long long plane) {
+    if (b.normalize) linear_rows3<MODE, NORM_ON, T, NHWC>(b, im, img, warp_tile, col, rows, ox, oy_first, plane);
+    else linear_rows3<MODE, NORM_OFF, T, NHWC>(b, im, img, warp_tile, col, rows, ox, oy_first, plane);
 }
 
 // Launch: block (ICH_BLOCK_X, ICH_BLOCK_Y) (the host's Kernels.BLOCK_X, BLOCK_Y; other shapes trap), grid
 // (ceil(out_w / 32), ceil(out_h / 32), batch size); thread (x, y) does column x of rows y, y + 8, y + 16, y + 24 of
 // the block's 32. The block's 32 column and 32 row coordinates are computed once, by its first two warps, into
-// shared memory: each of them was computed by 32 or 8 threads before (every lane of a warp shares its row), about
-// 25 instructions per pixel of the ~200 a BSB pixel took (H200, Nsight Compute: issue-bound at 83 % of the
-// issue slots, DRAM at 40 %).
+// shared memory: each of them was computed by 32 or 8 threads before (every lane of a warp shares its row).
 template <typename T, bool NHWC>
 __device__ __forceinline__ void preprocess_linear(const IchImage* __restrict__ images, const IchBatch& b,
                                                   T* __restrict__ out) {
     if (blockDim.x != ICH_BLOCK_X || blockDim.y != ICH_BLOCK_Y) __trap();
     __shared__ IchAxis axis_x[ICH_BLOCK_X];
     __shared__ IchAxis axis_y[ICH_BLOCK_X];  // ICH_BLOCK_Y * ICH_ROWS == ICH_BLOCK_X rows
+    __shared__ uint4 tile[ICH_BLOCK_Y][ICH_BLOCK_X * 3 * sizeof(float) / 16];  // NHWC: store_nhwc3's, one per warp
     const int ox = blockIdx.x * ICH_BLOCK_X + threadIdx.x;
     const int oy_block = blockIdx.y * ICH_BLOCK_Y * ICH_ROWS;
     const int oy_first = oy_block + threadIdx.y;
@@ -389,16 +410,13 @@ __device__ __forceinline__ void preprocess_linear(const IchImage* __restrict__ i
     if (ox >= b.out_w) return;
     const IchAxis col = axis_x[threadIdx.x];
     if (c == 3 && oy_first + (ICH_ROWS - 1) * ICH_BLOCK_Y < b.out_h) {
-        // The RSNA fix is only for unsigned pixels; a signed image flagged with it takes the general path.
-        if (im.rsna_fix) {
-            if (im.is_signed) linear_rows3<HU_ANY, T, NHWC>(b, im, img, col, axis_y, ox, oy_first, plane);
-            else linear_rows3<HU_RSNA_UNSIGNED, T, NHWC>(b, im, img, col, axis_y, ox, oy_first, plane);
-        } else if (im.is_signed) {
-            linear_rows3<HU_SIGNED, T, NHWC>(b, im, img, col, axis_y, ox, oy_first, plane);
-        } else {
-            linear_rows3<HU_UNSIGNED, T, NHWC>(b, im, img, col, axis_y, ox, oy_first, plane);
+        // Other images (High Bit not Bits Stored - 1, the fix with fewer than 12 bits) take the loop below.
+        switch (hu_mode_of(im)) {
+            case HU_UNSIGNED: linear_rows3_norm<HU_UNSIGNED, T, NHWC>(b, im, img, tile[threadIdx.y], col, axis_y, ox, oy_first, plane); return;
+            case HU_RSNA: linear_rows3_norm<HU_RSNA, T, NHWC>(b, im, img, tile[threadIdx.y], col, axis_y, ox, oy_first, plane); return;
+            case HU_SIGNED16: linear_rows3_norm<HU_SIGNED16, T, NHWC>(b, im, img, tile[threadIdx.y], col, axis_y, ox, oy_first, plane); return;
+            default: break;
         }
-        return;
     }
     for (int r = 0; r < ICH_ROWS; r++) {
         const int oy = oy_first + r * ICH_BLOCK_Y;
