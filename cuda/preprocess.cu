@@ -433,9 +433,10 @@ __device__ __forceinline__ void preprocess_linear(const IchImage* __restrict__ i
 // Entry points, looked up by name through the driver API (cuModuleGetFunction): ich_preprocess_<dtype>_<layout>
 // (any windows) and ich_preprocess_<dtype>_<layout>_linear (see preprocess_linear; grid y covers ICH_ROWS rows per
 // thread). Arguments: device array of batch-size IchImage, the IchBatch by value, the output buffer (device memory).
-// BLOCKS: blocks per SM the registers must allow. The NCHW linear kernels fit 8 (all 64 warps, 32 registers,
-// no spills), which latency needs: each thread waits for its 16 loads. The NHWC ones need 48 registers for the
-// tile store's (5 blocks); asked for 6 they spill.
+// BLOCKS: blocks per SM the registers must allow. The general kernels and the NCHW linear ones fit 8 (all 64
+// warps, 32 registers, no spills; without the bound nvcc gives the linear ones 40 and the general ones 32 or, with a
+// bound of 1, 40), which latency needs: each thread waits for its loads. The NHWC linear ones need 48 registers for
+// the tile store (5 blocks); asked for 6 they spill.
 #define ICH_ENTRY(NAME, T, NHWC, BODY, BLOCKS)                                                     \
     extern "C" __global__ void __launch_bounds__(256, BLOCKS)                                      \
     NAME(const IchImage* __restrict__ images, const IchBatch batch, T* __restrict__ out) {         \
