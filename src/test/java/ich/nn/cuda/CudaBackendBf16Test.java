@@ -341,8 +341,11 @@ class CudaBackendBf16Test extends CudaBackendFixture {
      * (0.1 %) already moves the deepest activations by 2 % and the gradients by 2.5 to 5 % (median). bf16 rounds
      * at every one of ~100 ops, so its gradients differ from fp32's by 20 to 45 % (median) while pointing the same
      * way (measured cosine 0.98 at batch 8, 96 x 96). So the step is held to what noise cannot break and a wrong
-     * op would: the loss within 2 %, every gradient and statistic finite, and the whole gradient's direction
-     * (cosine above 0.9). {@code TrainerGpuTest} then checks that bf16 training reaches the CPU's losses.
+     * op would: the loss within 6 %, every gradient and statistic finite, and the whole gradient's direction
+     * (cosine above 0.9). The loss's relative difference over 40 seeds on the stand-in libraries: mean 0.03 %,
+     * standard deviation 1.4 %, largest 3.3 %, 5 of 40 beyond the 2 % this test first allowed (an H200 run failed at
+     * 2.1 %); 6 % is about four standard deviations. {@code TrainerGpuTest} then checks that bf16 training reaches
+     * the CPU's losses.
      */
     @Test
     void evalLogitsMatchAndATrainingStepPointsTheCpusWay() {
@@ -376,7 +379,7 @@ class CudaBackendBf16Test extends CudaBackendFixture {
                 onCpu.backward(lc.dLogits(), cc, false);
                 onGpu.backward(lg.dLogits(), gc, false);
             }
-            assertEquals(cpuLoss, gpuLoss, 2e-2 * cpuLoss, "training loss (seed " + seed + ")");
+            assertEquals(cpuLoss, gpuLoss, 6e-2 * cpuLoss, "training loss (seed " + seed + ")");
             assertSameDirection(onCpu.namedParameters(), onGpu.namedParameters());
 
             Map<String, float[]> before = new java.util.HashMap<>();
