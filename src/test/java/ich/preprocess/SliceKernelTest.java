@@ -102,6 +102,38 @@ class SliceKernelTest {
     }
 
     @Test
+    void resampledChannelsAreTheInterpolatedPerPixelWindows() {
+        // The kernel maps a linear window's (v - low) * scale once, after interpolating clamped HU; the seed's order
+        // is to window every source pixel, then resize. Interpolation commutes with an affine map, so the two agree
+        // but for fp32 rounding: checked against that order in double, on random HU, a fractional box and a flip.
+        SplittableRandom rnd = new SplittableRandom();
+        int rows = 61, columns = 47, outH = 29, outW = 33;
+        int[] hu = new int[rows * columns];
+        for (int i = 0; i < hu.length; i++) hu[i] = rnd.nextInt(-1100, 2000);
+        Window[] windows = {Window.BRAIN, Window.SUBDURAL, Window.SOFT_TISSUE, Window.sigmoid("brain-sigmoid", 40, 80)};
+        CropBox box = new CropBox(2.75, 5.5, 41.5, 53.25);
+        float[] out = run(hu, rows, columns, box, true, outH, outW, windows);
+        for (int k = 0; k < windows.length; k++) {
+            for (int oy = 0; oy < outH; oy++) {
+                double sy = Math.min(Math.max(box.y() + (oy + 0.5) * box.height() / outH - 0.5, 0), rows - 1);
+                int y0 = (int) sy, y1 = Math.min(y0 + 1, rows - 1);
+                for (int ox = 0; ox < outW; ox++) {
+                    double sx = Math.min(Math.max(box.x() + (ox + 0.5) * box.width() / outW - 0.5, 0), columns - 1);
+                    int x0 = (int) sx, x1 = Math.min(x0 + 1, columns - 1);
+                    double top = lerp(windows[k].apply(hu[y0 * columns + x0]), windows[k].apply(hu[y0 * columns + x1]), sx - x0);
+                    double bottom = lerp(windows[k].apply(hu[y1 * columns + x0]), windows[k].apply(hu[y1 * columns + x1]), sx - x0);
+                    float got = out[(k * outH + oy) * outW + (outW - 1 - ox)];
+                    assertEquals(lerp(top, bottom, sy - y0), got, 1e-5, windows[k] + " at (" + ox + ", " + oy + ")");
+                }
+            }
+        }
+    }
+
+    private static double lerp(double a, double b, double f) {
+        return a + (b - a) * f;
+    }
+
+    @Test
     void nhwcIsTheTransposeOfNchwAndNormalisationApplies() {
         SplittableRandom rnd = new SplittableRandom();
         int[] hu = new int[64 * 48];
