@@ -14,13 +14,13 @@ import java.lang.foreign.ValueLayout;
  * [0, columns - 1] (edge pixels repeat); same for y. Windows are applied to HU at source pixels, then
  * interpolated, as the seed windows at full resolution and resizes afterwards. A linear window's clamp is done
  * at the source pixels and its affine map {@code (v - low) * scale} once after the interpolation: the same
- * function (interpolation commutes with an affine map), with a quarter of the map's arithmetic, which is what
- * kept the GPU kernel from running at memory speed. A flipped sample writes output column {@code outW - 1 - ox}.
+ * function (interpolation commutes with an affine map) with a quarter of the map's arithmetic, one of the cuts
+ * that brought the GPU kernel to memory speed. A flipped sample writes output column {@code outW - 1 - ox}.
  * All arithmetic is fp32 in the order written here, each interpolation step one fused multiply-add
  * ({@link Math#fma}), so the GPU kernel can follow it operation for operation.
  *
  * <p>Cost per 224 x 224 output from a 512 x 512 slice: HU for each of the ~450 source rows the box touches
- * (230 k samples, read once: 450 KiB), per channel the window over those rows (230 k clamp-scale, SIMD), a
+ * (230 k samples, read once: 450 KiB), per channel the window over those rows (230 k clamps, SIMD), a
  * horizontal lerp per touched row and output column (100 k) and a vertical lerp per output pixel (50 k).
  * About 2 MFLOP for BSB; the working set is a few rows, so it runs from L1/L2; writes 600 KiB.
  */
@@ -91,6 +91,7 @@ public final class SliceKernel {
         int[] slotRow = {-1, -1};
         long plane = (long) outH * outW;
         float[] lo = new float[c], hi = new float[c], sc = new float[c], bi = new float[c], mean = new float[c], invStd = new float[c];
+        float[] mapLow = new float[c], mapScale = new float[c];
         for (int k = 0; k < c; k++) {
             lo[k] = windows[k].low();
             hi[k] = windows[k].high();
@@ -98,6 +99,9 @@ public final class SliceKernel {
             bi[k] = windows[k].bias();
             mean[k] = norm == null ? 0f : norm.mean()[k];
             invStd[k] = norm == null ? 1f : 1f / norm.std()[k];
+            // A sigmoid window is applied at the source pixels: its map after the interpolation is the identity.
+            mapLow[k] = windows[k].sigmoid() ? 0f : lo[k];
+            mapScale[k] = windows[k].sigmoid() ? 1f : sc[k];
         }
         for (int oy = 0; oy < outH; oy++) {
             int s0 = slotFor(y0[oy], -1, slotRow);
@@ -106,9 +110,7 @@ public final class SliceKernel {
             int s1 = slotFor(y1[oy], s0, slotRow);
             if (s1 < 0) s1 = fill(y1[oy], 1 - s0, slotRow, framePixels, columns, hu, windows, lo, hi, sc, bi, huRow, rowBuf, x0, x1, fx, slots, outW);
             for (int k = 0; k < c; k++) {
-                verticalLerp(slots[2 * k + s0], slots[2 * k + s1], fy[oy], outRow, outW);
-                if (!windows[k].sigmoid()) linearMap(outRow, outW, lo[k], sc[k]);
-                if (norm != null) normalise(outRow, outW, mean[k], invStd[k]);
+                verticalLerp(slots[2 * k + s0], slots[2 * k + s1], fy[oy], mapLow[k], mapScale[k], mean[k], invStd[k], outRow, outW);
                 if (flip) reverse(outRow, 0, outW);
                 if (layout == Layout.NCHW) {
                     MemorySegment.copy(outRow, 0, out, ValueLayout.JAVA_FLOAT_UNALIGNED, outOffset + 4 * (k * plane + (long) oy * outW), outW);
@@ -162,20 +164,18 @@ public final class SliceKernel {
         }
     }
 
-    private static void verticalLerp(float[] top, float[] bottom, float wy, float[] dst, int n) {
+    /**
+     * The vertical lerp, then a linear window's map {@code (v - low) * scale} and the normalisation {@code (v - mean)
+     * * invStd}, in one pass. Where there is no map (a sigmoid window: low 0, scale 1) or no normalisation (mean 0,
+     * invStd 1) those steps give v back exactly (v - 0 and v * 1 round to v, -0.0 and NaN included), as the GPU
+     * kernel's skipped steps do.
+     */
+    private static void verticalLerp(float[] top, float[] bottom, float wy, float low, float scale, float mean, float invStd,
+                                     float[] dst, int n) {
         for (int ox = 0; ox < n; ox++) {
             float t = top[ox];
-            dst[ox] = Math.fma(bottom[ox] - t, wy, t);
+            dst[ox] = ((Math.fma(bottom[ox] - t, wy, t) - low) * scale - mean) * invStd;
         }
-    }
-
-    /** A linear window's map of the interpolated, clamped HU: Window.apply's {@code (v - low) * scale}. */
-    private static void linearMap(float[] v, int n, float low, float scale) {
-        for (int x = 0; x < n; x++) v[x] = (v[x] - low) * scale;
-    }
-
-    private static void normalise(float[] v, int n, float mean, float invStd) {
-        for (int x = 0; x < n; x++) v[x] = (v[x] - mean) * invStd;
     }
 
     private static void reverse(float[] a, int from, int n) {
