@@ -322,8 +322,8 @@ __device__ __forceinline__ int hu_mode_of(const IchImage& im) {
 
 template <int MODE>
 __device__ __forceinline__ float hu_mode(const IchImage& im, uint32_t raw) {
+    static_assert(MODE != HU_ANY, "other images take hu_of, in preprocess_linear's rows loop");
     int32_t v;
-    if (MODE == HU_ANY) return hu_of(im, raw);
     if (MODE == HU_UNSIGNED) v = static_cast<int32_t>(raw & (0xFFFFFFFFu >> im.shift_right));
     if (MODE == HU_RSNA) v = static_cast<int32_t>((raw + 1000) & 0xFFF);
     if (MODE == HU_SIGNED16) v = static_cast<int16_t>(raw);
@@ -331,8 +331,8 @@ __device__ __forceinline__ float hu_mode(const IchImage& im, uint32_t raw) {
 }
 
 // Three channels, all ICH_ROWS rows of the thread inside the image: straight-line code. All ICH_ROWS x 4 source
-// words are loaded before any arithmetic (16 loads in flight per thread), and the windows' fields are immediate
-// operands instead of indexed parameter loads.
+// words are independent loads written before any arithmetic (nvcc may interleave them with it to stay within 32
+// registers), and the windows' fields are immediate operands instead of indexed parameter loads.
 template <int MODE, int NORM, typename T, bool NHWC>
 __device__ __forceinline__ void linear_rows3(const IchBatch& b, const IchImage& im, T* img, uint4* warp_tile,
                                              const IchAxis& col, const IchAxis* rows, int ox, int oy_first, long long plane) {
