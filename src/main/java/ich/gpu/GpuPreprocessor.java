@@ -468,14 +468,7 @@ public final class GpuPreprocessor implements AutoCloseable {
         } catch (RuntimeException e) {
             failure = e;
         }
-        for (int i = owned.size() - 1; i >= 0; i--) {
-            try {
-                owned.get(i).close();
-            } catch (Exception e) {
-                if (failure == null) failure = e instanceof RuntimeException r ? r : new IllegalStateException(e);
-                else failure.addSuppressed(e);
-            }
-        }
+        failure = Closing.closeEach(failure, owned.reversed());
         owned.clear();
         arena.close();
         if (failure != null) throw failure;

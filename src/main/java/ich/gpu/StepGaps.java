@@ -1,5 +1,9 @@
 package ich.gpu;
 
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
 /**
  * How long a stream sat idle between steps that the host queues one after another: the GPU's own measure of
  * "waiting for data". The host's wait for its loader says less when it queues ahead: while it waits, the device may
@@ -32,7 +36,7 @@ public final class StepGaps implements AutoCloseable {
                 starts[i] = context.createEvent();
             }
         } catch (RuntimeException e) {
-            closeEvents(e);
+            Closing.closeEach(e, events());
             throw e;
         }
     }
@@ -93,22 +97,13 @@ public final class StepGaps implements AutoCloseable {
     public void close() {
         if (closed) return;
         closed = true;
-        closeEvents(null);
+        Closing.closeAll(events());
     }
 
-    private void closeEvents(RuntimeException failure) {
-        RuntimeException first = failure;
-        for (Event[] events : new Event[][] {ends, starts}) {
-            for (Event e : events) {
-                if (e == null) continue;
-                try {
-                    e.close();
-                } catch (RuntimeException ex) {
-                    if (first == null) first = ex;
-                    else first.addSuppressed(ex);
-                }
-            }
-        }
-        if (first != null && failure == null) throw first;
+    /** Every event, those not made yet as nulls. */
+    private List<Event> events() {
+        List<Event> all = new ArrayList<>(Arrays.asList(ends));
+        all.addAll(Arrays.asList(starts));
+        return all;
     }
 }

@@ -1,5 +1,6 @@
 package ich.train;
 
+import ich.gpu.Closing;
 import ich.gpu.GpuPreprocessor;
 import ich.gpu.UtilisationSampler;
 import ich.nn.Backend;
@@ -10,6 +11,7 @@ import ich.preprocess.SliceKernel;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 
@@ -155,16 +157,6 @@ public final class TrainingDevice implements AutoCloseable {
     /** Closes the sampler, the preprocessors and then the backend (whose context they use). */
     @Override
     public void close() {
-        RuntimeException failure = null;
-        for (AutoCloseable c : new AutoCloseable[] {sampler, evalKernel, trainKernel, backend}) {
-            if (c == null) continue;
-            try {
-                c.close();
-            } catch (Exception e) {
-                if (failure == null) failure = e instanceof RuntimeException r ? r : new IllegalStateException(e);
-                else failure.addSuppressed(e);
-            }
-        }
-        if (failure != null) throw failure;
+        Closing.closeAll(Arrays.asList(sampler, evalKernel, trainKernel, backend));
     }
 }

@@ -1676,17 +1676,11 @@ public final class CudaBackend implements Backend {
         bind();
         stream.synchronize(); // the graphs' kernels and the loss read-outs
         if (copyStream != null) copyStream.synchronize(); // the hoisted copies into the pools
-        RuntimeException failure = null;
-        for (StepGraph g : graphs.values()) {
-            try {
-                g.close();
-            } catch (RuntimeException e) {
-                if (failure == null) failure = e;
-                else failure.addSuppressed(e);
-            }
+        try {
+            ich.gpu.Closing.closeAll(graphs.values());
+        } finally {
+            graphs.clear();
         }
-        graphs.clear();
-        if (failure != null) throw failure;
     }
 
     /** Whether steps of this key replay a captured graph now. */

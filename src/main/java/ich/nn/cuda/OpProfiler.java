@@ -1,5 +1,6 @@
 package ich.nn.cuda;
 
+import ich.gpu.Closing;
 import ich.gpu.Context;
 import ich.gpu.Event;
 import ich.gpu.Stream;
@@ -84,7 +85,6 @@ final class OpProfiler implements AutoCloseable {
 
     @Override
     public void close() {
-        RuntimeException failure = null;
         List<Event> all = new ArrayList<>(spare);
         for (Timed t : pending) {
             all.add(t.start());
@@ -92,14 +92,6 @@ final class OpProfiler implements AutoCloseable {
         }
         spare.clear();
         pending.clear();
-        for (Event e : all) {
-            try {
-                e.close();
-            } catch (RuntimeException ex) {
-                if (failure == null) failure = ex;
-                else failure.addSuppressed(ex);
-            }
-        }
-        if (failure != null) throw failure;
+        Closing.closeAll(all);
     }
 }
